@@ -1,0 +1,94 @@
+"""The ``fms`` command: ``fms run``, ``fms check-config FILE`` and ``fms --version``.
+
+The contract here is stable (tests, scripts and operators rely on it): ``fms run`` with no
+configuration listens on ``0.0.0.0:1935``; its first log line is ``listening on rtmp://H:P`` with
+the port actually bound; SIGINT and SIGTERM stop it with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from fms import __version__
+from fms.config import LOG_LEVELS, Config, load_config, with_overrides
+from fms.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fms", description="pyFMS: a live-streaming RTMP server with Python plugins"
+    )
+    parser.add_argument("--version", action="version", version=f"fms {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = commands.add_parser("run", help="start the server")
+    run.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
+    run.add_argument("--port", type=int, help="TCP port (default 1935; 0 picks a free one)")
+    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    run.add_argument("--log-level", choices=LOG_LEVELS, help="lowest level logged (default info)")
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", help="TOML configuration file")
+    return parser
+
+
+def _report(error: ConfigError) -> None:
+    for problem in error.problems:
+        print(f"error: {problem}", file=sys.stderr)
+
+
+def check_config(path: str) -> int:
+    """Validate ``path``; print every problem and return 1, or confirm and return 0."""
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        _report(exc)
+        return 1
+    print(f"{path}: configuration is valid")
+    return 0
+
+
+def run(config: Config) -> int:
+    """Start the service tree on the global reactor and run until a signal stops it."""
+    from twisted.internet import reactor
+    from twisted.logger import Logger
+
+    from fms.log import start_logging
+    from fms.service import make_service, raise_open_file_limit
+
+    start_logging(config.server.log_level)
+    log = Logger(namespace="fms.cli")
+    status = {"code": 0}
+    root, listener = make_service(reactor, config)
+
+    def listen_failed(failure: Any) -> None:
+        log.critical("cannot listen: {reason}", reason=failure.getErrorMessage())
+        status["code"] = 1
+        reactor.stop()
+
+    def listening(_: object) -> None:
+        limit = raise_open_file_limit()
+        log.info("fms {version} ready; open-file limit {limit}", version=__version__, limit=limit)
+
+    listener.listening.addCallbacks(listening, listen_failed)
+    reactor.callWhenRunning(root.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    reactor.run()
+    if status["code"] == 0:
+        log.info("stopped")
+    return status["code"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fms`` console script and ``python -m fms``."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file)
+    try:
+        config = load_config(args.config) if args.config else Config()
+    except ConfigError as exc:
+        _report(exc)
+        return 1
+    config = with_overrides(config, host=args.host, port=args.port, log_level=args.log_level)
+    return run(config)

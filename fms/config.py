@@ -1,0 +1,203 @@
+"""Configuration: a TOML file read into frozen dataclasses.
+
+Every option has a default, so ``fms run`` works with no file at all. A file only overrides what
+it names. Loading checks every key against the schema below and collects *all* problems before
+failing, each as ``FILE: KEY: reason``, so that ``fms check-config`` explains everything at once.
+
+Units are in the option names' docstrings: times in seconds (float), sizes in bytes (int).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fms.errors import ConfigError
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+def _opt(
+    default: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    """A dataclass field with validation metadata (range or choices) and a one-line doc."""
+    meta = {"min": minimum, "max": maximum, "choices": choices, "doc": doc}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Where the RTMP listener binds and how loudly the server logs."""
+
+    host: str = _opt("0.0.0.0", doc="interface to listen on ('::' for IPv6)")
+    port: int = _opt(1935, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one")
+    log_level: str = _opt("info", choices=LOG_LEVELS, doc="lowest level written to the log")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Per-connection protocol limits; a peer that breaks one loses its own connection only."""
+
+    handshake_timeout: float = _opt(10.0, minimum=0.1, doc="seconds from accept to handshake done")
+    connect_timeout: float = _opt(10.0, minimum=0.1, doc="seconds from handshake to 'connect'")
+    idle_timeout: float = _opt(
+        30.0, minimum=0.1, doc="seconds without a received byte before a connection is closed"
+    )
+    max_chunk_size: int = _opt(
+        0x7FFFFFFF, minimum=1, maximum=0x7FFFFFFF, doc="largest Set Chunk Size accepted (bytes)"
+    )
+    max_command_message: int = _opt(
+        64 * 1024, minimum=1024, doc="largest command/data/control message (bytes)"
+    )
+    max_audio_message: int = _opt(1024 * 1024, minimum=1024, doc="largest audio message (bytes)")
+    max_video_message: int = _opt(
+        8 * 1024 * 1024, minimum=1024, doc="largest video or aggregate message (bytes)"
+    )
+    max_partial_chunk_streams: int = _opt(
+        64, minimum=1, doc="chunk streams that may hold a partial message at once"
+    )
+    max_buffered_bytes: int = _opt(
+        16 * 1024 * 1024, minimum=1024, doc="bytes of incomplete messages held per connection"
+    )
+    amf_max_depth: int = _opt(32, minimum=1, maximum=1000, doc="nesting depth of AMF values")
+    amf_max_entries: int = _opt(1024, minimum=1, doc="entries per AMF object or array in commands")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. ``source`` names the file it came from (None: defaults)."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    source: str | None = None
+
+
+_SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "limits": LimitsConfig}
+
+T = TypeVar("T")
+
+
+def _type_name(value: object) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_value(expected: Any, value: object) -> tuple[bool, object]:
+    """Whether ``value`` fits the annotated type; ints are accepted where floats are."""
+    if typing.get_origin(expected) in (typing.Union, types.UnionType):
+        for member in typing.get_args(expected):
+            ok, converted = _check_value(member, value)
+            if ok:
+                return True, converted
+        return False, value
+    if expected is type(None):
+        return value is None, value
+    if expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if expected is bool:
+        return isinstance(value, bool), value
+    if expected is str:
+        return isinstance(value, str), value
+    return False, value
+
+
+def _load_section(cls: type[T], table: object, where: str, problems: list[str]) -> T:
+    """Build ``cls`` from a TOML table, appending one problem per bad key."""
+    if not isinstance(table, Mapping):
+        problems.append(f"{where}: expected a table, got {_type_name(table)}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        name = f"{where}.{key}"
+        spec = known.get(key)
+        if spec is None:
+            problems.append(f"{name}: unknown key (known: {', '.join(sorted(known))})")
+            continue
+        expected = hints[key]
+        ok, converted = _check_value(expected, value)
+        if not ok:
+            want = getattr(expected, "__name__", str(expected))
+            problems.append(f"{name}: expected {want}, got {_type_name(value)} {value!r}")
+            continue
+        meta = spec.metadata
+        if meta.get("choices") and converted not in meta["choices"]:
+            problems.append(f"{name}: {converted!r} is not one of {', '.join(meta['choices'])}")
+            continue
+        if isinstance(converted, (int, float)):
+            if meta.get("min") is not None and converted < meta["min"]:
+                problems.append(f"{name}: {converted!r} is below the minimum {meta['min']}")
+                continue
+            if meta.get("max") is not None and converted > meta["max"]:
+                problems.append(f"{name}: {converted!r} is above the maximum {meta['max']}")
+                continue
+        values[key] = converted
+    return cls(**values)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Parse TOML text into a :class:`Config`; raise :class:`ConfigError` listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for key, table in data.items():
+        cls = _SECTIONS.get(key)
+        if cls is None:
+            problems.append(
+                f"{source}: {key}: unknown section (known: {', '.join(sorted(_SECTIONS))})"
+            )
+            continue
+        sections[key] = _load_section(cls, table, f"{source}: {key}", problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(source=source, **sections)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{p}: not UTF-8 text"]) from None
+    return parse_config(text, str(p))
+
+
+def with_overrides(
+    config: Config,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    log_level: str | None = None,
+) -> Config:
+    """Return ``config`` with the ``[server]`` options given on the command line replaced."""
+    server = config.server
+    server = dataclasses.replace(
+        server,
+        host=server.host if host is None else host,
+        port=server.port if port is None else port,
+        log_level=server.log_level if log_level is None else log_level,
+    )
+    return dataclasses.replace(config, server=server)

@@ -1,0 +1,593 @@
+"""The server side of one RTMP connection, as a sans-IO state machine.
+
+Bytes go in through :meth:`ServerConnection.receive_data` (with the current time passed in) and
+come out as :mod:`fms.rtmp.events`; the layer above decides and answers through this object's
+methods, which queue bytes for :meth:`ServerConnection.data_to_send`. No sockets, no clock, no
+Twisted: every behaviour is testable by feeding bytes.
+
+What the connection does on its own, because the protocol leaves no choice: the handshake,
+acknowledgements per the window the peer announced (the 32-bit byte counter wraps), answering
+pings, honouring the peer's chunk size, splitting aggregates, and refusing anything out of order
+(no command before ``connect``, no media relayed before a publish was accepted). Everything that
+is policy (who may connect, publish or play) is an event for the layer above.
+
+States: ``HANDSHAKE`` -> ``AWAITING_CONNECT`` -> ``CONNECT_PENDING`` (the application decides;
+commands that arrive meanwhile are held, in order) -> ``CONNECTED``; ``CLOSED`` after a rejected
+connect or :meth:`close`; ``ERROR`` after the peer broke the protocol, for good.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fms.amf import AMFLimits
+from fms.errors import LocalProtocolError, RemoteProtocolError
+from fms.rtmp import events as ev
+from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage, encode_shared
+from fms.rtmp.constants import MessageType, PeerBandwidthLimit, UserControlEvent
+from fms.rtmp.errors import MessageError
+from fms.rtmp.handshake import ServerHandshake
+from fms.rtmp.messages import (
+    Acknowledgement,
+    Aggregate,
+    Command,
+    Data,
+    Media,
+    Message,
+    SetChunkSize,
+    SetPeerBandwidth,
+    UserControl,
+    WindowAcknowledgementSize,
+    decode_message,
+    encode_message,
+)
+from fms.rtmp.status import StatusCode, info
+
+FMS_VERSION = "FMS/3,5,7,7009"
+"""What we report as ``fmsVer``: clients gate features on a Flash Media Server version."""
+
+FMS_CAPABILITIES = 31
+"""The capability bits Flash Media Server 3.5 reports in the connect ``_result``."""
+
+
+class ConnectionState(Enum):
+    HANDSHAKE = "handshake"
+    AWAITING_CONNECT = "awaiting connect"
+    CONNECT_PENDING = "connect pending"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+class StreamState(Enum):
+    """What a message stream (created by ``createStream``) is doing."""
+
+    IDLE = "idle"
+    PUBLISH_PENDING = "publish pending"
+    PUBLISHING = "publishing"
+    PLAYING = "playing"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Per-connection limits; breaking one is a :class:`RemoteProtocolError` (or a refused
+    command), never an unbounded allocation."""
+
+    chunk: ChunkLimits = field(default_factory=ChunkLimits)
+    amf: AMFLimits = field(default_factory=AMFLimits)
+    max_streams: int = 16
+    max_app_length: int = 128
+    max_tc_url_length: int = 512
+    max_stream_name_length: int = 256
+    max_pending_calls: int = 1024
+    max_held_commands: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """What the server announces at connect, as Flash Media Server does.
+
+    ``chunk_size`` is the outgoing chunk size for every connection: shared (encode-once) media
+    bytes are valid only for connections that use the same one.
+    """
+
+    window_ack_size: int = 2_500_000
+    peer_bandwidth: int = 2_500_000
+    chunk_size: int = 4096
+    fms_version: str = FMS_VERSION
+
+
+def split_query(text: str) -> tuple[str, dict[str, str]]:
+    """``"name?a=1&b=2"`` -> ``("name", {"a": "1", "b": "2"})``; the query is kept for plugins."""
+    name, sep, query = text.partition("?")
+    if not sep:
+        return text, {}
+    return name, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _app_from_tc_url(tc_url: str) -> str:
+    try:
+        path = urlsplit(tc_url).path
+    except ValueError:
+        return ""
+    return path.strip("/")
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    if value != value or value in (float("inf"), float("-inf")):
+        return default
+    return float(value)
+
+
+class ServerConnection:
+    """One client connection, from the first handshake byte to the close."""
+
+    def __init__(
+        self,
+        limits: ConnectionLimits | None = None,
+        settings: ServerSettings | None = None,
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        now: float = 0.0,
+    ) -> None:
+        self.limits = limits or ConnectionLimits()
+        self.settings = settings or ServerSettings()
+        self.state = ConnectionState.HANDSHAKE
+        self.object_encoding = 0
+        self.app: str | None = None
+        self.streams: dict[int, StreamState] = {}
+        self.dropped_messages = 0
+        """Media/data messages that arrived on a stream not (yet) publishing: counted, dropped."""
+        self._started = now
+        self._handshake = ServerHandshake(now_ms=0, random_bytes=random_bytes)
+        self._decoder = ChunkDecoder(self.limits.chunk)
+        self._encoder = ChunkEncoder()
+        self._outgoing: list[bytes] = []
+        self._held: list[ev.Event] = []
+        self._next_stream_id = 1
+        self._next_transaction = 1
+        self._pending_calls: set[float] = set()
+        self._ack_window = 0
+        self._last_ack = 0
+
+    # ----------------------------------------------------------------------------- input
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received after the handshake (32-bit counter, as acknowledgements carry it)."""
+        return self._decoder.bytes_received & 0xFFFFFFFF
+
+    @property
+    def chunk_size(self) -> int:
+        """Our outgoing chunk size (bytes)."""
+        return self._encoder.chunk_size
+
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[ev.Event]:
+        """Feed bytes from the peer; return what happened. Raises RemoteProtocolError (and stays
+        in the ERROR state) when the peer broke the protocol."""
+        if self.state is ConnectionState.ERROR:
+            raise LocalProtocolError("receive_data after a protocol error")
+        if self.state is ConnectionState.CLOSED:
+            return []
+        try:
+            return self._receive(data, now)
+        except RemoteProtocolError:
+            self.state = ConnectionState.ERROR
+            raise
+
+    def _receive(self, data: bytes, now: float) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        if self.state is ConnectionState.HANDSHAKE:
+            self._handshake.receive_data(data, int((now - self._started) * 1000) & 0xFFFFFFFF)
+            self._outgoing.append(self._handshake.data_to_send())
+            if not self._handshake.done:
+                return out
+            self.state = ConnectionState.AWAITING_CONNECT
+            out.append(ev.HandshakeCompleted(digest=self._handshake.digest_scheme is not None))
+            data = self._handshake.leftover
+        if self.state is ConnectionState.CONNECTED and self._held:
+            out.extend(self._held)
+            self._held.clear()
+        if not data:
+            return out
+        for raw in self._decoder.receive_data(data):
+            self._dispatch(raw, out)
+        self._acknowledge()
+        return out
+
+    def _acknowledge(self) -> None:
+        if not self._ack_window:
+            return
+        total = self._decoder.bytes_received
+        if total - self._last_ack >= self._ack_window:
+            self._last_ack = total
+            self._send(Acknowledgement(total & 0xFFFFFFFF))
+
+    def _dispatch(self, raw: RawMessage, out: list[ev.Event]) -> None:
+        message = decode_message(raw, self.limits.amf)
+        if isinstance(message, Aggregate):
+            for sub in message.messages:
+                self._dispatch_stream_message(sub, out)
+        elif isinstance(message, (Media, Data)):
+            self._dispatch_stream_message(message, out)
+        elif isinstance(message, Command):
+            self._dispatch_command(message, out)
+        else:
+            self._dispatch_control(message, out)
+
+    def _dispatch_control(self, message: Message, out: list[ev.Event]) -> None:
+        if isinstance(message, SetChunkSize):
+            out.append(ev.PeerChunkSizeChanged(message.size))
+        elif isinstance(message, WindowAcknowledgementSize):
+            self._ack_window = message.size
+        elif isinstance(message, UserControl):
+            if message.event == UserControlEvent.PING_REQUEST:
+                self._send(UserControl(UserControlEvent.PING_RESPONSE, message.value))
+            elif message.event == UserControlEvent.PING_RESPONSE:
+                out.append(ev.PingAnswered(message.value))
+            elif message.event == UserControlEvent.SET_BUFFER_LENGTH:
+                out.append(ev.BufferLengthSet(message.value, message.buffer_length or 0))
+        # Acknowledgement, Abort (handled by the decoder), Set Peer Bandwidth and shared
+        # objects need no answer from a live server.
+
+    def _dispatch_stream_message(self, message: Media | Data, out: list[ev.Event]) -> None:
+        if self.streams.get(message.stream_id) is not StreamState.PUBLISHING:
+            self.dropped_messages += 1
+            return
+        if isinstance(message, Media):
+            out.append(ev.MediaReceived(message.stream_id, message))
+        else:
+            out.append(ev.DataReceived(message.stream_id, message))
+
+    def _dispatch_command(self, command: Command, out: list[ev.Event]) -> None:
+        if self.state is ConnectionState.AWAITING_CONNECT:
+            if command.name != "connect":
+                raise MessageError(f"{command.name!r} before connect")
+            out.append(self._connect_event(command))
+            self.state = ConnectionState.CONNECT_PENDING
+            return
+        if command.name == "connect":
+            raise MessageError("a second connect on one connection")
+        event = self._command_event(command)
+        if event is None:
+            return
+        if self.state is ConnectionState.CONNECT_PENDING:
+            if len(self._held) >= self.limits.max_held_commands:
+                raise MessageError("too many commands while connect is pending")
+            self._held.append(event)
+        else:
+            out.append(event)
+
+    def _connect_event(self, command: Command) -> ev.ConnectRequested:
+        obj = command.command_object
+        if not isinstance(obj, dict):
+            raise MessageError("connect without a command object")
+        app = obj.get("app")
+        tc_url = obj.get("tcUrl", "")
+        if not isinstance(tc_url, str):
+            raise MessageError("connect: tcUrl is not a string")
+        if len(tc_url.encode()) > self.limits.max_tc_url_length:
+            raise MessageError(f"connect: tcUrl longer than {self.limits.max_tc_url_length} bytes")
+        if not isinstance(app, str):
+            app = _app_from_tc_url(tc_url)
+        app, query = split_query(app)
+        if not query and "?" in tc_url:
+            query = split_query(tc_url)[1]
+        app = app.strip("/")
+        if len(app.encode()) > self.limits.max_app_length:
+            raise MessageError(f"connect: app longer than {self.limits.max_app_length} bytes")
+        encoding = 3 if _number(obj.get("objectEncoding"), 0.0) == 3.0 else 0
+        self.object_encoding = encoding
+        self.app = app
+        return ev.ConnectRequested(
+            command.transaction_id, app, tc_url, query, encoding, obj, command.arguments
+        )
+
+    def _stream_name(self, command: Command) -> tuple[str, dict[str, str], str]:
+        raw_name = command.arguments[0] if command.arguments else ""
+        if raw_name is None or raw_name is False:
+            raw_name = ""
+        if not isinstance(raw_name, str):
+            raise MessageError(f"{command.name}: the stream name is not a string")
+        if len(raw_name.encode()) > self.limits.max_stream_name_length + 1024:
+            raise MessageError(f"{command.name}: stream name far too long")
+        name, query = split_query(raw_name)
+        return name, query, raw_name
+
+    def _command_event(self, command: Command) -> ev.Event | None:
+        name, sid, tid, args = (
+            command.name,
+            command.stream_id,
+            command.transaction_id,
+            command.arguments,
+        )
+        if name == "createStream":
+            return ev.CreateStreamRequested(tid)
+        if name in ("_result", "_error"):
+            if tid not in self._pending_calls:
+                return None  # an answer to nothing we asked: ignore
+            self._pending_calls.discard(tid)
+            values = (command.command_object, *args)
+            if name == "_result":
+                return ev.ResultReceived(tid, values)
+            return ev.ErrorReceived(tid, values)
+        if name == "deleteStream":
+            target = int(_number(args[0] if args else None, 0.0))
+            return ev.DeleteStreamRequested(target)
+        if sid in self.streams:
+            if name == "publish":
+                stream_name, query, raw = self._stream_name(command)
+                kind = args[1] if len(args) > 1 and isinstance(args[1], str) else "live"
+                return ev.PublishRequested(sid, tid, stream_name, query, kind, raw)
+            if name == "play":
+                stream_name, query, raw = self._stream_name(command)
+                start = _number(args[1] if len(args) > 1 else None, -2.0)
+                duration = _number(args[2] if len(args) > 2 else None, -1.0)
+                reset = args[3] if len(args) > 3 and isinstance(args[3], bool) else True
+                return ev.PlayRequested(sid, tid, stream_name, query, start, duration, reset, raw)
+            if name == "closeStream":
+                return ev.CloseStreamRequested(sid)
+            if name == "pause":
+                paused = bool(args[0]) if args else True
+                position = _number(args[1] if len(args) > 1 else None, 0.0)
+                return ev.PauseRequested(sid, tid, paused, position)
+            if name == "seek":
+                return ev.SeekRequested(sid, tid, _number(args[0] if args else None, 0.0))
+            if name in ("receiveAudio", "receiveVideo"):
+                kind = "audio" if name == "receiveAudio" else "video"
+                return ev.ReceiveMediaRequested(sid, kind, bool(args[0]) if args else True)
+        return ev.CallRequested(command)
+
+    # ---------------------------------------------------------------------------- output
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the peer since the last call."""
+        if not self._outgoing:
+            return b""
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def _send(self, message: Message, timestamp: int = 0) -> None:
+        self._outgoing.append(self._encoder.encode(encode_message(message, timestamp)))
+
+    def _require(self, *states: ConnectionState) -> None:
+        if self.state not in states:
+            names = ", ".join(s.value for s in states)
+            raise LocalProtocolError(f"not allowed in state {self.state.value} (needs {names})")
+
+    def _command(self, name: str, tid: float, obj: Any, *args: Any, stream_id: int = 0) -> None:
+        amf3 = self.object_encoding == 3
+        self._send(Command(name, tid, obj, args, stream_id, amf3))
+
+    def set_chunk_size(self, size: int) -> None:
+        """Announce and use a new outgoing chunk size (bytes)."""
+        self._send(SetChunkSize(size))
+        self._encoder.set_chunk_size(size)
+
+    def accept_connect(
+        self,
+        event: ev.ConnectRequested,
+        *,
+        properties: dict[str, Any] | None = None,
+        **information: Any,
+    ) -> None:
+        """Answer ``connect`` as Flash Media Server does: Window Ack Size, Set Peer Bandwidth,
+        Set Chunk Size, then ``_result`` with ``NetConnection.Connect.Success``."""
+        self._require(ConnectionState.CONNECT_PENDING)
+        s = self.settings
+        self._send(WindowAcknowledgementSize(s.window_ack_size))
+        self._send(SetPeerBandwidth(s.peer_bandwidth, PeerBandwidthLimit.DYNAMIC))
+        self.set_chunk_size(s.chunk_size)
+        props: dict[str, Any] = {
+            "fmsVer": s.fms_version,
+            "capabilities": FMS_CAPABILITIES,
+            "mode": 1,
+        }
+        props.update(properties or {})
+        details = info(
+            StatusCode.CONNECT_SUCCESS,
+            objectEncoding=float(self.object_encoding),
+            data={"version": s.fms_version.partition("/")[2]},
+        )
+        details.update(information)
+        self._command("_result", event.transaction_id, props, details)
+        self.state = ConnectionState.CONNECTED
+
+    def reject_connect(
+        self,
+        event: ev.ConnectRequested,
+        description: str = "",
+        *,
+        code: StatusCode = StatusCode.CONNECT_REJECTED,
+        redirect: str | None = None,
+    ) -> None:
+        """Refuse ``connect`` with ``_error`` (a redirect carries ``ex.code`` 302 and the URL,
+        as Flash Media Server signals it) and close."""
+        self._require(ConnectionState.CONNECT_PENDING)
+        extra: dict[str, Any] = {}
+        if redirect is not None:
+            extra["ex"] = {"code": 302.0, "redirect": redirect}
+        details = info(code, description or None, **extra)
+        self._command("_error", event.transaction_id, None, details)
+        self._held.clear()
+        self.state = ConnectionState.CLOSED
+
+    def send_onbwdone(self) -> None:
+        """Offer ``onBWDone`` (FFmpeg answers it with ``_checkbw``)."""
+        self._require(ConnectionState.CONNECTED)
+        self._command("onBWDone", 0.0, None)
+
+    def send_result(
+        self, transaction_id: float, *values: Any, obj: Any = None, stream_id: int = 0
+    ) -> None:
+        """``_result`` for a client's call: ``obj`` is the command object, then ``values``."""
+        self._require(ConnectionState.CONNECTED)
+        self._command("_result", transaction_id, obj, *values, stream_id=stream_id)
+
+    def send_error(
+        self,
+        transaction_id: float,
+        code: StatusCode = StatusCode.CALL_FAILED,
+        description: str | None = None,
+        *,
+        stream_id: int = 0,
+    ) -> None:
+        """``_error`` for a client's call, with an info object."""
+        self._require(ConnectionState.CONNECTED)
+        self._command("_error", transaction_id, None, info(code, description), stream_id=stream_id)
+
+    def call(self, method: str, *args: Any, expect_result: bool = True) -> float:
+        """Call ``method`` on the client; return the transaction id its answer will carry
+        (0 when no answer is expected)."""
+        self._require(ConnectionState.CONNECTED)
+        tid = 0.0
+        if expect_result:
+            if len(self._pending_calls) >= self.limits.max_pending_calls:
+                raise LocalProtocolError("too many unanswered calls to this client")
+            tid = float(self._next_transaction)
+            self._next_transaction += 1
+            self._pending_calls.add(tid)
+        self._command(method, tid, None, *args)
+        return tid
+
+    def send_status(self, stream_id: int, details: dict[str, Any]) -> None:
+        """``onStatus`` on a message stream with an info object (see :func:`status.info`)."""
+        self._require(ConnectionState.CONNECTED)
+        self._command("onStatus", 0.0, None, details, stream_id=stream_id)
+
+    def send_user_control(self, event: UserControlEvent, value: int) -> None:
+        self._send(UserControl(event, value))
+
+    def ping(self, now: float) -> int:
+        """Send a PingRequest; return its timestamp (ms since the connection started)."""
+        stamp = int((now - self._started) * 1000) & 0xFFFFFFFF
+        self._send(UserControl(UserControlEvent.PING_REQUEST, stamp))
+        return stamp
+
+    def accept_create_stream(self, event: ev.CreateStreamRequested) -> int | None:
+        """Allocate a message stream id and answer with it, or refuse when the connection
+        already has ``max_streams``; return the id (None when refused)."""
+        self._require(ConnectionState.CONNECTED)
+        if len(self.streams) >= self.limits.max_streams:
+            self.send_error(
+                event.transaction_id,
+                StatusCode.CALL_FAILED,
+                f"at most {self.limits.max_streams} streams per connection",
+            )
+            return None
+        while self._next_stream_id in self.streams or self._next_stream_id == 0:
+            self._next_stream_id = (self._next_stream_id + 1) & 0xFFFFFFFF
+        sid = self._next_stream_id
+        self._next_stream_id += 1
+        self.streams[sid] = StreamState.IDLE
+        self.send_result(event.transaction_id, float(sid))
+        return sid
+
+    def delete_stream(self, stream_id: int) -> StreamState | None:
+        """Forget a stream id; return what it was doing (None if unknown)."""
+        return self.streams.pop(stream_id, None)
+
+    def hold_publish(self, stream_id: int) -> None:
+        """Mark a publish as pending while the application decides (media is dropped)."""
+        self._require(ConnectionState.CONNECTED)
+        self.streams[stream_id] = StreamState.PUBLISH_PENDING
+
+    def accept_publish(self, stream_id: int, name: str) -> None:
+        """Start relaying: ``NetStream.Publish.Start``, and media limits rise to their
+        post-publish values."""
+        self._require(ConnectionState.CONNECTED)
+        self.streams[stream_id] = StreamState.PUBLISHING
+        self._decoder.enable_media()
+        self.send_status(
+            stream_id, info(StatusCode.PUBLISH_START, subject=name, details=name, clientid="")
+        )
+
+    def reject_publish(
+        self,
+        stream_id: int,
+        name: str,
+        code: StatusCode = StatusCode.PUBLISH_BAD_NAME,
+        description: str | None = None,
+    ) -> None:
+        self._require(ConnectionState.CONNECTED)
+        if stream_id in self.streams:
+            self.streams[stream_id] = StreamState.IDLE
+        self.send_status(stream_id, info(code, description, subject=name, details=name))
+
+    def end_publish(self, stream_id: int, name: str) -> None:
+        """The publish on ``stream_id`` stopped: ``NetStream.Unpublish.Success``."""
+        if stream_id in self.streams:
+            self.streams[stream_id] = StreamState.IDLE
+        if self.state is ConnectionState.CONNECTED:
+            self.send_status(
+                stream_id, info(StatusCode.UNPUBLISH_SUCCESS, subject=name, details=name)
+            )
+
+    def accept_play(self, stream_id: int, name: str, *, reset: bool = True) -> None:
+        """Start playing: StreamBegin, ``Play.Reset``, ``Play.Start``, ``|RtmpSampleAccess``
+        and ``NetStream.Data.Start``; media follows through :meth:`send_stream_message`."""
+        self._require(ConnectionState.CONNECTED)
+        self.streams[stream_id] = StreamState.PLAYING
+        self.send_user_control(UserControlEvent.STREAM_BEGIN, stream_id)
+        if reset:
+            self.send_status(stream_id, info(StatusCode.PLAY_RESET, subject=name, details=name))
+        self.send_status(stream_id, info(StatusCode.PLAY_START, subject=name, details=name))
+        self.send_stream_message(Data(("|RtmpSampleAccess", True, True), stream_id))
+        self.send_stream_message(
+            Data(("onStatus", {"code": str(StatusCode.DATA_START)}), stream_id)
+        )
+
+    def reject_play(
+        self,
+        stream_id: int,
+        name: str,
+        code: StatusCode = StatusCode.PLAY_STREAM_NOT_FOUND,
+        description: str | None = None,
+    ) -> None:
+        self._require(ConnectionState.CONNECTED)
+        self.send_status(stream_id, info(code, description, subject=name, details=name))
+
+    def stop_play(self, stream_id: int, name: str, *, unpublished: bool = True) -> None:
+        """The stream a player watches ended: ``Play.UnpublishNotify`` (or ``Play.Stop``) and
+        StreamEOF, so FFmpeg and librtmp players end promptly."""
+        if self.state is not ConnectionState.CONNECTED:
+            return
+        code = StatusCode.PLAY_UNPUBLISH_NOTIFY if unpublished else StatusCode.PLAY_STOP
+        self.send_status(stream_id, info(code, subject=name, details=name))
+        self.send_user_control(UserControlEvent.STREAM_EOF, stream_id)
+        if stream_id in self.streams:
+            self.streams[stream_id] = StreamState.IDLE
+
+    def send_stream_message(self, message: Media | Data) -> None:
+        """Queue media or data for a player, encoded the way shared fan-out bytes are (type-0
+        headers on the dedicated media/data chunk streams), so both can be interleaved."""
+        raw = encode_message(message)
+        self._outgoing.append(encode_shared(raw, self._encoder.chunk_size))
+
+    def encode_shared(self, message: Media | Data) -> bytes:
+        """The bytes :meth:`send_stream_message` would queue, for writing to many players."""
+        return encode_shared(encode_message(message), self._encoder.chunk_size)
+
+    def close(self) -> None:
+        """Stop processing input (the adapter closes the transport)."""
+        if self.state is not ConnectionState.ERROR:
+            self.state = ConnectionState.CLOSED
+
+
+__all__ = [
+    "ConnectionLimits",
+    "ConnectionState",
+    "MessageType",
+    "ServerConnection",
+    "ServerSettings",
+    "StreamState",
+    "split_query",
+]

@@ -1,0 +1,97 @@
+"""The ``twisted.application`` service tree that ``fms run`` starts.
+
+:class:`RTMPListenerService` owns one listening port. Later services (workers, HTTP stats) hang
+off the same :class:`~twisted.application.service.MultiService`.
+"""
+
+from __future__ import annotations
+
+import resource
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from fms.config import Config
+
+log = Logger(namespace="fms.service")
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard limit; return the limit now in force.
+
+    Every player is a socket, so the default soft limit (often 1,024) would cap the server far
+    below what one process can serve.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+        except (ValueError, OSError):
+            return soft
+    return soft
+
+
+def format_url(host: str, port: int) -> str:
+    """The ``rtmp://`` URL of a listening address (IPv6 hosts in brackets)."""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"rtmp://{host}:{port}"
+
+
+class RTMPListenerService(Service):
+    """Listens on the configured address with an RTMP server factory.
+
+    ``listening`` fires with the port once it is bound, so callers (and tests) learn the actual
+    port when the configuration asked for port 0.
+    """
+
+    def __init__(self, reactor: IReactorTCP, config: Config, factory: Factory) -> None:
+        self._reactor = reactor
+        self._config = config
+        self._factory = factory
+        self.port: IListeningPort | None = None
+        self.listening: Deferred[IListeningPort] = Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        host = self._config.server.host
+        endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
+        endpoint = endpoint_type(self._reactor, self._config.server.port, interface=host)
+        d = endpoint.listen(self._factory)
+        d.addCallback(self._listened)
+        d.addErrback(self._failed)
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        address = port.getHost()
+        assert isinstance(address, (IPv4Address, IPv6Address))
+        log.info("listening on {url}", url=format_url(address.host, address.port), always=True)
+        self.listening.callback(port)
+        return port
+
+    def _failed(self, failure: Failure) -> None:
+        self.listening.errback(failure)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        return port.stopListening()
+
+
+def make_service(reactor: IReactorTCP, config: Config) -> tuple[MultiService, RTMPListenerService]:
+    """Build the service tree for ``config``: the root and its RTMP listener."""
+    from fms.protocol import RTMPServerFactory
+
+    root = MultiService()
+    listener = RTMPListenerService(reactor, config, RTMPServerFactory(config))
+    listener.setServiceParent(root)
+    return root, listener
