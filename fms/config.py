@@ -75,15 +75,50 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamsConfig:
+    """Live streams: fan-out pacing, player bounds and the GOP cache."""
+
+    chunk_size: int = _opt(
+        4096, minimum=128, maximum=65536, doc="outgoing chunk size for every connection (bytes)"
+    )
+    flush_interval: float = _opt(
+        0.02, minimum=0.0, maximum=1.0, doc="seconds between fan-out flushes; 0 flushes at once"
+    )
+    max_stream_name: int = _opt(256, minimum=1, doc="longest stream name accepted (bytes)")
+    soft_bytes: int = _opt(
+        4 * 1024 * 1024, minimum=1024, doc="bytes a player may fall behind before skipping"
+    )
+    soft_seconds: float = _opt(
+        3.0, minimum=0.1, doc="media seconds a player may fall behind before skipping"
+    )
+    hard_bytes: int = _opt(
+        16 * 1024 * 1024, minimum=1024, doc="bytes behind at which a player is disconnected"
+    )
+    stall_timeout: float = _opt(
+        10.0, minimum=0.1, doc="seconds without write progress before a player is closed"
+    )
+    gop_cache: bool = _opt(True, doc="send late joiners the messages since the newest keyframe")
+    gop_max_bytes: int = _opt(
+        16 * 1024 * 1024, minimum=0, doc="largest GOP kept for late joiners (bytes)"
+    )
+    gop_max_frames: int = _opt(2048, minimum=0, doc="most messages kept for late joiners")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. ``source`` names the file it came from (None: defaults)."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    streams: StreamsConfig = field(default_factory=StreamsConfig)
     source: str | None = None
 
 
-_SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "limits": LimitsConfig}
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "limits": LimitsConfig,
+    "streams": StreamsConfig,
+}
 
 T = TypeVar("T")
 

@@ -10,20 +10,34 @@ received only, never by our own writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from fms.amf import AMFLimits
 from fms.config import Config
 from fms.errors import RemoteProtocolError
+from fms.names import name_problem
+from fms.registry import StreamRegistry
 from fms.rtmp import events as ev
 from fms.rtmp.chunks import ChunkLimits
-from fms.rtmp.connection import ConnectionLimits, ConnectionState, ServerConnection
-from fms.rtmp.status import StatusCode
+from fms.rtmp.connection import (
+    ConnectionLimits,
+    ConnectionState,
+    ServerConnection,
+    ServerSettings,
+    split_query,
+)
+from fms.rtmp.constants import UserControlEvent
+from fms.rtmp.messages import Data
+from fms.rtmp.status import StatusCode, info
+from fms.stream import FanoutLimits, LiveStream, Player
 
 log = Logger(namespace="fms.protocol")
 
@@ -41,6 +55,21 @@ NULL_RESULT_CALLS = frozenset(
 """FMLE-era calls that encoders expect a null ``_result`` for (see INTEROP.md)."""
 
 
+def fanout_limits(config: Config) -> FanoutLimits:
+    """The per-stream delivery bounds that the ``[streams]`` section describes."""
+    streams = config.streams
+    return FanoutLimits(
+        chunk_size=streams.chunk_size,
+        soft_bytes=streams.soft_bytes,
+        soft_seconds=streams.soft_seconds,
+        hard_bytes=streams.hard_bytes,
+        stall_timeout=streams.stall_timeout,
+        gop_cache=streams.gop_cache,
+        gop_max_bytes=streams.gop_max_bytes,
+        gop_max_frames=streams.gop_max_frames,
+    )
+
+
 def connection_limits(config: Config) -> ConnectionLimits:
     """The sans-IO limits that the ``[limits]`` section of ``config`` describes."""
     lim = config.limits
@@ -54,9 +83,11 @@ def connection_limits(config: Config) -> ConnectionLimits:
             max_buffered_bytes=lim.max_buffered_bytes,
         ),
         amf=AMFLimits(max_depth=lim.amf_max_depth, max_entries=lim.amf_max_entries),
+        max_stream_name_length=config.streams.max_stream_name,
     )
 
 
+@implementer(IPushProducer)
 class RTMPServerProtocol(Protocol):
     """Adapts one transport to one :class:`ServerConnection`."""
 
@@ -68,6 +99,10 @@ class RTMPServerProtocol(Protocol):
         self._deadline: IDelayedCall | None = None
         self._idle: IDelayedCall | None = None
         self._closing = False
+        self.app: str | None = None
+        self.publishing: dict[int, LiveStream] = {}
+        self.playing: dict[int, tuple[LiveStream, Player]] = {}
+        self.write_paused = False
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -75,8 +110,11 @@ class RTMPServerProtocol(Protocol):
         factory = self.factory
         address = self.transport.getPeer()  # type: ignore[union-attr]
         self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
-        self.connection = ServerConnection(factory.limits, now=factory.clock.seconds())
+        self.connection = ServerConnection(
+            factory.limits, factory.settings, now=factory.clock.seconds()
+        )
         factory.connections.add(self)
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._deadline = factory.clock.callLater(
             factory.config.limits.handshake_timeout, self._expired, "handshake"
         )
@@ -88,6 +126,10 @@ class RTMPServerProtocol(Protocol):
             if call is not None and call.active():
                 call.cancel()
         self._deadline = self._idle = None
+        for sid in list(self.publishing):
+            self._stop_publishing(sid, notify=False)
+        for sid in list(self.playing):
+            self._stop_playing(sid)
         if self.connection is not None:
             self.connection.close()
 
@@ -172,56 +214,315 @@ class RTMPServerProtocol(Protocol):
     def _handle(self, event: ev.Event) -> None:
         conn = self.connection
         assert conn is not None
-        if isinstance(event, ev.HandshakeCompleted):
-            log.debug(
-                "handshake with {peer} done (digest: {digest})", peer=self.peer, digest=event.digest
-            )
-        elif isinstance(event, ev.ConnectRequested):
-            if self._deadline is not None and self._deadline.active():
-                self._deadline.cancel()
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_handshake(self, event: ev.HandshakeCompleted) -> None:
+        log.debug(
+            "handshake with {peer} done (digest: {digest})", peer=self.peer, digest=event.digest
+        )
+
+    def _on_connect(self, event: ev.ConnectRequested) -> None:
+        conn = self.connection
+        assert conn is not None
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        problem = name_problem(event.app, conn.limits.max_app_length, allow_slash=True)
+        if problem is not None:
             log.info(
-                "connect from {peer}: app {app!r} ({agent})",
+                "refusing connect from {peer}: app {app!r}: {problem}",
                 peer=self.peer,
                 app=event.app,
-                agent=event.flash_ver,
+                problem=problem,
             )
-            conn.accept_connect(event)
-            conn.send_onbwdone()
-        elif isinstance(event, ev.CreateStreamRequested):
-            conn.accept_create_stream(event)
-        elif isinstance(event, ev.CallRequested):
-            self._call(event)
-        elif isinstance(event, ev.DeleteStreamRequested):
-            conn.delete_stream(event.stream_id)
-        elif isinstance(event, ev.PublishRequested):
-            conn.reject_publish(
-                event.stream_id,
-                event.name,
-                StatusCode.PUBLISH_DENIED,
-                "publishing is not available on this server yet",
+            conn.reject_connect(
+                event, f"invalid application name: {problem}", code=StatusCode.CONNECT_INVALID_APP
             )
-        elif isinstance(event, ev.PlayRequested):
-            conn.reject_play(
-                event.stream_id,
-                event.name,
-                StatusCode.PLAY_FAILED,
-                "playing is not available on this server yet",
-            )
+            return
+        self.app = event.app
+        log.info(
+            "connect from {peer}: app {app!r} ({agent})",
+            peer=self.peer,
+            app=event.app,
+            agent=event.flash_ver,
+        )
+        conn.accept_connect(event)
+        conn.send_onbwdone()
 
-    def _call(self, event: ev.CallRequested) -> None:
+    def _on_create_stream(self, event: ev.CreateStreamRequested) -> None:
+        assert self.connection is not None
+        self.connection.accept_create_stream(event)
+
+    def _on_call(self, event: ev.CallRequested) -> None:
         conn = self.connection
         assert conn is not None
         command = event.command
-        if command.name in NULL_RESULT_CALLS:
+        name = command.name
+        stream_name = command.arguments[0] if command.arguments else None
+        if name == "FCUnpublish" and isinstance(stream_name, str):
+            for sid, stream in list(self.publishing.items()):
+                if stream.name == split_query(stream_name)[0]:
+                    self._stop_publishing(sid)
+        if name in NULL_RESULT_CALLS:
             if command.transaction_id:
                 conn.send_result(command.transaction_id, None)
+            if name in ("FCPublish", "FCUnpublish", "FCSubscribe") and isinstance(stream_name, str):
+                code = {
+                    "FCPublish": StatusCode.PUBLISH_START,
+                    "FCUnpublish": StatusCode.UNPUBLISH_SUCCESS,
+                    "FCSubscribe": StatusCode.PLAY_START,
+                }[name]
+                conn.call(f"on{name}", info(code, stream_name), expect_result=False)
+        elif name == "getStreamLength":
+            conn.send_result(command.transaction_id, 0.0)
         elif command.transaction_id:
             conn.send_error(
-                command.transaction_id, StatusCode.CALL_FAILED, f"unknown method {command.name!r}"
+                command.transaction_id, StatusCode.CALL_FAILED, f"unknown method {name!r}"
             )
 
+    def _on_publish(self, event: ev.PublishRequested) -> None:
+        conn = self.connection
+        assert conn is not None and self.app is not None
+        sid, name = event.stream_id, event.name
+        streams = self.factory.config.streams
+        problem = name_problem(name, streams.max_stream_name, allow_slash=True)
+        if problem is None and (sid in self.publishing or sid in self.playing):
+            problem = "this stream id is already publishing or playing"
+        if problem is not None:
+            log.info(
+                "refusing publish {app}/{name!r} from {peer}: {problem}",
+                app=self.app,
+                name=name,
+                peer=self.peer,
+                problem=problem,
+            )
+            conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
+            return
+        stream = self.factory.registry.claim(self.app, name, self)
+        if stream is None:
+            log.info(
+                "refusing publish {app}/{name} from {peer}: already published",
+                app=self.app,
+                name=name,
+                peer=self.peer,
+            )
+            conn.reject_publish(
+                sid, name, StatusCode.PUBLISH_BAD_NAME, f"{name} is already being published."
+            )
+            return
+        if event.publish_type not in ("live", ""):
+            log.warn(
+                "{app}/{name}: publish type {kind!r} is served live (no recording)",
+                app=self.app,
+                name=name,
+                kind=event.publish_type,
+            )
+        self.publishing[sid] = stream
+        conn.accept_publish(sid, name)
+        log.info(
+            "publish started {app}/{name} from {peer}", app=self.app, name=name, peer=self.peer
+        )
 
-class RTMPServerFactory(Factory):
+    def _stop_publishing(self, sid: int, *, notify: bool = True) -> None:
+        stream = self.publishing.pop(sid, None)
+        if stream is None:
+            return
+        self.factory.registry.release(stream, self)
+        log.info(
+            "publish stopped {app}/{name} from {peer}",
+            app=stream.app,
+            name=stream.name,
+            peer=self.peer,
+        )
+        if notify and self.connection is not None:
+            self.connection.end_publish(sid, stream.name)
+
+    def _on_media(self, event: ev.MediaReceived) -> None:
+        stream = self.publishing.get(event.stream_id)
+        if stream is not None:
+            stream.publish_message(event.message)
+
+    def _on_data(self, event: ev.DataReceived) -> None:
+        stream = self.publishing.get(event.stream_id)
+        if stream is None:
+            return
+        values = event.message.values
+        name = event.message.name
+        if name == "@setDataFrame" and len(values) >= 2:
+            stream.set_metadata(values[1:], event.message.timestamp)
+        elif name == "onMetaData":
+            stream.set_metadata(values, event.message.timestamp)
+        elif name == "@clearDataFrame":
+            stream.metadata = None
+        else:
+            stream.publish_message(Data(values, 0, event.message.timestamp))
+
+    def _on_play(self, event: ev.PlayRequested) -> None:
+        conn = self.connection
+        assert conn is not None and self.app is not None
+        sid, name = event.stream_id, event.name
+        problem = name_problem(name, self.factory.config.streams.max_stream_name, allow_slash=True)
+        if problem is None and sid in self.publishing:
+            problem = "this stream id is publishing"
+        if problem is not None:
+            log.info(
+                "refusing play {app}/{name!r} for {peer}: {problem}",
+                app=self.app,
+                name=name,
+                peer=self.peer,
+                problem=problem,
+            )
+            conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
+            return
+        self._stop_playing(sid)
+        conn.accept_play(sid, name, reset=event.reset)
+        self._flush()
+        stream, player = self.factory.registry.play(self.app, name, PlaySink(self, sid, name), sid)
+        self.playing[sid] = (stream, player)
+        log.info(
+            "play {app}/{name} for {peer}{waiting}",
+            app=self.app,
+            name=name,
+            peer=self.peer,
+            waiting="" if stream.published else " (waiting for publisher)",
+        )
+
+    def _stop_playing(self, sid: int) -> None:
+        entry = self.playing.pop(sid, None)
+        if entry is not None:
+            self.factory.registry.leave(*entry)
+
+    def _on_delete_stream(self, event: ev.DeleteStreamRequested) -> None:
+        self._stop_publishing(event.stream_id)
+        self._stop_playing(event.stream_id)
+        if self.connection is not None:
+            self.connection.delete_stream(event.stream_id)
+
+    def _on_close_stream(self, event: ev.CloseStreamRequested) -> None:
+        self._stop_publishing(event.stream_id)
+        self._stop_playing(event.stream_id)
+
+    def _on_pause(self, event: ev.PauseRequested) -> None:
+        entry = self.playing.get(event.stream_id)
+        conn = self.connection
+        assert conn is not None
+        if entry is None:
+            return
+        stream, player = entry
+        stream.set_paused(player, event.paused)
+        code = StatusCode.PAUSE_NOTIFY if event.paused else StatusCode.UNPAUSE_NOTIFY
+        conn.send_status(event.stream_id, info(code, subject=stream.name, details=stream.name))
+
+    def _on_seek(self, event: ev.SeekRequested) -> None:
+        # A live stream has one position: now. Seeking is answered as done (an error-level
+        # status would make FFmpeg abort) and the player resumes at the next keyframe.
+        entry = self.playing.get(event.stream_id)
+        conn = self.connection
+        assert conn is not None
+        if entry is None:
+            conn.send_status(event.stream_id, info(StatusCode.SEEK_FAILED))
+            return
+        stream, player = entry
+        stream.set_paused(player, True)
+        stream.set_paused(player, False)
+        conn.send_status(
+            event.stream_id, info(StatusCode.SEEK_NOTIFY, subject=stream.name, details=stream.name)
+        )
+
+    def _on_receive_media(self, event: ev.ReceiveMediaRequested) -> None:
+        entry = self.playing.get(event.stream_id)
+        if entry is not None:
+            stream, player = entry
+            if event.kind == "audio":
+                stream.select(player, audio=event.enabled)
+            else:
+                stream.select(player, video=event.enabled)
+
+    _handlers: dict[type[ev.Event], Callable[[RTMPServerProtocol, Any], None]] = {
+        ev.HandshakeCompleted: _on_handshake,
+        ev.ConnectRequested: _on_connect,
+        ev.CreateStreamRequested: _on_create_stream,
+        ev.CallRequested: _on_call,
+        ev.PublishRequested: _on_publish,
+        ev.MediaReceived: _on_media,
+        ev.DataReceived: _on_data,
+        ev.PlayRequested: _on_play,
+        ev.DeleteStreamRequested: _on_delete_stream,
+        ev.CloseStreamRequested: _on_close_stream,
+        ev.PauseRequested: _on_pause,
+        ev.SeekRequested: _on_seek,
+        ev.ReceiveMediaRequested: _on_receive_media,
+    }
+
+    # ------------------------------------------------------------------- shared writes
+
+    def write_shared(self, data: bytes) -> None:
+        """Write fan-out bytes after whatever the connection queued (statuses first)."""
+        if self._closing or self.connection is None:
+            return
+        pending = self.connection.data_to_send()
+        if pending:
+            self.transport.writeSequence([pending, data])  # type: ignore[union-attr]
+        else:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def pauseProducing(self) -> None:
+        self.write_paused = True
+
+    def resumeProducing(self) -> None:
+        self.write_paused = False
+        for stream, _ in self.playing.values():
+            stream.dirty = True
+
+    def stopProducing(self) -> None:
+        self.write_paused = True
+
+
+class PlaySink:
+    """A player's end of a :class:`~fms.stream.LiveStream`: one play on one connection."""
+
+    __slots__ = ("name", "proto", "stream_id")
+
+    def __init__(self, proto: RTMPServerProtocol, stream_id: int, name: str) -> None:
+        self.proto = proto
+        self.stream_id = stream_id
+        self.name = name
+
+    def write(self, data: bytes) -> None:
+        self.proto.write_shared(data)
+
+    def can_write(self) -> bool:
+        return not self.proto.write_paused
+
+    def close(self, reason: str) -> None:
+        log.info(
+            "closing player {peer} of {name}: {reason}",
+            peer=self.proto.peer,
+            name=self.name,
+            reason=reason,
+        )
+        self.proto.playing.pop(self.stream_id, None)
+        self.proto._abort()
+
+    def publish_started(self) -> None:
+        conn = self.proto.connection
+        if conn is not None and conn.state is ConnectionState.CONNECTED:
+            conn.send_user_control(UserControlEvent.STREAM_BEGIN, self.stream_id)
+            conn.send_status(
+                self.stream_id,
+                info(StatusCode.PLAY_PUBLISH_NOTIFY, subject=self.name, details=self.name),
+            )
+            self.proto._flush()
+
+    def publish_stopped(self) -> None:
+        conn = self.proto.connection
+        if conn is not None:
+            conn.stop_play(self.stream_id, self.name)
+            self.proto._flush()
+
+
+class RTMPServerFactory(Factory[RTMPServerProtocol]):
     """Builds one :class:`RTMPServerProtocol` per accepted connection."""
 
     protocol = RTMPServerProtocol
@@ -231,12 +532,31 @@ class RTMPServerFactory(Factory):
         if clock is None:
             from twisted.internet import reactor
 
-            clock = reactor  # type: ignore[assignment]
+            clock = reactor
         assert clock is not None
         self.clock: IReactorTime = clock
         self.config = config
         self.limits = connection_limits(config)
         self.connections: set[RTMPServerProtocol] = set()
+        self.registry = StreamRegistry(fanout_limits(config))
+        self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
+        self._flusher: LoopingCall | None = None
+
+    def startFactory(self) -> None:
+        interval = self.config.streams.flush_interval
+        if interval > 0 and self._flusher is None:
+            self._flusher = LoopingCall(self.flush)
+            self._flusher.clock = self.clock
+            self._flusher.start(interval, now=False)
+
+    def stopFactory(self) -> None:
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        self._flusher = None
+
+    def flush(self) -> None:
+        """Deliver what publishers sent since the last flush to every player."""
+        self.registry.flush(self.clock.seconds())
 
     def buildProtocol(self, addr: Any) -> RTMPServerProtocol:
         proto = RTMPServerProtocol()

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from struct import Struct
 
-from fms.errors import LocalProtocolError
+from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MessageType
 from fms.rtmp.errors import ChunkStreamError, LimitExceeded
 
@@ -131,12 +131,11 @@ class _InboundChunkStream:
 
     __slots__ = (
         "active",
+        "buffer",
         "csid",
         "extended",
         "field",
         "length",
-        "parts",
-        "received",
         "stream_id",
         "timestamp",
         "type_id",
@@ -151,8 +150,9 @@ class _InboundChunkStream:
         self.type_id = 0
         self.stream_id = 0
         self.active = False  # a message is in progress
-        self.received = 0  # payload bytes of the message in progress held in ``parts``
-        self.parts: list[bytes] = []
+        # Payload of the message in progress received so far. It grows only as bytes arrive
+        # (a list of parts would cost ~40 bytes per part when a peer uses 1-byte chunks).
+        self.buffer = bytearray()
 
 
 class ChunkDecoder:
@@ -172,11 +172,15 @@ class ChunkDecoder:
     not at all); payload bytes are stored only as they arrive, never reserved by an announced
     length, and are bounded by :class:`ChunkLimits`.
 
-    On continuation chunks of a message whose header carried an extended timestamp, some senders
-    (FMLE, FFmpeg, Flash) repeat the 4-byte field and others (rtmpdump, older OBS) do not. The
-    decoder peeks at the next 4 bytes and skips them only when they equal the header's field or the
+    On fmt 3 chunks after a header that carried an extended timestamp, some senders (FMLE,
+    FFmpeg, Flash) repeat the 4-byte field and others (rtmpdump, older OBS) do not. The decoder
+    peeks at the next 4 bytes and skips them only when they equal the header's field or the
     message's absolute timestamp. When fewer than 4 bytes are available and they could still be
-    such a value, it waits for more data.
+    such a value, it waits for more data. (A payload that happens to start with exactly that value
+    after a sender that does not repeat it is misread: the protocol leaves no way to tell.)
+
+    Set Chunk Size and Abort are honoured on any chunk stream and message stream, not only on
+    csid 2 / stream 0 as the spec asks: being lenient there costs nothing.
     """
 
     def __init__(self, limits: ChunkLimits | None = None) -> None:
@@ -220,22 +224,25 @@ class ChunkDecoder:
         self._audio_max = self.limits.max_audio_message_size
         self._video_max = self.limits.max_video_message_size
 
-    def receive_data(self, data: bytes) -> list[RawMessage]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[RawMessage]:
         """Consume ``data`` (any split of the stream) and return the messages it completed.
 
         Raises a :class:`~fms.errors.RemoteProtocolError` subclass when the peer broke the
         chunk stream protocol or a limit; the decoder is unusable afterwards.
         """
         if self._error is not None:
-            raise type(self._error)(f"chunk decoder already failed: {self._error}")
+            message = f"chunk decoder already failed: {self._error}"
+            if isinstance(self._error, RemoteProtocolError):
+                raise type(self._error)(message)
+            raise LocalProtocolError(message)
         self.bytes_received += len(data)
         if self._pending:
-            data = self._pending + data
+            joined = self._pending + data
             self._pending = b""
-        elif type(data) is not bytes:
-            data = bytes(data)
+        else:
+            joined = data if type(data) is bytes else bytes(data)
         try:
-            return self._parse(data)
+            return self._parse(joined)
         except Exception as exc:
             self._error = exc
             raise
@@ -287,7 +294,7 @@ class ChunkDecoder:
                         break
                 if st.active:
                     pos = hpos
-                    self._start_chunk(st, st.length - st.received)
+                    self._start_chunk(st, st.length - len(st.buffer))
                     continue
                 # A new message that repeats the previous header, timestamp delta included.
                 timestamp = (st.timestamp + st.field) & _TIMESTAMP_MASK
@@ -342,7 +349,7 @@ class ChunkDecoder:
                 if st.active:
                     raise ChunkStreamError(
                         f"fmt {fmt} header on chunk stream {csid} before its previous message "
-                        f"({st.received} of {st.length} bytes) completed"
+                        f"({len(st.buffer)} of {st.length} bytes) completed"
                     )
 
             self._check_length(type_id, length)
@@ -368,7 +375,6 @@ class ChunkDecoder:
                 )
             self._partials += 1
             st.active = True
-            st.received = 0
             self._start_chunk(st, length)
 
         if pos < end:
@@ -390,20 +396,18 @@ class ChunkDecoder:
                 f"too many bytes buffered for partial messages: {self._buffered + take} > "
                 f"maximum {self.limits.max_buffered_bytes}"
             )
-        st.parts.append(view[pos : pos + take].tobytes())
-        st.received += take
+        buffer = st.buffer
+        buffer += view[pos : pos + take]
         self._buffered += take
         self._chunk_left -= take
         pos += take
-        if st.received == st.length:
+        if len(buffer) == st.length:
             self._chunk_left = 0
             self._current = None
-            parts = st.parts
-            payload = parts[0] if len(parts) == 1 else b"".join(parts)
-            self._buffered -= st.received
+            payload = bytes(buffer)
+            self._buffered -= len(buffer)
             self._partials -= 1
-            st.parts = []
-            st.received = 0
+            st.buffer = bytearray()
             st.active = False
             message = RawMessage(st.type_id, st.stream_id, st.timestamp, payload, st.csid)
             self._deliver(message, out)
@@ -458,10 +462,9 @@ class ChunkDecoder:
         st = self._streams.get(_U32_BE.unpack_from(payload)[0])
         if st is None or not st.active:
             return
-        self._buffered -= st.received
+        self._buffered -= len(st.buffer)
         self._partials -= 1
-        st.parts = []
-        st.received = 0
+        st.buffer = bytearray()
         st.active = False
 
 

@@ -132,7 +132,10 @@ def _signature(signed: bytes, peer_digest: bytes, key: bytes) -> bytes:
 
 
 def _echo(packet: bytes, now_ms: int) -> bytes:
-    """S2/C2 of the simple handshake: the peer's packet with time2 set to when it was read."""
+    """S2/C2 as the spec has it: the peer's packet with time2 set to when it was read.
+
+    The digest handshake keeps its first 1504 bytes and replaces the last 32 with a signature.
+    """
     return packet[:4] + (now_ms & _TIME_MASK).to_bytes(4, "big") + packet[8:]
 
 
@@ -176,7 +179,9 @@ class _HandshakeSide:
         return self._phase is _Phase.DONE
 
     def receive_data(self, data: bytes, now_ms: int | None = None) -> None:
-        """Take bytes the peer sent; ``now_ms`` (ms) defaults to the constructor's time.
+        """Take bytes the peer sent, read at ``now_ms`` (ms; default: the constructor's time).
+
+        ``now_ms`` becomes time2 of the S2/C2 we answer with when these bytes complete C1/S1.
 
         Raises :class:`HandshakeError` when the peer is not speaking RTMP or fails
         verification, and :class:`LocalProtocolError` when called before the handshake started,
@@ -261,7 +266,10 @@ class ServerHandshake(_HandshakeSide):
         found = _find_digest(c1, _PLAYER_DIGEST_KEY)
         if found is None:
             s1 = self._first_packet((0, 0, 0, 0))
-            s2 = _echo(c1, now_ms)
+            # S2 is C1 verbatim: the spec puts our read time in bytes 4-7, but librtmp compares
+            # the whole packet and warns ("client signature does not match!") when it differs,
+            # and no client reads time2.
+            s2 = c1
         else:
             self.digest_scheme, client_digest = found
             s1, _ = _with_digest(

@@ -25,6 +25,7 @@ _U16 = struct.Struct(">H")
 _U16_U32 = struct.Struct(">HI")
 _U16_U32_U32 = struct.Struct(">HII")
 _U32_U8 = struct.Struct(">IB")
+_KNOWN_EVENTS = frozenset(int(e) for e in UserControlEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +211,7 @@ def _decode_user_control(raw: RawMessage) -> UserControl:
     if event == UserControlEvent.SET_BUFFER_LENGTH:
         _, stream_id, length = _unpack(_U16_U32_U32, raw, "SetBufferLength")
         return UserControl(event, stream_id, length)
-    if event in iter(UserControlEvent):
+    if event in _KNOWN_EVENTS:
         _, value = _unpack(_U16_U32, raw, f"User Control {UserControlEvent(event).name}")
         return UserControl(event, value)
     return UserControl(event, data=raw.payload[2:])

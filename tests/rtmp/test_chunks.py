@@ -385,7 +385,7 @@ def test_decoder_accepts_bytearray_and_memoryview() -> None:
     decoder = ChunkDecoder()
     data = h("03 000000 000002 14 00000000 7879")
     assert decoder.receive_data(bytearray(data[:5])) == []
-    assert decoder.receive_data(memoryview(data)[5:]) == [RawMessage(20, 0, 0, b"xy", 3)]  # type: ignore[arg-type]
+    assert decoder.receive_data(memoryview(data)[5:]) == [RawMessage(20, 0, 0, b"xy", 3)]
 
 
 # --- limits ---------------------------------------------------------------------------------------

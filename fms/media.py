@@ -1,0 +1,91 @@
+"""What the relay needs to know about FLV audio and video payloads, and nothing more.
+
+The first bytes of an RTMP audio or video message are an FLV tag header; from them we learn
+whether a video frame is a keyframe (where a late joiner can start decoding) and whether a
+message is a codec sequence header (AVC/HEVC decoder configuration, AAC AudioSpecificConfig),
+which must be cached and resent to every new player because encoders send them once.
+
+Both the legacy layout and Enhanced RTMP (``IsExHeader`` bit, a FourCC and a packet type) are
+understood. Pure functions, no state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class VideoCodec(IntEnum):
+    """Legacy FLV video codec ids (low nibble of the first byte)."""
+
+    SORENSON_H263 = 2
+    SCREEN = 3
+    VP6 = 4
+    VP6_ALPHA = 5
+    SCREEN_V2 = 6
+    AVC = 7
+    HEVC_LEGACY = 12  # a widespread pre-Enhanced-RTMP extension
+
+
+class VideoPacketType(IntEnum):
+    """Enhanced RTMP video packet types (low nibble when IsExHeader is set)."""
+
+    SEQUENCE_START = 0
+    CODED_FRAMES = 1
+    SEQUENCE_END = 2
+    CODED_FRAMES_X = 3
+    METADATA = 4
+    MPEG2TS_SEQUENCE_START = 5
+    MULTITRACK = 6
+
+
+KEYFRAME = 1
+"""FLV frame type of a keyframe (high nibble, or bits 4-6 with IsExHeader)."""
+SOUND_FORMAT_AAC = 10
+SOUND_FORMAT_EX = 9
+"""Enhanced RTMP audio: a FourCC follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTag:
+    """What a video payload's header says. ``codec`` is a FourCC (``"avc1"`` for legacy AVC)."""
+
+    keyframe: bool
+    sequence_header: bool
+    codec: str
+
+
+_LEGACY_FOURCC = {VideoCodec.AVC: "avc1", VideoCodec.HEVC_LEGACY: "hvc1"}
+
+
+def parse_video(payload: bytes) -> VideoTag:
+    """Read the header of a video payload (an empty payload is a non-key, non-header frame)."""
+    if not payload:
+        return VideoTag(False, False, "")
+    first = payload[0]
+    if first & 0x80:  # Enhanced RTMP
+        frame_type = (first >> 4) & 0x07
+        packet_type = first & 0x0F
+        fourcc = payload[1:5].decode("latin-1") if len(payload) >= 5 else ""
+        header = packet_type in (
+            VideoPacketType.SEQUENCE_START,
+            VideoPacketType.MPEG2TS_SEQUENCE_START,
+        )
+        return VideoTag(frame_type == KEYFRAME and not header, header, fourcc)
+    frame_type = first >> 4
+    codec_id = first & 0x0F
+    fourcc = _LEGACY_FOURCC.get(codec_id, str(codec_id))  # type: ignore[call-overload]
+    header = codec_id in _LEGACY_FOURCC and len(payload) > 1 and payload[1] == 0
+    return VideoTag(frame_type == KEYFRAME and not header, header, fourcc)
+
+
+def is_audio_sequence_header(payload: bytes) -> bool:
+    """True for an AAC AudioSpecificConfig (or an Enhanced RTMP audio SequenceStart)."""
+    if len(payload) < 2:
+        return False
+    sound_format = payload[0] >> 4
+    if sound_format == SOUND_FORMAT_AAC:
+        return payload[1] == 0
+    if sound_format == SOUND_FORMAT_EX:
+        return payload[0] & 0x0F == 0
+    return False

@@ -1,0 +1,87 @@
+"""The stream registry: (app, name) -> :class:`~fms.stream.LiveStream`.
+
+One publisher per (app, name): a second claim is refused while the first keeps flowing. Players
+may arrive before the publisher (they wait) and stay after it leaves (they are told, and wait
+again). A stream without publisher and players is forgotten. Pure Python, no reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fms.stream import FanoutLimits, LiveStream, Player, PlayerSink
+
+
+class StreamRegistry:
+    """All live streams of one server process."""
+
+    def __init__(self, limits: Callable[[str], FanoutLimits] | FanoutLimits | None = None) -> None:
+        if limits is None:
+            limits = FanoutLimits()
+        if isinstance(limits, FanoutLimits):
+            fixed = limits
+            self._limits: Callable[[str], FanoutLimits] = lambda app: fixed
+        else:
+            self._limits = limits
+        self._streams: dict[tuple[str, str], LiveStream] = {}
+
+    def __iter__(self) -> Iterator[LiveStream]:
+        return iter(list(self._streams.values()))
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def get(self, app: str, name: str) -> LiveStream | None:
+        return self._streams.get((app, name))
+
+    def _stream(self, app: str, name: str) -> LiveStream:
+        stream = self._streams.get((app, name))
+        if stream is None:
+            stream = self._streams[(app, name)] = LiveStream(app, name, self._limits(app))
+        return stream
+
+    def claim(self, app: str, name: str, publisher: Any) -> LiveStream | None:
+        """Make ``publisher`` the stream's publisher; None when another one already is."""
+        stream = self._stream(app, name)
+        if stream.published:
+            return None
+        stream.start_publish(publisher)
+        return stream
+
+    def release(self, stream: LiveStream, publisher: Any) -> bool:
+        """End ``publisher``'s claim (players are told); False if it held no claim."""
+        if stream.publisher is not publisher:
+            return False
+        stream.stop_publish()
+        self._forget_if_idle(stream)
+        return True
+
+    def play(
+        self,
+        app: str,
+        name: str,
+        sink: PlayerSink,
+        stream_id: int,
+        *,
+        audio: bool = True,
+        video: bool = True,
+    ) -> tuple[LiveStream, Player]:
+        """Add a player to (app, name), creating a waiting stream if nobody publishes it."""
+        stream = self._stream(app, name)
+        return stream, stream.add_player(sink, stream_id, audio=audio, video=video)
+
+    def leave(self, stream: LiveStream, player: Player) -> None:
+        stream.remove_player(player)
+        self._forget_if_idle(stream)
+
+    def _forget_if_idle(self, stream: LiveStream) -> None:
+        if not stream.published and not stream.players:
+            if self._streams.get((stream.app, stream.name)) is stream:
+                del self._streams[(stream.app, stream.name)]
+
+    def flush(self, now: float) -> None:
+        """Deliver pending messages of every stream that has some."""
+        for stream in list(self._streams.values()):
+            if stream.dirty:
+                stream.flush(now)

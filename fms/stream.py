@@ -1,0 +1,490 @@
+"""A live stream: one publisher's messages, the caches a late joiner needs, and the fan-out.
+
+No reactor and no sockets here: players are reached through :class:`PlayerSink`, time is passed
+in, and the Twisted layer decides when to call :meth:`LiveStream.flush`.
+
+**Encode once, write shared bytes.** Every message is chunk-encoded once per *log* (players that
+want the same bytes: the same message stream id and the same audio/video selection, so almost
+always one log per stream) with a type-0 header and an absolute timestamp, so the same
+``bytes`` object is valid for every player in that log. Each player holds only a cursor into the
+log; a flush sends everything from its cursor to the head in one write, and players at the same
+cursor share one joined ``bytes``.
+
+**Slow players are lagging cursors.** A player whose transport pushes back is skipped; its
+cursor falls behind. Past the soft bound (bytes or seconds behind) it is *parked*: it receives
+nothing until the next keyframe, then resumes there (after the sequence headers if they changed).
+Past the hard bound, or with no write progress for ``stall_timeout``, it is closed. The log keeps
+only what the cursors and the GOP cache still need, so a stalled player never grows memory
+beyond its bound and never delays the publisher or anyone else.
+
+**Late joiners** get the cached metadata and codec sequence headers, then the cached GOP from
+the newest keyframe, then live messages, so their first picture decodes at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from fms.media import is_audio_sequence_header, parse_video
+from fms.rtmp.chunks import RawMessage, encode_shared
+from fms.rtmp.constants import ChunkStreamId, MessageType
+from fms.rtmp.messages import Data, Media, encode_message
+
+
+class PlayerSink(Protocol):
+    """What a stream needs of a player's connection (implemented by the Twisted layer)."""
+
+    def write(self, data: bytes) -> None:
+        """Send bytes (already chunk-encoded for this player's chunk size)."""
+
+    def can_write(self) -> bool:
+        """False while the transport pushes back (its buffer is full)."""
+
+    def close(self, reason: str) -> None:
+        """Disconnect this player (it broke a bound); ``reason`` goes to the log."""
+
+    def publish_started(self) -> None:
+        """The stream got a publisher while this player waited (Play.PublishNotify)."""
+
+    def publish_stopped(self) -> None:
+        """The publisher left (Play.UnpublishNotify and StreamEOF)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutLimits:
+    """Per-player delivery bounds and the GOP cache size; all configurable per app."""
+
+    chunk_size: int = 4096
+    """Outgoing chunk size every player uses (bytes); shared bytes depend on it."""
+    soft_bytes: int = 4 * 1024 * 1024
+    """Bytes behind after which a player skips to the next keyframe."""
+    soft_seconds: float = 3.0
+    """Media seconds behind after which a player skips to the next keyframe."""
+    hard_bytes: int = 16 * 1024 * 1024
+    """Bytes behind after which a player is disconnected."""
+    stall_timeout: float = 10.0
+    """Seconds without write progress after which a player is disconnected."""
+    gop_cache: bool = True
+    """Keep the messages since the newest keyframe for late joiners."""
+    gop_max_bytes: int = 16 * 1024 * 1024
+    """A GOP larger than this is not cached (joiners then wait for the next keyframe)."""
+    gop_max_frames: int = 2048
+    """A GOP with more messages than this is not cached."""
+
+
+class PlayerState(Enum):
+    WAITING = "waiting"  # no publisher yet, or it left
+    ACTIVE = "active"
+    PARKED = "parked"  # skipping to the next keyframe
+    PAUSED = "paused"
+
+
+class Player:
+    """One play on one stream: a sink, its message stream id and a cursor into a log."""
+
+    __slots__ = (
+        "audio",
+        "blocked_since",
+        "cursor",
+        "headers_version",
+        "log",
+        "sink",
+        "state",
+        "stream_id",
+        "video",
+    )
+
+    def __init__(self, sink: PlayerSink, stream_id: int, audio: bool, video: bool) -> None:
+        self.sink = sink
+        self.stream_id = stream_id
+        self.audio = audio
+        self.video = video
+        self.state = PlayerState.WAITING
+        self.cursor = 0
+        self.log: _Log | None = None
+        self.blocked_since: float | None = None
+        self.headers_version = 0
+
+
+class _Log:
+    """Encoded messages for one (message stream id, audio, video) selection.
+
+    Entries carry absolute sequence numbers: entry ``i`` of ``entries`` has number
+    ``base + i``. ``ends[i]`` is the log's byte offset after that entry, so bytes behind are a
+    subtraction; ``stamps[i]`` its timestamp (ms) for seconds behind.
+    """
+
+    __slots__ = (
+        "audio",
+        "base",
+        "ends",
+        "entries",
+        "keyframe",
+        "players",
+        "stamps",
+        "stream_id",
+        "video",
+    )
+
+    def __init__(self, stream_id: int, audio: bool, video: bool) -> None:
+        self.stream_id = stream_id
+        self.audio = audio
+        self.video = video
+        self.base = 0
+        self.entries: list[bytes] = []
+        self.ends: list[int] = []
+        self.stamps: list[int] = []
+        self.keyframe: int | None = None
+        """Sequence number of the newest sync point (keyframe) still in the log."""
+        self.players: set[Player] = set()
+
+    @property
+    def head(self) -> int:
+        return self.base + len(self.entries)
+
+    def wants(self, message: Media | Data) -> bool:
+        if isinstance(message, Data):
+            return True
+        return self.video if message.is_video else self.audio
+
+    def offset(self, seq: int) -> int:
+        """Byte offset of the start of entry ``seq``."""
+        index = seq - self.base
+        if index <= 0:
+            return self.ends[0] - len(self.entries[0]) if self.entries else 0
+        return self.ends[index - 1]
+
+    def append(self, data: bytes, timestamp: int, sync: bool) -> None:
+        if sync:
+            self.keyframe = self.head
+        end = (self.ends[-1] if self.ends else 0) + len(data)
+        self.entries.append(data)
+        self.ends.append(end)
+        self.stamps.append(timestamp)
+
+    def behind(self, seq: int) -> tuple[int, float]:
+        """(bytes, seconds) between ``seq`` and the head."""
+        if seq >= self.head or not self.entries:
+            return 0, 0.0
+        index = max(seq - self.base, 0)
+        size = self.ends[-1] - self.offset(seq)
+        seconds = ((self.stamps[-1] - self.stamps[index]) & 0xFFFFFFFF) / 1000.0
+        return size, seconds
+
+    def since(self, seq: int) -> bytes:
+        return b"".join(self.entries[max(seq - self.base, 0) :])
+
+    def trim(self, keep_from: int) -> None:
+        """Forget entries before ``keep_from``."""
+        drop = min(keep_from, self.head) - self.base
+        if drop <= 0:
+            return
+        del self.entries[:drop], self.ends[:drop], self.stamps[:drop]
+        self.base += drop
+        if self.keyframe is not None and self.keyframe < self.base:
+            self.keyframe = None
+
+
+class LiveStream:
+    """(app, name) -> publisher, players, caches and logs."""
+
+    def __init__(self, app: str, name: str, limits: FanoutLimits | None = None) -> None:
+        self.app = app
+        self.name = name
+        self.limits = limits or FanoutLimits()
+        self.publisher: Any = None
+        self.players: set[Player] = set()
+        self.metadata: Data | None = None
+        self.video_header: Media | None = None
+        self.audio_header: Media | None = None
+        self.headers_version = 0
+        self.has_video = False
+        self.encodes = 0
+        """Chunk encodings done for fan-out (one per message per log): a measure, not a knob."""
+        self._gop: list[Media | Data] = []
+        self._gop_bytes = 0
+        self._gop_valid = False
+        self._logs: dict[tuple[int, bool, bool], _Log] = {}
+        self.dirty = False
+        self.last_timestamp = 0
+
+    # --------------------------------------------------------------------------- publisher
+
+    @property
+    def published(self) -> bool:
+        return self.publisher is not None
+
+    def start_publish(self, publisher: Any) -> None:
+        """A publisher claimed the stream: waiting players start receiving from now."""
+        self.publisher = publisher
+        for player in self.players:
+            if player.state is PlayerState.WAITING:
+                self._attach(player, at_head=True)
+                player.sink.publish_started()
+
+    def stop_publish(self) -> None:
+        """The publisher left: players are told and wait; every cache is dropped (the next
+        publisher may use other codecs)."""
+        self.publisher = None
+        self.flush_now = True
+        for player in list(self.players):
+            self._detach(player)
+            player.state = PlayerState.WAITING
+            player.sink.publish_stopped()
+        self.metadata = self.video_header = self.audio_header = None
+        self.has_video = False
+        self._gop.clear()
+        self._gop_bytes = 0
+        self._gop_valid = False
+        self._logs.clear()
+
+    def set_metadata(self, values: tuple[Any, ...], timestamp: int = 0) -> None:
+        """Store ``onMetaData`` (from ``@setDataFrame``) and forward it to players."""
+        data = Data(values, 0, timestamp)
+        self.metadata = data
+        self.publish_message(data)
+
+    def publish_message(self, message: Media | Data) -> None:
+        """Update the caches with one message and append it, encoded once, to every log."""
+        sync = True
+        if isinstance(message, Media):
+            if message.is_video:
+                tag = parse_video(message.payload)
+                self.has_video = True
+                if tag.sequence_header:
+                    self.video_header = message
+                    self.headers_version += 1
+                    sync = False
+                else:
+                    sync = tag.keyframe
+            elif is_audio_sequence_header(message.payload):
+                self.audio_header = message
+                self.headers_version += 1
+                sync = False
+            else:
+                sync = not self.has_video
+        else:
+            sync = False
+        self.last_timestamp = message.timestamp
+        self._cache_gop(message, sync)
+        for log in self._logs.values():
+            if log.wants(message):
+                log.append(
+                    self._encode(message, log.stream_id),
+                    message.timestamp,
+                    sync or (not log.video and isinstance(message, Media)),
+                )
+        self.dirty = True
+
+    def _cache_gop(self, message: Media | Data, sync: bool) -> None:
+        if not self.limits.gop_cache:
+            return
+        if sync and isinstance(message, Media) and (message.is_video or not self.has_video):
+            self._gop.clear()
+            self._gop_bytes = 0
+            self._gop_valid = True
+        if not self._gop_valid:
+            return
+        if isinstance(message, Media) and (
+            message is self.video_header or message is self.audio_header
+        ):
+            return
+        self._gop.append(message)
+        self._gop_bytes += len(message.payload) if isinstance(message, Media) else 64
+        if (
+            self._gop_bytes > self.limits.gop_max_bytes
+            or len(self._gop) > self.limits.gop_max_frames
+        ):
+            self._gop.clear()
+            self._gop_bytes = 0
+            self._gop_valid = False
+
+    def _encode(self, message: Media | Data, stream_id: int) -> bytes:
+        self.encodes += 1
+        raw = encode_message(message)
+        if raw.stream_id != stream_id:
+            raw = RawMessage(raw.type_id, stream_id, raw.timestamp, raw.payload, raw.csid)
+        return encode_shared(raw, self.limits.chunk_size)
+
+    # ----------------------------------------------------------------------------- players
+
+    def add_player(
+        self, sink: PlayerSink, stream_id: int, *, audio: bool = True, video: bool = True
+    ) -> Player:
+        """A play on this stream. With a publisher, the player first gets the cached metadata
+        and sequence headers, then the GOP from the newest keyframe; without one it waits."""
+        player = Player(sink, stream_id, audio, video)
+        self.players.add(player)
+        if self.published:
+            self._attach(player, at_head=False)
+            self._send_preamble(player)
+        return player
+
+    def remove_player(self, player: Player) -> None:
+        self._detach(player)
+        self.players.discard(player)
+
+    def set_paused(self, player: Player, paused: bool) -> None:
+        """Pause stops delivery; resuming restarts at the next keyframe."""
+        if paused:
+            if player.state is not PlayerState.WAITING:
+                self._detach(player)
+                player.state = PlayerState.PAUSED
+        elif player.state is PlayerState.PAUSED:
+            self._attach(player, at_head=True)
+            self._park(player)
+
+    def select(
+        self, player: Player, *, audio: bool | None = None, video: bool | None = None
+    ) -> None:
+        """receiveAudio / receiveVideo: change what the player gets, from the next sync point."""
+        if audio is not None:
+            player.audio = audio
+        if video is not None:
+            player.video = video
+        if player.state in (PlayerState.ACTIVE, PlayerState.PARKED):
+            self._detach(player)
+            self._attach(player, at_head=True)
+            self._park(player)
+
+    def _log_for(self, player: Player) -> _Log:
+        key = (player.stream_id, player.audio, player.video)
+        log = self._logs.get(key)
+        if log is None:
+            log = _Log(*key)
+            for message in self._gop:  # seed a new selection from the cached GOP
+                if log.wants(message):
+                    first = log.head == 0
+                    log.append(self._encode(message, log.stream_id), message.timestamp, first)
+            self._logs[key] = log
+        return log
+
+    def _attach(self, player: Player, *, at_head: bool) -> None:
+        log = self._log_for(player)
+        log.players.add(player)
+        player.log = log
+        player.blocked_since = None
+        player.headers_version = self.headers_version
+        if at_head:
+            player.cursor = log.head
+            player.state = PlayerState.ACTIVE
+        elif log.keyframe is not None:
+            player.cursor = log.keyframe
+            player.state = PlayerState.ACTIVE
+        elif self.has_video and player.video:
+            self._park(player)
+        else:
+            player.cursor = log.head
+            player.state = PlayerState.ACTIVE
+        self.dirty = True
+
+    def _detach(self, player: Player) -> None:
+        if player.log is not None:
+            player.log.players.discard(player)
+            player.log = None
+
+    def _park(self, player: Player) -> None:
+        assert player.log is not None
+        player.cursor = player.log.head
+        player.state = PlayerState.PARKED
+
+    def _send_preamble(self, player: Player) -> None:
+        """Metadata and sequence headers for one player, stamped at its first message's time."""
+        log = player.log
+        assert log is not None
+        index = player.cursor - log.base
+        stamp = log.stamps[index] if 0 <= index < len(log.stamps) else self.last_timestamp
+        parts: list[Media | Data] = []
+        if self.metadata is not None:
+            parts.append(Data(self.metadata.values, player.stream_id, stamp))
+        if self.video_header is not None and player.video:
+            parts.append(
+                Media(MessageType.VIDEO, stamp, player.stream_id, self.video_header.payload)
+            )
+        if self.audio_header is not None and player.audio:
+            parts.append(
+                Media(MessageType.AUDIO, stamp, player.stream_id, self.audio_header.payload)
+            )
+        if parts:
+            player.sink.write(
+                b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
+            )
+        player.headers_version = self.headers_version
+
+    # ------------------------------------------------------------------------------ flush
+
+    def flush(self, now: float) -> None:
+        """Deliver what each player is missing, apply the bounds, and trim the logs."""
+        self.dirty = False
+        for log in list(self._logs.values()):
+            self._flush_log(log, now)
+
+    def _flush_log(self, log: _Log, now: float) -> None:
+        head = log.head
+        joined: dict[int, bytes] = {}
+        limits = self.limits
+        for player in list(log.players):
+            if player.state is PlayerState.PARKED:
+                if log.keyframe is None or log.keyframe < player.cursor:
+                    continue
+                player.cursor = log.keyframe
+                player.state = PlayerState.ACTIVE
+                if player.headers_version != self.headers_version:
+                    self._send_preamble(player)
+            if player.cursor >= head:
+                player.blocked_since = None
+                continue
+            if not player.sink.can_write():
+                if player.blocked_since is None:
+                    player.blocked_since = now
+                elif now - player.blocked_since > limits.stall_timeout:
+                    self._drop(player, f"no write progress for {limits.stall_timeout:g}s")
+                    continue
+                size, seconds = log.behind(player.cursor)
+                if size > limits.hard_bytes:
+                    self._drop(player, f"{size} bytes behind (limit {limits.hard_bytes})")
+                elif size > limits.soft_bytes or seconds > limits.soft_seconds:
+                    if log.keyframe is not None and log.keyframe > player.cursor:
+                        player.cursor = log.keyframe
+                    else:
+                        self._park(player)
+                continue
+            player.blocked_since = None
+            data = joined.get(player.cursor)
+            if data is None:
+                data = joined[player.cursor] = log.since(player.cursor)
+            player.cursor = head
+            player.sink.write(data)
+        self._trim(log)
+
+    def _drop(self, player: Player, reason: str) -> None:
+        self.remove_player(player)
+        player.sink.close(reason)
+
+    def _trim(self, log: _Log) -> None:
+        keep = log.head
+        if self.limits.gop_cache and log.keyframe is not None:
+            keep = log.keyframe
+        for player in log.players:
+            if player.state is PlayerState.ACTIVE and player.cursor < keep:
+                keep = player.cursor
+        log.trim(keep)
+        if not log.players and not self.limits.gop_cache:
+            log.trim(log.head)
+
+    def memory(self) -> int:
+        """Bytes held in logs and the GOP cache (for bounds tests and stats)."""
+        total = self._gop_bytes
+        for log in self._logs.values():
+            total += sum(len(e) for e in log.entries)
+        return total
+
+    def players_in(self, states: Iterable[PlayerState]) -> int:
+        wanted = set(states)
+        return sum(1 for p in self.players if p.state in wanted)
+
+
+__all__ = ["ChunkStreamId", "FanoutLimits", "LiveStream", "Player", "PlayerSink", "PlayerState"]
