@@ -65,6 +65,10 @@ class AlwaysOrLevel:
     def __call__(self, event: LogEvent) -> Any:  # a PredicateResult constant
         if event.get("always"):
             return PredicateResult.yes
+        if event.get("log_namespace") == "log_legacy" and not event.get("isError"):
+            # Twisted's own chatter ("Factory starting on 1935", "Port closed") repeats what
+            # we log ourselves: keep it for debug.
+            event = dict(event, log_level=LogLevel.debug)
         return self._by_level(event)
 
 

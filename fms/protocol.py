@@ -185,8 +185,10 @@ class RTMPServerProtocol(Protocol):
         if before is ConnectionState.HANDSHAKE and conn.state is not ConnectionState.HANDSHAKE:
             self._arm_connect_deadline()
         try:
-            for event in events:
-                self._handle(event)
+            while events:
+                for event in events:
+                    self._handle(event)
+                events = conn.pending_events()
         except Exception:
             log.failure("closing {peer}: internal error while handling its input", peer=self.peer)
             self._abort()
@@ -350,9 +352,9 @@ class RTMPServerProtocol(Protocol):
         values = event.message.values
         name = event.message.name
         if name == "@setDataFrame" and len(values) >= 2:
-            stream.set_metadata(values[1:], event.message.timestamp)
+            stream.set_metadata(values[1:])
         elif name == "onMetaData":
-            stream.set_metadata(values, event.message.timestamp)
+            stream.set_metadata(values)
         elif name == "@clearDataFrame":
             stream.metadata = None
         else:

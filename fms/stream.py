@@ -210,6 +210,7 @@ class LiveStream:
         self._logs: dict[tuple[int, bool, bool], _Log] = {}
         self.dirty = False
         self.last_timestamp = 0
+        self._last_flush = 0.0
 
     # --------------------------------------------------------------------------- publisher
 
@@ -229,7 +230,7 @@ class LiveStream:
         """The publisher left: players are told and wait; every cache is dropped (the next
         publisher may use other codecs)."""
         self.publisher = None
-        self.flush_now = True
+        self.flush(self._last_flush)  # what the publisher sent last still reaches everyone
         for player in list(self.players):
             self._detach(player)
             player.state = PlayerState.WAITING
@@ -241,9 +242,13 @@ class LiveStream:
         self._gop_valid = False
         self._logs.clear()
 
-    def set_metadata(self, values: tuple[Any, ...], timestamp: int = 0) -> None:
-        """Store ``onMetaData`` (from ``@setDataFrame``) and forward it to players."""
-        data = Data(values, 0, timestamp)
+    def set_metadata(self, values: tuple[Any, ...]) -> None:
+        """Store ``onMetaData`` (from ``@setDataFrame``) and forward it to players.
+
+        Metadata always travels with timestamp 0: FFmpeg's FLV reader turns an ``onMetaData``
+        with any other timestamp into a spurious subtitle stream.
+        """
+        data = Data(values, 0, 0)
         self.metadata = data
         self.publish_message(data)
 
@@ -268,7 +273,8 @@ class LiveStream:
                 sync = not self.has_video
         else:
             sync = False
-        self.last_timestamp = message.timestamp
+        if isinstance(message, Media):
+            self.last_timestamp = message.timestamp
         self._cache_gop(message, sync)
         for log in self._logs.values():
             if log.wants(message):
@@ -392,14 +398,15 @@ class LiveStream:
         player.state = PlayerState.PARKED
 
     def _send_preamble(self, player: Player) -> None:
-        """Metadata and sequence headers for one player, stamped at its first message's time."""
+        """Metadata (at time 0) and sequence headers (at the time of the player's first message)
+        for one player."""
         log = player.log
         assert log is not None
         index = player.cursor - log.base
         stamp = log.stamps[index] if 0 <= index < len(log.stamps) else self.last_timestamp
         parts: list[Media | Data] = []
         if self.metadata is not None:
-            parts.append(Data(self.metadata.values, player.stream_id, stamp))
+            parts.append(Data(self.metadata.values, player.stream_id, 0))
         if self.video_header is not None and player.video:
             parts.append(
                 Media(MessageType.VIDEO, stamp, player.stream_id, self.video_header.payload)
@@ -419,6 +426,7 @@ class LiveStream:
     def flush(self, now: float) -> None:
         """Deliver what each player is missing, apply the bounds, and trim the logs."""
         self.dirty = False
+        self._last_flush = now
         for log in list(self._logs.values()):
             self._flush_log(log, now)
 

@@ -8,28 +8,23 @@ gets a 32-bit length, a ``TypedObject`` loses its class name, vectors and dictio
 missing); and choosing object 0x03 vs ECMA array 0x08 vs typed object 0x10 needs our own types
 anyway. pyamf remains the independent oracle of the tests.
 
-What is written, chosen by type (see :mod:`fms.amf.types`):
+What is written, chosen by type (see :mod:`fms.amf.types`), as AMF0 / AMF3:
 
-=================================  ===============================  ==========================
-Python                             AMF0                             AMF3
-=================================  ===============================  ==========================
-``None`` / ``UNDEFINED``           null 0x05 / undefined 0x06       null 0x01 / undefined 0x00
-``bool``                           boolean 0x01                     false 0x02 / true 0x03
-``int``                            number 0x00 (exact ints only)    integer 0x04 if 29-bit,
-                                                                    else double 0x05
-``float``                          number 0x00                      double 0x05
-``str``                            string 0x02 / long string 0x0C   string 0x06
-``XMLDocument`` / ``XML``          XML document 0x0F                XMLDocument 0x07 / XML 0x0B
-aware ``datetime``                 date 0x0B                        date 0x08
-``dict``                           object 0x03                      dynamic anonymous object
-``TypedObject``                    typed object 0x10                object with traits
-``ECMAArray``                      ECMA array 0x08                  array, associative part
-``list`` / ``tuple``               strict array 0x0A                array, dense part
-``ByteArray`` / ``bytes``          (wrap in ``AMF3``)               byte array 0x0C
-``Vector``, ``AMF3Dictionary``     (wrap in ``AMF3``)               vector 0x0D-0x10 / 0x11
-``ArrayCollection``/``ObjectProxy``  (wrap in ``AMF3``)             externalizable object
-``AMF3(value)``                    0x11 then ``value`` in AMF3      ``value``
-=================================  ===============================  ==========================
+- ``None``, ``UNDEFINED``: null 0x05, undefined 0x06 / null 0x01, undefined 0x00.
+- ``bool``: boolean 0x01 / false 0x02, true 0x03.
+- ``int``: number 0x00 (exactly representable ints only) / integer 0x04 within 29 bits, else
+  double 0x05. ``float``: number 0x00 / double 0x05.
+- ``str``: string 0x02, or long string 0x0C beyond 65535 UTF-8 bytes / string 0x06.
+- ``XMLDocument``, ``XML``: XML document 0x0F / XMLDocument 0x07, XML 0x0B.
+- aware ``datetime``: date 0x0B / date 0x08 (a naive one is refused, not guessed).
+- ``dict``: object 0x03 / dynamic anonymous object. ``TypedObject``: typed object 0x10 /
+  object with inline traits (an empty class name makes it anonymous).
+- ``ECMAArray``: ECMA array 0x08 / array with only an associative part.
+- ``list``, ``tuple``: strict array 0x0A / array with only a dense part.
+- ``ByteArray`` or any bytes, ``Vector``, ``AMF3Dictionary``, ``ArrayCollection``,
+  ``ObjectProxy``: AMF3 only (byte array 0x0C, vectors 0x0D-0x10, dictionary 0x11,
+  externalizable objects); in AMF0 they must be wrapped in ``AMF3``.
+- ``AMF3(value)``: 0x11 then ``value`` in AMF3 / ``value``.
 
 The encoder writes no references of any kind: a shared value is written again, and AMF3
 strings and traits are always inline. References are optional in both specifications, and

@@ -202,6 +202,13 @@ class ServerConnection:
         self._acknowledge()
         return out
 
+    def pending_events(self) -> list[ev.Event]:
+        """Commands held while ``connect`` was pending, once it was accepted (in order)."""
+        if self.state is not ConnectionState.CONNECTED or not self._held:
+            return []
+        held, self._held = self._held, []
+        return held
+
     def _acknowledge(self) -> None:
         if not self._ack_window:
             return
@@ -532,8 +539,9 @@ class ServerConnection:
             )
 
     def accept_play(self, stream_id: int, name: str, *, reset: bool = True) -> None:
-        """Start playing: StreamBegin, ``Play.Reset``, ``Play.Start``, ``|RtmpSampleAccess``
-        and ``NetStream.Data.Start``; media follows through :meth:`send_stream_message`."""
+        """Start playing: StreamBegin, ``Play.Reset``, ``Play.Start`` and ``|RtmpSampleAccess``;
+        media follows through :meth:`send_stream_message`. (Flash Media Server also sends a
+        ``NetStream.Data.Start`` data message; FFmpeg turns it into a spurious text stream.)"""
         self._require(ConnectionState.CONNECTED)
         self.streams[stream_id] = StreamState.PLAYING
         self.send_user_control(UserControlEvent.STREAM_BEGIN, stream_id)
@@ -541,9 +549,6 @@ class ServerConnection:
             self.send_status(stream_id, info(StatusCode.PLAY_RESET, subject=name, details=name))
         self.send_status(stream_id, info(StatusCode.PLAY_START, subject=name, details=name))
         self.send_stream_message(Data(("|RtmpSampleAccess", True, True), stream_id))
-        self.send_stream_message(
-            Data(("onStatus", {"code": str(StatusCode.DATA_START)}), stream_id)
-        )
 
     def reject_play(
         self,

@@ -126,3 +126,54 @@ def run_client(
             f"{command[0]} did not finish in {timeout}s; stderr:\n"
             + (exc.stderr or b"").decode(errors="replace")[-4000:]
         ) from None
+
+
+def ffmpeg_publish_command(
+    url: str, seconds: float, *, fps: int = 25, gop: int = 25, audio: bool = True
+) -> list[str]:
+    """FFmpeg publishing ``seconds`` of generated H.264 (+AAC) in real time to ``url``."""
+    command = [require_client("ffmpeg"), "-hide_banner", "-loglevel", "error", "-re"]
+    command += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate={fps}"]
+    if audio:
+        command += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+    command += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop)]
+    command += ["-pix_fmt", "yuv420p"]
+    if audio:
+        command += ["-c:a", "aac", "-b:a", "64k"]
+    command += ["-f", "flv", url]
+    return command
+
+
+def probe_command(url: str) -> list[str]:
+    """ffprobe reading ``url`` to its end, counting decoded frames per stream."""
+    return [
+        require_client("ffprobe"),
+        "-v", "error", "-count_frames",
+        "-show_entries", "stream=codec_type,codec_name,nb_read_frames",
+        "-of", "json", url,
+    ]  # fmt: skip
+
+
+def frames_by_codec(stdout: bytes) -> dict[str, int]:
+    """``{"h264": 100, "aac": 172}`` from ffprobe's JSON."""
+    import json
+
+    streams = json.loads(stdout or b"{}").get("streams", [])
+    return {s["codec_name"]: int(s.get("nb_read_frames", 0)) for s in streams}
+
+
+def start(command: Sequence[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, bytes, bytes]:
+    """Wait for a started client; kill it and fail if it overruns."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"{proc.args!r} did not finish in {timeout}s; stderr:\n{err.decode(errors='replace')}"
+        ) from None
+    return proc.returncode, out, err

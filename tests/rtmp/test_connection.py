@@ -267,15 +267,11 @@ def test_play_accept_sends_stream_begin_reset_start_and_sample_access() -> None:
     assert isinstance(event, ev.PlayRequested) and event.name == "cam" and event.start == -1000
     server.accept_play(sid, "cam")
     client.receive(server.data_to_send())
-    tail = client.received[-5:]
+    tail = client.received[-4:]
     assert tail[0] == UserControl(UserControlEvent.STREAM_BEGIN, sid)
-    assert client.statuses()[-3:] == [
-        "NetStream.Play.Reset",
-        "NetStream.Play.Start",
-        "NetStream.Data.Start",
-    ]
-    sample = next(m for m in tail if isinstance(m, Data))
-    assert sample.values == ("|RtmpSampleAccess", True, True)
+    assert client.statuses()[-2:] == ["NetStream.Play.Reset", "NetStream.Play.Start"]
+    data = [m.values for m in tail if isinstance(m, Data)]
+    assert data == [("|RtmpSampleAccess", True, True)]
 
 
 def test_stop_play_sends_unpublish_notify_and_stream_eof() -> None:
@@ -308,7 +304,7 @@ def test_acknowledgement_is_sent_per_the_window_the_peer_announced() -> None:
     exchange(server, client, client.send(WindowAcknowledgementSize(1000)))
     before = server.bytes_received
     acks: list[Acknowledgement] = []
-    for _ in range(4):
+    for _ in range(10):
         exchange(server, client, client.send(UserControl(UserControlEvent.PING_RESPONSE, 1)) * 40)
         acks = [m for m in client.received if isinstance(m, Acknowledgement)]
     assert server.bytes_received - before >= 2000

@@ -32,6 +32,7 @@ class ScriptedClient:
 
     def receive(self, data: bytes) -> bytes:
         """Take server bytes; return what the client answers (C2 during the handshake)."""
+        reply = b""
         if not self.handshake.done:
             self.handshake.receive_data(data)
             reply = self.handshake.data_to_send()
@@ -41,7 +42,7 @@ class ScriptedClient:
         for raw in self.decoder.receive_data(data):
             self.raw.append(raw)
             self.received.append(decode_message(raw))
-        return b""
+        return reply
 
     def send(self, message: Message, timestamp: int = 0) -> bytes:
         data = b""
