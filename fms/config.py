@@ -70,7 +70,7 @@ class LimitsConfig:
     max_buffered_bytes: int = _opt(
         16 * 1024 * 1024, minimum=1024, doc="bytes of incomplete messages held per connection"
     )
-    amf_max_depth: int = _opt(32, minimum=1, maximum=1000, doc="nesting depth of AMF values")
+    amf_max_depth: int = _opt(32, minimum=1, maximum=100, doc="nesting depth of AMF values")
     amf_max_entries: int = _opt(1024, minimum=1, doc="entries per AMF object or array in commands")
 
 

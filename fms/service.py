@@ -12,8 +12,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.internet.interfaces import IListeningPort, IReactorTCP
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTCP
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -52,7 +51,7 @@ class RTMPListenerService(Service):
     port when the configuration asked for port 0.
     """
 
-    def __init__(self, reactor: IReactorTCP, config: Config, factory: Factory) -> None:
+    def __init__(self, reactor: IReactorTCP, config: Config, factory: IProtocolFactory) -> None:
         self._reactor = reactor
         self._config = config
         self._factory = factory
