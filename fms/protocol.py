@@ -441,6 +441,9 @@ class RTMPServerProtocol(Protocol):
             else:
                 stream.select(player, video=event.enabled)
 
+    def _on_peer_chunk_size(self, event: ev.PeerChunkSizeChanged) -> None:
+        log.debug("{peer} sends with chunk size {size}", peer=self.peer, size=event.size)
+
     _handlers: dict[type[ev.Event], Callable[[RTMPServerProtocol, Any], None]] = {
         ev.HandshakeCompleted: _on_handshake,
         ev.ConnectRequested: _on_connect,
@@ -455,6 +458,7 @@ class RTMPServerProtocol(Protocol):
         ev.PauseRequested: _on_pause,
         ev.SeekRequested: _on_seek,
         ev.ReceiveMediaRequested: _on_receive_media,
+        ev.PeerChunkSizeChanged: _on_peer_chunk_size,
     }
 
     # ------------------------------------------------------------------- shared writes

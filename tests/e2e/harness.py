@@ -94,6 +94,28 @@ class ServerProcess:
             if regex.search(line):
                 return line
 
+    def wait_for_lines(
+        self, pattern: re.Pattern[str] | str, count: int, timeout: float = 20.0
+    ) -> list[str]:
+        """Block until ``count`` distinct log lines match ``pattern``."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in list(self.lines) if regex.search(line)]
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{len(found)} of {count} log lines matched {regex.pattern!r}; log:\n"
+                    + self.log()
+                )
+            try:
+                if self._queue.get(timeout=remaining) is None:
+                    raise AssertionError("server exited; log:\n" + self.log())
+            except queue.Empty:
+                continue
+
     def log(self) -> str:
         return "\n".join(self.lines)
 

@@ -6,6 +6,7 @@ Generated media: 25 fps H.264 with a keyframe every second, 44.1 kHz AAC (about 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,100 @@ def test_gstreamer_plays_what_ffmpeg_publishes(server: ServerProcess, tmp_path: 
     assert status == 0, err.decode(errors="replace")
     assert pictures.stat().st_size == 3 * FPS * 320 * 240 * 3 // 2
     assert sound.stat().st_size >= 2 * (3 * 44100 - 2048)
+
+
+def test_players_end_promptly_when_the_publisher_disconnects(server: ServerProcess) -> None:
+    url = f"{server.url}/live/gone"
+    publisher = start(ffmpeg_publish_command(url, 60))
+    server.wait_for_line(r"publish started live/gone")
+    players = [start(probe_command(url)) for _ in range(2)]
+    server.wait_for_lines(r"play live/gone for 127\.0\.0\.1:\d+$", 2)
+    publisher.kill()  # no FCUnpublish, no deleteStream: the TCP connection just drops
+    publisher.wait()
+    killed = time.monotonic()
+    for player in players:
+        status, out, err = finish(player, timeout=15)
+        assert status == 0, err.decode(errors="replace")
+        assert frames_by_codec(out)["h264"] > 0
+    assert time.monotonic() - killed < 5.0
+    server.wait_for_line(r"publish stopped live/gone")
+
+
+def test_two_apps_stream_at_once_and_each_player_gets_its_own(server: ServerProcess) -> None:
+    urls = {"small": f"{server.url}/one/cam", "large": f"{server.url}/two/cam"}
+    size = {"small": "160x120", "large": "320x240"}
+    probes = {}
+    for key, url in urls.items():
+        probes[key] = start([
+            require_client("ffprobe"), "-v", "error", "-count_frames", "-select_streams", "v",
+            "-show_entries", "stream=width,height,nb_read_frames", "-of", "csv=p=0", url,
+        ])  # fmt: skip
+    server.wait_for_line(r"play one/cam for .*waiting for publisher", timeout=15)
+    server.wait_for_line(r"play two/cam for .*waiting for publisher", timeout=15)
+    publishers = []
+    for key, url in urls.items():
+        command = ffmpeg_publish_command(url, 2)
+        command[command.index("testsrc2=size=320x240:rate=25")] = (
+            f"testsrc2=size={size[key]}:rate=25"
+        )
+        publishers.append(start(command))
+    for publisher in publishers:
+        assert finish(publisher)[0] == 0
+    for key, probe in probes.items():
+        _status, out, err = finish(probe)
+        width, height, frames = out.decode().strip().split(",")
+        assert f"{width}x{height}" == size[key], err.decode(errors="replace")
+        assert int(frames) == 2 * FPS
+
+
+def test_twenty_players_of_one_stream_all_decode(server: ServerProcess) -> None:
+    url = f"{server.url}/live/crowd"
+    players = [start(probe_command(url)) for _ in range(20)]
+    server.wait_for_lines(r"play live/crowd for .*waiting for publisher", 20, timeout=60)
+    publisher = start(ffmpeg_publish_command(url, 4))
+    assert finish(publisher)[0] == 0
+    for player in players:
+        status, out, err = finish(player, timeout=60)
+        assert status == 0, err.decode(errors="replace")
+        frames = frames_by_codec(out)
+        assert frames["h264"] >= 0.9 * 4 * FPS
+        assert frames["aac"] >= 0.9 * 4 * 44100 / 1024
+
+
+def test_eight_megabit_stream_with_64k_chunks_arrives_intact(tmp_path: Path) -> None:
+    ffmpeg = require_client("ffmpeg")
+    source = tmp_path / "source.flv"
+    made = start([
+        ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25",
+        "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-b:v", "8M",
+        "-minrate", "8M", "-maxrate", "8M", "-bufsize", "2M", "-x264-params", "nal-hrd=cbr",
+        "-f", "flv", str(source),
+    ])  # fmt: skip
+    assert finish(made)[0] == 0
+    config = tmp_path / "fms.toml"
+    config.write_text("[streams]\nchunk_size = 65536\n")
+    server = ServerProcess("--log-level", "debug", config=config)
+    try:
+        url = f"{server.url}/live/big"
+        player = start([ffmpeg, "-v", "error", "-i", url, "-map", "0:v", "-c", "copy",
+                        "-f", "framemd5", "-"])  # fmt: skip
+        server.wait_for_line(r"play live/big for .*waiting for publisher", timeout=15)
+        publisher = start([ffmpeg, "-v", "error", "-re", "-i", str(source), "-c", "copy",
+                           "-f", "flv", url])  # fmt: skip
+        assert finish(publisher)[0] == 0
+        server.wait_for_line(r"sends with chunk size 65536")  # FFmpeg mirrors our chunk size
+        status, received, err = finish(player, timeout=30)
+        assert status == 0, err.decode(errors="replace")
+    finally:
+        assert server.stop() == 0
+    expected = finish(start([ffmpeg, "-v", "error", "-i", str(source), "-map", "0:v", "-c",
+                             "copy", "-f", "framemd5", "-"]))[1]  # fmt: skip
+
+    def hashes(text: bytes) -> list[tuple[str, str]]:
+        rows = [line.split(",") for line in text.decode().splitlines() if not line.startswith("#")]
+        return [(row[4].strip(), row[5].strip()) for row in rows]  # size and md5 of each packet
+
+    got, want = hashes(received), hashes(expected)
+    assert len(want) == 3 * FPS
+    assert sum(int(size) for size, _ in want) > 2_000_000  # about 8 Mbit/s for 3 s
+    assert got == want
