@@ -194,6 +194,8 @@ class RTMPServerProtocol(Protocol):
             self._abort()
             return
         self._flush()
+        if self.publishing and self.factory.config.streams.flush_interval == 0:
+            self.factory.registry.flush(self.factory.clock.seconds())
 
     def _arm_connect_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():

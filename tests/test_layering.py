@@ -8,7 +8,9 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["fms.rtmp", "fms.amf", "fms.rtmp.connection"])
+@pytest.mark.parametrize(
+    "module", ["fms.rtmp", "fms.amf", "fms.rtmp.connection", "fms.rtmp.client", "fms.stream"]
+)
 def test_sans_io_module_loads_no_twisted_or_zope(module: str) -> None:
     code = (
         f"import sys, {module}\n"
