@@ -114,6 +114,10 @@ class RTMPServerProtocol(Protocol):
             factory.limits, factory.settings, now=factory.clock.seconds()
         )
         factory.connections.add(self)
+        # Commands and fan-out flushes are small writes that must leave at once: no Nagle.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._deadline = factory.clock.callLater(
             factory.config.limits.handshake_timeout, self._expired, "handshake"
