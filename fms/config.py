@@ -105,16 +105,32 @@ class StreamsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AppConfig:
+    """Settings of one application (``[apps.NAME]``); its ``streams`` table overrides the
+    global ``[streams]`` options it names."""
+
+    streams: StreamsConfig = field(default_factory=StreamsConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. ``source`` names the file it came from (None: defaults)."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
+    apps: dict[str, AppConfig] = field(default_factory=dict)
     source: str | None = None
+
+    def app(self, name: str) -> AppConfig:
+        """The settings for application ``name``: its own section, else that of its first path
+        segment (``live/room1`` falls back to ``live``), else the global defaults."""
+        found = self.apps.get(name) or self.apps.get(name.split("/", 1)[0])
+        return found if found is not None else AppConfig(self.streams)
 
 
 _SECTIONS: dict[str, type[Any]] = {
+    "apps": AppConfig,  # a table of tables, read by _load_apps
     "server": ServerConfig,
     "limits": LimitsConfig,
     "streams": StreamsConfig,
@@ -154,11 +170,16 @@ def _check_value(expected: Any, value: object) -> tuple[bool, object]:
 
 def _load_section(cls: type[T], table: object, where: str, problems: list[str]) -> T:
     """Build ``cls`` from a TOML table, appending one problem per bad key."""
+    return cls(**_validated(cls, table, where, problems))
+
+
+def _validated(cls: type[Any], table: object, where: str, problems: list[str]) -> dict[str, Any]:
+    """The keys of a TOML table that fit ``cls``'s fields; one problem per bad key."""
     if not isinstance(table, Mapping):
         problems.append(f"{where}: expected a table, got {_type_name(table)}")
-        return cls()
+        return {}
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, object] = {}
     for key, value in table.items():
         name = f"{where}.{key}"
@@ -184,7 +205,7 @@ def _load_section(cls: type[T], table: object, where: str, problems: list[str]) 
                 problems.append(f"{name}: {converted!r} is above the maximum {meta['max']}")
                 continue
         values[key] = converted
-    return cls(**values)
+    return values
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
@@ -195,6 +216,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
     problems: list[str] = []
     sections: dict[str, Any] = {}
+    apps_table = data.pop("apps", {})
     for key, table in data.items():
         cls = _SECTIONS.get(key)
         if cls is None:
@@ -203,9 +225,35 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             )
             continue
         sections[key] = _load_section(cls, table, f"{source}: {key}", problems)
+    sections["apps"] = _load_apps(
+        apps_table, sections.get("streams", StreamsConfig()), source, problems
+    )
     if problems:
         raise ConfigError(problems)
     return Config(source=source, **sections)
+
+
+def _load_apps(
+    table: object, streams: StreamsConfig, source: str, problems: list[str]
+) -> dict[str, AppConfig]:
+    if not isinstance(table, Mapping):
+        problems.append(f"{source}: apps: expected a table, got {_type_name(table)}")
+        return {}
+    apps: dict[str, AppConfig] = {}
+    for name, app_table in table.items():
+        where = f"{source}: apps.{name}"
+        if not isinstance(app_table, Mapping):
+            problems.append(f"{where}: expected a table, got {_type_name(app_table)}")
+            continue
+        app_streams = streams
+        for key, value in app_table.items():
+            if key == "streams":
+                overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
+                app_streams = dataclasses.replace(streams, **overrides)
+            else:
+                problems.append(f"{where}.{key}: unknown key (known: streams)")
+        apps[name] = AppConfig(app_streams)
+    return apps
 
 
 def load_config(path: str | Path) -> Config:

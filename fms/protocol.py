@@ -55,9 +55,10 @@ NULL_RESULT_CALLS = frozenset(
 """FMLE-era calls that encoders expect a null ``_result`` for (see INTEROP.md)."""
 
 
-def fanout_limits(config: Config) -> FanoutLimits:
-    """The per-stream delivery bounds that the ``[streams]`` section describes."""
-    streams = config.streams
+def fanout_limits(config: Config, app: str) -> FanoutLimits:
+    """The per-stream delivery bounds of ``app``: ``[streams]`` with its ``[apps.APP.streams]``
+    overrides."""
+    streams = config.app(app).streams
     return FanoutLimits(
         chunk_size=streams.chunk_size,
         soft_bytes=streams.soft_bytes,
@@ -550,7 +551,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.config = config
         self.limits = connection_limits(config)
         self.connections: set[RTMPServerProtocol] = set()
-        self.registry = StreamRegistry(fanout_limits(config))
+        self.registry = StreamRegistry(lambda app: fanout_limits(config, app))
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
         self._flusher: LoopingCall | None = None
 

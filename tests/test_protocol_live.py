@@ -200,3 +200,18 @@ def test_timer_flush_delivers_within_one_interval(flush_interval: float) -> None
         assert [m.timestamp for m in watcher.media()] == [0]
     finally:
         factory.doStop()
+
+
+def test_per_app_settings_apply_to_that_apps_streams() -> None:
+    from fms.config import parse_config
+
+    config = parse_config(
+        "[streams]\nflush_interval = 0.0\n[apps.nogop.streams]\ngop_cache = false\n"
+    )
+    factory = RTMPServerFactory(config, clock=Clock())  # type: ignore[arg-type]
+    assert factory.registry.claim("nogop", "cam", object()) is not None
+    assert factory.registry.claim("live", "cam", object()) is not None
+    nogop = factory.registry.get("nogop", "cam")
+    live = factory.registry.get("live", "cam")
+    assert nogop is not None and live is not None
+    assert nogop.limits.gop_cache is False and live.limits.gop_cache is True

@@ -1,0 +1,44 @@
+"""Configuration parsing: defaults, overrides and per-app settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from fms.config import Config, parse_config
+from fms.errors import ConfigError
+
+
+def test_an_empty_file_gives_the_defaults() -> None:
+    config = parse_config("", "x.toml")
+    assert config.server.port == 1935 and config.server.host == "0.0.0.0"
+    assert config.streams.gop_cache is True
+
+
+def test_integers_are_accepted_where_seconds_are_floats() -> None:
+    config = parse_config("[limits]\nidle_timeout = 5\n")
+    assert config.limits.idle_timeout == 5.0 and isinstance(config.limits.idle_timeout, float)
+
+
+def test_app_streams_override_only_what_they_name() -> None:
+    config = parse_config("[streams]\nsoft_seconds = 2.0\n[apps.fast.streams]\ngop_cache = false\n")
+    fast = config.app("fast").streams
+    assert fast.gop_cache is False and fast.soft_seconds == 2.0
+    assert config.app("other").streams.gop_cache is True
+
+
+def test_an_app_with_a_slash_falls_back_to_its_first_segment() -> None:
+    config = parse_config("[apps.live.streams]\ngop_cache = false\n")
+    assert config.app("live/room1").streams.gop_cache is False
+
+
+def test_app_errors_name_the_app_and_key() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config("[apps.x]\nplugins = 1\n[apps.y.streams]\ngop_cache = 'no'\n", "c.toml")
+    assert raised.value.problems == [
+        "c.toml: apps.x.plugins: unknown key (known: streams)",
+        "c.toml: apps.y.streams.gop_cache: expected bool, got string 'no'",
+    ]
+
+
+def test_defaults_without_a_file() -> None:
+    assert Config().app("live").streams == Config().streams
