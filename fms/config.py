@@ -43,6 +43,9 @@ class ServerConfig:
     host: str = _opt("0.0.0.0", doc="interface to listen on ('::' for IPv6)")
     port: int = _opt(1935, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one")
     log_level: str = _opt("info", choices=LOG_LEVELS, doc="lowest level written to the log")
+    plugin_dirs: tuple[str, ...] = _opt(
+        ("plugins",), doc="folders (relative to the config file) searched for plugin files"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +108,33 @@ class StreamsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """One ``[[apps.NAME.plugins]]`` entry: what to load (``use``) and its options, which are
+    passed to the plugin's constructor as keyword arguments."""
+
+    use: str
+    options: dict[str, Any] = field(default_factory=dict)
+    where: str = ""
+    """``FILE: apps.NAME.plugins[i]``, for error messages."""
+
+
+APP_POLICIES = ("open", "refuse")
+
+
+@dataclass(frozen=True, slots=True)
 class AppConfig:
-    """Settings of one application (``[apps.NAME]``); its ``streams`` table overrides the
-    global ``[streams]`` options it names."""
+    """Settings of one application (``[apps.NAME]``, or ``[default_app]`` for every app not
+    named): its plugin chain, how long a plugin may take to decide, and a ``streams`` table
+    that overrides the global ``[streams]`` options it names."""
 
     streams: StreamsConfig = field(default_factory=StreamsConfig)
+    plugins: tuple[PluginSpec, ...] = ()
+    decision_timeout: float = 10.0
+    policy: str = "open"
+    """Only for ``[default_app]``: "open" accepts any app name, "refuse" refuses names not
+    listed under ``[apps]``."""
+    name: str | None = None
+    """The section's app name (None for the default app)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +145,30 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     apps: dict[str, AppConfig] = field(default_factory=dict)
+    default_app: AppConfig | None = None
     source: str | None = None
 
     def app(self, name: str) -> AppConfig:
         """The settings for application ``name``: its own section, else that of its first path
-        segment (``live/room1`` falls back to ``live``), else the global defaults."""
+        segment (``live/room1`` falls back to ``live``), else ``[default_app]``."""
         found = self.apps.get(name) or self.apps.get(name.split("/", 1)[0])
-        return found if found is not None else AppConfig(self.streams)
+        if found is not None:
+            return found
+        if self.default_app is not None:
+            return self.default_app
+        return AppConfig(self.streams)
+
+    @property
+    def plugin_dirs(self) -> tuple[Path, ...]:
+        """Where plugins named by file are looked for: ``[server] plugin_dirs``, relative to
+        the configuration file's folder."""
+        base = Path(self.source).resolve().parent if self.source else Path.cwd()
+        return tuple(base / d for d in self.server.plugin_dirs)
 
 
 _SECTIONS: dict[str, type[Any]] = {
     "apps": AppConfig,  # a table of tables, read by _load_apps
+    "default_app": AppConfig,  # read by _load_app
     "server": ServerConfig,
     "limits": LimitsConfig,
     "streams": StreamsConfig,
@@ -155,6 +193,11 @@ def _check_value(expected: Any, value: object) -> tuple[bool, object]:
         return False, value
     if expected is type(None):
         return value is None, value
+    if typing.get_origin(expected) is tuple:
+        (item, _) = typing.get_args(expected)
+        if isinstance(value, list) and all(_check_value(item, v)[0] for v in value):
+            return True, tuple(value)
+        return False, value
     if expected is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value)
@@ -217,6 +260,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     problems: list[str] = []
     sections: dict[str, Any] = {}
     apps_table = data.pop("apps", {})
+    default_table = data.pop("default_app", None)
     for key, table in data.items():
         cls = _SECTIONS.get(key)
         if cls is None:
@@ -225,9 +269,12 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             )
             continue
         sections[key] = _load_section(cls, table, f"{source}: {key}", problems)
-    sections["apps"] = _load_apps(
-        apps_table, sections.get("streams", StreamsConfig()), source, problems
-    )
+    streams = sections.get("streams", StreamsConfig())
+    sections["apps"] = _load_apps(apps_table, streams, source, problems)
+    if default_table is not None:
+        sections["default_app"] = _load_app(
+            None, default_table, streams, f"{source}: default_app", problems
+        )
     if problems:
         raise ConfigError(problems)
     return Config(source=source, **sections)
@@ -239,21 +286,66 @@ def _load_apps(
     if not isinstance(table, Mapping):
         problems.append(f"{source}: apps: expected a table, got {_type_name(table)}")
         return {}
-    apps: dict[str, AppConfig] = {}
-    for name, app_table in table.items():
-        where = f"{source}: apps.{name}"
-        if not isinstance(app_table, Mapping):
-            problems.append(f"{where}: expected a table, got {_type_name(app_table)}")
-            continue
-        app_streams = streams
-        for key, value in app_table.items():
-            if key == "streams":
-                overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
-                app_streams = dataclasses.replace(streams, **overrides)
+    return {
+        name: _load_app(name, app_table, streams, f"{source}: apps.{name}", problems)
+        for name, app_table in table.items()
+    }
+
+
+_APP_KEYS = ("decision_timeout", "plugins", "policy", "streams")
+
+
+def _load_app(
+    name: str | None, table: object, streams: StreamsConfig, where: str, problems: list[str]
+) -> AppConfig:
+    if not isinstance(table, Mapping):
+        problems.append(f"{where}: expected a table, got {_type_name(table)}")
+        return AppConfig(streams)
+    app_streams = streams
+    plugins: list[PluginSpec] = []
+    timeout = 10.0
+    policy = "open"
+    for key, value in table.items():
+        if key == "streams":
+            overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
+            app_streams = dataclasses.replace(streams, **overrides)
+        elif key == "plugins":
+            plugins = _load_plugin_specs(value, f"{where}.plugins", problems)
+        elif key == "decision_timeout":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                problems.append(f"{where}.decision_timeout: expected a positive number of seconds")
             else:
-                problems.append(f"{where}.{key}: unknown key (known: streams)")
-        apps[name] = AppConfig(app_streams)
-    return apps
+                timeout = float(value)
+        elif key == "policy" and name is None:
+            if value not in APP_POLICIES:
+                problems.append(f"{where}.policy: {value!r} is not one of open, refuse")
+            else:
+                policy = value
+        else:
+            known = ", ".join(k for k in _APP_KEYS if name is None or k != "policy")
+            problems.append(f"{where}.{key}: unknown key (known: {known})")
+    return AppConfig(app_streams, tuple(plugins), timeout, policy, name)
+
+
+def _load_plugin_specs(value: object, where: str, problems: list[str]) -> list[PluginSpec]:
+    if not isinstance(value, list):
+        problems.append(f"{where}: expected an array of tables ([[...plugins]])")
+        return []
+    specs = []
+    for index, entry in enumerate(value):
+        here = f"{where}[{index}]"
+        if isinstance(entry, str):
+            entry = {"use": entry}
+        if not isinstance(entry, Mapping):
+            problems.append(f"{here}: expected a table with 'use' and the plugin's options")
+            continue
+        use = entry.get("use")
+        if not isinstance(use, str) or not use:
+            problems.append(f"{here}.use: missing: name the plugin to load")
+            continue
+        options = {k: v for k, v in entry.items() if k != "use"}
+        specs.append(PluginSpec(use, options, here))
+    return specs
 
 
 def load_config(path: str | Path) -> Config:

@@ -33,12 +33,33 @@ def test_an_app_with_a_slash_falls_back_to_its_first_segment() -> None:
 
 def test_app_errors_name_the_app_and_key() -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_config("[apps.x]\nplugins = 1\n[apps.y.streams]\ngop_cache = 'no'\n", "c.toml")
+        parse_config("[apps.x]\ncolour = 1\n[apps.y.streams]\ngop_cache = 'no'\n", "c.toml")
     assert raised.value.problems == [
-        "c.toml: apps.x.plugins: unknown key (known: streams)",
+        "c.toml: apps.x.colour: unknown key (known: decision_timeout, plugins, streams)",
         "c.toml: apps.y.streams.gop_cache: expected bool, got string 'no'",
     ]
 
 
 def test_defaults_without_a_file() -> None:
     assert Config().app("live").streams == Config().streams
+
+
+def test_plugins_are_an_ordered_chain_with_their_options() -> None:
+    config = parse_config(
+        "[[apps.live.plugins]]\nuse = 'streamkey'\nsecret = 's'\n"
+        "[[apps.live.plugins]]\nuse = 'recorder'\n"
+    )
+    chain = config.app("live").plugins
+    assert [(p.use, p.options) for p in chain] == [("streamkey", {"secret": "s"}), ("recorder", {})]
+
+
+def test_default_app_policy_and_plugins() -> None:
+    config = parse_config("[default_app]\npolicy = 'refuse'\n")
+    assert config.app("anything").policy == "refuse"
+    with pytest.raises(ConfigError, match="policy"):
+        parse_config("[default_app]\npolicy = 'maybe'\n")
+
+
+def test_a_plugin_entry_needs_use() -> None:
+    with pytest.raises(ConfigError, match=r"apps.live.plugins\[0\].use: missing"):
+        parse_config("[[apps.live.plugins]]\nsecret = 's'\n")
