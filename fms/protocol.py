@@ -10,9 +10,11 @@ received only, never by our own writes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
@@ -21,9 +23,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.amf import AMFLimits
+from fms.application import Application, MethodNotFound, StreamView
 from fms.config import Config
-from fms.errors import RemoteProtocolError
+from fms.errors import ApplicationError, RemoteProtocolError
+from fms.interfaces import IClientView
+from fms.loader import build_all
 from fms.names import name_problem
+from fms.plugin import Redirect, Reject
 from fms.registry import StreamRegistry
 from fms.rtmp import events as ev
 from fms.rtmp.chunks import ChunkLimits
@@ -101,6 +107,8 @@ class RTMPServerProtocol(Protocol):
         self._idle: IDelayedCall | None = None
         self._closing = False
         self.app: str | None = None
+        self.application: Application | None = None
+        self.client_view: ClientView | None = None
         self.publishing: dict[int, LiveStream] = {}
         self.playing: dict[int, tuple[LiveStream, Player]] = {}
         self.write_paused = False
@@ -137,6 +145,10 @@ class RTMPServerProtocol(Protocol):
             self._stop_playing(sid)
         if self.connection is not None:
             self.connection.close()
+        if self.client_view is not None:
+            self.client_view.fail_calls(ConnectionError("the client disconnected"))
+            if self.application is not None:
+                self.application.remove_client(self.client_view)
 
     def _touch(self) -> None:
         """Re-arm the idle timer: only bytes *received* keep a connection alive."""
@@ -189,9 +201,17 @@ class RTMPServerProtocol(Protocol):
             return
         if before is ConnectionState.HANDSHAKE and conn.state is not ConnectionState.HANDSHAKE:
             self._arm_connect_deadline()
+        self._process(events)
+
+    def _process(self, events: list[ev.Event]) -> None:
+        """Handle events (and commands released after connect was accepted), then write."""
+        conn = self.connection
+        assert conn is not None
         try:
             while events:
                 for event in events:
+                    if self._closing:
+                        return
                     self._handle(event)
                 events = conn.pending_events()
         except Exception:
@@ -201,6 +221,26 @@ class RTMPServerProtocol(Protocol):
         self._flush()
         if self.publishing and self.factory.config.streams.flush_interval == 0:
             self.factory.registry.flush(self.factory.clock.seconds())
+
+    def _guarded(self, what: str, action: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a decision callback: it runs only if this connection is still open, and an
+        exception in it closes this connection only."""
+
+        def run(*args: Any) -> None:
+            if self._closing or self.connection is None:
+                return
+            if self.connection.state is not ConnectionState.CONNECTED and what != "connect":
+                return
+            try:
+                action(*args)
+            except Exception:
+                log.failure("closing {peer}: internal error after {what}", peer=self.peer,
+                            what=what)  # fmt: skip
+                self._abort()
+                return
+            self._process([])
+
+        return run
 
     def _arm_connect_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -238,26 +278,51 @@ class RTMPServerProtocol(Protocol):
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         problem = name_problem(event.app, conn.limits.max_app_length, allow_slash=True)
-        if problem is not None:
+        application = None if problem else self.factory.application_for(event.app)
+        if problem is None and application is None:
+            problem = "no such application"
+        if problem is not None or application is None:
             log.info(
                 "refusing connect from {peer}: app {app!r}: {problem}",
-                peer=self.peer,
-                app=event.app,
-                problem=problem,
-            )
+                peer=self.peer, app=event.app, problem=problem,
+            )  # fmt: skip
             conn.reject_connect(
-                event, f"invalid application name: {problem}", code=StatusCode.CONNECT_INVALID_APP
+                event, f"invalid application: {problem}", code=StatusCode.CONNECT_INVALID_APP
             )
             return
         self.app = event.app
+        self.application = application
+        self.client_view = ClientView(self, event)
+        d = application.decide_connect(self.client_view)
+        d.addCallback(
+            lambda outcome: self._guarded("connect", self._connect_decided)(event, outcome)
+        )
+
+    def _connect_decided(self, event: ev.ConnectRequested, outcome: tuple[Any, str]) -> None:
+        conn, application, view = self.connection, self.application, self.client_view
+        assert conn is not None and application is not None and view is not None
+        if conn.state is not ConnectionState.CONNECT_PENDING:
+            return
+        decision, _ = outcome
+        if isinstance(decision, Redirect):
+            log.info("redirecting {peer} to {url}", peer=self.peer, url=decision.url)
+            conn.reject_connect(event, decision.reason or "redirected", redirect=decision.url)
+            return
+        if isinstance(decision, Reject):
+            log.info(
+                "connect from {peer} to {app!r} refused by the application: {reason}",
+                peer=self.peer, app=event.app, reason=decision.reason,
+            )  # fmt: skip
+            code = StatusCode(decision.code) if decision.code else StatusCode.CONNECT_REJECTED
+            conn.reject_connect(event, decision.reason, code=code)
+            return
         log.info(
             "connect from {peer}: app {app!r} ({agent})",
-            peer=self.peer,
-            app=event.app,
-            agent=event.flash_ver,
-        )
+            peer=self.peer, app=event.app, agent=event.flash_ver,
+        )  # fmt: skip
         conn.accept_connect(event)
         conn.send_onbwdone()
+        application.add_client(view)
 
     def _on_create_stream(self, event: ev.CreateStreamRequested) -> None:
         assert self.connection is not None
@@ -285,10 +350,38 @@ class RTMPServerProtocol(Protocol):
                 conn.call(f"on{name}", info(code, stream_name), expect_result=False)
         elif name == "getStreamLength":
             conn.send_result(command.transaction_id, 0.0)
-        elif command.transaction_id:
-            conn.send_error(
-                command.transaction_id, StatusCode.CALL_FAILED, f"unknown method {name!r}"
+        else:
+            assert self.application is not None and self.client_view is not None
+            d = self.application.call(self.client_view, name, command.arguments)
+            tid = command.transaction_id
+            d.addCallbacks(
+                self._guarded("call", lambda value: self._call_answered(tid, value)),
+                self._guarded("call", lambda failure: self._call_failed(tid, name, failure)),
             )
+
+    def _call_answered(self, transaction_id: float, value: Any) -> None:
+        if transaction_id and self.connection is not None:
+            self.connection.send_result(transaction_id, value)
+
+    def _call_failed(self, transaction_id: float, method: str, failure: Failure) -> None:
+        conn = self.connection
+        assert conn is not None
+        error = failure.value
+        if isinstance(error, MethodNotFound):
+            code, description = StatusCode.CALL_FAILED, f"unknown method {method!r}"
+        elif isinstance(error, ApplicationError):
+            code = (
+                StatusCode(error.code)
+                if error.code in StatusCode._value2member_map_
+                else (StatusCode.CALL_FAILED)
+            )
+            description = error.description
+        else:
+            log.failure("call {method} from {peer} failed", failure, method=method,
+                        peer=self.peer)  # fmt: skip
+            code, description = StatusCode.CALL_FAILED, f"{method} failed"
+        if transaction_id:
+            conn.send_error(transaction_id, code, description)
 
     def _on_publish(self, event: ev.PublishRequested) -> None:
         conn = self.connection
@@ -308,25 +401,50 @@ class RTMPServerProtocol(Protocol):
             )
             conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
             return
+        assert self.application is not None and self.client_view is not None
+        conn.hold_publish(sid)
+        d = self.application.decide_publish(self.client_view, name, event.query, event.publish_type)
+        d.addCallback(
+            self._guarded("publish", lambda outcome: self._publish_decided(event, outcome))
+        )
+
+    def _publish_decided(self, event: ev.PublishRequested, outcome: tuple[Any, str]) -> None:
+        conn = self.connection
+        assert conn is not None and self.app is not None
+        sid = event.stream_id
+        if sid not in conn.streams:
+            return  # the stream was deleted while the application decided
+        decision, name = outcome
+        if isinstance(decision, (Reject, Redirect)):
+            reason = decision.reason or "publishing refused by the application"
+            log.info(
+                "publish {app}/{name} from {peer} refused by the application: {reason}",
+                app=self.app, name=event.name, peer=self.peer, reason=reason,
+            )  # fmt: skip
+            code = StatusCode.PUBLISH_DENIED
+            if isinstance(decision, Reject) and decision.code:
+                code = StatusCode(decision.code)
+            conn.reject_publish(sid, event.name, code, reason)
+            return
+        problem = name_problem(name, self.factory.config.streams.max_stream_name, allow_slash=True)
+        if problem is not None:
+            conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
+            return
         stream = self.factory.registry.claim(self.app, name, self)
         if stream is None:
             log.info(
                 "refusing publish {app}/{name} from {peer}: already published",
-                app=self.app,
-                name=name,
-                peer=self.peer,
-            )
+                app=self.app, name=name, peer=self.peer,
+            )  # fmt: skip
             conn.reject_publish(
                 sid, name, StatusCode.PUBLISH_BAD_NAME, f"{name} is already being published."
             )
             return
         if event.publish_type not in ("live", ""):
-            log.warn(
-                "{app}/{name}: publish type {kind!r} is served live (no recording)",
-                app=self.app,
-                name=name,
-                kind=event.publish_type,
-            )
+            log.info(
+                "{app}/{name}: publish type {kind!r}: relayed live (recording is a plugin's job)",
+                app=self.app, name=name, kind=event.publish_type,
+            )  # fmt: skip
         self.publishing[sid] = stream
         conn.accept_publish(sid, name)
         log.info(
@@ -338,6 +456,8 @@ class RTMPServerProtocol(Protocol):
         if stream is None:
             return
         self.factory.registry.release(stream, self)
+        if self.application is not None and self.client_view is not None:
+            self.application.notify("unpublish", self.client_view, StreamView(stream))
         log.info(
             "publish stopped {app}/{name} from {peer}",
             app=stream.app,
@@ -351,6 +471,8 @@ class RTMPServerProtocol(Protocol):
         stream = self.publishing.get(event.stream_id)
         if stream is not None:
             stream.publish_message(event.message)
+            if self.application is not None and self.application.wants_media:
+                self.application.media(stream, event.message)
 
     def _on_data(self, event: ev.DataReceived) -> None:
         stream = self.publishing.get(event.stream_id)
@@ -360,12 +482,18 @@ class RTMPServerProtocol(Protocol):
         name = event.message.name
         if name == "@setDataFrame" and len(values) >= 2:
             stream.set_metadata(values[1:])
+            forwarded = stream.metadata
         elif name == "onMetaData":
             stream.set_metadata(values)
+            forwarded = stream.metadata
         elif name == "@clearDataFrame":
             stream.metadata = None
+            return
         else:
-            stream.publish_message(Data(values, 0, event.message.timestamp))
+            forwarded = Data(values, 0, event.message.timestamp)
+            stream.publish_message(forwarded)
+        if forwarded is not None and self.application is not None and self.application.wants_media:
+            self.application.media(stream, forwarded)
 
     def _on_play(self, event: ev.PlayRequested) -> None:
         conn = self.connection
@@ -384,6 +512,32 @@ class RTMPServerProtocol(Protocol):
             )
             conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
             return
+        assert self.application is not None and self.client_view is not None
+        d = self.application.decide_play(self.client_view, name, event.query)
+        d.addCallback(self._guarded("play", lambda outcome: self._play_decided(event, outcome)))
+
+    def _play_decided(self, event: ev.PlayRequested, outcome: tuple[Any, str]) -> None:
+        conn = self.connection
+        assert conn is not None and self.app is not None
+        sid = event.stream_id
+        if sid not in conn.streams:
+            return
+        decision, name = outcome
+        if isinstance(decision, (Reject, Redirect)):
+            reason = decision.reason or "playing refused by the application"
+            log.info(
+                "play {app}/{name} for {peer} refused by the application: {reason}",
+                app=self.app, name=event.name, peer=self.peer, reason=reason,
+            )  # fmt: skip
+            code = StatusCode.PLAY_FAILED
+            if isinstance(decision, Reject) and decision.code:
+                code = StatusCode(decision.code)
+            conn.reject_play(sid, event.name, code, reason)
+            return
+        problem = name_problem(name, self.factory.config.streams.max_stream_name, allow_slash=True)
+        if problem is not None:
+            conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
+            return
         self._stop_playing(sid)
         conn.accept_play(sid, name, reset=event.reset)
         self._flush()
@@ -391,16 +545,16 @@ class RTMPServerProtocol(Protocol):
         self.playing[sid] = (stream, player)
         log.info(
             "play {app}/{name} for {peer}{waiting}",
-            app=self.app,
-            name=name,
-            peer=self.peer,
+            app=self.app, name=name, peer=self.peer,
             waiting="" if stream.published else " (waiting for publisher)",
-        )
+        )  # fmt: skip
 
     def _stop_playing(self, sid: int) -> None:
         entry = self.playing.pop(sid, None)
         if entry is not None:
             self.factory.registry.leave(*entry)
+            if self.application is not None and self.client_view is not None:
+                self.application.notify("stop", self.client_view, entry[0].name)
 
     def _on_delete_stream(self, event: ev.DeleteStreamRequested) -> None:
         self._stop_publishing(event.stream_id)
@@ -448,6 +602,11 @@ class RTMPServerProtocol(Protocol):
             else:
                 stream.select(player, video=event.enabled)
 
+    def _on_result(self, event: ev.ResultReceived | ev.ErrorReceived) -> None:
+        if self.client_view is not None:
+            ok = isinstance(event, ev.ResultReceived)
+            self.client_view.resolve(event.transaction_id, event.values, ok)
+
     def _on_peer_chunk_size(self, event: ev.PeerChunkSizeChanged) -> None:
         log.debug("{peer} sends with chunk size {size}", peer=self.peer, size=event.size)
 
@@ -466,6 +625,8 @@ class RTMPServerProtocol(Protocol):
         ev.SeekRequested: _on_seek,
         ev.ReceiveMediaRequested: _on_receive_media,
         ev.PeerChunkSizeChanged: _on_peer_chunk_size,
+        ev.ResultReceived: _on_result,
+        ev.ErrorReceived: _on_result,
     }
 
     # ------------------------------------------------------------------- shared writes
@@ -490,6 +651,83 @@ class RTMPServerProtocol(Protocol):
 
     def stopProducing(self) -> None:
         self.write_paused = True
+
+
+@implementer(IClientView)
+class ClientView:
+    """What plugins see of one client (read-only), and how they call it."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, proto: RTMPServerProtocol, event: ev.ConnectRequested) -> None:
+        self.id = next(ClientView._ids)
+        self._proto = proto
+        self.peer = proto.peer
+        self.host = proto.peer.rsplit(":", 1)[0]
+        self.app = event.app
+        self.tc_url = event.tc_url
+        self.params = dict(event.command_object)
+        self.query = dict(event.query)
+        self.agent = event.flash_ver
+        self._calls: dict[float, Deferred[tuple[Any, ...]]] = {}
+
+    @property
+    def publishing(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self._proto.publishing.values())
+
+    @property
+    def playing(self) -> tuple[str, ...]:
+        return tuple(s.name for s, _ in self._proto.playing.values())
+
+    def _connected(self) -> ServerConnection | None:
+        conn = self._proto.connection
+        if conn is None or self._proto._closing or conn.state is not ConnectionState.CONNECTED:
+            return None
+        return conn
+
+    def call(self, method: str, *args: Any) -> Deferred[tuple[Any, ...]]:
+        conn = self._connected()
+        if conn is None:
+            return fail(ConnectionError(f"{self.peer} is not connected"))
+        tid = conn.call(method, *args)
+        d: Deferred[tuple[Any, ...]] = Deferred()
+        self._calls[tid] = d
+        self._proto._flush()
+        return d
+
+    def send(self, method: str, *args: Any) -> None:
+        conn = self._connected()
+        if conn is not None:
+            conn.call(method, *args, expect_result=False)
+            self._proto._flush()
+
+    def disconnect(self, reason: str = "") -> None:
+        log.info("closing {peer}: {reason}", peer=self.peer,
+                 reason=reason or "disconnected by the application")  # fmt: skip
+        self._proto._abort()
+
+    def resolve(self, transaction_id: float, values: tuple[Any, ...], ok: bool) -> None:
+        d = self._calls.pop(transaction_id, None)
+        if d is None:
+            return
+        if ok:
+            d.callback(values[1:] if values and values[0] is None else values)
+        else:
+            info_obj = next((v for v in values if isinstance(v, dict)), {})
+            d.errback(
+                ApplicationError(
+                    str(info_obj.get("description", "")),
+                    str(info_obj.get("code", StatusCode.CALL_FAILED)),
+                )
+            )
+
+    def fail_calls(self, error: Exception) -> None:
+        calls, self._calls = self._calls, {}
+        for d in calls.values():
+            d.errback(error)
+
+    def __repr__(self) -> str:
+        return f"<ClientView {self.id} {self.peer} {self.app!r}>"
 
 
 class PlaySink:
@@ -552,6 +790,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.limits = connection_limits(config)
         self.connections: set[RTMPServerProtocol] = set()
         self.registry = StreamRegistry(lambda app: fanout_limits(config, app))
+        self.chains = build_all(config)  # raises ConfigError: a broken plugin stops startup
+        self.applications: dict[str, Application] = {}
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
         self._flusher: LoopingCall | None = None
 
@@ -566,6 +806,23 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
         self._flusher = None
+        for application in self.applications.values():
+            application.stop()
+
+    def application_for(self, app: str) -> Application | None:
+        """The :class:`Application` serving ``app`` (``live/room1`` is served by ``live``), or
+        None when the configuration refuses unknown apps."""
+        settings = self.config.app(app)
+        if settings.name is None and settings.policy == "refuse":
+            return None
+        key = settings.name or app.split("/", 1)[0]
+        application = self.applications.get(key)
+        if application is None:
+            chain = self.chains.get(settings.name, [])
+            application = Application(key, settings, chain, self.registry, self.clock)
+            self.applications[key] = application
+            application.start()
+        return application
 
     def flush(self) -> None:
         """Deliver what publishers sent since the last flush to every player."""
