@@ -39,13 +39,17 @@ def _report(error: ConfigError) -> None:
 
 
 def check_config(path: str) -> int:
-    """Validate ``path``; print every problem and return 1, or confirm and return 0."""
+    """Validate ``path`` and load and verify every plugin it names; print every problem and
+    return 1, or confirm and return 0."""
+    from fms.loader import build_all
+
     try:
-        load_config(path)
+        chains = build_all(load_config(path))
     except ConfigError as exc:
         _report(exc)
         return 1
-    print(f"{path}: configuration is valid")
+    count = sum(len(chain) for chain in chains.values())
+    print(f"{path}: configuration is valid ({count} plugins loaded and verified)")
     return 0
 
 
