@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -96,3 +97,17 @@ def test_check_config_reports_a_missing_file(tmp_path: Path) -> None:
     result = fms("check-config", str(tmp_path / "absent.toml"))
     assert result.returncode == 1
     assert "cannot read" in result.stderr
+
+
+def test_the_commented_examples_of_the_shipped_config_are_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "conf" / "fms.toml"
+    lines = []
+    for line in example.read_text().splitlines():
+        if re.match(r"# (\[|[a-z_]+ = )", line):
+            line = line[2:].split("  #")[0]
+        lines.append(line.replace('"recordings"', repr(str(tmp_path / "rec"))))
+    config = tmp_path / "full.toml"
+    config.write_text("\n".join(lines) + "\n")
+    result = fms("check-config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "(5 plugins loaded and verified)" in result.stdout
