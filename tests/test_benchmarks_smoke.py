@@ -1,0 +1,51 @@
+"""A small run of the fan-out benchmark keeps it working (it asserts no timings).
+
+``benchmarks.fanout`` against pyFMS only, 20 players for 3 s: the load generator must build, the
+publisher must publish, every player must get every message of the window, and the report must
+carry latency figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_fanout_benchmark_delivers_every_message_to_every_player(tmp_path: Path) -> None:
+    """Every message sent in the window reaches all 20 players; latency numbers are reported."""
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        message = "a C compiler is needed to build the benchmark's load generator"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    report = tmp_path / "fanout.json"
+    command = [
+        sys.executable, "-m", "benchmarks.fanout", "--servers", "fms",
+        "--players", "20", "--duration", "3", "--baseline", "0.5", "--settle", "0.5",
+        "--drain", "1", "--json", str(report),
+    ]  # fmt: skip
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reproduce: " in done.stdout
+    (result,) = json.loads(report.read_text())["results"]
+    assert result["server"] == "pyFMS"
+    assert result["expected_per_player"] > 0
+    assert result["delivery_ratio"] == 1.0
+    assert result["min_player_ratio"] == 1.0
+    assert result["disconnected"] == 0 and result["failed_setup"] == 0
+    for key in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms"):
+        assert isinstance(result[key], float), key
+    assert result["cpu_per_million"] is not None
