@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -108,6 +108,9 @@ class Application:
             p for p in self.plugins if getattr(type(p), "media", None) is not Plugin.media
         ]
         self._started = False
+        self._media_failed: set[tuple[int, str, str]] = set()
+        self._stopping: Deferred[None] | None = None
+        self._notifying: set[Deferred[None]] = set()
 
     # ------------------------------------------------------------------------- IAppView
 
@@ -143,8 +146,20 @@ class Application:
             self.notify("app_start", self)
 
     def stop(self) -> Deferred[None]:
-        d = Deferred.fromCoroutine(self._notify_each("app_stop", self))
-        return d
+        """Tell the plugins the application stops (``app_stop``), after every notification
+        still running (an asynchronous ``unpublish`` closing a recording) has finished. Only
+        the first call does anything; each plugin is bounded by ``decision_timeout``."""
+        return Deferred.fromCoroutine(self._stop_once())
+
+    async def _stop_once(self) -> None:
+        if self._stopping is None:
+            self._stopping = Deferred.fromCoroutine(self._stop())
+        await self._stopping  # never fails: _notify_each logs every plugin failure
+
+    async def _stop(self) -> None:
+        while self._notifying:
+            await DeferredList(list(self._notifying))
+        await self._notify_each("app_stop", self)
 
     def add_client(self, client: IClientView) -> None:
         self._clients[client.id] = client
@@ -230,7 +245,10 @@ class Application:
 
     def notify(self, hook: str, *args: Any) -> None:
         """Tell every plugin (disconnect, unpublish, stop...); failures are logged only."""
-        Deferred.fromCoroutine(self._notify_each(hook, *args))
+        d = Deferred.fromCoroutine(self._notify_each(hook, *args))
+        if not d.called:
+            self._notifying.add(d)
+            d.addBoth(lambda _: self._notifying.discard(d))
 
     async def _notify_each(self, hook: str, *args: Any) -> None:
         for plugin in self.plugins:
@@ -240,15 +258,31 @@ class Application:
                 log.failure("{plugin} failed in {hook}", plugin=_plugin_name(plugin), hook=hook)
 
     def media(self, stream: LiveStream, message: Any) -> None:
-        """Hand a relayed message to the plugins that want media (recorders)."""
+        """Hand a relayed message to the plugins that want media (recorders).
+
+        A plugin that raises is logged once, with its traceback, and gets no more media of
+        that publish (it fails closed for what it guarded: a recording, say); the stream, its
+        players and the other plugins go on."""
         if not self._media_hooks:
             return
         view = StreamView(stream)
-        for plugin in self._media_hooks:
+        for index, plugin in enumerate(self._media_hooks):
+            key = (index, stream.app, stream.name)
+            if key in self._media_failed:
+                continue
             try:
                 plugin.media(view, message)
             except Exception:
-                log.failure("{plugin} failed in media", plugin=_plugin_name(plugin))
+                self._media_failed.add(key)
+                log.failure(
+                    "{plugin} failed in media for {app}/{name}: it gets no more of this publish",
+                    plugin=_plugin_name(plugin), app=stream.app, name=stream.name,
+                )  # fmt: skip
+
+    def publish_ended(self, stream: LiveStream) -> None:
+        """A publish of ``stream`` ended: plugins that failed on its media get the next one."""
+        for index in range(len(self._media_hooks)):
+            self._media_failed.discard((index, stream.app, stream.name))
 
     @property
     def wants_media(self) -> bool:

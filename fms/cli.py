@@ -2,12 +2,15 @@
 
 The contract here is stable (tests, scripts and operators rely on it): ``fms run`` with no
 configuration listens on ``0.0.0.0:1935``; its first log line is ``listening on rtmp://H:P`` with
-the port actually bound; SIGINT and SIGTERM stop it with exit status 0.
+the port actually bound; SIGINT and SIGTERM stop it gracefully (clients are told, recordings
+closed, at most ``[server] shutdown_timeout`` seconds) with exit status 0; SIGHUP reloads the
+configuration file (a broken one is reported and the running configuration kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -53,18 +56,54 @@ def check_config(path: str) -> int:
     return 0
 
 
-def run(config: Config) -> int:
-    """Start the service tree on the global reactor and run until a signal stops it."""
+def reload_config(factory: Any, source: str, overrides: dict[str, Any], log: Any) -> Config | None:
+    """Read ``source`` again and hand it to ``factory``; on any problem log every one of them
+    and keep the running configuration. Returns the new configuration, or None."""
+    from fms.log import set_log_level
+
+    try:
+        config = with_overrides(load_config(source), **overrides)
+        factory.reload(config)
+    except ConfigError as exc:
+        log.error(
+            "configuration {path} not reloaded ({count} problems); keeping the running one",
+            path=source, count=len(exc.problems),
+        )  # fmt: skip
+        for problem in exc.problems:
+            log.error("  {problem}", problem=problem)
+        return None
+    set_log_level(config.server.log_level)
+    log.info("configuration reloaded from {path}", path=source)
+    return config
+
+
+def run(config: Config, overrides: dict[str, Any] | None = None) -> int:
+    """Start the service tree on the global reactor and run until a signal stops it.
+
+    ``overrides`` are the command-line options that replace the file's values, reapplied when
+    SIGHUP reloads the file.
+    """
     from twisted.internet import reactor
     from twisted.logger import Logger
 
     from fms.log import start_logging
-    from fms.service import make_service, raise_open_file_limit
+    from fms.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
 
     start_logging(config.server.log_level)
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
     root, listener = make_service(reactor, config)
+
+    def reload() -> None:
+        if config.source is None:
+            log.warn("SIGHUP: started without --config, nothing to reload")
+            return
+        reload_config(listener.factory, config.source, overrides or {}, log)
+
+    def on_sighup(signum: int, frame: object) -> None:
+        reactor.callFromThread(reload)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGHUP, on_sighup)
 
     def listen_failed(failure: Any) -> None:
         log.critical("cannot listen: {reason}", reason=failure.getErrorMessage())
@@ -72,7 +111,7 @@ def run(config: Config) -> int:
         reactor.stop()
 
     def listening(_: object) -> None:
-        limit = raise_open_file_limit()
+        limit = raise_open_file_limit(config.limits.max_connections + FILE_DESCRIPTOR_MARGIN)
         log.info("fms {version} ready; open-file limit {limit}", version=__version__, limit=limit)
 
     listener.listening.addCallbacks(listening, listen_failed)
@@ -94,5 +133,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _report(exc)
         return 1
-    config = with_overrides(config, host=args.host, port=args.port, log_level=args.log_level)
-    return run(config)
+    overrides = {"host": args.host, "port": args.port, "log_level": args.log_level}
+    return run(with_overrides(config, **overrides), overrides)

@@ -46,16 +46,43 @@ class ServerConfig:
     plugin_dirs: tuple[str, ...] = _opt(
         ("plugins",), doc="folders (relative to the config file) searched for plugin files"
     )
+    listen_backlog: int = _opt(
+        1024, minimum=1, maximum=65535, doc="connections the kernel queues before accept"
+    )
+    shutdown_timeout: float = _opt(
+        5.0,
+        minimum=0.1,
+        doc="seconds SIGTERM/SIGINT wait for clients to be told and recordings"
+        " closed before the process exits anyway",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
-    """Per-connection protocol limits; a peer that breaks one loses its own connection only."""
+    """Per-connection protocol limits, deadlines and admission caps; a peer that breaks one
+    loses its own connection only."""
 
     handshake_timeout: float = _opt(10.0, minimum=0.1, doc="seconds from accept to handshake done")
     connect_timeout: float = _opt(10.0, minimum=0.1, doc="seconds from handshake to 'connect'")
+    publish_or_play_timeout: float = _opt(
+        30.0,
+        minimum=0.0,
+        doc="seconds a connected client may go without publishing or playing; 0: no deadline",
+    )
     idle_timeout: float = _opt(
         30.0, minimum=0.1, doc="seconds without a received byte before a connection is closed"
+    )
+    publisher_timeout: float = _opt(
+        10.0, minimum=0.1, doc="seconds a publishing connection may send no media"
+    )
+    ping_interval: float = _opt(
+        10.0, minimum=0.0, doc="seconds of silence after which a client is pinged; 0: never"
+    )
+    ping_timeout: float = _opt(
+        5.0, minimum=0.1, doc="seconds a client that answers pings has to answer the next one"
+    )
+    min_chunk_size: int = _opt(
+        128, minimum=1, maximum=65536, doc="smallest Set Chunk Size accepted (bytes)"
     )
     max_chunk_size: int = _opt(
         0x7FFFFFFF, minimum=1, maximum=0x7FFFFFFF, doc="largest Set Chunk Size accepted (bytes)"
@@ -75,6 +102,15 @@ class LimitsConfig:
     )
     amf_max_depth: int = _opt(32, minimum=1, maximum=100, doc="nesting depth of AMF values")
     amf_max_entries: int = _opt(1024, minimum=1, doc="entries per AMF object or array in commands")
+    max_streams_per_connection: int = _opt(
+        16, minimum=1, maximum=65535, doc="message streams (createStream) per connection"
+    )
+    max_app_name: int = _opt(128, minimum=1, maximum=4096, doc="longest app name (bytes)")
+    max_tc_url: int = _opt(512, minimum=16, maximum=8192, doc="longest tcUrl (bytes)")
+    max_connections: int = _opt(10_000, minimum=1, doc="open connections in this process")
+    max_connecting_per_ip: int = _opt(
+        50, minimum=1, doc="connections per IP address whose 'connect' is not accepted yet"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +166,9 @@ class AppConfig:
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     plugins: tuple[PluginSpec, ...] = ()
     decision_timeout: float = 10.0
+    publish_or_play_timeout: float | None = None
+    """Overrides ``[limits] publish_or_play_timeout`` for this app (0: no deadline, for
+    RPC-only apps such as a chat room); None: the global value."""
     policy: str = "open"
     """Only for ``[default_app]``: "open" accepts any app name, "refuse" refuses names not
     listed under ``[apps]``."""
@@ -157,6 +196,12 @@ class Config:
         if self.default_app is not None:
             return self.default_app
         return AppConfig(self.streams)
+
+    def publish_or_play_timeout(self, app: str) -> float:
+        """Seconds a client of ``app`` may stay connected without publishing or playing (0:
+        no deadline): the app's own setting, else ``[limits] publish_or_play_timeout``."""
+        own = self.app(app).publish_or_play_timeout
+        return self.limits.publish_or_play_timeout if own is None else own
 
     @property
     def plugin_dirs(self) -> tuple[Path, ...]:
@@ -292,7 +337,7 @@ def _load_apps(
     }
 
 
-_APP_KEYS = ("decision_timeout", "plugins", "policy", "streams")
+_APP_KEYS = ("decision_timeout", "plugins", "policy", "publish_or_play_timeout", "streams")
 
 
 def _load_app(
@@ -305,9 +350,16 @@ def _load_app(
     plugins: list[PluginSpec] = []
     timeout = 10.0
     policy = "open"
+    publish_or_play: float | None = None
     for key, value in table.items():
         if key == "streams":
             overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
+            if "chunk_size" in overrides:
+                problems.append(
+                    f"{where}.streams.chunk_size: every connection uses one chunk size: set it "
+                    "in [streams] only"
+                )
+                del overrides["chunk_size"]
             app_streams = dataclasses.replace(streams, **overrides)
         elif key == "plugins":
             plugins = _load_plugin_specs(value, f"{where}.plugins", problems)
@@ -316,6 +368,13 @@ def _load_app(
                 problems.append(f"{where}.decision_timeout: expected a positive number of seconds")
             else:
                 timeout = float(value)
+        elif key == "publish_or_play_timeout":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                problems.append(
+                    f"{where}.publish_or_play_timeout: expected seconds (0: no deadline)"
+                )
+            else:
+                publish_or_play = float(value)
         elif key == "policy" and name is None:
             if value not in APP_POLICIES:
                 problems.append(f"{where}.policy: {value!r} is not one of open, refuse")
@@ -324,7 +383,14 @@ def _load_app(
         else:
             known = ", ".join(k for k in _APP_KEYS if name is None or k != "policy")
             problems.append(f"{where}.{key}: unknown key (known: {known})")
-    return AppConfig(app_streams, tuple(plugins), timeout, policy, name)
+    return AppConfig(
+        app_streams,
+        tuple(plugins),
+        decision_timeout=timeout,
+        publish_or_play_timeout=publish_or_play,
+        policy=policy,
+        name=name,
+    )
 
 
 def _load_plugin_specs(value: object, where: str, problems: list[str]) -> list[PluginSpec]:

@@ -3,18 +3,32 @@
 The only code that touches a transport. It feeds received bytes to the sans-IO
 :class:`~fms.rtmp.connection.ServerConnection`, dispatches the events it returns, writes what the
 connection queued, and closes this one connection (with one log line naming the peer and the
-reason) when the peer breaks the protocol or a deadline passes. The handshake and connect
-deadlines run from accept and are never extended by bytes; the idle timeout is judged by bytes
-received only, never by our own writes.
+reason) when the peer breaks the protocol, a deadline passes or our own code fails on its input.
+
+Deadlines (``[limits]``): the handshake within ``handshake_timeout`` of accept and ``connect``
+within ``connect_timeout`` of the handshake, neither extended by bytes; a connected client must
+publish or play within ``publish_or_play_timeout`` (per app; 0 turns it off for RPC-only apps);
+a publisher must send media at least every ``publisher_timeout``. Liveness is judged by bytes
+*received*, never by our own writes: ``idle_timeout`` closes a connection that sent nothing, and
+a client silent for ``ping_interval`` is pinged, so a player that only watches stays alive by
+answering; once a client has answered a ping, the next one must be answered within
+``ping_timeout``. Every connection's deadlines live in one
+:class:`~fms.timers.DeadlineQueue` of the factory, served by one delayed call.
+
+Admission (``buildProtocol``): at most ``max_connections`` connections and
+``max_connecting_per_ip`` per address whose ``connect`` was not accepted yet; a refused
+connection is closed at once, with one log line per ``REFUSAL_LOG_INTERVAL`` however many.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, TimeoutError, fail, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
@@ -28,6 +42,7 @@ from fms.config import Config
 from fms.errors import ApplicationError, RemoteProtocolError
 from fms.interfaces import IClientView
 from fms.loader import build_all
+from fms.log import LogThrottle
 from fms.names import name_problem
 from fms.plugin import Redirect, Reject
 from fms.registry import StreamRegistry
@@ -38,12 +53,14 @@ from fms.rtmp.connection import (
     ConnectionState,
     ServerConnection,
     ServerSettings,
+    StreamState,
     split_query,
 )
 from fms.rtmp.constants import UserControlEvent
 from fms.rtmp.messages import Data
 from fms.rtmp.status import StatusCode, info
 from fms.stream import FanoutLimits, LiveStream, Player
+from fms.timers import DeadlineQueue
 
 log = Logger(namespace="fms.protocol")
 
@@ -60,13 +77,26 @@ NULL_RESULT_CALLS = frozenset(
 )
 """FMLE-era calls that encoders expect a null ``_result`` for (see INTEROP.md)."""
 
+EPSILON = 0.001
+"""Deadlines may fire this early (seconds), so clock rounding never makes one miss its turn."""
+
+REFUSAL_LOG_INTERVAL = 10.0
+"""Seconds between two log lines about refused connections (the count in between is kept)."""
+
+_DEADLINE_DETAILS = {
+    "idle": " (nothing received)",
+    "publish or play": " (connected without publishing or playing)",
+    "publisher": " (no media received)",
+    "ping answer": " (no answer to a ping)",
+}
+
 
 def fanout_limits(config: Config, app: str) -> FanoutLimits:
     """The per-stream delivery bounds of ``app``: ``[streams]`` with its ``[apps.APP.streams]``
     overrides."""
     streams = config.app(app).streams
     return FanoutLimits(
-        chunk_size=streams.chunk_size,
+        chunk_size=config.streams.chunk_size,  # what every connection announced
         soft_bytes=streams.soft_bytes,
         soft_seconds=streams.soft_seconds,
         hard_bytes=streams.hard_bytes,
@@ -90,21 +120,33 @@ def connection_limits(config: Config) -> ConnectionLimits:
             max_buffered_bytes=lim.max_buffered_bytes,
         ),
         amf=AMFLimits(max_depth=lim.amf_max_depth, max_entries=lim.amf_max_entries),
+        max_streams=lim.max_streams_per_connection,
+        max_app_length=lim.max_app_name,
+        max_tc_url_length=lim.max_tc_url,
         max_stream_name_length=config.streams.max_stream_name,
+        min_chunk_size=lim.min_chunk_size,
     )
 
 
 @implementer(IPushProducer)
 class RTMPServerProtocol(Protocol):
-    """Adapts one transport to one :class:`ServerConnection`."""
+    """Adapts one transport to one :class:`ServerConnection`.
+
+    Deadlines are plain timestamps checked through the factory's shared
+    :class:`~fms.timers.DeadlineQueue` (see :meth:`check`); no timer of its own.
+    """
 
     factory: RTMPServerFactory
 
+    _ids = itertools.count(1)
+
     def __init__(self) -> None:
+        self.id = next(RTMPServerProtocol._ids)
         self.connection: ServerConnection | None = None
         self.peer = "?"
-        self._deadline: IDelayedCall | None = None
-        self._idle: IDelayedCall | None = None
+        self.host = "?"
+        self.config = Config()
+        """The configuration in force when this client arrived (a reload does not change it)."""
         self._closing = False
         self.app: str | None = None
         self.application: Application | None = None
@@ -112,66 +154,152 @@ class RTMPServerProtocol(Protocol):
         self.publishing: dict[int, LiveStream] = {}
         self.playing: dict[int, tuple[LiveStream, Player]] = {}
         self.write_paused = False
+        self.counted_connecting = False
+        """Whether this connection counts toward its address's ``max_connecting_per_ip``."""
+        # Times (seconds, the factory's clock) that the deadlines are computed from.
+        self.accepted_at = 0.0
+        self.handshake_at: float | None = None
+        self.last_received = 0.0
+        self.last_media = 0.0
+        self.unengaged_since: float | None = None
+        """Since when a connected client neither publishes nor plays (None: it does)."""
+        self.ping_sent_at: float | None = None
+        self.answers_pings = False
+        self._publish_or_play_timeout = 0.0
+        self._deciding: set[int] = set()
+        """Stream ids whose publish or play the application is deciding."""
 
     # ------------------------------------------------------------------------- lifecycle
 
     def connectionMade(self) -> None:
         factory = self.factory
+        self.config = factory.config
+        now = factory.clock.seconds()
+        self.accepted_at = self.last_received = now
         address = self.transport.getPeer()  # type: ignore[union-attr]
-        self.peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
-        self.connection = ServerConnection(
-            factory.limits, factory.settings, now=factory.clock.seconds()
-        )
-        factory.connections.add(self)
+        host = getattr(address, "host", "?")
+        self.host = str(host)
+        self.peer = f"{host}:{getattr(address, 'port', '?')}"
+        self.connection = ServerConnection(factory.limits, factory.settings, now=now)
+        factory.admit(self)
         # Commands and fan-out flushes are small writes that must leave at once: no Nagle.
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
-        self._deadline = factory.clock.callLater(
-            factory.config.limits.handshake_timeout, self._expired, "handshake"
-        )
-        self._touch()
+        self._reschedule()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self.factory.connections.discard(self)
-        for call in (self._deadline, self._idle):
-            if call is not None and call.active():
-                call.cancel()
-        self._deadline = self._idle = None
+        self._closing = True
+        self._safely("forgetting the connection", self.factory.forget, self)
         for sid in list(self.publishing):
-            self._stop_publishing(sid, notify=False)
+            self._safely(
+                "ending its publish", functools.partial(self._stop_publishing, notify=False), sid
+            )
         for sid in list(self.playing):
-            self._stop_playing(sid)
+            self._safely("ending its play", self._stop_playing, sid)
         if self.connection is not None:
             self.connection.close()
-        if self.client_view is not None:
-            self.client_view.fail_calls(ConnectionError("the client disconnected"))
-            if self.application is not None:
-                self.application.remove_client(self.client_view)
+        view, application = self.client_view, self.application
+        if view is not None:
+            gone = ConnectionError("the client disconnected")
+            self._safely("failing its calls", view.fail_calls, gone)
+            if application is not None:
+                self._safely("telling the application", application.remove_client, view)
+                self._safely("retiring the application", self.factory.client_left, application)
 
-    def _touch(self) -> None:
-        """Re-arm the idle timer: only bytes *received* keep a connection alive."""
-        timeout = self.factory.config.limits.idle_timeout
-        if self._idle is not None and self._idle.active():
-            self._idle.reset(timeout)
-        else:
-            self._idle = self.factory.clock.callLater(timeout, self._expired, "idle")
+    def _safely(self, what: str, action: Callable[..., object], *args: Any) -> None:
+        """Run one cleanup step; a failure is logged and the next step still runs."""
+        try:
+            action(*args)
+        except Exception:
+            log.failure("internal error {what} for {peer}", what=what, peer=self.peer)
+
+    # ------------------------------------------------------------------------- deadlines
+
+    def _deadlines(self) -> list[tuple[float, str]]:
+        """(time, kind) of every deadline and action that applies in the current state."""
+        limits = self.config.limits
+        out = [(self.last_received + limits.idle_timeout, "idle")]
+        conn = self.connection
+        if conn is None:
+            return out
+        state = conn.state
+        if state is ConnectionState.HANDSHAKE:
+            out.append((self.accepted_at + limits.handshake_timeout, "handshake"))
+        elif state is ConnectionState.AWAITING_CONNECT:
+            start = self.handshake_at if self.handshake_at is not None else self.accepted_at
+            out.append((start + limits.connect_timeout, "connect"))
+        elif state is ConnectionState.CONNECTED:
+            timeout = self._publish_or_play_timeout
+            if timeout > 0 and self.unengaged_since is not None:
+                out.append((self.unengaged_since + timeout, "publish or play"))
+            if self.publishing:
+                out.append((self.last_media + limits.publisher_timeout, "publisher"))
+            if limits.ping_interval > 0:
+                sent = self.ping_sent_at
+                quiet_since = self.last_received if sent is None else max(self.last_received, sent)
+                out.append((quiet_since + limits.ping_interval, "ping"))
+                if self.answers_pings and sent is not None and self.last_received < sent:
+                    out.append((sent + limits.ping_timeout, "ping answer"))
+        return out
+
+    def _reschedule(self) -> None:
+        """Tell the factory when this connection must be checked next (only moves it earlier)."""
+        if not self._closing:
+            self.factory.schedule(self, min(at for at, _ in self._deadlines()))
+
+    def check(self, now: float) -> float | None:
+        """Apply every deadline due at ``now`` (close, or send a ping); return when to check
+        next, or None once the connection is closing."""
+        if self._closing or self.connection is None:
+            return None
+        for at, kind in sorted(self._deadlines()):
+            if at > now + EPSILON:
+                break
+            if kind == "ping":
+                self._send_ping(now)
+                continue
+            self._expired(kind)
+            return None
+        return min(at for at, _ in self._deadlines())
+
+    def _send_ping(self, now: float) -> None:
+        conn = self.connection
+        assert conn is not None
+        self.ping_sent_at = now
+        conn.ping(now)
+        self._flush()
 
     def _expired(self, what: str) -> None:
-        limits = self.factory.config.limits
+        limits = self.config.limits
         seconds = {
             "handshake": limits.handshake_timeout,
             "connect": limits.connect_timeout,
             "idle": limits.idle_timeout,
+            "publish or play": self._publish_or_play_timeout,
+            "publisher": limits.publisher_timeout,
+            "ping answer": limits.ping_timeout,
         }[what]
         log.info(
-            "closing {peer}: {what} deadline of {seconds}s passed",
+            "closing {peer}: {what} deadline of {seconds:g}s passed{why}",
             peer=self.peer,
             what=what,
             seconds=seconds,
+            why=_DEADLINE_DETAILS.get(what, ""),
         )
         self._abort()
+
+    def _update_engagement(self) -> None:
+        """Start (or stop) the publish-or-play deadline as streams start and end."""
+        conn = self.connection
+        if conn is None or conn.state is not ConnectionState.CONNECTED:
+            return
+        if self.publishing or self.playing or self._deciding:
+            self.unengaged_since = None
+        elif self.unengaged_since is None:
+            self.unengaged_since = self.factory.clock.seconds()
+            self._reschedule()
 
     def _abort(self) -> None:
         self._closing = True
@@ -179,16 +307,41 @@ class RTMPServerProtocol(Protocol):
             self.connection.close()
         self.transport.abortConnection()  # type: ignore[union-attr]
 
+    def shut_down(self) -> None:
+        """Server shutdown: tell the client its streams ended (publishers get
+        ``NetStream.Unpublish.Success``, players ``Play.UnpublishNotify`` and StreamEOF, a
+        client with neither ``NetConnection.Connect.AppShutdown``), then close once written."""
+        conn = self.connection
+        if self._closing or conn is None:
+            return
+        if conn.state is not ConnectionState.CONNECTED:
+            self._abort()
+            return
+        had_streams = bool(self.publishing or self.playing)
+        for sid in list(self.publishing):
+            self._stop_publishing(sid)
+        for sid, (stream, _) in list(self.playing.items()):
+            if conn.streams.get(sid) is StreamState.PLAYING:
+                conn.stop_play(sid, stream.name)
+            self._stop_playing(sid)
+        if not had_streams:
+            conn.send_status(0, info(StatusCode.CONNECT_APP_SHUTDOWN))
+        self._flush()
+        self._closing = True
+        conn.close()
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
     # ---------------------------------------------------------------------------- input
 
     def dataReceived(self, data: bytes) -> None:
         conn = self.connection
         if conn is None or self._closing:
             return
-        self._touch()
+        now = self.factory.clock.seconds()
+        self.last_received = now
         before = conn.state
         try:
-            events = conn.receive_data(data, self.factory.clock.seconds())
+            events = conn.receive_data(data, now)
         except RemoteProtocolError as exc:
             self._flush()
             log.info(
@@ -199,8 +352,13 @@ class RTMPServerProtocol(Protocol):
             )
             self._abort()
             return
+        except Exception:
+            log.failure("closing {peer}: internal error while reading its input", peer=self.peer)
+            self._abort()
+            return
         if before is ConnectionState.HANDSHAKE and conn.state is not ConnectionState.HANDSHAKE:
-            self._arm_connect_deadline()
+            self.handshake_at = now
+            self._reschedule()
         self._process(events)
 
     def _process(self, events: list[ev.Event]) -> None:
@@ -214,13 +372,14 @@ class RTMPServerProtocol(Protocol):
                         return
                     self._handle(event)
                 events = conn.pending_events()
+            self._update_engagement()
         except Exception:
             log.failure("closing {peer}: internal error while handling its input", peer=self.peer)
             self._abort()
             return
         self._flush()
         if self.publishing and self.factory.config.streams.flush_interval == 0:
-            self.factory.registry.flush(self.factory.clock.seconds())
+            self.factory.flush()
 
     def _guarded(self, what: str, action: Callable[..., None]) -> Callable[..., None]:
         """Wrap a decision callback: it runs only if this connection is still open, and an
@@ -242,12 +401,28 @@ class RTMPServerProtocol(Protocol):
 
         return run
 
-    def _arm_connect_deadline(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = self.factory.clock.callLater(
-            self.factory.config.limits.connect_timeout, self._expired, "connect"
-        )
+    def _when_decided(
+        self, d: Deferred[Any], what: str, action: Callable[[Any], None], sid: int | None = None
+    ) -> None:
+        """Run ``action`` with the application's decision (guarded); a failed decision (a bug:
+        the chain turns plugin failures into refusals) is logged and closes this connection."""
+
+        def decided(outcome: Any) -> None:
+            if sid is not None:
+                self._deciding.discard(sid)
+            self._guarded(what, action)(outcome)
+
+        def failed(failure: Failure) -> None:
+            if sid is not None:
+                self._deciding.discard(sid)
+            log.failure("closing {peer}: deciding {what} failed", failure, peer=self.peer,
+                        what=what)  # fmt: skip
+            if not self._closing:
+                self._abort()
+
+        if sid is not None:
+            self._deciding.add(sid)
+        d.addCallbacks(decided, failed)
 
     def _flush(self) -> None:
         assert self.connection is not None
@@ -275,9 +450,14 @@ class RTMPServerProtocol(Protocol):
     def _on_connect(self, event: ev.ConnectRequested) -> None:
         conn = self.connection
         assert conn is not None
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        problem = name_problem(event.app, conn.limits.max_app_length, allow_slash=True)
+        limits = conn.limits
+        tc_url_size = len(event.tc_url.encode())
+        if tc_url_size > limits.max_tc_url_length:
+            too_long = f"the tcUrl is {tc_url_size} bytes long (at most {limits.max_tc_url_length})"
+            log.info("refusing connect from {peer}: {problem}", peer=self.peer, problem=too_long)
+            conn.reject_connect(event, too_long)
+            return
+        problem = name_problem(event.app, limits.max_app_length, allow_slash=True)
         application = None if problem else self.factory.application_for(event.app)
         if problem is None and application is None:
             problem = "no such application"
@@ -293,9 +473,10 @@ class RTMPServerProtocol(Protocol):
         self.app = event.app
         self.application = application
         self.client_view = ClientView(self, event)
-        d = application.decide_connect(self.client_view)
-        d.addCallback(
-            lambda outcome: self._guarded("connect", self._connect_decided)(event, outcome)
+        self._when_decided(
+            application.decide_connect(self.client_view),
+            "connect",
+            lambda outcome: self._connect_decided(event, outcome),
         )
 
     def _connect_decided(self, event: ev.ConnectRequested, outcome: tuple[Any, str]) -> None:
@@ -323,6 +504,9 @@ class RTMPServerProtocol(Protocol):
         conn.accept_connect(event)
         conn.send_onbwdone()
         application.add_client(view)
+        self.factory.connected(self)
+        self._publish_or_play_timeout = self.config.publish_or_play_timeout(event.app)
+        self._reschedule()
 
     def _on_create_stream(self, event: ev.CreateStreamRequested) -> None:
         assert self.connection is not None
@@ -387,7 +571,7 @@ class RTMPServerProtocol(Protocol):
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        streams = self.factory.config.streams
+        streams = self.config.streams
         problem = name_problem(name, streams.max_stream_name, allow_slash=True)
         if problem is None and (sid in self.publishing or sid in self.playing):
             problem = "this stream id is already publishing or playing"
@@ -403,9 +587,14 @@ class RTMPServerProtocol(Protocol):
             return
         assert self.application is not None and self.client_view is not None
         conn.hold_publish(sid)
-        d = self.application.decide_publish(self.client_view, name, event.query, event.publish_type)
-        d.addCallback(
-            self._guarded("publish", lambda outcome: self._publish_decided(event, outcome))
+        decision = self.application.decide_publish(
+            self.client_view, name, event.query, event.publish_type
+        )
+        self._when_decided(
+            decision,
+            "publish",
+            lambda outcome: self._publish_decided(event, outcome),
+            sid,
         )
 
     def _publish_decided(self, event: ev.PublishRequested, outcome: tuple[Any, str]) -> None:
@@ -426,7 +615,7 @@ class RTMPServerProtocol(Protocol):
                 code = StatusCode(decision.code)
             conn.reject_publish(sid, event.name, code, reason)
             return
-        problem = name_problem(name, self.factory.config.streams.max_stream_name, allow_slash=True)
+        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
         if problem is not None:
             conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
             return
@@ -447,6 +636,8 @@ class RTMPServerProtocol(Protocol):
             )  # fmt: skip
         self.publishing[sid] = stream
         conn.accept_publish(sid, name)
+        self.last_media = self.factory.clock.seconds()
+        self._reschedule()
         log.info(
             "publish started {app}/{name} from {peer}", app=self.app, name=name, peer=self.peer
         )
@@ -458,6 +649,7 @@ class RTMPServerProtocol(Protocol):
         self.factory.registry.release(stream, self)
         if self.application is not None and self.client_view is not None:
             self.application.notify("unpublish", self.client_view, StreamView(stream))
+            self.application.publish_ended(stream)
         log.info(
             "publish stopped {app}/{name} from {peer}",
             app=stream.app,
@@ -470,6 +662,7 @@ class RTMPServerProtocol(Protocol):
     def _on_media(self, event: ev.MediaReceived) -> None:
         stream = self.publishing.get(event.stream_id)
         if stream is not None:
+            self.last_media = self.last_received
             stream.publish_message(event.message)
             if self.application is not None and self.application.wants_media:
                 self.application.media(stream, event.message)
@@ -478,6 +671,7 @@ class RTMPServerProtocol(Protocol):
         stream = self.publishing.get(event.stream_id)
         if stream is None:
             return
+        self.last_media = self.last_received
         values = event.message.values
         name = event.message.name
         if name == "@setDataFrame" and len(values) >= 2:
@@ -499,7 +693,7 @@ class RTMPServerProtocol(Protocol):
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        problem = name_problem(name, self.factory.config.streams.max_stream_name, allow_slash=True)
+        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
         if problem is None and sid in self.publishing:
             problem = "this stream id is publishing"
         if problem is not None:
@@ -513,8 +707,12 @@ class RTMPServerProtocol(Protocol):
             conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
             return
         assert self.application is not None and self.client_view is not None
-        d = self.application.decide_play(self.client_view, name, event.query)
-        d.addCallback(self._guarded("play", lambda outcome: self._play_decided(event, outcome)))
+        self._when_decided(
+            self.application.decide_play(self.client_view, name, event.query),
+            "play",
+            lambda outcome: self._play_decided(event, outcome),
+            sid,
+        )
 
     def _play_decided(self, event: ev.PlayRequested, outcome: tuple[Any, str]) -> None:
         conn = self.connection
@@ -534,7 +732,7 @@ class RTMPServerProtocol(Protocol):
                 code = StatusCode(decision.code)
             conn.reject_play(sid, event.name, code, reason)
             return
-        problem = name_problem(name, self.factory.config.streams.max_stream_name, allow_slash=True)
+        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
         if problem is not None:
             conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
             return
@@ -610,6 +808,9 @@ class RTMPServerProtocol(Protocol):
     def _on_peer_chunk_size(self, event: ev.PeerChunkSizeChanged) -> None:
         log.debug("{peer} sends with chunk size {size}", peer=self.peer, size=event.size)
 
+    def _on_ping_answered(self, event: ev.PingAnswered) -> None:
+        self.answers_pings = True
+
     _handlers: dict[type[ev.Event], Callable[[RTMPServerProtocol, Any], None]] = {
         ev.HandshakeCompleted: _on_handshake,
         ev.ConnectRequested: _on_connect,
@@ -625,6 +826,7 @@ class RTMPServerProtocol(Protocol):
         ev.SeekRequested: _on_seek,
         ev.ReceiveMediaRequested: _on_receive_media,
         ev.PeerChunkSizeChanged: _on_peer_chunk_size,
+        ev.PingAnswered: _on_ping_answered,
         ev.ResultReceived: _on_result,
         ev.ErrorReceived: _on_result,
     }
@@ -663,7 +865,7 @@ class ClientView:
         self.id = next(ClientView._ids)
         self._proto = proto
         self.peer = proto.peer
-        self.host = proto.peer.rsplit(":", 1)[0]
+        self.host = proto.host
         self.app = event.app
         self.tc_url = event.tc_url
         self.params = dict(event.command_object)
@@ -731,7 +933,11 @@ class ClientView:
 
 
 class PlaySink:
-    """A player's end of a :class:`~fms.stream.LiveStream`: one play on one connection."""
+    """A player's end of a :class:`~fms.stream.LiveStream`: one play on one connection.
+
+    Every method is called from a stream's fan-out, for many players in a row: an exception
+    here closes this one player (logged with its traceback once) and never reaches the stream.
+    """
 
     __slots__ = ("name", "proto", "stream_id")
 
@@ -740,8 +946,20 @@ class PlaySink:
         self.stream_id = stream_id
         self.name = name
 
+    def _failed(self, what: str) -> None:
+        log.failure(
+            "closing player {peer} of {name}: internal error while {what}",
+            peer=self.proto.peer, name=self.name, what=what,
+        )  # fmt: skip
+        self.proto.playing.pop(self.stream_id, None)
+        if not self.proto._closing:
+            self.proto._abort()
+
     def write(self, data: bytes) -> None:
-        self.proto.write_shared(data)
+        try:
+            self.proto.write_shared(data)
+        except Exception:
+            self._failed("writing to it")
 
     def can_write(self) -> bool:
         return not self.proto.write_paused
@@ -754,27 +972,36 @@ class PlaySink:
             reason=reason,
         )
         self.proto.playing.pop(self.stream_id, None)
-        self.proto._abort()
+        if not self.proto._closing:
+            self.proto._abort()
 
     def publish_started(self) -> None:
-        conn = self.proto.connection
-        if conn is not None and conn.state is ConnectionState.CONNECTED:
-            conn.send_user_control(UserControlEvent.STREAM_BEGIN, self.stream_id)
-            conn.send_status(
-                self.stream_id,
-                info(StatusCode.PLAY_PUBLISH_NOTIFY, subject=self.name, details=self.name),
-            )
-            self.proto._flush()
+        try:
+            conn = self.proto.connection
+            if conn is not None and conn.state is ConnectionState.CONNECTED:
+                conn.send_user_control(UserControlEvent.STREAM_BEGIN, self.stream_id)
+                conn.send_status(
+                    self.stream_id,
+                    info(StatusCode.PLAY_PUBLISH_NOTIFY, subject=self.name, details=self.name),
+                )
+                self.proto._flush()
+        except Exception:
+            self._failed("telling it the stream started")
 
     def publish_stopped(self) -> None:
-        conn = self.proto.connection
-        if conn is not None:
-            conn.stop_play(self.stream_id, self.name)
-            self.proto._flush()
+        try:
+            conn = self.proto.connection
+            if conn is not None:
+                conn.stop_play(self.stream_id, self.name)
+                self.proto._flush()
+        except Exception:
+            self._failed("telling it the stream stopped")
 
 
 class RTMPServerFactory(Factory[RTMPServerProtocol]):
-    """Builds one :class:`RTMPServerProtocol` per accepted connection."""
+    """Builds one :class:`RTMPServerProtocol` per accepted connection, and holds what they
+    share: the configuration, the stream registry, the applications, the fan-out flush loop,
+    the deadline queue and the admission counts."""
 
     protocol = RTMPServerProtocol
     noisy = False
@@ -789,25 +1016,196 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.config = config
         self.limits = connection_limits(config)
         self.connections: set[RTMPServerProtocol] = set()
-        self.registry = StreamRegistry(lambda app: fanout_limits(config, app))
+        self.registry = StreamRegistry(lambda app: fanout_limits(self.config, app))
         self.chains = build_all(config)  # raises ConfigError: a broken plugin stops startup
         self.applications: dict[str, Application] = {}
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
+        self.deadlines: DeadlineQueue[int] = DeadlineQueue()
+        self.shutting_down = False
+        self._by_id: dict[int, RTMPServerProtocol] = {}
+        self._connecting: dict[str, int] = {}
+        self._retired: set[Application] = set()
+        self._timer: IDelayedCall | None = None
         self._flusher: LoopingCall | None = None
+        self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL)
+        self._all_closed: Deferred[None] | None = None
+
+    # --------------------------------------------------------------------------- start/stop
 
     def startFactory(self) -> None:
+        self._start_flusher()
+
+    def _start_flusher(self) -> None:
         interval = self.config.streams.flush_interval
         if interval > 0 and self._flusher is None:
             self._flusher = LoopingCall(self.flush)
             self._flusher.clock = self.clock
             self._flusher.start(interval, now=False)
 
-    def stopFactory(self) -> None:
+    def _stop_flusher(self) -> None:
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
         self._flusher = None
-        for application in self.applications.values():
+
+    def stopFactory(self) -> None:
+        if self.shutting_down:
+            return  # shutdown() stops the applications once their clients were told
+        self._stop_flusher()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for application in [*self.applications.values(), *self._retired]:
             application.stop()
+
+    def shutdown(self, timeout: float | None = None) -> Deferred[None]:
+        """Stop gracefully: refuse new connections, tell every client its streams ended and
+        close it once that is written, let plugins finish (recordings are closed by their
+        ``unpublish``/``app_stop``), all within ``timeout`` seconds (``[server]
+        shutdown_timeout``); whatever is left then is aborted. The Deferred never fails."""
+        if timeout is None:
+            timeout = self.config.server.shutdown_timeout
+        self.shutting_down = True
+        deadline = self.clock.seconds() + timeout
+        log.info(
+            "shutting down: {clients} connections, {streams} streams",
+            clients=len(self.connections), streams=len(self.registry),
+        )  # fmt: skip
+        for proto in list(self.connections):
+            try:
+                proto.shut_down()
+            except Exception:
+                log.failure("internal error while telling {peer} of the shutdown", peer=proto.peer)
+                proto._abort()
+        return Deferred.fromCoroutine(self._finish_shutdown(deadline))
+
+    async def _finish_shutdown(self, deadline: float) -> None:
+        if self.connections:
+            waiter: Deferred[None] = Deferred()
+            self._all_closed = waiter
+            try:
+                await waiter.addTimeout(max(deadline - self.clock.seconds(), 0), self.clock)
+            except TimeoutError:
+                log.warn(
+                    "{count} connections did not close within the shutdown timeout: aborted",
+                    count=len(self.connections),
+                )
+                for proto in list(self.connections):
+                    proto._abort()
+            self._all_closed = None
+        applications = [*self.applications.values(), *self._retired]
+        stopping = gatherResults([app.stop() for app in applications])
+        try:
+            await stopping.addTimeout(max(deadline - self.clock.seconds(), 0.1), self.clock)
+        except TimeoutError:
+            log.warn("plugins did not finish stopping within the shutdown timeout")
+        except Exception:
+            log.failure("stopping the applications failed")
+        self._stop_flusher()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # ------------------------------------------------------------------------- admission
+
+    def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
+        host = str(getattr(addr, "host", "?"))
+        limits = self.config.limits
+        reason = None
+        if self.shutting_down:
+            reason = "the server is shutting down"
+        elif len(self.connections) >= limits.max_connections:
+            reason = f"{len(self.connections)} connections open (max_connections)"
+        elif self._connecting.get(host, 0) >= limits.max_connecting_per_ip:
+            reason = (
+                f"{self._connecting[host]} connections from this address have not connected "
+                "yet (max_connecting_per_ip)"
+            )
+        if reason is not None:
+            held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
+            if held is not None:
+                log.warn(
+                    "refusing connection from {host}: {reason}{held}",
+                    host=host, reason=reason,
+                    held=f"; {held} more refused since the last report" if held else "",
+                )  # fmt: skip
+            return None  # Twisted closes the socket at once
+        proto = RTMPServerProtocol()
+        proto.factory = self
+        return proto
+
+    def admit(self, proto: RTMPServerProtocol) -> None:
+        """A connection was made: count it until it is forgotten."""
+        self.connections.add(proto)
+        self._by_id[proto.id] = proto
+        self._connecting[proto.host] = self._connecting.get(proto.host, 0) + 1
+        proto.counted_connecting = True
+
+    def connected(self, proto: RTMPServerProtocol) -> None:
+        """``connect`` was accepted: the connection no longer counts as connecting."""
+        if proto.counted_connecting:
+            proto.counted_connecting = False
+            left = self._connecting.get(proto.host, 1) - 1
+            if left > 0:
+                self._connecting[proto.host] = left
+            else:
+                self._connecting.pop(proto.host, None)
+
+    def forget(self, proto: RTMPServerProtocol) -> None:
+        """A connection was lost."""
+        self.connected(proto)
+        self.connections.discard(proto)
+        self._by_id.pop(proto.id, None)
+        self.deadlines.discard(proto.id)
+        self._arm()
+        if not self.connections and self._all_closed is not None:
+            waiter, self._all_closed = self._all_closed, None
+            waiter.callback(None)
+
+    def connecting_from(self, host: str) -> int:
+        """Connections from ``host`` whose ``connect`` was not accepted yet."""
+        return self._connecting.get(host, 0)
+
+    # ------------------------------------------------------------------------- deadlines
+
+    def schedule(self, proto: RTMPServerProtocol, when: float) -> None:
+        """Check ``proto`` at ``when`` (seconds) unless it is due earlier already."""
+        if proto.id in self._by_id and self.deadlines.schedule(proto.id, when):
+            self._arm()
+
+    def _arm(self) -> None:
+        """Keep the one delayed call armed for the earliest deadline."""
+        when = self.deadlines.next_time()
+        timer = self._timer
+        if when is None:
+            if timer is not None and timer.active():
+                timer.cancel()
+            self._timer = None
+            return
+        if timer is not None and timer.active():
+            if timer.getTime() <= when:
+                return
+            timer.cancel()
+        delay = max(when - self.clock.seconds() - EPSILON / 2, 0.0)
+        self._timer = self.clock.callLater(delay, self._run_deadlines)
+
+    def _run_deadlines(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        for key in self.deadlines.pop_due(now + EPSILON):
+            proto = self._by_id.get(key)
+            if proto is None:
+                continue
+            try:
+                when = proto.check(now)
+            except Exception:
+                log.failure("closing {peer}: internal error in its deadlines", peer=proto.peer)
+                proto._abort()
+                continue
+            if when is not None and key in self._by_id:
+                self.deadlines.schedule(key, when)
+        self._arm()
+
+    # ---------------------------------------------------------------------- applications
 
     def application_for(self, app: str) -> Application | None:
         """The :class:`Application` serving ``app`` (``live/room1`` is served by ``live``), or
@@ -824,11 +1222,57 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             application.start()
         return application
 
-    def flush(self) -> None:
-        """Deliver what publishers sent since the last flush to every player."""
-        self.registry.flush(self.clock.seconds())
+    def client_left(self, application: Application) -> None:
+        """Stop an application replaced by a reload once its last client has gone."""
+        if application in self._retired and not application.clients:
+            self._retired.discard(application)
+            application.stop()
 
-    def buildProtocol(self, addr: Any) -> RTMPServerProtocol:
-        proto = RTMPServerProtocol()
-        proto.factory = self
-        return proto
+    def reload(self, config: Config) -> None:
+        """Use ``config`` for new connections: new plugin chains, limits and stream settings.
+
+        Existing clients keep the configuration and plugins they arrived with (their streams
+        go on); clients of an application the new configuration refuses are closed. Raises
+        :class:`~fms.errors.ConfigError` (and changes nothing) when a plugin cannot be built.
+        The outgoing chunk size is shared by every player of a stream, so it keeps its value
+        until a restart, as do the listening address and port.
+        """
+        old = self.config
+        if config.streams.chunk_size != old.streams.chunk_size:
+            log.warn("streams.chunk_size stays {size} until a restart", size=old.streams.chunk_size)
+            config = dataclasses.replace(
+                config,
+                streams=dataclasses.replace(config.streams, chunk_size=old.streams.chunk_size),
+            )
+        if (config.server.host, config.server.port) != (old.server.host, old.server.port):
+            log.warn("server.host and server.port changes take effect at the next restart")
+        chains = build_all(config)  # ConfigError: nothing has changed yet
+        self.config = config
+        self.chains = chains
+        self.limits = connection_limits(config)
+        self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
+        if old.streams.flush_interval != config.streams.flush_interval and self._flusher:
+            self._stop_flusher()
+            self._start_flusher()
+        retiring, self.applications = self.applications, {}
+        for application in retiring.values():
+            self._retired.add(application)
+            self.client_left(application)
+        for proto in list(self.connections):
+            if proto.app is not None and self.application_for(proto.app) is None:
+                log.info(
+                    "closing {peer}: application {app!r} is no longer served",
+                    peer=proto.peer, app=proto.app,
+                )  # fmt: skip
+                proto._abort()
+
+    # ---------------------------------------------------------------------------- fan-out
+
+    def flush(self) -> None:
+        """Deliver what publishers sent since the last flush to every player. A stream whose
+        flush fails is logged and skipped; the loop and the other streams go on."""
+        for stream, failure in self.registry.flush(self.clock.seconds()):
+            log.failure(
+                "internal error while delivering {app}/{name}",
+                Failure(failure), app=stream.app, name=stream.name,
+            )  # fmt: skip

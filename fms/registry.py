@@ -80,8 +80,14 @@ class StreamRegistry:
             if self._streams.get((stream.app, stream.name)) is stream:
                 del self._streams[(stream.app, stream.name)]
 
-    def flush(self, now: float) -> None:
-        """Deliver pending messages of every stream that has some."""
+    def flush(self, now: float) -> list[tuple[LiveStream, Exception]]:
+        """Deliver pending messages of every stream that has some. A stream whose flush raises
+        does not keep the others from theirs: the errors are returned, for the caller to log."""
+        failures: list[tuple[LiveStream, Exception]] = []
         for stream in list(self._streams.values()):
             if stream.dirty:
-                stream.flush(now)
+                try:
+                    stream.flush(now)
+                except Exception as exc:
+                    failures.append((stream, exc))
+        return failures

@@ -7,10 +7,11 @@ off the same :class:`~twisted.application.service.MultiService`.
 from __future__ import annotations
 
 import resource
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTCP
 from twisted.logger import Logger
@@ -21,20 +22,37 @@ from fms.config import Config
 log = Logger(namespace="fms.service")
 
 
-def raise_open_file_limit() -> int:
+FILE_DESCRIPTOR_MARGIN = 64
+"""Descriptors kept beyond ``max_connections`` for the listener, logs, recordings and plugins."""
+
+
+def raise_open_file_limit(needed: int | None = None) -> int:
     """Raise the soft open-file limit to the hard limit; return the limit now in force.
 
     Every player is a socket, so the default soft limit (often 1,024) would cap the server far
-    below what one process can serve.
+    below what one process can serve. With ``needed`` (``max_connections`` plus a margin), a
+    limit that stays below it is logged as a warning: connections past it are accepted and
+    closed at once (the listener survives EMFILE), so the cap is not what the operator set.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
+    limit = soft
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard
+        if hard == resource.RLIM_INFINITY:
+            target = max(soft, needed or 0)
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            return hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            limit = target
         except (ValueError, OSError):
-            return soft
-    return soft
+            pass
+    if needed is not None and limit != resource.RLIM_INFINITY and limit < needed:
+        log.warn(
+            "the open-file limit is {limit} but max_connections needs about {needed}: raise "
+            "it (ulimit -n, LimitNOFILE=) or lower max_connections",
+            limit=limit,
+            needed=needed,
+        )
+    return limit
 
 
 def format_url(host: str, port: int) -> str:
@@ -55,6 +73,7 @@ class RTMPListenerService(Service):
         self._reactor = reactor
         self._config = config
         self._factory = factory
+        self.factory = factory
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
 
@@ -62,7 +81,12 @@ class RTMPListenerService(Service):
         super().startService()
         host = self._config.server.host
         endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-        endpoint = endpoint_type(self._reactor, self._config.server.port, interface=host)
+        endpoint = endpoint_type(
+            self._reactor,
+            self._config.server.port,
+            backlog=self._config.server.listen_backlog,
+            interface=host,
+        )
         d = endpoint.listen(self._factory)
         d.addCallback(self._listened)
         d.addErrback(self._failed)
@@ -79,11 +103,21 @@ class RTMPListenerService(Service):
         self.listening.errback(failure)
 
     def stopService(self) -> Deferred[None] | None:
+        """Stop accepting, then let the factory shut down gracefully (bounded by
+        ``[server] shutdown_timeout``)."""
         super().stopService()
-        if self.port is None:
+        waits: list[Deferred[Any]] = []
+        if self.port is not None:
+            port, self.port = self.port, None
+            stopped = port.stopListening()
+            if stopped is not None:
+                waits.append(stopped)
+        shutdown = getattr(self._factory, "shutdown", None)
+        if shutdown is not None:
+            waits.append(shutdown())
+        if not waits:
             return None
-        port, self.port = self.port, None
-        return port.stopListening()
+        return gatherResults(waits, consumeErrors=True).addBoth(lambda _: None)
 
 
 def make_service(reactor: IReactorTCP, config: Config) -> tuple[MultiService, RTMPListenerService]:

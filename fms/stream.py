@@ -23,7 +23,7 @@ the newest keyframe, then live messages, so their first picture decodes at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -221,10 +221,10 @@ class LiveStream:
     def start_publish(self, publisher: Any) -> None:
         """A publisher claimed the stream: waiting players start receiving from now."""
         self.publisher = publisher
-        for player in self.players:
+        for player in list(self.players):
             if player.state is PlayerState.WAITING:
                 self._attach(player, at_head=True)
-                player.sink.publish_started()
+                self._tell(player, player.sink.publish_started)
 
     def stop_publish(self) -> None:
         """The publisher left: players are told and wait; every cache is dropped (the next
@@ -234,7 +234,7 @@ class LiveStream:
         for player in list(self.players):
             self._detach(player)
             player.state = PlayerState.WAITING
-            player.sink.publish_stopped()
+            self._tell(player, player.sink.publish_stopped)
         self.metadata = self.video_header = self.audio_header = None
         self.has_video = False
         self._gop.clear()
@@ -415,11 +415,10 @@ class LiveStream:
             parts.append(
                 Media(MessageType.AUDIO, stamp, player.stream_id, self.audio_header.payload)
             )
-        if parts:
-            player.sink.write(
-                b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
-            )
         player.headers_version = self.headers_version
+        if parts:
+            data = b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
+            self._tell(player, player.sink.write, data)
 
     # ------------------------------------------------------------------------------ flush
 
@@ -442,6 +441,8 @@ class LiveStream:
                 player.state = PlayerState.ACTIVE
                 if player.headers_version != self.headers_version:
                     self._send_preamble(player)
+                    if player.log is not log:
+                        continue  # its sink failed
             if player.cursor >= head:
                 player.blocked_since = None
                 continue
@@ -465,12 +466,24 @@ class LiveStream:
             if data is None:
                 data = joined[player.cursor] = log.since(player.cursor)
             player.cursor = head
-            player.sink.write(data)
+            self._tell(player, player.sink.write, data)
         self._trim(log)
+
+    def _tell(self, player: Player, action: Callable[..., None], *args: Any) -> None:
+        """Call one player's sink. A sink that raises loses its player, never the fan-out to
+        the others (the Twisted sink logs and closes on its own; this is the backstop)."""
+        try:
+            action(*args)
+        except Exception as exc:
+            if player in self.players:
+                self._drop(player, f"its sink failed: {type(exc).__name__}: {exc}")
 
     def _drop(self, player: Player, reason: str) -> None:
         self.remove_player(player)
-        player.sink.close(reason)
+        try:
+            player.sink.close(reason)
+        except Exception:
+            pass  # already removed; nothing more to do for it
 
     def _trim(self, log: _Log) -> None:
         keep = log.head

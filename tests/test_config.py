@@ -35,7 +35,8 @@ def test_app_errors_name_the_app_and_key() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config("[apps.x]\ncolour = 1\n[apps.y.streams]\ngop_cache = 'no'\n", "c.toml")
     assert raised.value.problems == [
-        "c.toml: apps.x.colour: unknown key (known: decision_timeout, plugins, streams)",
+        "c.toml: apps.x.colour: unknown key (known: decision_timeout, plugins, "
+        "publish_or_play_timeout, streams)",
         "c.toml: apps.y.streams.gop_cache: expected bool, got string 'no'",
     ]
 
@@ -63,3 +64,26 @@ def test_default_app_policy_and_plugins() -> None:
 def test_a_plugin_entry_needs_use() -> None:
     with pytest.raises(ConfigError, match=r"apps.live.plugins\[0\].use: missing"):
         parse_config("[[apps.live.plugins]]\nsecret = 's'\n")
+
+
+@pytest.mark.parametrize("section", ["server", "limits", "streams"])
+def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(section: str) -> None:
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    from fms.config import LimitsConfig, ServerConfig, StreamsConfig
+
+    path = Path(__file__).resolve().parents[1] / "conf" / "fms.toml"
+    text = path.read_text()
+    table = tomllib.loads(text)[section]
+    cls = {"server": ServerConfig, "limits": LimitsConfig, "streams": StreamsConfig}[section]
+    lines = text.splitlines()
+    for spec in dataclasses.fields(cls):
+        default = getattr(cls(), spec.name)
+        assert spec.name in table, f"[{section}] {spec.name} is not in conf/fms.toml"
+        value = table[spec.name]
+        assert (tuple(value) if isinstance(value, list) else value) == default, spec.name
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"{spec.name} = "))
+        above = lines[at - 1]
+        assert above.startswith("#") or lines[at - 1].split(" = ")[0].isidentifier(), spec.name

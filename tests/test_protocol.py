@@ -84,7 +84,9 @@ def test_connect_deadline_runs_from_the_handshake(logged: list[str]) -> None:
 
 def test_connect_in_time_cancels_the_connect_deadline() -> None:
     clock = Clock()
-    _, proto, transport = make(clock, connect_timeout=5.0, idle_timeout=60.0)
+    _, proto, transport = make(
+        clock, connect_timeout=5.0, idle_timeout=60.0, publish_or_play_timeout=0.0
+    )
     client = handshake(proto, transport)
     proto.dataReceived(client.connect())
     clock.advance(30.0)

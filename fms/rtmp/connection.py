@@ -30,7 +30,7 @@ from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.rtmp import events as ev
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage, encode_shared
 from fms.rtmp.constants import MessageType, PeerBandwidthLimit, UserControlEvent
-from fms.rtmp.errors import MessageError
+from fms.rtmp.errors import LimitExceeded, MessageError
 from fms.rtmp.handshake import ServerHandshake
 from fms.rtmp.messages import (
     Acknowledgement,
@@ -84,6 +84,10 @@ class ConnectionLimits:
     max_app_length: int = 128
     max_tc_url_length: int = 512
     max_stream_name_length: int = 256
+    min_chunk_size: int = 128
+    """Smallest Set Chunk Size accepted (bytes). The protocol allows 1, but every chunk costs a
+    header and a parse step: at chunk size 1 a MiB of payload costs about half a second of CPU
+    here, while no real client announces less than the initial 128."""
     max_pending_calls: int = 1024
     max_held_commands: int = 64
 
@@ -231,6 +235,10 @@ class ServerConnection:
 
     def _dispatch_control(self, message: Message, out: list[ev.Event]) -> None:
         if isinstance(message, SetChunkSize):
+            if message.size < self.limits.min_chunk_size:
+                raise LimitExceeded(
+                    f"chunk size {message.size} below the minimum {self.limits.min_chunk_size}"
+                )
             out.append(ev.PeerChunkSizeChanged(message.size))
         elif isinstance(message, WindowAcknowledgementSize):
             self._ack_window = message.size
@@ -280,16 +288,18 @@ class ServerConnection:
         tc_url = obj.get("tcUrl", "")
         if not isinstance(tc_url, str):
             raise MessageError("connect: tcUrl is not a string")
-        if len(tc_url.encode()) > self.limits.max_tc_url_length:
-            raise MessageError(f"connect: tcUrl longer than {self.limits.max_tc_url_length} bytes")
+        # Past a limit by a little, connect is refused with a status by the layer above (it
+        # names the limit); far past it, the peer is not a client worth answering.
+        if len(tc_url.encode("utf-8", "surrogatepass")) > self.limits.max_tc_url_length + 1024:
+            raise MessageError(f"connect: tcUrl far longer than {self.limits.max_tc_url_length}")
         if not isinstance(app, str):
             app = _app_from_tc_url(tc_url)
         app, query = split_query(app)
         if not query and "?" in tc_url:
             query = split_query(tc_url)[1]
         app = app.strip("/")
-        if len(app.encode()) > self.limits.max_app_length:
-            raise MessageError(f"connect: app longer than {self.limits.max_app_length} bytes")
+        if len(app.encode("utf-8", "surrogatepass")) > self.limits.max_app_length + 1024:
+            raise MessageError(f"connect: app far longer than {self.limits.max_app_length} bytes")
         encoding = 3 if _number(obj.get("objectEncoding"), 0.0) == 3.0 else 0
         self.object_encoding = encoding
         self.app = app

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,12 @@ def require_client(name: str) -> str:
 class ServerProcess:
     """``python -m fms run`` on 127.0.0.1 and a free port, with its log collected line by line."""
 
-    def __init__(self, *args: str, config: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        config: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
         if config is not None:
             command += ["--config", str(config)]
@@ -48,6 +53,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parents[2],
+            preexec_fn=preexec_fn,  # e.g. a lower RLIMIT_NOFILE for the EMFILE test
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()

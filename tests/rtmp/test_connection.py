@@ -424,3 +424,30 @@ def test_every_command_in_every_state_gives_events_or_a_protocol_error(
     assert all(isinstance(e, ev.Event) for e in events)
     if state == "connect pending":
         assert events == []  # held until connect is decided
+
+
+def test_a_chunk_size_below_the_minimum_is_a_protocol_error() -> None:
+    server, client = handshaken(limits=ConnectionLimits(min_chunk_size=128))
+    with pytest.raises(RemoteProtocolError, match="chunk size 64 below the minimum 128"):
+        server.receive_data(client.send(SetChunkSize(64)))
+    assert server.state is ConnectionState.ERROR
+
+
+def test_the_minimum_chunk_size_itself_is_accepted() -> None:
+    server, client = handshaken(limits=ConnectionLimits(min_chunk_size=128))
+    assert server.receive_data(client.send(SetChunkSize(128))) == [ev.PeerChunkSizeChanged(128)]
+
+
+@pytest.mark.parametrize("field", ["app", "tcUrl"])
+def test_a_name_just_past_its_limit_is_left_to_the_layer_above(field: str) -> None:
+    server, client = handshaken()
+    value = "a" * 600 if field == "app" else "rtmp://h/" + "a" * 600
+    (event,) = server.receive_data(client.connect(**{field: value}))
+    assert isinstance(event, ev.ConnectRequested)
+
+
+@pytest.mark.parametrize("field", ["app", "tcUrl"])
+def test_a_name_far_past_its_limit_is_a_protocol_error(field: str) -> None:
+    server, client = handshaken()
+    with pytest.raises(RemoteProtocolError, match="far longer"):
+        server.receive_data(client.connect(**{field: "a" * 4000}))

@@ -1,0 +1,620 @@
+"""Hardening of the Twisted adapter, on in-memory transports and a fake clock: deadlines and
+pings from one shared queue, admission caps, fault isolation, graceful shutdown and reload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+
+from fms.config import Config, parse_config
+from fms.errors import ConfigError
+from fms.interfaces import IClientView, IStreamView
+from fms.plugin import Plugin
+from fms.protocol import PlaySink, RTMPServerFactory, RTMPServerProtocol
+from fms.rtmp.constants import MessageType, UserControlEvent
+from fms.rtmp.messages import Media, UserControl
+from tests.support.rtmp_peer import ScriptedClient
+
+KEYFRAME = b"\x17\x01\x00\x00\x00" + b"k" * 40
+INTERFRAME = b"\x27\x01\x00\x00\x00" + b"i" * 40
+
+
+@pytest.fixture
+def logged() -> Iterator[list[str]]:
+    lines: list[str] = []
+
+    def observer(event: LogEvent) -> None:
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text += "\n" + failure.getTraceback()
+        lines.append(text)
+
+    globalLogPublisher.addObserver(observer)
+    yield lines
+    globalLogPublisher.removeObserver(observer)
+
+
+def factory_for(text: str = "", clock: Clock | None = None) -> RTMPServerFactory:
+    config = parse_config(text) if text else Config()
+    return RTMPServerFactory(config, clock=clock or Clock())  # type: ignore[arg-type]
+
+
+def clock_of(factory: RTMPServerFactory) -> Clock:
+    assert isinstance(factory.clock, Clock)
+    return factory.clock
+
+
+class Peer:
+    """A scripted client on an in-memory transport; ``host`` is its address."""
+
+    def __init__(
+        self, factory: RTMPServerFactory, host: str = "192.0.2.1", port: int = 1000
+    ) -> None:
+        address = IPv4Address("TCP", host, port)
+        proto = factory.buildProtocol(address)
+        assert proto is not None, "refused"
+        self.proto: RTMPServerProtocol = proto
+        self.transport = StringTransport(peerAddress=address)
+        self.proto.makeConnection(self.transport)
+        self.client = ScriptedClient()
+        self.answered: list[int] = []
+
+    def take(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def send(self, data: bytes) -> None:
+        self.proto.dataReceived(data)
+        self.pump()
+
+    def pump(self) -> None:
+        reply = self.client.receive(self.take())
+        if reply:
+            self.proto.dataReceived(reply)
+
+    def handshake(self) -> Peer:
+        self.proto.dataReceived(self.client.hello())
+        self.pump()
+        return self
+
+    def connect(self, app: str = "live") -> Peer:
+        self.handshake()
+        self.send(self.client.connect(app) + self.client.command("createStream", 2.0))
+        return self
+
+    def publish(self, name: str = "cam") -> Peer:
+        self.send(self.client.command("publish", 3.0, None, name, "live", stream_id=1))
+        return self
+
+    def play(self, name: str = "cam") -> Peer:
+        self.send(self.client.command("play", 3.0, None, name, -2.0, stream_id=1))
+        return self
+
+    def media(self, timestamp: int, payload: bytes) -> None:
+        self.send(self.client.send(Media(MessageType.VIDEO, timestamp, 1, payload)))
+
+    def pings(self) -> list[int]:
+        return [
+            m.value
+            for m in self.client.received
+            if isinstance(m, UserControl) and m.event == UserControlEvent.PING_REQUEST
+        ]
+
+    def answer_pings(self) -> None:
+        for value in self.pings()[len(self.answered) :]:
+            self.answered.append(value)
+            self.send(self.client.send(UserControl(UserControlEvent.PING_RESPONSE, value)))
+
+    def lose(self) -> None:
+        self.proto.connectionLost(None)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.transport.disconnecting)
+
+
+# ---------------------------------------------------------------------------------- deadlines
+
+
+def test_a_connected_client_that_neither_publishes_nor_plays_is_closed(logged: list[str]) -> None:
+    factory = factory_for("[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 60.0\n")
+    peer = Peer(factory).connect()
+    clock_of(factory).advance(4.9)
+    assert not peer.closed
+    clock_of(factory).advance(0.2)
+    assert peer.closed
+    assert any("publish or play deadline of 5s passed" in line for line in logged), logged
+
+
+def test_the_publish_or_play_deadline_is_off_for_an_app_that_sets_zero() -> None:
+    factory = factory_for(
+        "[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n"
+        "[apps.chat]\npublish_or_play_timeout = 0\n"
+    )
+    chat = Peer(factory, port=1).connect("chat")
+    live = Peer(factory, port=2).connect("live")
+    clock_of(factory).advance(100.0)
+    assert live.closed
+    assert not chat.closed
+
+
+def test_the_publish_or_play_deadline_runs_again_after_the_last_stream_ends() -> None:
+    factory = factory_for("[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n")
+    clock = clock_of(factory)
+    peer = Peer(factory).connect().play()
+    clock.advance(60.0)
+    assert not peer.closed
+    peer.send(peer.client.command("closeStream", 0.0, stream_id=1))
+    clock.advance(4.0)
+    assert not peer.closed
+    clock.advance(1.5)
+    assert peer.closed
+
+
+def test_a_publish_being_decided_counts_as_publishing() -> None:
+    gate: Deferred[None] = Deferred()
+
+    class Slow(Plugin):
+        def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
+            return gate
+
+    factory = factory_for(
+        "[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n[apps.live]\n"
+    )
+    factory.chains["live"] = [Slow()]
+    peer = Peer(factory).connect().publish()
+    clock_of(factory).advance(8.0)  # past publish_or_play_timeout; decision_timeout is 10 s
+    assert not peer.closed
+    gate.callback(None)
+    peer.pump()
+    assert peer.client.statuses()[-1] == "NetStream.Publish.Start"
+
+
+def test_a_silent_publisher_is_closed_and_its_name_freed(logged: list[str]) -> None:
+    factory = factory_for("[limits]\npublisher_timeout = 2.0\nidle_timeout = 600.0\n")
+    clock = clock_of(factory)
+    peer = Peer(factory).connect().publish()
+    for t in range(5):
+        clock.advance(1.0)
+        peer.media(t * 1000, KEYFRAME)
+    assert not peer.closed
+    clock.advance(1.9)
+    assert not peer.closed
+    clock.advance(0.2)
+    assert peer.closed
+    assert any("publisher deadline of 2s passed (no media received)" in line for line in logged)
+    peer.lose()
+    assert factory.registry.get("live", "cam") is None
+
+
+def test_a_watching_player_is_pinged_and_stays_while_it_answers() -> None:
+    factory = factory_for("[limits]\nidle_timeout = 2.0\nping_interval = 0.5\nping_timeout = 1.0\n")
+    clock = clock_of(factory)
+    player = Peer(factory).connect().play()
+    for _ in range(40):  # 20 s: ten times the idle timeout
+        clock.advance(0.25)
+        player.pump()
+        player.answer_pings()
+    assert not player.closed
+    assert len(player.pings()) >= 20
+
+
+def test_a_player_that_stops_answering_pings_is_closed_within_the_answer_deadline(
+    logged: list[str],
+) -> None:
+    factory = factory_for(
+        "[limits]\nidle_timeout = 30.0\nping_interval = 1.0\nping_timeout = 0.5\n"
+    )
+    clock = clock_of(factory)
+    player = Peer(factory).connect().play()
+    clock.advance(1.0)
+    player.pump()
+    player.answer_pings()
+    assert player.pings()
+    clock.advance(1.0)  # the next ping goes out, unanswered
+    assert not player.closed
+    clock.advance(0.6)
+    assert player.closed
+    assert any("ping answer deadline of 0.5s passed" in line for line in logged)
+
+
+def test_a_client_that_never_answers_pings_is_held_to_the_idle_timeout() -> None:
+    factory = factory_for("[limits]\nidle_timeout = 3.0\nping_interval = 0.5\nping_timeout = 0.1\n")
+    clock = clock_of(factory)
+    player = Peer(factory).connect().play()
+    clock.advance(2.9)
+    player.pump()
+    assert player.pings() and not player.closed
+    clock.advance(0.2)
+    assert player.closed
+
+
+def test_every_connection_shares_one_delayed_call() -> None:
+    factory = factory_for()
+    clock = clock_of(factory)
+    peers = [Peer(factory, host=f"192.0.2.{p}") for p in range(100)]
+    assert len(clock.getDelayedCalls()) == 1
+    for peer in peers[:50]:
+        peer.connect()
+    assert len(clock.getDelayedCalls()) == 1
+    for peer in peers:
+        peer.lose()
+    assert clock.getDelayedCalls() == []
+
+
+def test_bytes_received_do_not_touch_the_queue() -> None:
+    factory = factory_for()
+    peer = Peer(factory).connect().publish()
+    when = factory.deadlines.when(peer.proto.id)
+    for t in range(50):
+        clock_of(factory).advance(0.01)
+        peer.media(t * 10, KEYFRAME)
+    assert factory.deadlines.when(peer.proto.id) == when
+
+
+# ---------------------------------------------------------------------------------- admission
+
+
+def test_connections_past_max_connections_are_refused_at_once(logged: list[str]) -> None:
+    factory = factory_for("[limits]\nmax_connections = 3\n")
+    peers = [Peer(factory, host=f"192.0.2.{i}") for i in range(3)]
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 9)) is None
+    assert sum("max_connections" in line for line in logged) == 1
+    peers[0].lose()
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 9)) is not None
+
+
+def test_the_per_address_cap_counts_only_connections_not_yet_connected() -> None:
+    factory = factory_for("[limits]\nmax_connecting_per_ip = 2\n")
+    first = Peer(factory, port=1)
+    Peer(factory, port=2)
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 3)) is None
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.2", 3)) is not None
+    first.connect()  # accepted: it no longer counts
+    assert factory.connecting_from("192.0.2.1") == 1
+    assert Peer(factory, port=4).proto is not None
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 5)) is None
+
+
+def test_refusals_are_logged_once_per_interval_with_a_count(logged: list[str]) -> None:
+    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\n")
+    Peer(factory)
+    for port in range(100):
+        assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", port)) is None
+    assert sum("refusing connection" in line for line in logged) == 1
+    clock_of(factory).advance(11.0)
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 7)) is None
+    lines = [line for line in logged if "refusing connection" in line]
+    assert len(lines) == 2 and "99 more refused since the last report" in lines[1]
+
+
+# ---------------------------------------------------------------------------- fault isolation
+
+
+def test_an_exception_while_handling_input_closes_only_that_connection(
+    logged: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = factory_for()
+    good = Peer(factory, port=1).connect()
+    bad = Peer(factory, port=2).connect()
+
+    def broken(self: RTMPServerProtocol, event: Any) -> None:
+        if self is bad.proto:
+            raise RuntimeError("a bug")
+
+    monkeypatch.setitem(RTMPServerProtocol._handlers, _create_stream_event(), broken)
+    bad.send(bad.client.command("createStream", 5.0))
+    good.send(good.client.command("createStream", 5.0))
+    assert bad.closed and not good.closed
+    tracebacks = [line for line in logged if "RuntimeError: a bug" in line]
+    assert len(tracebacks) == 1 and "192.0.2.1:2" in tracebacks[0]
+
+
+def _create_stream_event() -> type:
+    from fms.rtmp import events
+
+    return events.CreateStreamRequested
+
+
+def test_a_failed_decision_closes_only_that_connection(logged: list[str]) -> None:
+    factory = factory_for()
+    peer = Peer(factory)
+    good = Peer(factory, port=2).connect()
+    application = factory.application_for("live")
+    assert application is not None
+    application.decide_connect = lambda client: Deferred.fromCoroutine(_raise())  # type: ignore[method-assign]
+    peer.handshake()
+    peer.send(peer.client.connect())
+    assert peer.closed and not good.closed
+    assert any("deciding connect failed" in line and "chain bug" in line for line in logged)
+
+
+async def _raise() -> Any:
+    raise RuntimeError("chain bug")
+
+
+class RaisingSink:
+    def __init__(self) -> None:
+        self.closed: str | None = None
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("sink bug")
+
+    def can_write(self) -> bool:
+        return True
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def publish_started(self) -> None:
+        raise RuntimeError("sink bug")
+
+    def publish_stopped(self) -> None:
+        raise RuntimeError("sink bug")
+
+
+def test_a_raising_player_sink_does_not_stop_the_flush_for_the_others() -> None:
+    factory = factory_for("[streams]\nflush_interval = 0.02\n")
+    clock = clock_of(factory)
+    factory.doStart()
+    try:
+        publisher = Peer(factory, port=1).connect().publish()
+        watcher = Peer(factory, port=2).connect().play()
+        sink = RaisingSink()
+        factory.registry.play("live", "cam", sink, 1)
+        for t in range(5):
+            publisher.media(t * 40, KEYFRAME if t == 0 else INTERFRAME)
+            clock.advance(0.02)
+        watcher.pump()
+        received = [m for m in watcher.client.received if isinstance(m, Media)]
+        assert len(received) == 5
+        assert sink.closed is not None and "sink bug" in sink.closed
+        assert factory._flusher is not None and factory._flusher.running
+    finally:
+        factory.doStop()
+
+
+def test_a_play_sink_that_fails_to_write_closes_its_player_with_a_traceback(
+    logged: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = factory_for("[streams]\nflush_interval = 0\n")
+    publisher = Peer(factory, port=1).connect().publish()
+    bad = Peer(factory, port=2).connect().play()
+    good = Peer(factory, port=3).connect().play()
+
+    def failing(self: RTMPServerProtocol, data: bytes) -> None:
+        if self is bad.proto and not self._closing:
+            raise OSError("transport bug")
+        original(self, data)
+
+    original = RTMPServerProtocol.write_shared
+    monkeypatch.setattr(RTMPServerProtocol, "write_shared", failing)
+    publisher.media(0, KEYFRAME)
+    publisher.media(40, INTERFRAME)
+    good.pump()
+    assert bad.closed and not good.closed
+    assert len([m for m in good.client.received if isinstance(m, Media)]) == 2
+    assert sum("OSError: transport bug" in line for line in logged) == 1
+
+
+def test_flush_failures_are_logged_and_the_loop_goes_on(
+    logged: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fms.stream import LiveStream
+
+    factory = factory_for()
+    clock = clock_of(factory)
+    factory.doStart()
+    try:
+        publisher = Peer(factory).connect().publish()
+        monkeypatch.setattr(LiveStream, "flush", lambda self, now: 1 / 0)
+        publisher.media(0, KEYFRAME)
+        clock.advance(0.02)
+        publisher.media(40, INTERFRAME)
+        clock.advance(0.02)
+        assert factory._flusher is not None and factory._flusher.running
+        assert sum("ZeroDivisionError" in line for line in logged) == 2
+    finally:
+        factory.doStop()
+
+
+def test_a_plugin_that_raises_in_a_decision_refuses_only_that_client(logged: list[str]) -> None:
+    class Boom(Plugin):
+        def play(self, client: IClientView, name: str, query: dict[str, str]) -> Any:
+            if name == "boom":
+                raise RuntimeError("plugin bug")
+            return None
+
+    factory = factory_for("[apps.live]\n")
+    factory.chains["live"] = [Boom()]
+    bad = Peer(factory, port=1).connect().play("boom")
+    good = Peer(factory, port=2).connect().play("cam")
+    assert bad.client.statuses()[-1] == "NetStream.Play.Failed"
+    assert good.client.statuses()[-1] == "NetStream.Play.Start"
+    assert sum("RuntimeError: plugin bug" in line for line in logged) == 1
+
+
+# ---------------------------------------------------------------------------------- shutdown
+
+
+class Recorder(Plugin):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def unpublish(self, client: IClientView, stream: IStreamView) -> None:
+        self.events.append(f"unpublish {stream.name}")
+
+    def app_stop(self, app: Any) -> None:
+        self.events.append("app_stop")
+
+
+def shutdown_factory(plugin: Plugin) -> RTMPServerFactory:
+    factory = factory_for("[streams]\nflush_interval = 0\n[apps.live]\n")
+    factory.chains["live"] = [plugin]
+    return factory
+
+
+def test_shutdown_tells_everyone_then_closes_and_runs_the_plugins_ends() -> None:
+    recorder = Recorder()
+    factory = shutdown_factory(recorder)
+    publisher = Peer(factory, port=1).connect().publish()
+    publisher.media(0, KEYFRAME)
+    player = Peer(factory, port=2).connect().play()
+    waiting = Peer(factory, port=3).connect().play("nobody")
+    idle = Peer(factory, port=4).connect()
+    done = factory.shutdown(5.0)
+    for peer in (publisher, player, waiting, idle):
+        peer.pump()
+        assert peer.closed and not peer.transport.disconnected
+    assert publisher.client.statuses()[-1] == "NetStream.Unpublish.Success"
+    assert player.client.statuses()[-1] == "NetStream.Play.UnpublishNotify"
+    assert player.client.received[-1] == UserControl(UserControlEvent.STREAM_EOF, 1)
+    assert waiting.client.statuses()[-1] == "NetStream.Play.UnpublishNotify"
+    assert idle.client.statuses()[-1] == "NetConnection.Connect.AppShutdown"
+    assert recorder.events == ["unpublish cam"]
+    assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 9)) is None
+    assert not done.called
+    for peer in (publisher, player, waiting, idle):
+        peer.lose()
+    assert done.called
+    assert recorder.events == ["unpublish cam", "app_stop"]
+
+
+def test_shutdown_aborts_what_is_still_open_after_the_timeout(logged: list[str]) -> None:
+    factory = shutdown_factory(Recorder())
+    stuck = Peer(factory, port=1).connect().play()
+    done = factory.shutdown(2.0)
+    clock_of(factory).advance(1.9)
+    assert not done.called and not stuck.transport.disconnected
+    clock_of(factory).advance(0.2)
+    assert stuck.transport.disconnected
+    stuck.lose()
+    clock_of(factory).advance(0.2)
+    assert done.called
+    assert any("did not close within the shutdown timeout" in line for line in logged)
+    assert clock_of(factory).getDelayedCalls() == []
+
+
+def test_a_plugin_that_never_finishes_stopping_does_not_hold_up_the_shutdown() -> None:
+    class Stuck(Plugin):
+        def app_stop(self, app: Any) -> Deferred[None]:
+            return Deferred()
+
+    factory = shutdown_factory(Stuck())
+    Peer(factory).connect().lose()
+    done = factory.shutdown(1.0)
+    clock_of(factory).advance(1.1)
+    assert done.called
+
+
+# ------------------------------------------------------------------------------------ reload
+
+
+def test_reload_serves_new_clients_with_the_new_config_and_keeps_existing_ones() -> None:
+    factory = factory_for("[limits]\npublish_or_play_timeout = 100.0\nidle_timeout = 600.0\n")
+    old = Peer(factory, port=1).connect()
+    publisher = Peer(factory, port=2).connect().publish()
+    factory.reload(parse_config("[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n"))
+    new = Peer(factory, port=3).connect()
+    clock_of(factory).advance(6.0)
+    publisher.media(6000, KEYFRAME)
+    assert new.closed
+    assert not old.closed and not publisher.closed
+    assert factory.registry.get("live", "cam") is not None
+
+
+def test_reload_builds_new_plugins_and_retires_the_old_ones_when_their_clients_leave() -> None:
+    first, second = Recorder(), Recorder()
+    factory = shutdown_factory(first)
+    old = Peer(factory, port=1).connect().publish()
+    config = parse_config("[streams]\nflush_interval = 0\n[apps.live]\n")
+    factory.reload(config)
+    factory.chains["live"] = [second]
+    new = Peer(factory, port=2).connect().publish("other")
+    assert new.client.statuses()[-1] == "NetStream.Publish.Start"
+    old.lose()
+    assert first.events == ["unpublish cam", "app_stop"]
+    assert second.events == []
+
+
+def test_reload_closes_clients_of_applications_no_longer_served(logged: list[str]) -> None:
+    factory = factory_for()
+    doomed = Peer(factory, port=1).connect("gone")
+    kept = Peer(factory, port=2).connect("live")
+    factory.reload(parse_config('[default_app]\npolicy = "refuse"\n[apps.live]\n'))
+    assert doomed.closed and not kept.closed
+    assert any("'gone' is no longer served" in line for line in logged)
+
+
+def test_a_reload_that_cannot_build_its_plugins_changes_nothing() -> None:
+    factory = factory_for("[limits]\npublish_or_play_timeout = 100.0\n")
+    before = factory.config
+    with pytest.raises(ConfigError):
+        factory.reload(parse_config('[[apps.live.plugins]]\nuse = "no_such_plugin"\n'))
+    assert factory.config is before
+
+
+def test_reload_keeps_the_shared_chunk_size(logged: list[str]) -> None:
+    factory = factory_for()
+    factory.reload(parse_config("[streams]\nchunk_size = 8192\n"))
+    assert factory.config.streams.chunk_size == 4096
+    assert factory.settings.chunk_size == 4096
+    assert any("chunk_size stays 4096" in line for line in logged)
+
+
+def test_play_sink_is_still_a_player_sink() -> None:
+    factory = factory_for()
+    peer = Peer(factory).connect()
+    sink = PlaySink(peer.proto, 1, "cam")
+    assert sink.can_write()
+
+
+# ------------------------------------------------------------------------------ connect names
+
+
+def connect_with(factory: RTMPServerFactory, **fields: Any) -> Peer:
+    peer = Peer(factory).handshake()
+    peer.send(peer.client.connect(**fields))
+    return peer
+
+
+def description_of_error(peer: Peer) -> dict[str, Any]:
+    (error,) = [c for c in peer.client.commands() if c.name == "_error"]
+    info = error.arguments[0]
+    assert isinstance(info, dict)
+    return info
+
+
+def test_a_long_tc_url_is_refused_with_a_status_naming_the_limit() -> None:
+    peer = connect_with(factory_for(), tcUrl="rtmp://host/live/" + "x" * 600)
+    info = description_of_error(peer)
+    assert info["code"] == "NetConnection.Connect.Rejected"
+    assert "at most 512" in info["description"]
+    assert peer.closed
+
+
+@pytest.mark.parametrize(
+    ("app", "reason"),
+    [
+        ("a" * 129, "at most 128"),
+        ("live\x00x", "control character U+0000"),
+        ("../etc", "'..' segment"),
+        ("live\\x", "backslash"),
+        ("live//x", "empty path segment"),
+    ],
+)
+def test_a_bad_app_name_is_refused_with_invalid_app_and_a_reason(app: str, reason: str) -> None:
+    peer = connect_with(factory_for(), app=app)
+    info = description_of_error(peer)
+    assert info["code"] == "NetConnection.Connect.InvalidApp"
+    assert reason in info["description"]
+    assert peer.closed
