@@ -92,7 +92,11 @@ def run(config: Config, overrides: dict[str, Any] | None = None) -> int:
     start_logging(config.server.log_level)
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
-    root, listener = make_service(reactor, config)
+    try:
+        root, listener = make_service(reactor, config)
+    except ConfigError as exc:  # a plugin or the TLS files are unusable
+        _report(exc)
+        return 1
 
     def reload() -> None:
         if config.source is None:
@@ -115,6 +119,9 @@ def run(config: Config, overrides: dict[str, Any] | None = None) -> int:
         log.info("fms {version} ready; open-file limit {limit}", version=__version__, limit=limit)
 
     listener.listening.addCallbacks(listening, listen_failed)
+    for service in root:
+        if service is not listener and hasattr(service, "listening"):
+            service.listening.addErrback(listen_failed)
     reactor.callWhenRunning(root.startService)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run()

@@ -58,6 +58,20 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """The RTMPS listener: on when a certificate is given."""
+
+    host: str = _opt("", doc="interface for RTMPS; empty: the same as [server] host")
+    port: int = _opt(443, minimum=0, maximum=65535, doc="TCP port of the RTMPS listener")
+    certificate: str = _opt("", doc="PEM file: the certificate, then any intermediates")
+    private_key: str = _opt("", doc="PEM file: the certificate's private key")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.certificate)
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Per-connection protocol limits, deadlines and admission caps; a peer that breaks one
     loses its own connection only."""
@@ -183,6 +197,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
     apps: dict[str, AppConfig] = field(default_factory=dict)
     default_app: AppConfig | None = None
     source: str | None = None
@@ -203,6 +218,11 @@ class Config:
         own = self.app(app).publish_or_play_timeout
         return self.limits.publish_or_play_timeout if own is None else own
 
+    def path(self, name: str) -> Path:
+        """``name`` relative to the configuration file's folder (absolute names unchanged)."""
+        base = Path(self.source).resolve().parent if self.source else Path.cwd()
+        return base / name
+
     @property
     def plugin_dirs(self) -> tuple[Path, ...]:
         """Where plugins named by file are looked for: ``[server] plugin_dirs``, relative to
@@ -217,6 +237,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "limits": LimitsConfig,
     "streams": StreamsConfig,
+    "tls": TLSConfig,
 }
 
 T = TypeVar("T")
@@ -320,6 +341,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         sections["default_app"] = _load_app(
             None, default_table, streams, f"{source}: default_app", problems
         )
+    tls = sections.get("tls")
+    if tls is not None and bool(tls.certificate) != bool(tls.private_key):
+        problems.append(f"{source}: tls: certificate and private_key go together")
     if problems:
         raise ConfigError(problems)
     return Config(source=source, **sections)

@@ -13,7 +13,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTCP
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorTCP,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -69,6 +74,8 @@ class RTMPListenerService(Service):
     port when the configuration asked for port 0.
     """
 
+    scheme = "rtmp"
+
     def __init__(self, reactor: IReactorTCP, config: Config, factory: IProtocolFactory) -> None:
         self._reactor = reactor
         self._config = config
@@ -77,17 +84,20 @@ class RTMPListenerService(Service):
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
 
-    def startService(self) -> None:
-        super().startService()
+    def endpoint(self) -> IStreamServerEndpoint:
         host = self._config.server.host
         endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-        endpoint = endpoint_type(
+        endpoint: IStreamServerEndpoint = endpoint_type(
             self._reactor,
             self._config.server.port,
             backlog=self._config.server.listen_backlog,
             interface=host,
         )
-        d = endpoint.listen(self._factory)
+        return endpoint
+
+    def startService(self) -> None:
+        super().startService()
+        d = self.endpoint().listen(self._factory)
         d.addCallback(self._listened)
         d.addErrback(self._failed)
 
@@ -95,7 +105,8 @@ class RTMPListenerService(Service):
         self.port = port
         address = port.getHost()
         assert isinstance(address, (IPv4Address, IPv6Address))
-        log.info("listening on {url}", url=format_url(address.host, address.port), always=True)
+        url = format_url(address.host, address.port).replace("rtmp://", f"{self.scheme}://", 1)
+        log.info("listening on {url}", url=url, always=True)
         self.listening.callback(port)
         return port
 
@@ -120,11 +131,48 @@ class RTMPListenerService(Service):
         return gatherResults(waits, consumeErrors=True).addBoth(lambda _: None)
 
 
+class RTMPSListenerService(RTMPListenerService):
+    """The RTMPS listener: the same factory (so the same streams and limits) behind TLS.
+
+    It shares the plain listener's factory, so only that listener shuts the factory down.
+    """
+
+    scheme = "rtmps"
+
+    def __init__(self, reactor: IReactorTCP, config: Config, factory: IProtocolFactory) -> None:
+        from fms.tls import tls_server_endpoint
+
+        super().__init__(reactor, config, factory)
+        tls = config.tls
+        # Built now, so unusable certificate files stop the server at start (ConfigError).
+        self._endpoint = tls_server_endpoint(
+            reactor,  # type: ignore[arg-type]
+            tls.host or config.server.host,
+            tls.port,
+            config.path(tls.certificate),
+            config.path(tls.private_key),
+        )
+
+    def endpoint(self) -> IStreamServerEndpoint:
+        return self._endpoint
+
+    def stopService(self) -> Deferred[None] | None:
+        Service.stopService(self)
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        return port.stopListening()
+
+
 def make_service(reactor: IReactorTCP, config: Config) -> tuple[MultiService, RTMPListenerService]:
-    """Build the service tree for ``config``: the root and its RTMP listener."""
+    """Build the service tree for ``config``: the root, its RTMP listener and, when a
+    certificate is configured, an RTMPS listener sharing the same factory."""
     from fms.protocol import RTMPServerFactory
 
     root = MultiService()
-    listener = RTMPListenerService(reactor, config, RTMPServerFactory(config))
+    factory = RTMPServerFactory(config)
+    listener = RTMPListenerService(reactor, config, factory)
     listener.setServiceParent(root)
+    if config.tls.enabled:
+        RTMPSListenerService(reactor, config, factory).setServiceParent(root)
     return root, listener

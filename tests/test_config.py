@@ -66,18 +66,23 @@ def test_a_plugin_entry_needs_use() -> None:
         parse_config("[[apps.live.plugins]]\nsecret = 's'\n")
 
 
-@pytest.mark.parametrize("section", ["server", "limits", "streams"])
+@pytest.mark.parametrize("section", ["server", "limits", "streams", "tls"])
 def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(section: str) -> None:
     import dataclasses
     import tomllib
     from pathlib import Path
 
-    from fms.config import LimitsConfig, ServerConfig, StreamsConfig
+    from fms.config import LimitsConfig, ServerConfig, StreamsConfig, TLSConfig
 
     path = Path(__file__).resolve().parents[1] / "conf" / "fms.toml"
     text = path.read_text()
     table = tomllib.loads(text)[section]
-    cls = {"server": ServerConfig, "limits": LimitsConfig, "streams": StreamsConfig}[section]
+    cls = {
+        "server": ServerConfig,
+        "limits": LimitsConfig,
+        "streams": StreamsConfig,
+        "tls": TLSConfig,
+    }[section]
     lines = text.splitlines()
     for spec in dataclasses.fields(cls):
         default = getattr(cls(), spec.name)
@@ -87,3 +92,8 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
         at = next(i for i, line in enumerate(lines) if line.startswith(f"{spec.name} = "))
         above = lines[at - 1]
         assert above.startswith("#") or lines[at - 1].split(" = ")[0].isidentifier(), spec.name
+
+
+def test_tls_needs_both_files() -> None:
+    with pytest.raises(ConfigError, match="certificate and private_key go together"):
+        parse_config("[tls]\ncertificate = 'c.pem'\n")
