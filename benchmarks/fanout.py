@@ -207,10 +207,16 @@ class FMSServer(Server):
     name = "pyFMS"
 
     def __init__(
-        self, workdir: Path, config: Path | None, log_level: str, tree: Path | None = None
+        self,
+        workdir: Path,
+        config: Path | None,
+        log_level: str,
+        tree: Path | None = None,
+        players: int = 0,
     ) -> None:
         super().__init__(workdir)
         self.config = config
+        self.players = players
         self.log_level = log_level
         self.tree = tree
         self.log = workdir / "fms.log"
@@ -219,7 +225,13 @@ class FMSServer(Server):
         config = self.config
         if config is None:
             config = self.workdir / "fms.toml"
-            config.write_text(f'[server]\nlog_level = "{self.log_level}"\n')
+            # Every player comes from 127.0.0.1 and the generator opens many at once: lift
+            # the admission caps (per address before connect, and in all) to fit the scenario.
+            config.write_text(
+                f'[server]\nlog_level = "{self.log_level}"\n'
+                f"[limits]\nmax_connections = {max(10_000, self.players + 1_000)}\n"
+                f"max_connecting_per_ip = {max(50, self.players + 10)}\n"
+            )
         command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
         command += ["--config", str(config.resolve())]
         with self.log.open("wb") as log:
@@ -885,7 +897,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir = temp / name
             workdir.mkdir()
             server: Server = (
-                FMSServer(workdir, args.fms_config, args.fms_log_level, args.fms_tree)
+                FMSServer(workdir, args.fms_config, args.fms_log_level, args.fms_tree, args.players)
                 if name == "fms"
                 else NginxServer(workdir)
             )
