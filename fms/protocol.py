@@ -602,6 +602,24 @@ class RTMPServerProtocol(Protocol):
             sid,
         )
 
+    def _refusal(
+        self, decision: Any, action: str, name: str, default: StatusCode
+    ) -> tuple[StatusCode, str] | None:
+        """The status code and reason when the application refused ``action`` (logged once),
+        or None when it accepted. A plugin's unknown status code falls back to ``default``."""
+        if not isinstance(decision, (Reject, Redirect)):
+            return None
+        reason = decision.reason or f"{action} refused by the application"
+        log.info(
+            "{action} {app}/{name} {by} {peer} refused by the application: {reason}",
+            action=action, app=self.app, name=name, peer=self.peer, reason=reason,
+            by="from" if action == "publish" else "for",
+        )  # fmt: skip
+        code = default
+        if isinstance(decision, Reject) and decision.code:
+            code = StatusCode._value2member_map_.get(decision.code, default)  # type: ignore[assignment]
+        return code, reason
+
     def _publish_decided(self, event: ev.PublishRequested, outcome: tuple[Any, str]) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
@@ -609,16 +627,9 @@ class RTMPServerProtocol(Protocol):
         if sid not in conn.streams:
             return  # the stream was deleted while the application decided
         decision, name = outcome
-        if isinstance(decision, (Reject, Redirect)):
-            reason = decision.reason or "publishing refused by the application"
-            log.info(
-                "publish {app}/{name} from {peer} refused by the application: {reason}",
-                app=self.app, name=event.name, peer=self.peer, reason=reason,
-            )  # fmt: skip
-            code = StatusCode.PUBLISH_DENIED
-            if isinstance(decision, Reject) and decision.code:
-                code = StatusCode(decision.code)
-            conn.reject_publish(sid, event.name, code, reason)
+        refusal = self._refusal(decision, "publish", event.name, StatusCode.PUBLISH_DENIED)
+        if refusal is not None:
+            conn.reject_publish(sid, event.name, *refusal)
             return
         problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
         if problem is not None:
@@ -726,16 +737,9 @@ class RTMPServerProtocol(Protocol):
         if sid not in conn.streams:
             return
         decision, name = outcome
-        if isinstance(decision, (Reject, Redirect)):
-            reason = decision.reason or "playing refused by the application"
-            log.info(
-                "play {app}/{name} for {peer} refused by the application: {reason}",
-                app=self.app, name=event.name, peer=self.peer, reason=reason,
-            )  # fmt: skip
-            code = StatusCode.PLAY_FAILED
-            if isinstance(decision, Reject) and decision.code:
-                code = StatusCode(decision.code)
-            conn.reject_play(sid, event.name, code, reason)
+        refusal = self._refusal(decision, "play", event.name, StatusCode.PLAY_FAILED)
+        if refusal is not None:
+            conn.reject_play(sid, event.name, *refusal)
             return
         problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
         if problem is not None:

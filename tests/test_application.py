@@ -55,6 +55,8 @@ class Gate(Plugin):
             return Rename("real")
         if name == "secret":
             return Reject("not you", code="NetStream.Publish.BadName")
+        if name == "bogus":
+            return Reject("odd code", code="No.Such.Code")
         return None
 
     def play(self, client: IClientView, name: str, query: dict[str, str]) -> Any:
@@ -305,3 +307,12 @@ def test_unknown_plugin_and_bad_options_are_startup_errors() -> None:
     first, second = raised.value.problems
     assert "no entry point 'nosuchplugin'" in first
     assert "bad options" in second and "colour" in second
+
+
+def test_an_unknown_status_code_from_a_plugin_falls_back_to_the_default() -> None:
+    factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n")
+    pub = Peer(factory, 1)
+    pub.send(pub.client.command("publish", 3.0, None, "bogus", "live", stream_id=1))
+    info = pub.infos()[-1]
+    assert (info["code"], info["description"]) == ("NetStream.Publish.Denied", "odd code")
+    assert not pub.transport.disconnecting
