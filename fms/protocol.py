@@ -572,22 +572,27 @@ class RTMPServerProtocol(Protocol):
         if transaction_id:
             conn.send_error(transaction_id, code, description)
 
+    def _request_problem(self, action: str, name: str, busy: bool) -> str | None:
+        """Why a publish or play request is refused before the application is asked (an
+        invalid name, or a stream id already in use), logged once; None when it may go on."""
+        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
+        if problem is None and busy:
+            problem = "this stream id is already publishing or playing"
+        if problem is not None:
+            log.info(
+                "refusing {action} {app}/{name!r} {by} {peer}: {problem}",
+                action=action, app=self.app, name=name, peer=self.peer, problem=problem,
+                by="from" if action == "publish" else "for",
+            )  # fmt: skip
+        return problem
+
     def _on_publish(self, event: ev.PublishRequested) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        streams = self.config.streams
-        problem = name_problem(name, streams.max_stream_name, allow_slash=True)
-        if problem is None and (sid in self.publishing or sid in self.playing):
-            problem = "this stream id is already publishing or playing"
+        busy = sid in self.publishing or sid in self.playing
+        problem = self._request_problem("publish", name, busy)
         if problem is not None:
-            log.info(
-                "refusing publish {app}/{name!r} from {peer}: {problem}",
-                app=self.app,
-                name=name,
-                peer=self.peer,
-                problem=problem,
-            )
             conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
             return
         assert self.application is not None and self.client_view is not None
@@ -709,17 +714,8 @@ class RTMPServerProtocol(Protocol):
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
-        if problem is None and sid in self.publishing:
-            problem = "this stream id is publishing"
+        problem = self._request_problem("play", name, sid in self.publishing)
         if problem is not None:
-            log.info(
-                "refusing play {app}/{name!r} for {peer}: {problem}",
-                app=self.app,
-                name=name,
-                peer=self.peer,
-                problem=problem,
-            )
             conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
             return
         assert self.application is not None and self.client_view is not None
