@@ -51,7 +51,7 @@ def command(payload: bytes, stream_id: int = 0) -> bytes:
     return encoded(RawMessage(COMMAND_AMF0, stream_id, 0, payload, 3))
 
 
-def closes(server: HostileServer, payload: bytes, reason: str) -> float:
+def assert_closes(server: HostileServer, payload: bytes, reason: str) -> float:
     mark = server.mark()
     sock = open_socket(server.port)
     handshake(sock)
@@ -64,32 +64,34 @@ def closes(server: HostileServer, payload: bytes, reason: str) -> float:
 
 def test_nesting_deeper_than_the_limit_closes_the_connection(good: HostileServer) -> None:
     deep = (b"\x03" + key("a")) * 40 + b"\x05" + END * 40
-    took = closes(good, string("connect") + number(1.0) + deep, "depth")
+    took = assert_closes(good, string("connect") + number(1.0) + deep, "depth")
     measure(f"AMF nesting 40 > 32: closed after {took * 1000:.0f} ms")
 
 
 def test_more_entries_than_the_limit_closes_the_connection(good: HostileServer) -> None:
     wide = b"\x03" + b"".join(key(f"k{i}") + b"\x05" for i in range(1100)) + END
-    closes(good, string("connect") + number(1.0) + wide, "1024")
+    assert_closes(good, string("connect") + number(1.0) + wide, "1024")
 
 
 def test_a_string_longer_than_the_bytes_present_closes_the_connection(
     good: HostileServer,
 ) -> None:
     lying = b"\x02" + struct.pack(">H", 60_000) + b"abc"
-    closes(good, string("connect") + number(1.0) + lying, "AMF")
+    assert_closes(good, string("connect") + number(1.0) + lying, "AMF")
 
 
 def test_a_long_string_longer_than_the_message_closes_the_connection(good: HostileServer) -> None:
     lying = b"\x0c" + struct.pack(">I", 0xFFFFFFF0) + b"abc"  # AMF0 long string
-    closes(good, string("connect") + number(1.0) + lying, "AMF")
+    assert_closes(good, string("connect") + number(1.0) + lying, "AMF")
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_a_non_finite_transaction_id_closes_the_connection(
     good: HostileServer, value: float
 ) -> None:
-    closes(good, string("connect") + number(value) + CONNECT_OBJECT, "non-finite transaction id")
+    assert_closes(
+        good, string("connect") + number(value) + CONNECT_OBJECT, "non-finite transaction id"
+    )
 
 
 def test_a_peer_chosen_class_name_is_never_imported_nor_built(good: HostileServer) -> None:

@@ -49,7 +49,9 @@ def set_chunk_size(size: int) -> bytes:
     return basic(0, 2) + fmt0_header(4, SET_CHUNK_SIZE) + struct.pack(">I", size)
 
 
-def refused(server: HostileServer, data: bytes, reason: str, *, connected: bool = False) -> float:
+def assert_refused(
+    server: HostileServer, data: bytes, reason: str, *, connected: bool = False
+) -> float:
     """Send ``data`` after the handshake (and ``connect`` if asked); return how fast the server
     closed, checking the log names ``reason``."""
     mark = server.mark()
@@ -77,7 +79,7 @@ def refused(server: HostileServer, data: bytes, reason: str, *, connected: bool 
     ],
 )
 def test_a_bad_chunk_size_closes_at_once(good: HostileServer, size: int, reason: str) -> None:
-    took = refused(good, set_chunk_size(size), reason)
+    took = assert_refused(good, set_chunk_size(size), reason)
     measure(f"Set Chunk Size {size:#x}: closed after {took * 1000:.0f} ms")
 
 
@@ -97,7 +99,9 @@ def test_too_many_chunk_streams_with_partial_messages_close_at_once(good: Hostil
     data = b"".join(
         basic(0, csid) + fmt0_header(200, COMMAND_AMF0) + b"\x05" * 128 for csid in range(3, 68)
     )
-    took = refused(good, data, "too many chunk streams with a partial message: 65 > maximum 64")
+    took = assert_refused(
+        good, data, "too many chunk streams with a partial message: 65 > maximum 64"
+    )
     measure(f"65 partial chunk streams: closed after {took * 1000:.0f} ms")
 
 
@@ -106,11 +110,13 @@ def test_a_compressed_header_on_a_new_chunk_stream_closes_at_once(
     good: HostileServer, fmt: int
 ) -> None:
     header = {1: b"\x00" * 7, 2: b"\x00" * 3, 3: b""}[fmt]
-    refused(good, basic(fmt, 9) + header + b"\x00" * 16, f"fmt {fmt} chunk on chunk stream 9")
+    assert_refused(
+        good, basic(fmt, 9) + header + b"\x00" * 16, f"fmt {fmt} chunk on chunk stream 9"
+    )
 
 
 def test_an_oversized_command_is_refused_on_its_header(good: HostileServer) -> None:
-    took = refused(
+    took = assert_refused(
         good,
         basic(0, 3) + fmt0_header(65_537, COMMAND_AMF0),
         "type 20 message too large: 65537 bytes > maximum 65536",
@@ -119,7 +125,7 @@ def test_an_oversized_command_is_refused_on_its_header(good: HostileServer) -> N
 
 
 def test_media_before_a_publish_is_held_to_the_command_size(good: HostileServer) -> None:
-    refused(
+    assert_refused(
         good,
         basic(0, 6) + fmt0_header(70_000, VIDEO, stream_id=1),
         r"video \(before media was enabled\) message too large",

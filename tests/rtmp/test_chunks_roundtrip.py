@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fms.errors import RemoteProtocolError
+from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, RawMessage, encode_shared
 from fms.rtmp.constants import EXTENDED_TIMESTAMP
 
@@ -153,13 +154,22 @@ def test_continuations_without_the_repeated_extended_timestamp_round_trip(
     assert decode_in_pieces(data, cuts) == [set_chunk_size(chunk_size), message]
 
 
+def assert_only_remote_protocol_errors(decoder: ChunkDecoder, data: bytes) -> None:
+    """Feeding ``data`` either decodes whole messages or raises a RemoteProtocolError after
+    which the decoder refuses further input (it stays in its error state)."""
+    try:
+        messages = decoder.receive_data(data)
+    except RemoteProtocolError as exc:
+        with pytest.raises((type(exc), LocalProtocolError)):
+            decoder.receive_data(b"\x00")
+    else:
+        assert all(isinstance(m, RawMessage) for m in messages)
+        assert decoder.bytes_received == len(data)
+
+
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_raise_only_remote_protocol_errors(data: bytes) -> None:
-    decoder = ChunkDecoder()
-    try:
-        decoder.receive_data(data)
-    except RemoteProtocolError:
-        pass
+    assert_only_remote_protocol_errors(ChunkDecoder(), data)
 
 
 @given(
@@ -176,11 +186,7 @@ def test_corrupted_valid_streams_raise_only_remote_protocol_errors(
     data += b"".join(encoder.encode(message) for message in sent)
     for position, value in corruptions:
         data[position % len(data)] = value
-    decoder = ChunkDecoder()
-    try:
-        decoder.receive_data(bytes(data))
-    except RemoteProtocolError:
-        pass
+    assert_only_remote_protocol_errors(ChunkDecoder(), bytes(data))
 
 
 @given(st.lists(st.binary(max_size=300), max_size=10), st.booleans())

@@ -613,7 +613,7 @@ def test_events_do_not_depend_on_where_the_bytes_are_split(cuts: list[int]) -> N
 PREFIX = SESSION[:PLAYING_FROM]
 
 
-def _fed_with(data: bytes) -> ClientConnection:
+def assert_only_protocol_errors(data: bytes) -> ClientConnection:
     client, _ = _replay([PREFIX])
     assert client.streams == {1}
     try:
@@ -639,7 +639,7 @@ def test_arbitrary_bytes_instead_of_a_handshake_raise_only_protocol_errors(junk:
 
 @given(st.binary(max_size=2048))
 def test_arbitrary_chunk_bytes_raise_only_protocol_errors(junk: bytes) -> None:
-    _fed_with(junk)
+    assert_only_protocol_errors(junk)
 
 
 AMF_VALUES = st.recursive(
@@ -673,7 +673,7 @@ RAW = st.builds(
 @given(st.lists(COMMANDS.map(encode_message) | RAW, min_size=1, max_size=6))
 def test_arbitrary_messages_raise_only_protocol_errors(messages: list[RawMessage]) -> None:
     data = b"".join(encode_shared(m, 4096) for m in messages)
-    _fed_with(data)
+    assert_only_protocol_errors(data)
 
 
 def test_a_create_stream_answer_without_a_stream_id_is_a_protocol_error() -> None:

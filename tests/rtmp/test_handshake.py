@@ -524,7 +524,10 @@ def test_client_arbitrary_server_bytes_raise_only_handshake_error(data: bytes) -
     try:
         client.receive_data(data)
     except HandshakeError:
-        pass
+        with pytest.raises(LocalProtocolError):  # it stays failed
+            client.receive_data(b"\x03")
+    else:
+        assert client.done == (len(data) >= 1 + 2 * SIZE)
 
 
 # --- our server with our client ----------------------------------------------------------------
