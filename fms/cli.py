@@ -10,14 +10,18 @@ configuration file (a broken one is reported and the running configuration kept)
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fms import __version__
 from fms.config import LOG_LEVELS, Config, load_config, with_overrides
 from fms.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fms.workers import WorkerSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="TCP port (default 1935; 0 picks a free one)")
     run.add_argument("--config", metavar="FILE", help="TOML configuration file")
     run.add_argument("--log-level", choices=LOG_LEVELS, help="lowest level logged (default info)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes sharing the port (default 1; 0: one per CPU core)",
+    )
+    run.add_argument("--worker", help=argparse.SUPPRESS)  # set by the supervisor: a WorkerSpec
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", help="TOML configuration file")
     return parser
@@ -77,26 +88,38 @@ def reload_config(factory: Any, source: str, overrides: dict[str, Any], log: Any
     return config
 
 
-def run(config: Config, overrides: dict[str, Any] | None = None) -> int:
+def run(
+    config: Config, overrides: dict[str, Any] | None = None, worker: WorkerSpec | None = None
+) -> int:
     """Start the service tree on the global reactor and run until a signal stops it.
 
     ``overrides`` are the command-line options that replace the file's values, reapplied when
-    SIGHUP reloads the file.
+    SIGHUP reloads the file. ``worker`` makes this process one worker of ``fms run --workers``
+    (see :mod:`fms.workers`).
     """
     from twisted.internet import reactor
+    from twisted.internet.defer import gatherResults
     from twisted.logger import Logger
 
     from fms.log import start_logging
     from fms.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
+    from fms.workers import ParentWatch, stop_on_signals
 
-    start_logging(config.server.log_level)
+    start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "")
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
     try:
-        root, listener = make_service(reactor, config)
+        root, listener = make_service(reactor, config, worker)
     except ConfigError as exc:  # a plugin or the TLS files are unusable
         _report(exc)
         return 1
+    watch = None
+    if worker is not None:
+        # Ctrl-C reaches the whole process group: the supervisor alone answers it (with
+        # SIGTERM to each worker), so a worker does not stop before it is told.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        watch = ParentWatch(reactor)
+        reactor.callWhenRunning(watch.start)
 
     def reload() -> None:
         if config.source is None:
@@ -117,11 +140,16 @@ def run(config: Config, overrides: dict[str, Any] | None = None) -> int:
     def listening(_: object) -> None:
         limit = raise_open_file_limit(config.limits.max_connections + FILE_DESCRIPTOR_MARGIN)
         log.info("fms {version} ready; open-file limit {limit}", version=__version__, limit=limit)
+        if watch is not None:
+            watch.ready()
 
-    listener.listening.addCallbacks(listening, listen_failed)
+    waits = [listener.listening]
     for service in root:
         if service is not listener and hasattr(service, "listening"):
-            service.listening.addErrback(listen_failed)
+            waits.append(service.listening)
+    everything = gatherResults(waits, consumeErrors=True)
+    everything.addCallbacks(listening, lambda f: listen_failed(f.value.subFailure))
+    reactor.callWhenRunning(stop_on_signals, reactor, (signal.SIGINT, signal.SIGTERM))
     reactor.callWhenRunning(root.startService)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run()
@@ -140,5 +168,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _report(exc)
         return 1
-    overrides = {"host": args.host, "port": args.port, "log_level": args.log_level}
-    return run(with_overrides(config, **overrides), overrides)
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "workers": args.workers,
+    }
+    config = with_overrides(config, **overrides)
+    if args.worker:
+        from fms.workers import WorkerSpec
+
+        return run(config, overrides, WorkerSpec.from_json(args.worker))
+    from fms.workers import run_supervisor, worker_count
+
+    if worker_count(config) > 1:
+        return run_supervisor(config, _worker_argv(args))
+    return run(config, overrides)
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The ``fms run`` command line of a worker: the operator's options (the supervisor adds
+    ``--worker``, which carries the port actually reserved)."""
+    argv = ["-m", "fms", "run"]
+    if args.config:
+        argv += ["--config", os.path.abspath(args.config)]
+    if args.host:
+        argv += ["--host", args.host]
+    if args.log_level:
+        argv += ["--log-level", args.log_level]
+    return argv

@@ -55,6 +55,12 @@ class ServerConfig:
         doc="seconds SIGTERM/SIGINT wait for clients to be told and recordings"
         " closed before the process exits anyway",
     )
+    workers: int = _opt(
+        1, minimum=0, maximum=256, doc="processes sharing the port; 0: one per CPU core"
+    )
+    worker_ports: tuple[int, ...] = _opt(
+        (), doc="an extra port per worker (worker i also listens on the i-th), to reach one"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +350,11 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     tls = sections.get("tls")
     if tls is not None and bool(tls.certificate) != bool(tls.private_key):
         problems.append(f"{source}: tls: certificate and private_key go together")
+    server = sections.get("server")
+    if server is not None:
+        bad = [p for p in server.worker_ports if not 1 <= p <= 65535]
+        if bad:
+            problems.append(f"{source}: server.worker_ports: {bad} outside 1..65535")
     if problems:
         raise ConfigError(problems)
     return Config(source=source, **sections)
@@ -456,6 +467,7 @@ def with_overrides(
     host: str | None = None,
     port: int | None = None,
     log_level: str | None = None,
+    workers: int | None = None,
 ) -> Config:
     """Return ``config`` with the ``[server]`` options given on the command line replaced."""
     server = config.server
@@ -464,5 +476,6 @@ def with_overrides(
         host=server.host if host is None else host,
         port=server.port if port is None else port,
         log_level=server.log_level if log_level is None else log_level,
+        workers=server.workers if workers is None else workers,
     )
     return dataclasses.replace(config, server=server)

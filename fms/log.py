@@ -35,10 +35,14 @@ LEVELS = {
 
 @implementer(ILogObserver)
 class LineObserver:
-    """Writes ``2026-01-01T12:00:00Z info [fms.protocol] text`` lines, with tracebacks."""
+    """Writes ``2026-01-01T12:00:00Z info [fms.protocol] text`` lines, with tracebacks.
 
-    def __init__(self, stream: IO[str]) -> None:
+    A worker of ``fms run --workers`` puts its name before the namespace (``info w1
+    [fms.protocol]``), so the lines of all workers, which share stderr, can be told apart."""
+
+    def __init__(self, stream: IO[str], tag: str = "") -> None:
         self._stream = stream
+        self._tag = f"{tag} " if tag else ""
 
     def __call__(self, event: LogEvent) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.get("log_time", 0)))
@@ -49,7 +53,7 @@ class LineObserver:
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
         try:
-            self._stream.write(f"{stamp} {level} [{namespace}] {text}\n")
+            self._stream.write(f"{stamp} {level} {self._tag}[{namespace}] {text}\n")
             self._stream.flush()
         except (OSError, ValueError):
             pass  # a closed stderr must never take the server down
@@ -145,11 +149,12 @@ class EMFILESummary:
 _level_filter: AlwaysOrLevel | None = None
 
 
-def start_logging(level: str, stream: IO[str] | None = None) -> None:
-    """Send every Twisted log event at ``level`` or above to ``stream`` (stderr by default)."""
+def start_logging(level: str, stream: IO[str] | None = None, tag: str = "") -> None:
+    """Send every Twisted log event at ``level`` or above to ``stream`` (stderr by default),
+    each line marked with ``tag`` when given (a worker's name)."""
     global _level_filter
     _level_filter = AlwaysOrLevel(LEVELS[level])
-    observer = FilteringLogObserver(LineObserver(stream or sys.stderr), [_level_filter])
+    observer = FilteringLogObserver(LineObserver(stream or sys.stderr, tag), [_level_filter])
     globalLogBeginner.beginLoggingTo([EMFILESummary(observer)], redirectStandardIO=False)
 
 

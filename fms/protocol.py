@@ -27,7 +27,7 @@ import functools
 import itertools
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, TimeoutError, fail, gatherResults
@@ -63,6 +63,13 @@ from fms.rtmp.messages import Data
 from fms.rtmp.status import StatusCode, info
 from fms.stream import FanoutLimits, LiveStream, Player
 from fms.timers import DeadlineQueue
+
+if TYPE_CHECKING:
+    from fms.relay import RelayHub
+
+RELAY_KEY = "fmsRelay"
+"""The ``connect`` property of a relay link (see :mod:`fms.relay`); honoured on trusted links
+only."""
 
 log = Logger(namespace="fms.protocol")
 
@@ -171,6 +178,10 @@ class RTMPServerProtocol(Protocol):
         self._publish_or_play_timeout = 0.0
         self._deciding: set[int] = set()
         """Stream ids whose publish or play the application is deciding."""
+        self.trusted = False
+        """A relay link from another worker (:mod:`fms.relay`): its connect and publish were
+        decided on that worker, so no plugin is asked again and none sees its media."""
+        self.relayed_from: int | None = None
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -239,7 +250,7 @@ class RTMPServerProtocol(Protocol):
             timeout = self._publish_or_play_timeout
             if timeout > 0 and self.unengaged_since is not None:
                 out.append((self.unengaged_since + timeout, "publish or play"))
-            if self.publishing:
+            if self.publishing and not self.trusted:  # the publisher's own worker judges it
                 out.append((self.last_media + limits.publisher_timeout, "publisher"))
             if limits.ping_interval > 0:
                 sent = self.ping_sent_at
@@ -477,6 +488,9 @@ class RTMPServerProtocol(Protocol):
             return
         self.app = event.app
         self.application = application
+        if self.trusted:
+            self._connect_relay_link(event)
+            return
         self.client_view = ClientView(self, event)
         self._when_decided(
             application.decide_connect(self.client_view),
@@ -511,6 +525,21 @@ class RTMPServerProtocol(Protocol):
         application.add_client(view)
         self.factory.connected(self)
         self._publish_or_play_timeout = self.config.publish_or_play_timeout(event.app)
+        self._reschedule()
+
+    def _connect_relay_link(self, event: ev.ConnectRequested) -> None:
+        """Accept a relay link at once; its publisher's address becomes this peer's name."""
+        conn = self.connection
+        assert conn is not None
+        origin = event.command_object.get(RELAY_KEY) if event.command_object else None
+        if isinstance(origin, dict):
+            worker = origin.get("worker")
+            if isinstance(worker, (int, float)):
+                self.relayed_from = int(worker)
+            self.peer = f"{origin.get('peer', '?')} via worker {self.relayed_from}"
+        self.client_view = ClientView(self, event)
+        conn.accept_connect(event)
+        self.factory.connected(self)
         self._reschedule()
 
     def _on_create_stream(self, event: ev.CreateStreamRequested) -> None:
@@ -596,6 +625,9 @@ class RTMPServerProtocol(Protocol):
             conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
             return
         assert self.application is not None and self.client_view is not None
+        if self.trusted:
+            self._publish_decided(event, (None, name))
+            return
         conn.hold_publish(sid)
         decision = self.application.decide_publish(
             self.client_view, name, event.query, event.publish_type
@@ -656,7 +688,10 @@ class RTMPServerProtocol(Protocol):
                 app=self.app, name=name, kind=event.publish_type,
             )  # fmt: skip
         self.publishing[sid] = stream
+        stream.relayed_from = self.relayed_from
         conn.accept_publish(sid, name)
+        if self.factory.relay is not None and not self.trusted:
+            self.factory.relay.publish_started(stream, self)
         self.last_media = self.factory.clock.seconds()
         self._reschedule()
         log.info(
@@ -667,8 +702,11 @@ class RTMPServerProtocol(Protocol):
         stream = self.publishing.pop(sid, None)
         if stream is None:
             return
+        if self.factory.relay is not None and not self.trusted:
+            self.factory.relay.publish_stopped(stream)
         self.factory.registry.release(stream, self)
-        if self.application is not None and self.client_view is not None:
+        stream.relayed_from = None
+        if self.application is not None and self.client_view is not None and not self.trusted:
             self.application.notify("unpublish", self.client_view, StreamView(stream))
             self.application.publish_ended(stream)
         log.info(
@@ -685,7 +723,7 @@ class RTMPServerProtocol(Protocol):
         if stream is not None:
             self.last_media = self.last_received
             stream.publish_message(event.message)
-            if self.application is not None and self.application.wants_media:
+            if self.application is not None and self.application.wants_media and not self.trusted:
                 self.application.media(stream, event.message)
 
     def _on_data(self, event: ev.DataReceived) -> None:
@@ -707,7 +745,12 @@ class RTMPServerProtocol(Protocol):
         else:
             forwarded = Data(values, 0, event.message.timestamp)
             stream.publish_message(forwarded)
-        if forwarded is not None and self.application is not None and self.application.wants_media:
+        if (
+            forwarded is not None
+            and self.application is not None
+            and self.application.wants_media
+            and not self.trusted
+        ):
             self.application.media(stream, forwarded)
 
     def _on_play(self, event: ev.PlayRequested) -> None:
@@ -1060,6 +1103,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self._flusher: LoopingCall | None = None
         self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL)
         self._all_closed: Deferred[None] | None = None
+        self.relay: RelayHub | None = None
+        """This worker's relay to the other workers (``fms run --workers``), or None."""
 
     # --------------------------------------------------------------------------- start/stop
 

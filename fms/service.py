@@ -7,7 +7,7 @@ off the same :class:`~twisted.application.service.MultiService`.
 from __future__ import annotations
 
 import resource
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -23,6 +23,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from fms.config import Config
+
+if TYPE_CHECKING:
+    from fms.workers import WorkerSpec
 
 log = Logger(namespace="fms.service")
 
@@ -76,15 +79,27 @@ class RTMPListenerService(Service):
 
     scheme = "rtmp"
 
-    def __init__(self, reactor: IReactorTCP, config: Config, factory: IProtocolFactory) -> None:
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        config: Config,
+        factory: IProtocolFactory,
+        *,
+        endpoint: IStreamServerEndpoint | None = None,
+        announce: str = "listening on {url}",
+    ) -> None:
         self._reactor = reactor
         self._config = config
         self._factory = factory
+        self._endpoint = endpoint
+        self._announce = announce
         self.factory = factory
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
 
     def endpoint(self) -> IStreamServerEndpoint:
+        if self._endpoint is not None:
+            return self._endpoint
         host = self._config.server.host
         endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
         endpoint: IStreamServerEndpoint = endpoint_type(
@@ -106,7 +121,10 @@ class RTMPListenerService(Service):
         address = port.getHost()
         assert isinstance(address, (IPv4Address, IPv6Address))
         url = format_url(address.host, address.port).replace("rtmp://", f"{self.scheme}://", 1)
-        log.info("listening on {url}", url=url, always=True)
+        if self._announce.startswith("listening on"):
+            log.info(self._announce, url=url, always=True)  # the contract line
+        else:
+            log.info(self._announce, url=url)
         self.listening.callback(port)
         return port
 
@@ -131,30 +149,9 @@ class RTMPListenerService(Service):
         return gatherResults(waits, consumeErrors=True).addBoth(lambda _: None)
 
 
-class RTMPSListenerService(RTMPListenerService):
-    """The RTMPS listener: the same factory (so the same streams and limits) behind TLS.
-
-    It shares the plain listener's factory, so only that listener shuts the factory down.
-    """
-
-    scheme = "rtmps"
-
-    def __init__(self, reactor: IReactorTCP, config: Config, factory: IProtocolFactory) -> None:
-        from fms.tls import tls_server_endpoint
-
-        super().__init__(reactor, config, factory)
-        tls = config.tls
-        # Built now, so unusable certificate files stop the server at start (ConfigError).
-        self._endpoint = tls_server_endpoint(
-            reactor,  # type: ignore[arg-type]
-            tls.host or config.server.host,
-            tls.port,
-            config.path(tls.certificate),
-            config.path(tls.private_key),
-        )
-
-    def endpoint(self) -> IStreamServerEndpoint:
-        return self._endpoint
+class ExtraListenerService(RTMPListenerService):
+    """Another listener on the same factory (RTMPS, a worker's own port): only the main
+    listener shuts the factory down."""
 
     def stopService(self) -> Deferred[None] | None:
         Service.stopService(self)
@@ -164,15 +161,81 @@ class RTMPSListenerService(RTMPListenerService):
         return port.stopListening()
 
 
-def make_service(reactor: IReactorTCP, config: Config) -> tuple[MultiService, RTMPListenerService]:
+def make_service(
+    reactor: IReactorTCP, config: Config, worker: WorkerSpec | None = None
+) -> tuple[MultiService, RTMPListenerService]:
     """Build the service tree for ``config``: the root, its RTMP listener and, when a
-    certificate is configured, an RTMPS listener sharing the same factory."""
+    certificate is configured, an RTMPS listener sharing the same factory.
+
+    As a worker of ``fms run --workers`` (``worker`` given) the listeners share their ports
+    with the other workers (SO_REUSEPORT), the worker's own port (``[server] worker_ports``) is
+    added, and so is the relay to the other workers (:class:`fms.relay.RelayHub`). Every
+    service that listens has a ``listening`` Deferred."""
     from fms.protocol import RTMPServerFactory
 
     root = MultiService()
     factory = RTMPServerFactory(config)
-    listener = RTMPListenerService(reactor, config, factory)
+    server = config.server
+    tls = config.tls
+    if worker is None:
+        listener = RTMPListenerService(reactor, config, factory)
+        listener.setServiceParent(root)
+        if tls.enabled:
+            from fms.tls import tls_server_endpoint
+
+            # Built now, so unusable certificate files stop the server at start (ConfigError).
+            endpoint = tls_server_endpoint(
+                reactor,  # type: ignore[arg-type]
+                tls.host or server.host,
+                tls.port,
+                config.path(tls.certificate),
+                config.path(tls.private_key),
+            )
+            secure = ExtraListenerService(reactor, config, factory, endpoint=endpoint)
+            secure.scheme = "rtmps"
+            secure.setServiceParent(root)
+        return root, listener
+
+    from fms.relay import RelayHub
+    from fms.workers import ReusePortEndpoint
+
+    tag = f"worker {worker.index}"
+    shared = ReusePortEndpoint(
+        reactor,  # type: ignore[arg-type]
+        server.host,
+        worker.port,
+        server.listen_backlog,
+    )
+    listener = RTMPListenerService(
+        reactor, config, factory, endpoint=shared, announce=tag + " accepting on {url}"
+    )
     listener.setServiceParent(root)
-    if config.tls.enabled:
-        RTMPSListenerService(reactor, config, factory).setServiceParent(root)
+    if tls.enabled:
+        from fms.tls import tls_wrapper
+
+        wrap = tls_wrapper(config.path(tls.certificate), config.path(tls.private_key))
+        endpoint = ReusePortEndpoint(
+            reactor,  # type: ignore[arg-type]
+            tls.host or server.host,
+            worker.tls_port,
+            server.listen_backlog,
+            wrap=wrap,
+        )
+        secure = ExtraListenerService(
+            reactor, config, factory, endpoint=endpoint, announce=tag + " accepting on {url}"
+        )
+        secure.scheme = "rtmps"
+        secure.setServiceParent(root)
+    if worker.index < len(server.worker_ports):
+        endpoint_type = TCP6ServerEndpoint if ":" in server.host else TCP4ServerEndpoint
+        own = endpoint_type(
+            reactor,
+            server.worker_ports[worker.index],
+            backlog=server.listen_backlog,
+            interface=server.host,
+        )
+        ExtraListenerService(
+            reactor, config, factory, endpoint=own, announce=tag + " alone on {url}"
+        ).setServiceParent(root)
+    RelayHub(reactor, worker, factory).setServiceParent(root)
     return root, listener

@@ -211,6 +211,10 @@ class LiveStream:
         self.dirty = False
         self.last_timestamp = 0
         self._last_flush = 0.0
+        self.taps: list[Callable[[Media | Data], None]] = []
+        """Called with every published message (the worker relay); empty almost always."""
+        self.relayed_from: int | None = None
+        """The worker whose publisher this stream mirrors (``fms run --workers``), or None."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -276,6 +280,8 @@ class LiveStream:
         if isinstance(message, Media):
             self.last_timestamp = message.timestamp
         self._cache_gop(message, sync)
+        for tap in self.taps:
+            tap(message)
         for log in self._logs.values():
             if log.wants(message):
                 log.append(
@@ -284,6 +290,19 @@ class LiveStream:
                     sync or (not log.video and isinstance(message, Media)),
                 )
         self.dirty = True
+
+    def replay(self) -> list[Media | Data]:
+        """What a newcomer needs to start decoding now: the metadata, the sequence headers and
+        the cached GOP (from the newest keyframe), in publishing order."""
+        out: list[Media | Data] = []
+        if self.metadata is not None:
+            out.append(self.metadata)
+        for header in (self.video_header, self.audio_header):
+            if header is not None:
+                out.append(header)
+        if self._gop_valid:
+            out.extend(m for m in self._gop if m is not self.metadata)
+        return out
 
     def _cache_gop(self, message: Media | Data, sync: bool) -> None:
         if not self.limits.gop_cache:

@@ -8,20 +8,19 @@ the TLS handshake, so a client that stalls in TLS is closed by that same deadlin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from twisted.internet.interfaces import IReactorSSL, IStreamServerEndpoint
+from twisted.internet.interfaces import IProtocolFactory, IReactorSSL, IStreamServerEndpoint
 
 from fms.errors import ConfigError
 
 
-def tls_server_endpoint(
-    reactor: IReactorSSL, host: str, port: int, certificate: Path, private_key: Path
-) -> IStreamServerEndpoint:
-    """An SSL server endpoint for ``host:port``; ConfigError when the files are unusable."""
+def certificate_options(certificate: Path, private_key: Path) -> Any:
+    """Twisted's ``CertificateOptions`` for a PEM chain and key; ConfigError when unusable."""
     try:
         from OpenSSL import crypto
-        from twisted.internet.endpoints import SSL4ServerEndpoint
         from twisted.internet.ssl import CertificateOptions
     except ImportError as exc:  # pragma: no cover - twisted[tls] is a dependency
         raise ConfigError([f"tls: TLS support is not installed ({exc})"]) from None
@@ -37,13 +36,30 @@ def tls_server_endpoint(
             raise ConfigError([f"tls.certificate: {certificate} holds no PEM certificate"])
         leaf = crypto.load_certificate(crypto.FILETYPE_PEM, certs[0])
         extra = [crypto.load_certificate(crypto.FILETYPE_PEM, c) for c in certs[1:]]
-        options = CertificateOptions(privateKey=key, certificate=leaf, extraCertChain=extra)
+        return CertificateOptions(privateKey=key, certificate=leaf, extraCertChain=extra)
     except crypto.Error as exc:
         raise ConfigError([f"tls: certificate or key is not valid PEM: {exc}"]) from None
     except ValueError as exc:  # e.g. the key does not match the certificate
         raise ConfigError([f"tls: {exc}"]) from None
+
+
+def tls_server_endpoint(
+    reactor: IReactorSSL, host: str, port: int, certificate: Path, private_key: Path
+) -> IStreamServerEndpoint:
+    """An SSL server endpoint for ``host:port``; ConfigError when the files are unusable."""
+    from twisted.internet.endpoints import SSL4ServerEndpoint
+
+    options = certificate_options(certificate, private_key)
     endpoint: IStreamServerEndpoint = SSL4ServerEndpoint(reactor, port, options, interface=host)
     return endpoint
+
+
+def tls_wrapper(certificate: Path, private_key: Path) -> Callable[[IProtocolFactory], Any]:
+    """Wraps a factory in TLS (for a listening socket adopted by a worker)."""
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    options = certificate_options(certificate, private_key)
+    return lambda factory: TLSMemoryBIOFactory(options, False, factory)
 
 
 def _split_pem(data: bytes) -> list[bytes]:

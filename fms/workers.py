@@ -1,0 +1,416 @@
+"""``fms run --workers N``: N processes serving one port, watched by a supervisor.
+
+Python serves from one core per process, so a machine with N cores needs N processes. The
+supervisor (the process the operator started) reserves the port and starts the workers, each a
+normal ``fms run`` with a :class:`WorkerSpec`; every worker opens its own listening socket on the
+same address with ``SO_REUSEPORT``, so the kernel spreads new connections evenly over them
+(unlike one inherited socket, where whichever process wakes first takes a burst). A stream
+published on one worker is pushed to the others over Unix sockets by :mod:`fms.relay`.
+
+The supervisor's contract is the single process's: its ``listening on rtmp://H:P`` line comes
+once every worker accepts (so a client never meets a half-started server), SIGTERM/SIGINT stop
+every worker gracefully and exit 0, SIGHUP reaches every worker (each reloads the file). A
+worker that dies is restarted (after 1 s, backing off to 30 s while it keeps dying young); one
+that cannot start at all stops the whole server with status 1. Workers notice a supervisor that
+disappeared (their stdin reaches end of file) and stop too, so no orphan keeps the port.
+
+Why a reserved socket: with ``--port 0`` the supervisor must learn the port before any worker
+binds, and holding a bound (not listening) socket with ``SO_REUSEPORT`` keeps the port ours
+while a worker restarts. A bound socket that does not listen is never handed connections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorSocket,
+    IStreamServerEndpoint,
+)
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from fms.config import Config
+
+log = Logger(namespace="fms.workers")
+
+READY_FD = 3
+"""The worker writes ``ready`` to this descriptor once it accepts connections."""
+
+RESTART_DELAY = 1.0
+"""Seconds before a dead worker is started again; doubles while it keeps dying young."""
+
+MAX_RESTART_DELAY = 30.0
+YOUNG = 10.0
+"""A worker that dies within this many seconds of its start counts as dying young."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What the supervisor tells a worker (``--worker JSON``): who it is and where the others
+    are. ``port``/``tls_port`` are the ports actually reserved (the file may say 0)."""
+
+    index: int
+    count: int
+    directory: str
+    port: int
+    tls_port: int = 0
+
+    def socket_path(self, index: int) -> str:
+        """The Unix socket on which worker ``index`` takes relayed streams."""
+        return str(Path(self.directory) / f"worker-{index}.sock")
+
+    @property
+    def peers(self) -> list[int]:
+        return [i for i in range(self.count) if i != self.index]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        return cls(**json.loads(text))
+
+
+def worker_count(config: Config) -> int:
+    """``[server] workers``, with 0 meaning one per CPU core."""
+    return config.server.workers or os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------------------- sockets
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` that other processes may bind too (SO_REUSEPORT)."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@implementer(IStreamServerEndpoint)
+class ReusePortEndpoint:
+    """Listens on ``host:port`` with ``SO_REUSEPORT`` so that every worker has a socket of its
+    own on the shared port. ``wrap`` turns the factory into the one the port serves (TLS)."""
+
+    def __init__(
+        self,
+        reactor: IReactorSocket,
+        host: str,
+        port: int,
+        backlog: int,
+        wrap: Any = None,
+    ) -> None:
+        self._reactor = reactor
+        self._host = host
+        self._port = port
+        self._backlog = backlog
+        self._wrap = wrap
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        try:
+            sock = reuseport_socket(self._host, self._port)
+            sock.listen(self._backlog)
+            sock.setblocking(False)
+        except OSError:
+            return fail(Failure())
+        try:
+            served = self._wrap(factory) if self._wrap is not None else factory
+            port = self._reactor.adoptStreamPort(
+                sock.fileno(),
+                _family(self._host),
+                served,  # type: ignore[arg-type]
+            )
+        finally:
+            sock.close()  # the reactor holds its own duplicate
+        return succeed(port)
+
+
+# ---------------------------------------------------------------------------- supervisor
+
+
+class _WorkerProcess(ProcessProtocol):
+    """The supervisor's side of one worker process."""
+
+    def __init__(self, supervisor: Supervisor, index: int, started: float) -> None:
+        self.supervisor = supervisor
+        self.index = index
+        self.started = started
+        self.ready = False
+        self.pid: int | None = None
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == READY_FD and b"ready" in data and not self.ready:
+            self.ready = True
+            self.supervisor.worker_ready(self)
+
+    def processEnded(self, reason: Failure) -> None:
+        code = getattr(reason.value, "exitCode", None)
+        sig = getattr(reason.value, "signal", None)
+        self.supervisor.worker_ended(self, code, sig)
+
+
+class Supervisor:
+    """Starts, restarts and stops the worker processes (see the module docstring)."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        config: Config,
+        argv: list[str],
+        count: int,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.argv = argv
+        """The command line every worker runs, before its ``--worker SPEC``."""
+        self.count = count
+        self.directory = tempfile.mkdtemp(prefix="fms-workers-")
+        os.chmod(self.directory, 0o700)
+        self.reserved: list[socket.socket] = []
+        self.spec_base: dict[str, Any] = {}
+        self.workers: dict[int, _WorkerProcess] = {}
+        self.delays: dict[int, float] = {}
+        self.stopping = False
+        self.announced = False
+        self.exit_code = 0
+        self._all_ended: Deferred[None] | None = None
+
+    def reserve(self) -> None:
+        """Bind (without listening) the RTMP and RTMPS ports; learn their numbers. OSError
+        when the address is unusable."""
+        server = self.config.server
+        sock = reuseport_socket(server.host, server.port)
+        self.reserved.append(sock)
+        port = sock.getsockname()[1]
+        tls_port = 0
+        if self.config.tls.enabled:
+            tls_host = self.config.tls.host or server.host
+            tls_sock = reuseport_socket(tls_host, self.config.tls.port)
+            self.reserved.append(tls_sock)
+            tls_port = tls_sock.getsockname()[1]
+        self.spec_base = {"port": port, "tls_port": tls_port}
+
+    @property
+    def port(self) -> int:
+        return int(self.spec_base["port"])
+
+    def spec(self, index: int) -> WorkerSpec:
+        return WorkerSpec(index, self.count, self.directory, **self.spec_base)
+
+    def start(self) -> None:
+        for index in range(self.count):
+            self.spawn(index)
+
+    def spawn(self, index: int) -> None:
+        if self.stopping:
+            return
+        worker = _WorkerProcess(self, index, self.reactor.seconds())
+        self.workers[index] = worker
+        args = [*self.argv, "--worker", self.spec(index).to_json()]
+        transport = self.reactor.spawnProcess(
+            worker,
+            sys.executable,
+            [sys.executable, *args],
+            env=os.environ.copy(),
+            childFDs={0: "w", 1: 1, 2: 2, READY_FD: "r"},
+        )
+        worker.pid = transport.pid
+        log.info("worker {index} started (pid {pid})", index=index, pid=worker.pid)
+
+    def worker_ready(self, worker: _WorkerProcess) -> None:
+        if self.announced or not all(w.ready for w in self.workers.values()):
+            return
+        self.announced = True
+        from fms.service import format_url
+
+        url = format_url(self.config.server.host, self.port)
+        log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
+        if self.spec_base["tls_port"]:
+            host = self.config.tls.host or self.config.server.host
+            url = format_url(host, self.spec_base["tls_port"]).replace("rtmp:", "rtmps:", 1)
+            log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
+
+    def worker_ended(self, worker: _WorkerProcess, code: int | None, sig: int | None) -> None:
+        if self.workers.get(worker.index) is worker:
+            del self.workers[worker.index]
+        how = f"signal {sig}" if sig is not None else f"status {code}"
+        if self.stopping:
+            log.info("worker {index} stopped ({how})", index=worker.index, how=how)
+            if not self.workers and self._all_ended is not None:
+                waiter, self._all_ended = self._all_ended, None
+                waiter.callback(None)
+            return
+        if not worker.ready and not self.announced:
+            log.critical(
+                "worker {index} could not start ({how}): stopping", index=worker.index, how=how
+            )
+            self.exit_code = 1
+            self.reactor.stop()
+            return
+        young = self.reactor.seconds() - worker.started < YOUNG
+        delay = min(self.delays.get(worker.index, RESTART_DELAY / 2) * 2, MAX_RESTART_DELAY)
+        if not young:
+            delay = RESTART_DELAY
+        self.delays[worker.index] = delay
+        log.error(
+            "worker {index} (pid {pid}) ended ({how}); restarting it in {delay:g}s",
+            index=worker.index, pid=worker.pid, how=how, delay=delay,
+        )  # fmt: skip
+        self.reactor.callLater(delay, self.spawn, worker.index)
+
+    def signal_all(self, signum: int) -> None:
+        for worker in list(self.workers.values()):
+            try:
+                worker.transport.signalProcess(signum)  # type: ignore[union-attr]
+            except Exception:  # already gone: processEnded follows
+                pass
+
+    def reload(self) -> None:
+        log.info("SIGHUP: telling {count} workers to reload", count=len(self.workers))
+        self.signal_all(signal.SIGHUP)
+
+    def stop(self) -> Deferred[None]:
+        """Stop every worker gracefully (SIGTERM); kill what is left after their own shutdown
+        timeout and a margin. Fires when every worker has ended."""
+        self.stopping = True
+        if not self.workers:
+            self.cleanup()
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._all_ended = waiter
+        self.signal_all(signal.SIGTERM)
+        grace = self.config.server.shutdown_timeout + 5.0
+        killer = self.reactor.callLater(grace, self.signal_all, signal.SIGKILL)
+
+        def done(result: None) -> None:
+            if killer.active():
+                killer.cancel()
+            self.cleanup()
+
+        waiter.addCallback(done)
+        return waiter
+
+    def cleanup(self) -> None:
+        for sock in self.reserved:
+            sock.close()
+        self.reserved.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def stop_on_signals(reactor: Any, signals: tuple[int, ...]) -> None:
+    """Stop the reactor (gracefully, through its shutdown triggers) on the first of
+    ``signals``; later ones are logged and ignored rather than failing inside Twisted (an
+    operator's second Ctrl-C, or SIGTERM sent to both a wrapper and the server). Call once the
+    reactor runs: Twisted installs its own handlers when it starts."""
+    from twisted.internet.error import ReactorNotRunning
+
+    def stop() -> None:
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            log.info("already stopping")
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("{name}: stopping", name=signal.Signals(signum).name)
+        reactor.callFromThread(stop)
+
+    for signum in signals:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+
+
+def run_supervisor(config: Config, argv: list[str]) -> int:
+    """Run ``fms run --workers N`` (N > 1): the supervisor process. ``argv`` is what each
+    worker runs (``-m fms run ...`` with the operator's options)."""
+    from twisted.internet import reactor
+
+    from fms.log import start_logging
+
+    start_logging(config.server.log_level)
+    count = worker_count(config)
+    supervisor = Supervisor(reactor, config, argv, count)
+    try:
+        supervisor.reserve()
+    except OSError as exc:
+        log.critical(
+            "cannot listen on {host}:{port}: {reason}",
+            host=config.server.host, port=config.server.port, reason=exc.strerror or exc,
+        )  # fmt: skip
+        supervisor.cleanup()
+        return 1
+
+    def on_sighup(signum: int, frame: object) -> None:
+        reactor.callFromThread(supervisor.reload)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGHUP, on_sighup)
+    reactor.callWhenRunning(stop_on_signals, reactor, (signal.SIGINT, signal.SIGTERM))
+    reactor.callWhenRunning(supervisor.start)
+    reactor.addSystemEventTrigger("before", "shutdown", supervisor.stop)
+    reactor.run()
+    if supervisor.exit_code == 0:
+        log.info("stopped")
+    return supervisor.exit_code
+
+
+# -------------------------------------------------------------------------- worker side
+
+
+class ParentWatch:
+    """In a worker: tells the supervisor it is ready (descriptor 3) and stops the worker when
+    the supervisor is gone (its stdin, the supervisor's pipe, reaches end of file)."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def start(self) -> None:
+        from twisted.internet import stdio
+        from twisted.internet.protocol import Protocol
+
+        watch = self
+
+        class _Pipe(Protocol):
+            def connectionLost(self, reason: Failure | None = None) -> None:
+                watch.parent_gone()
+
+        self._stdio = stdio.StandardIO(  # type: ignore[call-arg]
+            _Pipe(), stdin=0, stdout=READY_FD, reactor=self.reactor
+        )
+
+    def ready(self) -> None:
+        self._stdio.write(b"ready\n")
+
+    def parent_gone(self) -> None:
+        from twisted.internet.error import ReactorNotRunning
+
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            return  # already stopping: this is the pipe closing at exit
+        log.warn("the supervisor is gone: stopping")
