@@ -35,6 +35,7 @@ import json
 import math
 import os
 import queue
+import re
 import shlex
 import shutil
 import signal
@@ -96,6 +97,41 @@ def listen_overflows() -> int:
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (``fms run --workers``: the supervisor and workers)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            todo.extend(children(current))
+        except OSError:
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += cpu_seconds(member)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """RSS of ``pid`` and its live descendants (shared pages counted in each)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += rss_bytes(member)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -213,10 +249,14 @@ class FMSServer(Server):
         log_level: str,
         tree: Path | None = None,
         players: int = 0,
+        workers: int = 1,
     ) -> None:
         super().__init__(workdir)
         self.config = config
         self.players = players
+        self.workers = workers
+        if workers > 1:
+            self.name = f"pyFMS {workers} workers"
         self.log_level = log_level
         self.tree = tree
         self.log = workdir / "fms.log"
@@ -234,6 +274,8 @@ class FMSServer(Server):
             )
         command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
         command += ["--config", str(config.resolve())]
+        if self.workers > 1:
+            command += ["--workers", str(self.workers)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -247,8 +289,9 @@ class FMSServer(Server):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for line in self.log.read_text(errors="replace").splitlines():
-                if "listening on rtmp://" in line:
-                    self.port = int(line.rsplit(":", 1)[1])
+                match = re.search(r"listening on rtmp://[^\s:]+:(\d+)", line)
+                if match:
+                    self.port = int(match.group(1))
                     return
             if self.process.poll() is not None:
                 break
@@ -442,7 +485,10 @@ class Sampler(threading.Thread):
         out = {}
         for name, pid in self.pids.items():
             try:
-                out[name] = (cpu_seconds(pid), rss_bytes(pid))
+                if name == "server":  # with its workers, if any
+                    out[name] = (tree_cpu_seconds(pid), tree_rss_bytes(pid))
+                else:
+                    out[name] = (cpu_seconds(pid), rss_bytes(pid))
             except (OSError, ValueError, IndexError):
                 continue
         return out
@@ -637,9 +683,10 @@ def run_scenario(
     try:
         server.start()
         result.version = server.describe()
-        pin(server.pid, server_cpus)
+        for member in process_tree(server.pid):
+            pin(member, server_cpus)
         time.sleep(0.5)
-        idle_rss = rss_bytes(server.pid)
+        idle_rss = tree_rss_bytes(server.pid)
         pub_out = workdir / "publisher.json"
         pub_options = {
             "port": server.port, "app": scenario.app, "stream": scenario.stream,
@@ -654,7 +701,7 @@ def run_scenario(
         pin(publisher.process.pid, load_cpus)
         publisher.expect("PUBLISHING", 20)
         time.sleep(scenario.baseline)
-        result.rss_baseline = rss_bytes(server.pid)
+        result.rss_baseline = tree_rss_bytes(server.pid)
 
         shares = [
             scenario.players // scenario.procs + (i < scenario.players % scenario.procs)
@@ -662,7 +709,7 @@ def run_scenario(
         ]
         concurrency = max(1, scenario.setup_concurrency // scenario.procs)
         generators: list[tuple[Child, Path]] = []
-        cpu_before_setup = cpu_seconds(server.pid)
+        cpu_before_setup = tree_cpu_seconds(server.pid)
         overflows_before = listen_overflows()
         for i, share in enumerate(s for s in shares if s):
             out = workdir / f"loadgen-{i}.json"
@@ -683,7 +730,7 @@ def run_scenario(
         setup_wait = scenario.setup_budget + 30
         for generator, _ in generators:
             generator.expect("READY", setup_wait)
-        result.setup_cpu_seconds = cpu_seconds(server.pid) - cpu_before_setup
+        result.setup_cpu_seconds = tree_cpu_seconds(server.pid) - cpu_before_setup
         result.listen_overflows = listen_overflows() - overflows_before
 
         time.sleep(scenario.settle)
@@ -848,6 +895,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fms-config", type=Path, help="use this fms.toml instead of defaults")
     parser.add_argument("--fms-log-level", default="info")
     parser.add_argument(
+        "--fms-workers",
+        type=int,
+        default=1,
+        help="run pyFMS with --workers N (N > 1 is not pinned: the workers share the CPUs)",
+    )
+    parser.add_argument(
         "--fms-tree",
         type=Path,
         help="run the pyFMS server from this source tree (e.g. a git archive of a commit)",
@@ -879,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         settle=args.settle,
         drain=args.drain,
         baseline=args.baseline,
-        pin=not args.no_pin,
+        pin=not args.no_pin and args.fms_workers <= 1,
     )
     profile = PROFILES[args.profile]
     print(
@@ -897,7 +950,14 @@ def main(argv: list[str] | None = None) -> int:
             workdir = temp / name
             workdir.mkdir()
             server: Server = (
-                FMSServer(workdir, args.fms_config, args.fms_log_level, args.fms_tree, args.players)
+                FMSServer(
+                    workdir,
+                    args.fms_config,
+                    args.fms_log_level,
+                    args.fms_tree,
+                    args.players,
+                    args.fms_workers,
+                )
                 if name == "fms"
                 else NginxServer(workdir)
             )
@@ -922,7 +982,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_table(results))
     by_name = {r.server: r for r in results}
-    fms, nginx = by_name.get("pyFMS"), by_name.get("nginx-rtmp")
+    fms = next((r for r in results if r.server.startswith("pyFMS")), None)
+    nginx = by_name.get("nginx-rtmp")
     if fms and nginx and fms.cpu_per_million and nginx.cpu_per_million:
         print(
             f"\npyFMS / nginx-rtmp CPU per million messages: "

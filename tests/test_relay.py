@@ -1,0 +1,298 @@
+"""The worker relay (:mod:`fms.relay`) between two server factories, in memory.
+
+Worker 0 and worker 1 are two :class:`RTMPServerFactory` objects on one fake clock; a relay
+link is a pair of in-memory transports between worker 0's :class:`RelayLink` and a trusted
+protocol of worker 1, pumped by hand. No sockets, no processes: the end-to-end version with
+real clients is ``tests/e2e/test_workers.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from fms.config import parse_config
+from fms.plugin import Plugin, Reject
+from fms.protocol import RTMPServerFactory, RTMPServerProtocol
+from fms.relay import InternalFactory, RelayHub, RelayLink
+from fms.rtmp.constants import MessageType
+from fms.rtmp.messages import Data, Media
+from fms.workers import WorkerSpec
+from tests.support.rtmp_peer import ScriptedClient
+
+AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
+AAC_HEADER = b"\xaf\x00\x12\x10"
+
+
+def frame(key: bool, n: int) -> bytes:
+    return (b"\x17" if key else b"\x27") + b"\x01\x00\x00\x00" + bytes([n]) * 40
+
+
+class Refuser(Plugin):
+    """Refuses every publish and counts what plugins must not see from a relay."""
+
+    seen: list[str] = []
+
+    def connect(self, client: Any) -> Any:
+        Refuser.seen.append("connect")
+
+    def publish(self, client: Any, name: str, query: dict[str, str], kind: str) -> Any:
+        Refuser.seen.append("publish")
+        return Reject("no publishing here")
+
+    def media(self, stream: Any, message: Any) -> None:
+        Refuser.seen.append("media")
+
+    def unpublish(self, client: Any, stream: Any) -> Any:
+        Refuser.seen.append("unpublish")
+
+
+class Pair:
+    """One relay link: worker 0's RelayLink and worker 1's trusted protocol, in memory."""
+
+    def __init__(self, client: RelayLink, server: RTMPServerProtocol) -> None:
+        self.client, self.server = client, server
+        self.client_transport = StringTransport()
+        self.server_transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+        self.closed = False
+        server.makeConnection(self.server_transport)
+        client.makeConnection(self.client_transport)
+
+    def pump(self) -> None:
+        for _ in range(50):
+            up = self.client_transport.value()
+            self.client_transport.clear()
+            down = self.server_transport.value()
+            self.server_transport.clear()
+            if up:
+                self.server.dataReceived(up)
+            if down:
+                self.client.dataReceived(down)
+            if not up and not down:
+                break
+        if not self.closed and (
+            self.client_transport.disconnecting or self.server_transport.disconnecting
+        ):
+            self.closed = True
+            self.server.connectionLost(Failure(ConnectionError("closed")))
+            self.client.connectionLost(Failure(ConnectionError("closed")))
+
+
+class FakeReactor(Clock):
+    """Worker 0's reactor: ``connectUNIX`` reaches worker 1's relay listener in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target: RTMPServerFactory | None = None
+        self.pairs: list[Pair] = []
+        self.refuse = False
+
+    def connectUNIX(self, path: str, factory: Any, timeout: int = 30) -> None:
+        if self.refuse or self.target is None:
+            factory.clientConnectionFailed(None, Failure(ConnectionRefusedError(path)))
+            return
+        server = InternalFactory(self.target).buildProtocol(None)
+        assert server is not None
+        self.pairs.append(Pair(factory.buildProtocol(None), server))
+
+    def pump(self) -> None:
+        for pair in list(self.pairs):
+            pair.pump()
+
+
+class Peer:
+    """A scripted client of one worker."""
+
+    def __init__(self, factory: RTMPServerFactory, port: int) -> None:
+        self.proto: RTMPServerProtocol = factory.buildProtocol(None)
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", port))
+        self.proto.makeConnection(self.transport)
+        self.client = ScriptedClient()
+        self.proto.dataReceived(self.client.hello())
+        self.proto.dataReceived(self.client.receive(self.take()))
+        self.send(self.client.connect() + self.client.command("createStream", 2.0))
+
+    def take(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def send(self, data: bytes) -> None:
+        self.proto.dataReceived(data)
+        self.pump()
+
+    def pump(self) -> None:
+        self.client.receive(self.take())
+
+    def statuses(self) -> list[str]:
+        return self.client.statuses()
+
+    def video(self) -> list[bytes]:
+        return [
+            m.payload
+            for m in self.client.received
+            if isinstance(m, Media) and m.type_id == MessageType.VIDEO
+        ]
+
+    def publish(self, name: str = "cam") -> Peer:
+        self.send(self.client.command("publish", 3.0, None, name, "live", stream_id=1))
+        return self
+
+    def play(self, name: str = "cam") -> Peer:
+        self.send(self.client.command("play", 3.0, None, name, -2.0, stream_id=1))
+        return self
+
+    def media(self, type_id: MessageType, timestamp: int, payload: bytes) -> None:
+        self.send(self.client.send(Media(type_id, timestamp, 1, payload)))
+
+
+class Workers:
+    def __init__(self, toml: str = "") -> None:
+        config = "[streams]\nflush_interval = 0.0\n" + toml
+        self.reactor = FakeReactor()
+        self.w0 = RTMPServerFactory(parse_config(config), clock=self.reactor)
+        self.w1 = RTMPServerFactory(parse_config(config), clock=self.reactor)
+        self.reactor.target = self.w1
+        self.hub = RelayHub(self.reactor, WorkerSpec(0, 2, "/nonexistent", 1935), self.w0)
+
+    def start_stream(self, publisher: Peer) -> None:
+        meta = ("@setDataFrame", "onMetaData", {"width": 320.0})
+        publisher.send(publisher.client.send(Data(meta, 1)))
+        publisher.media(MessageType.VIDEO, 0, AVC_HEADER)
+        publisher.media(MessageType.AUDIO, 0, AAC_HEADER)
+        publisher.media(MessageType.VIDEO, 0, frame(True, 0))
+
+
+def test_a_publish_on_worker_0_plays_on_worker_1() -> None:
+    w = Workers()
+    watcher = Peer(w.w1, 2000).play()
+    assert watcher.statuses()[-1] == "NetStream.Play.Start"
+    publisher = Peer(w.w0, 1000).publish()
+    w.reactor.pump()
+    assert w.w1.registry.get("live", "cam") is not None
+    assert w.w1.registry.get("live", "cam").relayed_from == 0  # type: ignore[union-attr]
+    w.start_stream(publisher)
+    for n in range(1, 4):
+        publisher.media(MessageType.VIDEO, 40 * n, frame(False, n))
+    w.reactor.pump()
+    watcher.pump()
+    assert "NetStream.Play.PublishNotify" in watcher.statuses()
+    assert watcher.video() == [AVC_HEADER, frame(True, 0), *(frame(False, n) for n in (1, 2, 3))]
+    metadata = [m for m in watcher.client.received if isinstance(m, Data) and m.values]
+    assert any(m.values[0] == "onMetaData" for m in metadata)
+
+
+def test_a_relayed_publish_skips_the_other_workers_plugins() -> None:
+    Refuser.seen = []
+    plugin = f'[[apps.live.plugins]]\nuse = "{__name__}:Refuser"\n'
+    w = Workers(plugin)
+    w.w0.chains = {"live": []}  # worker 0 accepts; worker 1's chain refuses every publish
+    w.w0.applications.clear()
+    publisher = Peer(w.w0, 1000).publish()
+    assert publisher.statuses()[-1] == "NetStream.Publish.Start"
+    w.reactor.pump()
+    w.start_stream(publisher)
+    w.reactor.pump()
+    mirror = w.w1.registry.get("live", "cam")
+    assert mirror is not None and mirror.published
+    publisher.send(publisher.client.command("deleteStream", 4.0, None, 1.0))
+    w.reactor.pump()
+    assert w.w1.registry.get("live", "cam") is None
+    assert Refuser.seen == []  # no connect, publish, media or unpublish of the relay link
+    # The same chain does decide for a client of worker 1.
+    direct = Peer(w.w1, 1001).publish("other")
+    assert direct.statuses()[-1] == "NetStream.Publish.Denied"
+    assert Refuser.seen == ["connect", "publish"]
+
+
+def test_the_relay_link_is_not_one_of_the_applications_clients() -> None:
+    w = Workers()
+    Peer(w.w0, 1000).publish()
+    w.reactor.pump()
+    application = w.w1.application_for("live")
+    assert application is not None
+    assert application.clients == ()
+    stream = application.stream("cam")
+    assert stream is not None and stream.publisher is not None
+    assert stream.publisher.peer == "192.0.2.7:1000 via worker 0"
+
+
+def test_a_link_made_mid_stream_starts_with_metadata_headers_and_the_gop() -> None:
+    w = Workers()
+    w.reactor.refuse = True  # worker 1 is down when the publish starts
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    publisher.media(MessageType.VIDEO, 40, frame(False, 1))
+    w.reactor.refuse = False  # worker 1 is back: the retry links
+    w.reactor.advance(0.5)
+    w.reactor.pump()
+    watcher = Peer(w.w1, 2000).play()
+    publisher.media(MessageType.VIDEO, 80, frame(False, 2))
+    w.reactor.pump()
+    watcher.pump()
+    assert watcher.video() == [AVC_HEADER, frame(True, 0), frame(False, 1), frame(False, 2)]
+
+
+def test_retries_back_off_while_the_other_worker_is_down() -> None:
+    w = Workers()
+    w.reactor.refuse = True
+    attempts: list[float] = []
+    connect = w.reactor.connectUNIX
+
+    def counting(path: str, factory: Any, timeout: int = 30) -> None:
+        attempts.append(w.reactor.seconds())
+        connect(path, factory, timeout)
+
+    w.reactor.connectUNIX = counting  # type: ignore[method-assign]
+    Peer(w.w0, 1000).publish()
+    for _ in range(60):
+        w.reactor.advance(0.25)
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert gaps[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert max(gaps) == 5.0
+
+
+def test_unpublish_on_worker_0_ends_the_stream_on_worker_1() -> None:
+    w = Workers()
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    w.reactor.pump()
+    watcher = Peer(w.w1, 2000).play()
+    publisher.send(publisher.client.command("deleteStream", 4.0, None, 1.0))
+    w.reactor.pump()
+    watcher.pump()
+    assert watcher.statuses()[-1] == "NetStream.Play.UnpublishNotify"
+    assert all(pair.closed for pair in w.reactor.pairs)
+
+
+def test_a_name_relayed_to_worker_1_cannot_be_published_there() -> None:
+    w = Workers()
+    Peer(w.w0, 1000).publish()
+    w.reactor.pump()
+    second = Peer(w.w1, 1001).publish()
+    assert second.statuses()[-1] == "NetStream.Publish.BadName"
+
+
+def test_a_link_that_cannot_keep_up_skips_to_the_next_keyframe() -> None:
+    w = Workers()
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    w.reactor.pump()
+    watcher = Peer(w.w1, 2000).play()
+    link = w.reactor.pairs[0].client
+    link.pauseProducing()  # the socket buffer to worker 1 is full
+    publisher.media(MessageType.VIDEO, 40, frame(False, 1))
+    publisher.media(MessageType.VIDEO, 80, frame(False, 2))
+    link.resumeProducing()
+    publisher.media(MessageType.VIDEO, 120, frame(False, 3))  # still skipped: no keyframe yet
+    publisher.media(MessageType.VIDEO, 160, frame(True, 4))
+    publisher.media(MessageType.VIDEO, 200, frame(False, 5))
+    w.reactor.pump()
+    watcher.pump()
+    assert watcher.video() == [AVC_HEADER, frame(True, 0), frame(True, 4), frame(False, 5)]
+    assert link.skipped == 0  # reported and reset once the keyframe went out
