@@ -15,12 +15,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.config import AppConfig
 from fms.interfaces import IAppView, IClientView, IStreamView
+from fms.log import Logger
 from fms.plugin import Accept, NotHandled, Plugin, Redirect, Reject, Rename
 from fms.registry import StreamRegistry
 from fms.stream import LiveStream

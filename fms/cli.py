@@ -99,9 +99,8 @@ def run(
     """
     from twisted.internet import reactor
     from twisted.internet.defer import gatherResults
-    from twisted.logger import Logger
 
-    from fms.log import start_logging
+    from fms.log import Logger, start_logging
     from fms.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
     from fms.workers import ParentWatch, stop_on_signals
 

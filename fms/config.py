@@ -141,7 +141,7 @@ class StreamsConfig:
         4096, minimum=128, maximum=65536, doc="outgoing chunk size for every connection (bytes)"
     )
     flush_interval: float = _opt(
-        0.02, minimum=0.0, maximum=1.0, doc="seconds between fan-out flushes; 0 flushes at once"
+        0.1, minimum=0.0, maximum=1.0, doc="seconds between fan-out flushes; 0 flushes at once"
     )
     max_stream_name: int = _opt(256, minimum=1, doc="longest stream name accepted (bytes)")
     soft_bytes: int = _opt(

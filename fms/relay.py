@@ -32,11 +32,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IPushProducer
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.errors import LocalProtocolError, RemoteProtocolError
+from fms.log import Logger
 from fms.media import parse_video
 from fms.protocol import RELAY_KEY, RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp import client as rc

@@ -19,10 +19,10 @@ from twisted.internet.interfaces import (
     IReactorTCP,
     IStreamServerEndpoint,
 )
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from fms.config import Config
+from fms.log import Logger
 
 if TYPE_CHECKING:
     from fms.workers import WorkerSpec

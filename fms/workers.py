@@ -40,11 +40,11 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.config import Config
+from fms.log import Logger
 
 log = Logger(namespace="fms.workers")
 

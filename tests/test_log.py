@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from twisted.logger import LogEvent, formatEvent
 
 from fms.log import EMFILESummary, LogThrottle
@@ -36,3 +37,53 @@ def test_twisted_emfile_chatter_becomes_one_counted_warning_per_interval() -> No
     assert texts[0].startswith("out of file descriptors (EMFILE)")
     assert texts[1] == "something else"
     assert "99 more since the last report" in texts[2]
+
+
+def test_events_below_the_level_in_force_are_dropped_before_they_reach_observers() -> None:
+    from fms import log as fms_log
+
+    seen: list[LogEvent] = []
+    logger = fms_log.Logger(namespace="test", observer=seen.append)
+    old = fms_log._lowest
+    try:
+        fms_log._set_lowest("info")
+        logger.debug("dropped {x}", x=1)
+        logger.debug("kept anyway", always=True)
+        logger.info("kept {x}", x=2)
+    finally:
+        fms_log._lowest = old
+    assert [formatEvent(e) for e in seen] == ["kept anyway", "kept 2"]
+    assert seen[1]["log_namespace"] == "test" and seen[1]["log_time"] > 0
+
+
+def test_batched_lines_leave_whole_in_writes_of_at_most_pipe_buf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fms import log as fms_log
+
+    writes: list[bytes] = []
+    monkeypatch.setattr(fms_log.os, "write", lambda fd, data: writes.append(data) or len(data))
+    monkeypatch.setattr(fms_log, "_PIPE_BUF", 4096)
+    lines = fms_log.LineObserver(None, "w1", fd=99)
+    lines._flush_due = True  # as if the end-of-iteration flush were already scheduled
+    for n in range(500):
+        lines({"log_format": "line {n} {pad}", "n": n, "pad": "x" * 50, "log_time": 0.0})
+    assert writes == []  # nothing leaves before the flush
+    lines.flush()
+    assert all(len(w) <= 4096 and w.endswith(b"\n") for w in writes)
+    text = b"".join(writes).decode().splitlines()
+    assert len(text) == 500 and text[7].endswith("info w1 [-] line 7 " + "x" * 50)
+
+
+def test_an_error_line_is_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.logger import LogLevel
+
+    from fms import log as fms_log
+
+    writes: list[bytes] = []
+    monkeypatch.setattr(fms_log.os, "write", lambda fd, data: writes.append(data) or len(data))
+    lines = fms_log.LineObserver(None, fd=99)
+    lines._flush_due = True
+    lines({"log_format": "first", "log_time": 0.0})
+    lines({"log_format": "broken", "log_level": LogLevel.error, "log_time": 0.0})
+    assert b"".join(writes).decode().splitlines()[1].endswith("error [-] broken")

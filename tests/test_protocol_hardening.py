@@ -417,10 +417,11 @@ def test_flush_failures_are_logged_and_the_loop_goes_on(
     try:
         publisher = Peer(factory).connect().publish()
         monkeypatch.setattr(LiveStream, "flush", lambda self, now: 1 / 0)
+        interval = factory.config.streams.flush_interval
         publisher.media(0, KEYFRAME)
-        clock.advance(0.02)
+        clock.advance(interval)
         publisher.media(40, INTERFRAME)
-        clock.advance(0.02)
+        clock.advance(interval)
         assert factory._flusher is not None and factory._flusher.running
         assert sum("ZeroDivisionError" in line for line in logged) == 2
     finally:

@@ -171,7 +171,7 @@ def test_a_name_published_on_one_worker_is_refused_on_the_other(workers: Workers
     first = start(ffmpeg_publish_command(f"{workers.url(0)}/live/dup", 4))
     workers.line(1, "publish started live/dup from .* via worker 0")
     second = start(ffmpeg_publish_command(f"{workers.url(1)}/live/dup", 2))
-    status, _, err = finish(second)
+    status = finish(second)[0]
     assert status != 0
     workers.line(1, "refusing publish live/dup .*already published")
     assert finish(first)[0] == 0
@@ -234,9 +234,17 @@ def test_the_server_refuses_to_start_when_the_port_is_taken() -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [
-                sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", "2",
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "fms",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
             capture_output=True,
             text=True,
             timeout=30,

@@ -236,7 +236,11 @@ class Client:
             self.closed = True
             return False
         self.events.extend(self.conn.receive_data(data, time.monotonic()))
-        self.flush()
+        try:
+            self.flush()  # e.g. a ping answer, racing the server's close
+        except (ConnectionResetError, BrokenPipeError):
+            self.closed = True
+            return False
         return True
 
     def until(self, done: Callable[[ClientEvent], bool], timeout: float = 5.0) -> ClientEvent:
