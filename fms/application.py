@@ -70,7 +70,9 @@ class StreamView:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._stream.players)
+        """Players on every worker (``fms run --workers``; the other workers' count is at
+        most about a second old)."""
+        return len(self._stream.players) + self._stream.remote_players
 
     @property
     def metadata(self) -> dict[str, Any] | None:

@@ -69,6 +69,10 @@ if TYPE_CHECKING:
 RELAY_KEY = "fmsRelay"
 """The ``connect`` property of a relay link (see :mod:`fms.relay`); honoured on trusted links
 only."""
+RELAY_PLAYERS = "fmsPlayers"
+"""The call on a relay link, both ways, that carries ``(stream name, player count)``."""
+PLAYER_REPORT_DELAY = 0.5
+"""Seconds a relay link gathers player changes before it reports them."""
 
 log = Logger(namespace="fms.protocol")
 
@@ -181,6 +185,7 @@ class RTMPServerProtocol(Protocol):
         """A relay link from another worker (:mod:`fms.relay`): its connect and publish were
         decided on that worker, so no plugin is asked again and none sees its media."""
         self.relayed_from: int | None = None
+        self._report_due: IDelayedCall | None = None
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -206,6 +211,8 @@ class RTMPServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
+        if self._report_due is not None and self._report_due.active():
+            self._report_due.cancel()
         self._safely("forgetting the connection", self.factory.forget, self)
         for sid in list(self.publishing):
             self._safely(
@@ -545,12 +552,36 @@ class RTMPServerProtocol(Protocol):
         assert self.connection is not None
         self.connection.accept_create_stream(event)
 
+    def _players_changed(self, stream: LiveStream) -> None:
+        """A relay link's stream gained or lost a player here: tell the publisher's worker
+        (at most every ``PLAYER_REPORT_DELAY`` seconds), which adds up every worker's."""
+        if self._report_due is None:
+            self._report_due = self.factory.clock.callLater(
+                PLAYER_REPORT_DELAY, self._report_players
+            )
+
+    def _report_players(self) -> None:
+        self._report_due = None
+        conn = self.connection
+        if self._closing or conn is None or conn.state is not ConnectionState.CONNECTED:
+            return
+        for stream in self.publishing.values():
+            conn.call(RELAY_PLAYERS, stream.name, float(len(stream.players)), expect_result=False)
+        self._flush()
+
     def _on_call(self, event: ev.CallRequested) -> None:
         conn = self.connection
         assert conn is not None
         command = event.command
         name = command.name
         stream_name = command.arguments[0] if command.arguments else None
+        if self.trusted and name == RELAY_PLAYERS:
+            # The publisher's worker: how many players the other workers have.
+            count = command.arguments[1] if len(command.arguments) > 1 else 0
+            for stream in self.publishing.values():
+                if stream.name == stream_name and isinstance(count, (int, float)):
+                    stream.remote_players = max(int(count), 0)
+            return
         if name == "FCUnpublish" and isinstance(stream_name, str):
             for sid, stream in list(self.publishing.items()):
                 if stream.name == split_query(stream_name)[0]:
@@ -688,6 +719,9 @@ class RTMPServerProtocol(Protocol):
             )  # fmt: skip
         self.publishing[sid] = stream
         stream.relayed_from = self.relayed_from
+        if self.trusted:
+            stream.watch_players = self._players_changed
+            self._players_changed(stream)
         conn.accept_publish(sid, name)
         if self.factory.relay is not None and not self.trusted:
             self.factory.relay.publish_started(stream, self)
@@ -705,6 +739,8 @@ class RTMPServerProtocol(Protocol):
             self.factory.relay.publish_stopped(stream)
         self.factory.registry.release(stream, self)
         stream.relayed_from = None
+        stream.watch_players = None
+        stream.remote_players = 0
         if self.application is not None and self.client_view is not None and not self.trusted:
             self.application.notify("unpublish", self.client_view, StreamView(stream))
             self.application.publish_ended(stream)

@@ -38,7 +38,13 @@ from zope.interface import implementer
 from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.log import Logger
 from fms.media import parse_video
-from fms.protocol import RELAY_KEY, RTMPServerFactory, RTMPServerProtocol
+from fms.protocol import (
+    PLAYER_REPORT_DELAY,
+    RELAY_KEY,
+    RELAY_PLAYERS,
+    RTMPServerFactory,
+    RTMPServerProtocol,
+)
 from fms.rtmp import client as rc
 from fms.rtmp.messages import Data, Media
 from fms.stream import LiveStream
@@ -133,6 +139,10 @@ class RelayLink(Protocol):
             elif event.level == "error":
                 push.refused(event.code, event.description)
                 self.transport.loseConnection()  # type: ignore[union-attr]
+        elif isinstance(event, rc.CallReceived) and event.name == RELAY_PLAYERS:
+            args = event.command.arguments
+            if len(args) > 1 and args[0] == push.stream.name and isinstance(args[1], float):
+                push.reported(max(int(args[1]), 0))
         elif isinstance(event, rc.ConnectRejected):
             push.refused(event.code, event.description)
             self.transport.loseConnection()  # type: ignore[union-attr]
@@ -240,6 +250,8 @@ class RelayPush:
         self.delay = RETRY_FIRST
         self._retry: Any = None
         self._complained = False
+        self.remote = 0
+        """Players of the stream on the other worker, as it last reported."""
 
     def start(self) -> None:
         self.stream.taps.append(self.forward)
@@ -272,6 +284,18 @@ class RelayPush:
             )  # fmt: skip
             self._complained = False
         link.replay(self.stream.replay())
+        self.hub.players_changed(self.stream)
+
+    def reported(self, count: int) -> None:
+        self.remote = count
+        self.hub.recount(self.stream)
+
+    def tell_players(self, others: int) -> None:
+        """Tell the other worker how many players the stream has on every worker but it."""
+        link = self.link
+        if link is not None and link.conn is not None and link.live:
+            link.conn.call(RELAY_PLAYERS, self.stream.name, float(others), expect_result=False)
+            link._send()
 
     def refused(self, code: str, description: str) -> None:
         if not self._complained:
@@ -317,6 +341,7 @@ class RelayPush:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
+        self.remote = 0
         link, self.link = self.link, None
         if link is not None:
             link.finish()
@@ -334,6 +359,7 @@ class RelayHub(Service):
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
         self.pushes: dict[int, list[RelayPush]] = {}
+        self._tell_due: dict[int, Any] = {}
         server.relay = self
 
     def startService(self) -> None:
@@ -358,6 +384,10 @@ class RelayHub(Service):
             for push in pushes:
                 push.stop()
         self.pushes.clear()
+        for due in self._tell_due.values():
+            if due.active():
+                due.cancel()
+        self._tell_due.clear()
         if self.port is None:
             return None
         port, self.port = self.port, None
@@ -367,9 +397,35 @@ class RelayHub(Service):
         """A publish was accepted on this worker: relay it to every other worker."""
         pushes = [RelayPush(self, stream, peer, publisher.peer) for peer in self.spec.peers]
         self.pushes[id(stream)] = pushes
+        stream.watch_players = self.players_changed
         for push in pushes:
             push.start()
 
     def publish_stopped(self, stream: LiveStream) -> None:
         for push in self.pushes.pop(id(stream), []):
             push.stop()
+        stream.watch_players = None
+        stream.remote_players = 0
+        due = self._tell_due.pop(id(stream), None)
+        if due is not None and due.active():
+            due.cancel()
+
+    # Player counts over all workers: each other worker reports its own players of the stream
+    # (``fmsPlayers`` on the link); this worker adds them up and tells each the rest.
+
+    def recount(self, stream: LiveStream) -> None:
+        stream.remote_players = sum(p.remote for p in self.pushes.get(id(stream), []))
+        self.players_changed(stream)
+
+    def players_changed(self, stream: LiveStream) -> None:
+        key = id(stream)
+        if key not in self._tell_due and key in self.pushes:
+            self._tell_due[key] = self.reactor.callLater(
+                PLAYER_REPORT_DELAY, self._tell_players, stream
+            )
+
+    def _tell_players(self, stream: LiveStream) -> None:
+        self._tell_due.pop(id(stream), None)
+        total = len(stream.players) + stream.remote_players
+        for push in self.pushes.get(id(stream), []):
+            push.tell_players(total - push.remote)

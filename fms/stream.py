@@ -215,6 +215,10 @@ class LiveStream:
         """Called with every published message (the worker relay); empty almost always."""
         self.relayed_from: int | None = None
         """The worker whose publisher this stream mirrors (``fms run --workers``), or None."""
+        self.remote_players = 0
+        """Players of this stream on the other workers, as the relay last reported them."""
+        self.watch_players: Callable[[LiveStream], None] | None = None
+        """Called when a player comes or goes (the relay counts players over all workers)."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -346,11 +350,16 @@ class LiveStream:
         if self.published:
             self._attach(player, at_head=False)
             self._send_preamble(player)
+        if self.watch_players is not None:
+            self.watch_players(self)
         return player
 
     def remove_player(self, player: Player) -> None:
         self._detach(player)
-        self.players.discard(player)
+        if player in self.players:
+            self.players.discard(player)
+            if self.watch_players is not None:
+                self.watch_players(self)
 
     def set_paused(self, player: Player, paused: bool) -> None:
         """Pause stops delivery; resuming restarts at the next keyframe."""

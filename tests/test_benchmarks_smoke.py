@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
-def test_fanout_benchmark_delivers_every_message_to_every_player(tmp_path: Path) -> None:
-    """Every message sent in the window reaches all 20 players; latency numbers are reported."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fanout_benchmark_delivers_every_message_to_every_player(
+    tmp_path: Path, workers: int
+) -> None:
+    """Every message sent in the window reaches all 20 players (with one process, and with two
+    workers, where most players are on another worker than the publisher); latency numbers
+    are reported."""
     if shutil.which("gcc") is None and shutil.which("cc") is None:
         message = "a C compiler is needed to build the benchmark's load generator"
         if os.environ.get("CI") == "true":
@@ -32,7 +37,7 @@ def test_fanout_benchmark_delivers_every_message_to_every_player(tmp_path: Path)
     command = [
         sys.executable, "-m", "benchmarks.fanout", "--servers", "fms",
         "--players", "20", "--duration", "3", "--baseline", "0.5", "--settle", "0.5",
-        "--drain", "1", "--json", str(report),
+        "--drain", "1", "--json", str(report), "--fms-workers", str(workers),
     ]  # fmt: skip
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     done = subprocess.run(
@@ -41,7 +46,7 @@ def test_fanout_benchmark_delivers_every_message_to_every_player(tmp_path: Path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reproduce: " in done.stdout
     (result,) = json.loads(report.read_text())["results"]
-    assert result["server"] == "pyFMS"
+    assert result["server"] == ("pyFMS" if workers == 1 else "pyFMS 2 workers")
     assert result["expected_per_player"] > 0
     assert result["delivery_ratio"] == 1.0
     assert result["min_player_ratio"] == 1.0

@@ -296,3 +296,24 @@ def test_a_link_that_cannot_keep_up_skips_to_the_next_keyframe() -> None:
     watcher.pump()
     assert watcher.video() == [AVC_HEADER, frame(True, 0), frame(True, 4), frame(False, 5)]
     assert link.skipped == 0  # reported and reset once the keyframe went out
+
+
+def test_every_worker_counts_the_players_of_every_worker() -> None:
+    w = Workers()
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    w.reactor.pump()
+    Peer(w.w0, 2000).play()
+    Peer(w.w1, 2001).play()
+    Peer(w.w1, 2002).play()
+    for _ in range(4):  # worker 1 reports, worker 0 adds up and tells it the rest
+        w.reactor.advance(0.5)
+        w.reactor.pump()
+    counts = []
+    for factory in (w.w0, w.w1):
+        application = factory.application_for("live")
+        assert application is not None
+        view = application.stream("cam")
+        assert view is not None
+        counts.append(view.subscriber_count)
+    assert counts == [3, 3]

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,7 +57,11 @@ class Door(Plugin):
     def call(self, client, method, args):
         if method != "streams":
             return super().call(client, method, args)
-        return sorted(f"{s.name}|{s.publisher.peer}" for s in self.app.streams if s.publisher)
+        return sorted(
+            f"{s.name}|{s.publisher.peer}|{s.subscriber_count}"
+            for s in self.app.streams
+            if s.publisher
+        )
 """
 
 
@@ -203,20 +208,33 @@ def test_plugins_decide_the_same_on_both_workers_and_see_every_stream(tmp_path: 
             refused = start(ffmpeg_publish_command(f"{w.url(worker)}/live/x", 1))
             assert finish(refused)[0] != 0
             w.line(worker, "publish live/x from .* refused by the application: wrong key")
-        publisher = start(ffmpeg_publish_command(f"{w.url(0)}/live/x?key=open", 6))
+        publisher = start(ffmpeg_publish_command(f"{w.url(0)}/live/x?key=open", 8))
         w.line(1, "publish started live/x from .* via worker 0")
-        listings = []
-        for worker in (0, 1):
+        players = [start(probe_command(f"{w.url(worker)}/live/x")) for worker in (0, 1, 1)]
+        w.server.wait_for_lines(r"play live/x for", 3)
+
+        def listing(worker: int) -> list[str]:
             client = Client(w.ports[worker]).connect()
             client.conn.call("streams")
             event = client.until(lambda e: isinstance(e, ResultReceived))
-            assert isinstance(event, ResultReceived)
-            listings.append(event.values[1])
             client.close()
-        assert len(listings[0]) == 1 and re.fullmatch(r"x\|127\.0\.0\.1:\d+", listings[0][0])
-        # Worker 1 knows the stream too, and who publishes it (on worker 0).
-        assert listings[1] == [f"{listings[0][0]} via worker 0"]
+            assert isinstance(event, ResultReceived)
+            return list(event.values[1])
+
+        deadline = time.monotonic() + 5
+        while True:  # player counts travel between workers at most every 0.5 s each way
+            listings = [listing(0), listing(1)]
+            if all(item[0].endswith("|3") for item in listings) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(listings[0]) == 1
+        assert re.fullmatch(r"x\|127\.0\.0\.1:\d+\|3", listings[0][0]), listings
+        origin = listings[0][0].rsplit("|", 1)[0]
+        # Worker 1 knows the stream, who publishes it (on worker 0) and every player.
+        assert listings[1] == [f"{origin} via worker 0|3"]
         finish(publisher)
+        for player in players:
+            finish(player)
     finally:
         assert w.server.stop() == 0, w.server.log()
 
@@ -253,3 +271,23 @@ def test_the_server_refuses_to_start_when_the_port_is_taken() -> None:
         )
     assert result.returncode == 1
     assert "cannot listen" in result.stderr
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    w = Workers(tmp_path)
+    pids = [w.pid(0), w.pid(1)]
+    w.server.process.kill()
+    w.server.process.wait(10)
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+        time.sleep(0.1)
+    assert alive == [], w.server.log()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
