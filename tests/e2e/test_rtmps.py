@@ -103,3 +103,28 @@ def test_an_unusable_certificate_stops_the_server_at_start(tmp_path: Path) -> No
     )  # fmt: skip
     assert result.returncode == 1
     assert "error: tls:" in result.stderr
+
+
+def test_rtmps_with_two_workers_shares_streams_with_plain_rtmp(tmp_path: Path) -> None:
+    """The RTMPS port is shared by the workers too (each wraps its own SO_REUSEPORT socket in
+    TLS); a stream published over RTMPS plays over plain RTMP from either worker."""
+    self_signed(tmp_path)
+    config = tmp_path / "fms.toml"
+    config.write_text('[tls]\nport = 0\ncertificate = "cert.pem"\nprivate_key = "key.pem"\n')
+    server = ServerProcess("--workers", "2", config=config)
+    try:
+        line = server.wait_for_line(r"listening on rtmps://\S+ \(2 workers\)")
+        match = re.search(r"listening on (rtmps://\S+)", line)
+        assert match is not None
+        server.wait_for_lines(r"worker \d accepting on rtmps://", 2)
+        players = [start(probe_command(f"{server.url}/live/both")) for _ in range(4)]
+        server.wait_for_lines(r"play live/both for .*waiting for publisher", 4, timeout=15)
+        publisher = start(ffmpeg_publish_command(f"{match.group(1)}/live/both", 2))
+        status, _, err = finish(publisher)
+        assert status == 0, err.decode(errors="replace")
+        for player in players:
+            status, out, err = finish(player)
+            assert status == 0, err.decode(errors="replace")
+            assert frames_by_codec(out)["h264"] == 50
+    finally:
+        assert server.stop() == 0
