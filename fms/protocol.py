@@ -71,6 +71,9 @@ RELAY_KEY = "fmsRelay"
 only."""
 RELAY_PLAYERS = "fmsPlayers"
 """The call on a relay link, both ways, that carries ``(stream name, player count)``."""
+RELAY_START = "fmsRelayStart"
+"""The data message that tells a relay link's receiving worker that the media flow (re)starts,
+with the sequence headers and the GOP."""
 PLAYER_REPORT_DELAY = 0.5
 """Seconds a relay link gathers player changes before it reports them."""
 
@@ -186,6 +189,8 @@ class RTMPServerProtocol(Protocol):
         decided on that worker, so no plugin is asked again and none sees its media."""
         self.relayed_from: int | None = None
         self._report_due: IDelayedCall | None = None
+        self._reported: dict[str, int] = {}
+        """Per relayed stream: the player count last reported to the publisher's worker."""
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -553,20 +558,33 @@ class RTMPServerProtocol(Protocol):
         self.connection.accept_create_stream(event)
 
     def _players_changed(self, stream: LiveStream) -> None:
-        """A relay link's stream gained or lost a player here: tell the publisher's worker
-        (at most every ``PLAYER_REPORT_DELAY`` seconds), which adds up every worker's."""
-        if self._report_due is None:
+        """A relay link's stream gained or lost a player here: tell the publisher's worker,
+        which adds up every worker's and sends media only while this worker has players. The
+        first player is reported at once (its picture waits for it); other changes at most
+        every ``PLAYER_REPORT_DELAY`` seconds."""
+        if len(stream.players) > 0 and not self._reported.get(stream.name):
+            self._report_players()
+        elif self._report_due is None:
             self._report_due = self.factory.clock.callLater(
                 PLAYER_REPORT_DELAY, self._report_players
             )
 
     def _report_players(self) -> None:
+        if self._report_due is not None and self._report_due.active():
+            self._report_due.cancel()
         self._report_due = None
         conn = self.connection
         if self._closing or conn is None or conn.state is not ConnectionState.CONNECTED:
             return
         for stream in self.publishing.values():
-            conn.call(RELAY_PLAYERS, stream.name, float(len(stream.players)), expect_result=False)
+            count = len(stream.players)
+            if count == 0 and self._reported.get(stream.name):
+                # The flow stops: what still arrives is dropped, and what is cached would be
+                # stale when it restarts (with a fresh GOP, after a RELAY_START).
+                stream.relay_waiting = True
+                stream.forget_media()
+            self._reported[stream.name] = count
+            conn.call(RELAY_PLAYERS, stream.name, float(count), expect_result=False)
         self._flush()
 
     def _on_call(self, event: ev.CallRequested) -> None:
@@ -719,10 +737,13 @@ class RTMPServerProtocol(Protocol):
             )  # fmt: skip
         self.publishing[sid] = stream
         stream.relayed_from = self.relayed_from
-        if self.trusted:
-            stream.watch_players = self._players_changed
-            self._players_changed(stream)
         conn.accept_publish(sid, name)
+        if self.trusted:
+            stream.relay_waiting = True  # until the publisher's worker starts the flow
+            stream.watch_players = self._players_changed
+            self._reported[name] = 0
+            if stream.players:
+                self._players_changed(stream)
         if self.factory.relay is not None and not self.trusted:
             self.factory.relay.publish_started(stream, self)
         self.last_media = self.factory.clock.seconds()
@@ -741,6 +762,7 @@ class RTMPServerProtocol(Protocol):
         stream.relayed_from = None
         stream.watch_players = None
         stream.remote_players = 0
+        stream.relay_waiting = False
         if self.application is not None and self.client_view is not None and not self.trusted:
             self.application.notify("unpublish", self.client_view, StreamView(stream))
             self.application.publish_ended(stream)
@@ -757,6 +779,8 @@ class RTMPServerProtocol(Protocol):
         stream = self.publishing.get(event.stream_id)
         if stream is not None:
             self.last_media = self.last_received
+            if stream.relay_waiting or (self.trusted and stream.is_cached_header(event.message)):
+                return  # a restarted relay flow resends headers its players already have
             stream.publish_message(event.message)
             if self.application is not None and self.application.wants_media and not self.trusted:
                 self.application.media(stream, event.message)
@@ -768,6 +792,9 @@ class RTMPServerProtocol(Protocol):
         self.last_media = self.last_received
         values = event.message.values
         name = event.message.name
+        if name == RELAY_START and self.trusted:
+            stream.relay_waiting = False  # a fresh start (headers, GOP) follows
+            return
         if name == "@setDataFrame" and len(values) >= 2:
             stream.set_metadata(values[1:])
             forwarded = stream.metadata

@@ -219,6 +219,9 @@ class LiveStream:
         """Players of this stream on the other workers, as the relay last reported them."""
         self.watch_players: Callable[[LiveStream], None] | None = None
         """Called when a player comes or goes (the relay counts players over all workers)."""
+        self.relay_waiting = False
+        """A relayed stream whose media is dropped until its publisher's worker restarts the
+        flow (it stops while this worker has no players: see :mod:`fms.relay`)."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -295,11 +298,11 @@ class LiveStream:
                 )
         self.dirty = True
 
-    def replay(self) -> list[Media | Data]:
+    def replay(self, *, metadata: bool = True) -> list[Media | Data]:
         """What a newcomer needs to start decoding now: the metadata, the sequence headers and
         the cached GOP (from the newest keyframe), in publishing order."""
         out: list[Media | Data] = []
-        if self.metadata is not None:
+        if self.metadata is not None and metadata:
             out.append(self.metadata)
         for header in (self.video_header, self.audio_header):
             if header is not None:
@@ -307,6 +310,28 @@ class LiveStream:
         if self._gop_valid:
             out.extend(m for m in self._gop if m is not self.metadata)
         return out
+
+    def is_cached_header(self, message: Media) -> bool:
+        """Whether ``message`` is a sequence header identical to the one in force."""
+        for header in (self.video_header, self.audio_header):
+            if (
+                header is not None
+                and header.type_id == message.type_id
+                and header.payload == message.payload
+            ):
+                return True
+        return False
+
+    def forget_media(self) -> None:
+        """Drop the GOP cache and the logs of a stream nobody plays (a relayed stream whose flow
+        stops): what they hold would be stale when the flow restarts. Metadata and sequence
+        headers stay."""
+        if self.players:
+            return
+        self._gop.clear()
+        self._gop_bytes = 0
+        self._gop_valid = False
+        self._logs.clear()
 
     def _cache_gop(self, message: Media | Data, sync: bool) -> None:
         if not self.limits.gop_cache:

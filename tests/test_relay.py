@@ -60,6 +60,8 @@ class Pair:
         self.client_transport = StringTransport()
         self.server_transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
         self.closed = False
+        self.sent_up = 0
+        """Bytes worker 0 sent on the link."""
         server.makeConnection(self.server_transport)
         client.makeConnection(self.client_transport)
 
@@ -70,6 +72,7 @@ class Pair:
             down = self.server_transport.value()
             self.server_transport.clear()
             if up:
+                self.sent_up += len(up)
                 self.server.dataReceived(up)
             if down:
                 self.client.dataReceived(down)
@@ -284,6 +287,7 @@ def test_a_link_that_cannot_keep_up_skips_to_the_next_keyframe() -> None:
     w.start_stream(publisher)
     w.reactor.pump()
     watcher = Peer(w.w1, 2000).play()
+    w.reactor.pump()  # worker 1 reports its player: the flow starts with headers and the GOP
     link = w.reactor.pairs[0].client
     link.pauseProducing()  # the socket buffer to worker 1 is full
     publisher.media(MessageType.VIDEO, 40, frame(False, 1))
@@ -317,3 +321,50 @@ def test_every_worker_counts_the_players_of_every_worker() -> None:
         assert view is not None
         counts.append(view.subscriber_count)
     assert counts == [3, 3]
+
+
+def big(key: bool, n: int) -> bytes:
+    return (b"\x17" if key else b"\x27") + b"\x01\x00\x00\x00" + bytes([n]) * 5000
+
+
+def test_no_media_crosses_to_a_worker_without_players() -> None:
+    w = Workers()
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    for n in range(1, 20):
+        publisher.media(MessageType.VIDEO, 40 * n, big(n % 10 == 0, n))
+    w.reactor.pump()
+    (pair,) = w.reactor.pairs
+    assert pair.sent_up < 5000  # the handshake, connect, publish and metadata: no frame
+    mirror = w.w1.registry.get("live", "cam")
+    assert mirror is not None and mirror.published and mirror.metadata is not None
+    assert mirror.replay(metadata=False) == []
+
+
+def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() -> None:
+    w = Workers()
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    w.reactor.pump()
+    first = Peer(w.w1, 2000).play()
+    w.reactor.pump()
+    publisher.media(MessageType.VIDEO, 40, frame(False, 1))
+    w.reactor.pump()
+    first.pump()
+    assert first.video() == [AVC_HEADER, frame(True, 0), frame(False, 1)]
+    first.send(first.client.command("deleteStream", 4.0, None, 1.0))
+    w.reactor.advance(0.5)  # worker 1 reports that it has no player left
+    w.reactor.pump()
+    (pair,) = w.reactor.pairs
+    before = pair.sent_up
+    for n in range(2, 6):  # frames nobody on worker 1 wants: they stay on worker 0
+        publisher.media(MessageType.VIDEO, 40 * n, big(n == 4, n))
+    w.reactor.pump()
+    assert pair.sent_up - before < 100
+    second = Peer(w.w1, 2001).play()
+    w.reactor.pump()
+    publisher.media(MessageType.VIDEO, 240, frame(False, 6))
+    w.reactor.pump()
+    second.pump()
+    # Headers and the GOP from the newest keyframe (4), never the stale frames 0 and 1.
+    assert second.video() == [AVC_HEADER, big(True, 4), big(False, 5), frame(False, 6)]
