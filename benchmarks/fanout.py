@@ -112,26 +112,36 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid`` and its live descendants."""
+def _tree_sum(pid: int, measure: Any) -> float:
     total = 0.0
     for member in process_tree(pid):
         try:
-            total += cpu_seconds(member)
+            total += measure(member)
         except (OSError, ValueError, IndexError):
-            continue
+            continue  # it ended meanwhile
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants."""
+    return _tree_sum(pid, cpu_seconds)
 
 
 def tree_rss_bytes(pid: int) -> int:
     """RSS of ``pid`` and its live descendants (shared pages counted in each)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            total += rss_bytes(member)
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    return int(_tree_sum(pid, rss_bytes))
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (all bound at once, then released)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def pin(pid: int, cpus: set[int]) -> None:

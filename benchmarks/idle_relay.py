@@ -14,25 +14,13 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.fanout import ROOT, cpu_seconds
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+from benchmarks.fanout import ROOT, cpu_seconds, free_ports
 
 
 def main(argv: list[str] | None = None) -> int:

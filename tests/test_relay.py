@@ -23,7 +23,7 @@ from fms.relay import InternalFactory, RelayHub, RelayLink
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Data, Media
 from fms.workers import WorkerSpec
-from tests.support.rtmp_peer import ScriptedClient
+from tests.test_protocol_live import Peer as LivePeer
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
 AAC_HEADER = b"\xaf\x00\x12\x10"
@@ -108,32 +108,8 @@ class FakeReactor(Clock):
             pair.pump()
 
 
-class Peer:
-    """A scripted client of one worker."""
-
-    def __init__(self, factory: RTMPServerFactory, port: int) -> None:
-        self.proto: RTMPServerProtocol = factory.buildProtocol(None)
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", port))
-        self.proto.makeConnection(self.transport)
-        self.client = ScriptedClient()
-        self.proto.dataReceived(self.client.hello())
-        self.proto.dataReceived(self.client.receive(self.take()))
-        self.send(self.client.connect() + self.client.command("createStream", 2.0))
-
-    def take(self) -> bytes:
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def send(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-        self.pump()
-
-    def pump(self) -> None:
-        self.client.receive(self.take())
-
-    def statuses(self) -> list[str]:
-        return self.client.statuses()
+class Peer(LivePeer):
+    """A scripted client of one worker (connected, with stream 1 created)."""
 
     def video(self) -> list[bytes]:
         return [
@@ -150,7 +126,7 @@ class Peer:
         self.send(self.client.command("play", 3.0, None, name, -2.0, stream_id=1))
         return self
 
-    def media(self, type_id: MessageType, timestamp: int, payload: bytes) -> None:
+    def send_media(self, type_id: MessageType, timestamp: int, payload: bytes) -> None:
         self.send(self.client.send(Media(type_id, timestamp, 1, payload)))
 
 
@@ -166,9 +142,9 @@ class Workers:
     def start_stream(self, publisher: Peer) -> None:
         meta = ("@setDataFrame", "onMetaData", {"width": 320.0})
         publisher.send(publisher.client.send(Data(meta, 1)))
-        publisher.media(MessageType.VIDEO, 0, AVC_HEADER)
-        publisher.media(MessageType.AUDIO, 0, AAC_HEADER)
-        publisher.media(MessageType.VIDEO, 0, frame(True, 0))
+        publisher.send_media(MessageType.VIDEO, 0, AVC_HEADER)
+        publisher.send_media(MessageType.AUDIO, 0, AAC_HEADER)
+        publisher.send_media(MessageType.VIDEO, 0, frame(True, 0))
 
 
 def test_a_publish_on_worker_0_plays_on_worker_1() -> None:
@@ -181,7 +157,7 @@ def test_a_publish_on_worker_0_plays_on_worker_1() -> None:
     assert w.w1.registry.get("live", "cam").relayed_from == 0  # type: ignore[union-attr]
     w.start_stream(publisher)
     for n in range(1, 4):
-        publisher.media(MessageType.VIDEO, 40 * n, frame(False, n))
+        publisher.send_media(MessageType.VIDEO, 40 * n, frame(False, n))
     w.reactor.pump()
     watcher.pump()
     assert "NetStream.Play.PublishNotify" in watcher.statuses()
@@ -222,7 +198,7 @@ def test_the_relay_link_is_not_one_of_the_applications_clients() -> None:
     assert application.clients == ()
     stream = application.stream("cam")
     assert stream is not None and stream.publisher is not None
-    assert stream.publisher.peer == "192.0.2.7:1000 via worker 0"
+    assert stream.publisher.peer == "192.0.2.9:1000 via worker 0"
 
 
 def test_a_link_made_mid_stream_starts_with_metadata_headers_and_the_gop() -> None:
@@ -230,12 +206,12 @@ def test_a_link_made_mid_stream_starts_with_metadata_headers_and_the_gop() -> No
     w.reactor.refuse = True  # worker 1 is down when the publish starts
     publisher = Peer(w.w0, 1000).publish()
     w.start_stream(publisher)
-    publisher.media(MessageType.VIDEO, 40, frame(False, 1))
+    publisher.send_media(MessageType.VIDEO, 40, frame(False, 1))
     w.reactor.refuse = False  # worker 1 is back: the retry links
     w.reactor.advance(0.5)
     w.reactor.pump()
     watcher = Peer(w.w1, 2000).play()
-    publisher.media(MessageType.VIDEO, 80, frame(False, 2))
+    publisher.send_media(MessageType.VIDEO, 80, frame(False, 2))
     w.reactor.pump()
     watcher.pump()
     assert watcher.video() == [AVC_HEADER, frame(True, 0), frame(False, 1), frame(False, 2)]
@@ -290,12 +266,12 @@ def test_a_link_that_cannot_keep_up_skips_to_the_next_keyframe() -> None:
     w.reactor.pump()  # worker 1 reports its player: the flow starts with headers and the GOP
     link = w.reactor.pairs[0].client
     link.pauseProducing()  # the socket buffer to worker 1 is full
-    publisher.media(MessageType.VIDEO, 40, frame(False, 1))
-    publisher.media(MessageType.VIDEO, 80, frame(False, 2))
+    publisher.send_media(MessageType.VIDEO, 40, frame(False, 1))
+    publisher.send_media(MessageType.VIDEO, 80, frame(False, 2))
     link.resumeProducing()
-    publisher.media(MessageType.VIDEO, 120, frame(False, 3))  # still skipped: no keyframe yet
-    publisher.media(MessageType.VIDEO, 160, frame(True, 4))
-    publisher.media(MessageType.VIDEO, 200, frame(False, 5))
+    publisher.send_media(MessageType.VIDEO, 120, frame(False, 3))  # still skipped: no keyframe yet
+    publisher.send_media(MessageType.VIDEO, 160, frame(True, 4))
+    publisher.send_media(MessageType.VIDEO, 200, frame(False, 5))
     w.reactor.pump()
     watcher.pump()
     assert watcher.video() == [AVC_HEADER, frame(True, 0), frame(True, 4), frame(False, 5)]
@@ -332,7 +308,7 @@ def test_no_media_crosses_to_a_worker_without_players() -> None:
     publisher = Peer(w.w0, 1000).publish()
     w.start_stream(publisher)
     for n in range(1, 20):
-        publisher.media(MessageType.VIDEO, 40 * n, big(n % 10 == 0, n))
+        publisher.send_media(MessageType.VIDEO, 40 * n, big(n % 10 == 0, n))
     w.reactor.pump()
     (pair,) = w.reactor.pairs
     assert pair.sent_up < 5000  # the handshake, connect, publish and metadata: no frame
@@ -348,7 +324,7 @@ def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() 
     w.reactor.pump()
     first = Peer(w.w1, 2000).play()
     w.reactor.pump()
-    publisher.media(MessageType.VIDEO, 40, frame(False, 1))
+    publisher.send_media(MessageType.VIDEO, 40, frame(False, 1))
     w.reactor.pump()
     first.pump()
     assert first.video() == [AVC_HEADER, frame(True, 0), frame(False, 1)]
@@ -358,12 +334,12 @@ def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() 
     (pair,) = w.reactor.pairs
     before = pair.sent_up
     for n in range(2, 6):  # frames nobody on worker 1 wants: they stay on worker 0
-        publisher.media(MessageType.VIDEO, 40 * n, big(n == 4, n))
+        publisher.send_media(MessageType.VIDEO, 40 * n, big(n == 4, n))
     w.reactor.pump()
     assert pair.sent_up - before < 100
     second = Peer(w.w1, 2001).play()
     w.reactor.pump()
-    publisher.media(MessageType.VIDEO, 240, frame(False, 6))
+    publisher.send_media(MessageType.VIDEO, 240, frame(False, 6))
     w.reactor.pump()
     second.pump()
     # Headers and the GOP from the newest keyframe (4), never the stale frames 0 and 1.

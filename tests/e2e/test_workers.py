@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fanout import free_ports
 from fms.rtmp.client import ResultReceived
 from tests.e2e.harness import (
     ServerProcess,
@@ -63,17 +64,6 @@ class Door(Plugin):
             if s.publisher
         )
 """
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 class Workers:
