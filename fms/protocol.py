@@ -1392,6 +1392,11 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             )
         if (config.server.host, config.server.port) != (old.server.host, old.server.port):
             log.warn("server.host and server.port changes take effect at the next restart")
+        if (config.server.workers, config.server.worker_ports) != (
+            old.server.workers,
+            old.server.worker_ports,
+        ):
+            log.warn("server.workers and server.worker_ports take effect at the next restart")
         chains = build_all(config)  # ConfigError: nothing has changed yet
         self.config = config
         self.chains = chains

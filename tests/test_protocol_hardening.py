@@ -572,6 +572,12 @@ def test_reload_keeps_the_shared_chunk_size(logged: list[str]) -> None:
     assert any("chunk_size stays 4096" in line for line in logged)
 
 
+def test_reload_says_that_a_new_worker_count_needs_a_restart(logged: list[str]) -> None:
+    factory = factory_for()
+    factory.reload(parse_config("[server]\nworkers = 4\n"))
+    assert any("server.workers and server.worker_ports take effect" in line for line in logged)
+
+
 def test_play_sink_is_still_a_player_sink() -> None:
     factory = factory_for()
     peer = Peer(factory).connect()
