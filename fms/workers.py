@@ -351,8 +351,16 @@ def run_supervisor(config: Config, argv: list[str]) -> int:
     worker runs (``-m fms run ...`` with the operator's options)."""
     from twisted.internet import reactor
 
+    from fms.errors import ConfigError
+    from fms.loader import build_all
     from fms.log import start_logging
 
+    try:
+        build_all(config)  # a broken plugin is reported once, here, rather than by each worker
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
     start_logging(config.server.log_level)
     count = worker_count(config)
     supervisor = Supervisor(reactor, config, argv, count)

@@ -281,3 +281,22 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_a_broken_plugin_stops_the_supervisor_before_any_worker_starts(tmp_path: Path) -> None:
+    config = tmp_path / "fms.toml"
+    config.write_text('[[apps.live.plugins]]\nuse = "no_such_plugin_here"\n', encoding="utf-8")
+    command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--workers", "2", "--config", str(config)]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "no_such_plugin_here" in errors[0], result.stderr
+    assert "worker 0 started" not in result.stderr
