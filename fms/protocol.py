@@ -802,7 +802,7 @@ class RTMPServerProtocol(Protocol):
             stream.set_metadata(values)
             forwarded = stream.metadata
         elif name == "@clearDataFrame":
-            stream.metadata = None
+            stream.clear_metadata()
             return
         else:
             forwarded = Data(values, 0, event.message.timestamp)

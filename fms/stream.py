@@ -263,6 +263,13 @@ class LiveStream:
         self.metadata = data
         self.publish_message(data)
 
+    def clear_metadata(self) -> None:
+        """``@clearDataFrame``: forget the metadata (newcomers get none); the relay passes it
+        on so the other workers forget it too."""
+        self.metadata = None
+        for tap in self.taps:
+            tap(Data(("@clearDataFrame",), 0, 0))
+
     def publish_message(self, message: Media | Data) -> None:
         """Update the caches with one message and append it, encoded once, to every log."""
         sync = True

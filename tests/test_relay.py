@@ -344,3 +344,20 @@ def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() 
     second.pump()
     # Headers and the GOP from the newest keyframe (4), never the stale frames 0 and 1.
     assert second.video() == [AVC_HEADER, big(True, 4), big(False, 5), frame(False, 6)]
+
+
+def test_metadata_changes_reach_the_other_worker() -> None:
+    w = Workers()
+    publisher = Peer(w.w0, 1000).publish()
+    w.start_stream(publisher)
+    w.reactor.pump()
+    mirror = w.w1.registry.get("live", "cam")
+    assert mirror is not None and mirror.metadata is not None
+    assert mirror.metadata.values[1] == {"width": 320.0}
+    new = ("@setDataFrame", "onMetaData", {"width": 640.0})
+    publisher.send(publisher.client.send(Data(new, 1)))
+    w.reactor.pump()
+    assert mirror.metadata is not None and mirror.metadata.values[1] == {"width": 640.0}
+    publisher.send(publisher.client.send(Data(("@clearDataFrame",), 1)))
+    w.reactor.pump()
+    assert mirror.metadata is None
