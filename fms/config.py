@@ -131,6 +131,9 @@ class LimitsConfig:
     max_connecting_per_ip: int = _opt(
         50, minimum=1, doc="connections per IP address whose 'connect' is not accepted yet"
     )
+    ipv6_prefix_length: int = _opt(
+        64, minimum=1, maximum=128, doc="IPv6 addresses in one such prefix count as one address"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import itertools
 import socket
 from collections.abc import Callable
@@ -143,6 +144,22 @@ def connection_limits(config: Config) -> ConnectionLimits:
     )
 
 
+def address_group(host: str, ipv6_prefix_length: int = 64) -> str:
+    """The key under which ``max_connecting_per_ip`` counts ``host``: an IPv4 address as it
+    is (also when IPv4-mapped), an IPv6 address as its ``/ipv6_prefix_length`` network; anything
+    else (a Unix socket's ``?``) as it is."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Network((address, ipv6_prefix_length), strict=False)
+        return str(network)
+    return str(address)
+
+
 @implementer(IPushProducer)
 class RTMPServerProtocol(Protocol):
     """Adapts one transport to one :class:`ServerConnection`.
@@ -172,6 +189,8 @@ class RTMPServerProtocol(Protocol):
         self._direct_socket: socket.socket | None = None
         self.counted_connecting = False
         """Whether this connection counts toward its address's ``max_connecting_per_ip``."""
+        self.address_group = "?"
+        """What that cap counts it under: its IPv4 address, or its IPv6 prefix."""
         # Times (seconds, the factory's clock) that the deadlines are computed from.
         self.accepted_at = 0.0
         self.handshake_at: float | None = None
@@ -1254,8 +1273,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
     # ------------------------------------------------------------------------- admission
 
     def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
-        host = str(getattr(addr, "host", "?"))
         limits = self.config.limits
+        host = address_group(str(getattr(addr, "host", "?")), limits.ipv6_prefix_length)
         reason = None
         if self.shutting_down:
             reason = "the server is shutting down"
@@ -1283,18 +1302,21 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         """A connection was made: count it until it is forgotten."""
         self.connections.add(proto)
         self._by_id[proto.id] = proto
-        self._connecting[proto.host] = self._connecting.get(proto.host, 0) + 1
+        proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
+        group = proto.address_group
+        self._connecting[group] = self._connecting.get(group, 0) + 1
         proto.counted_connecting = True
 
     def connected(self, proto: RTMPServerProtocol) -> None:
         """``connect`` was accepted: the connection no longer counts as connecting."""
         if proto.counted_connecting:
             proto.counted_connecting = False
-            left = self._connecting.get(proto.host, 1) - 1
+            group = proto.address_group
+            left = self._connecting.get(group, 1) - 1
             if left > 0:
-                self._connecting[proto.host] = left
+                self._connecting[group] = left
             else:
-                self._connecting.pop(proto.host, None)
+                self._connecting.pop(group, None)
 
     def forget(self, proto: RTMPServerProtocol) -> None:
         """A connection was lost."""
@@ -1308,6 +1330,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             waiter.callback(None)
 
     def connecting_from(self, host: str) -> int:
+        host = address_group(host, self.config.limits.ipv6_prefix_length)
         """Connections from ``host`` whose ``connect`` was not accepted yet."""
         return self._connecting.get(host, 0)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -17,7 +17,7 @@ from fms.config import Config, parse_config
 from fms.errors import ConfigError
 from fms.interfaces import IClientView, IStreamView
 from fms.plugin import Plugin
-from fms.protocol import PlaySink, RTMPServerFactory, RTMPServerProtocol
+from fms.protocol import PlaySink, RTMPServerFactory, RTMPServerProtocol, address_group
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Media, UserControl
 from tests.support.rtmp_peer import ScriptedClient
@@ -283,6 +283,38 @@ def test_the_per_address_cap_counts_only_connections_not_yet_connected() -> None
     assert factory.connecting_from("192.0.2.1") == 1
     assert Peer(factory, port=4).proto is not None
     assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 5)) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "prefix", "group"),
+    [
+        ("192.0.2.7", 64, "192.0.2.7"),
+        ("::ffff:192.0.2.7", 64, "192.0.2.7"),
+        ("2001:db8:1:2:aaaa::1", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:aaaa::1", 48, "2001:db8:1::/48"),
+        ("2001:db8:1:2:aaaa::1", 128, "2001:db8:1:2:aaaa::1/128"),
+        ("fe80::1%eth0", 64, "fe80::/64"),
+        ("?", 64, "?"),
+    ],
+)
+def test_the_per_address_cap_counts_ipv6_by_prefix(host: str, prefix: int, group: str) -> None:
+    assert address_group(host, prefix) == group
+
+
+def test_ipv6_addresses_of_one_slash_64_share_the_per_address_cap() -> None:
+    factory = factory_for("[limits]\nmax_connecting_per_ip = 2\n")
+
+    def arrive(host: str) -> RTMPServerProtocol | None:
+        proto = factory.buildProtocol(IPv6Address("TCP", host, 1))
+        if proto is not None:
+            proto.makeConnection(StringTransport(peerAddress=IPv6Address("TCP", host, 1)))
+        return proto
+
+    assert arrive("2001:db8:0:1::a") is not None
+    assert arrive("2001:db8:0:1::b") is not None
+    assert arrive("2001:db8:0:1:ffff::c") is None  # the same /64: refused
+    assert arrive("2001:db8:0:2::a") is not None  # another /64
+    assert factory.connecting_from("2001:db8:0:1::1234") == 2
 
 
 def test_refusals_are_logged_once_per_interval_with_a_count(logged: list[str]) -> None:
