@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.fanout import free_ports
-from fms.rtmp.client import ResultReceived
+from fms.rtmp.client import ConnectRejected, ResultReceived
 from tests.e2e.harness import (
     ServerProcess,
     ffmpeg_publish_command,
@@ -229,10 +229,23 @@ def test_plugins_decide_the_same_on_both_workers_and_see_every_stream(tmp_path: 
         assert w.server.stop() == 0, w.server.log()
 
 
-def test_sighup_reloads_every_worker(workers: Workers) -> None:
+def test_sighup_reloads_every_worker(workers: Workers, tmp_path: Path) -> None:
+    for port in workers.ports:  # before: any application name is served
+        Client(port).connect("live").close()
+    config = tmp_path / "fms.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + '[default_app]\npolicy = "refuse"\n[apps.other]\n', "utf-8")
     workers.server.process.send_signal(signal.SIGHUP)
     workers.line(0, "configuration reloaded")
     workers.line(1, "configuration reloaded")
+    for port in workers.ports:  # after: each worker refuses 'live' and serves 'other'
+        client = Client(port)
+        client.conn.connect("live", "rtmp://127.0.0.1/live")
+        refused = client.until(lambda e: isinstance(e, ConnectRejected))
+        assert isinstance(refused, ConnectRejected)
+        assert refused.code == "NetConnection.Connect.InvalidApp"
+        client.close()
+        Client(port).connect("other").close()
 
 
 def test_the_server_refuses_to_start_when_the_port_is_taken() -> None:
