@@ -125,7 +125,7 @@ class RelayLink(Protocol):
         conn = self.conn
         assert conn is not None
         try:
-            events = conn.receive_data(data, self.push.hub.clock.seconds())
+            events = conn.receive_data(data, self.push.hub.reactor.seconds())
         except (RemoteProtocolError, LocalProtocolError) as exc:
             log.error("relay link to worker {peer} broke: {exc}", peer=self.push.peer, exc=exc)
             self.transport.abortConnection()  # type: ignore[union-attr]
@@ -316,7 +316,7 @@ class RelayPush:
         link = self.link
         if count > 0 and not self.flowing and link is not None and link.live:
             self.flowing = True
-            link.start_flow(self.stream.replay(metadata=False))
+            link.start_flow(self.stream.replay())
         elif count == 0:
             self.flowing = False
         self.hub.recount(self.stream)
@@ -387,7 +387,6 @@ class RelayHub(Service):
 
     def __init__(self, reactor: Any, spec: WorkerSpec, server: RTMPServerFactory) -> None:
         self.reactor = reactor
-        self.clock = reactor
         self.spec = spec
         self.server = server
         self.port: IListeningPort | None = None

@@ -305,12 +305,10 @@ class LiveStream:
                 )
         self.dirty = True
 
-    def replay(self, *, metadata: bool = True) -> list[Media | Data]:
-        """What a newcomer needs to start decoding now: the metadata, the sequence headers and
-        the cached GOP (from the newest keyframe), in publishing order."""
+    def replay(self) -> list[Media | Data]:
+        """What a newcomer that already has the metadata needs to start decoding now: the
+        sequence headers and the cached GOP (from the newest keyframe), in publishing order."""
         out: list[Media | Data] = []
-        if self.metadata is not None and metadata:
-            out.append(self.metadata)
         for header in (self.video_header, self.audio_header):
             if header is not None:
                 out.append(header)

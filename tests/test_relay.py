@@ -314,7 +314,7 @@ def test_no_media_crosses_to_a_worker_without_players() -> None:
     assert pair.sent_up < 5000  # the handshake, connect, publish and metadata: no frame
     mirror = w.w1.registry.get("live", "cam")
     assert mirror is not None and mirror.published and mirror.metadata is not None
-    assert mirror.replay(metadata=False) == []
+    assert mirror.replay() == []
 
 
 def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() -> None:
