@@ -1,6 +1,6 @@
 """In-memory fan-out: memory per subscriber and CPU per delivered message.
 
-No sockets: a publisher's messages go through :class:`fms.stream.LiveStream` to N in-memory
+No sockets: a publisher's messages go through :class:`fms.live.stream.LiveStream` to N in-memory
 sinks, flushed every ``--flush-ms`` of media time, as the server's timer does. This isolates what
 the stream itself costs (caches, one encode per message, cursors, joined writes) from the
 kernel's per-send cost, which the socket benchmarks of the fan-out issue measure.
@@ -16,9 +16,9 @@ import sys
 import time
 import tracemalloc
 
+from fms.live.stream import FanoutLimits, LiveStream
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media
-from fms.stream import FanoutLimits, LiveStream
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f\xff\xe1\x00\x04gd\x00\x1f"
 AAC_HEADER = b"\xaf\x00\x12\x10"

@@ -21,7 +21,7 @@ from fms.config import LOG_LEVELS, Config, load_config, with_overrides
 from fms.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fms.workers import WorkerSpec
+    from fms.cluster.workers import WorkerSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def _report(error: ConfigError) -> None:
 def check_config(path: str) -> int:
     """Validate ``path`` and load and verify every plugin it names; print every problem and
     return 1, or confirm and return 0."""
-    from fms.loader import build_all
+    from fms.apps.loader import build_all
 
     try:
         chains = build_all(load_config(path))
@@ -95,14 +95,14 @@ def run(
 
     ``overrides`` are the command-line options that replace the file's values, reapplied when
     SIGHUP reloads the file. ``worker`` makes this process one worker of ``fms run --workers``
-    (see :mod:`fms.workers`).
+    (see :mod:`fms.cluster.workers`).
     """
     from twisted.internet import reactor
     from twisted.internet.defer import gatherResults
 
+    from fms.cluster.workers import ParentWatch, stop_on_signals
     from fms.log import Logger, start_logging
-    from fms.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
-    from fms.workers import ParentWatch, stop_on_signals
+    from fms.server.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
 
     start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "")
     log = Logger(namespace="fms.cli")
@@ -175,10 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     config = with_overrides(config, **overrides)
     if args.worker:
-        from fms.workers import WorkerSpec
+        from fms.cluster.workers import WorkerSpec
 
         return run(config, overrides, WorkerSpec.from_json(args.worker))
-    from fms.workers import run_supervisor, worker_count
+    from fms.cluster.workers import run_supervisor, worker_count
 
     if worker_count(config) > 1:
         return run_supervisor(config, _worker_argv(args))

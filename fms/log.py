@@ -96,10 +96,10 @@ def _format(event: LogEvent) -> str:
 
 @implementer(ILogObserver)
 class LineObserver:
-    """Writes ``2026-01-01T12:00:00Z info [fms.protocol] text`` lines, with tracebacks.
+    """Writes ``2026-01-01T12:00:00Z info [fms.server.protocol] text`` lines, with tracebacks.
 
     A worker of ``fms run --workers`` puts its name before the namespace (``info w1
-    [fms.protocol]``), so the lines of all workers, which share stderr, can be told apart."""
+    [fms.server.protocol]``), so the lines of all workers, which share stderr, can be told apart."""
 
     def __init__(self, stream: IO[str] | None, tag: str = "", *, fd: int | None = None) -> None:
         self._stream = stream
@@ -245,7 +245,7 @@ class EMFILESummary:
                 "until some are free ({held} more since the last report)",
                 "held": held,
                 "log_level": LogLevel.warn,
-                "log_namespace": "fms.service",
+                "log_namespace": "fms.server.service",
                 "log_time": event.get("log_time", time.time()),
             }
         )

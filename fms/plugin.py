@@ -1,112 +1,23 @@
-"""What plugin authors import: decisions, a base class, and the errors they may raise.
+"""Deprecated: import from :mod:`fms.apps.api`, the plugin author's API.
 
-A plugin's hook answers with one of these records (or ``None``, meaning no objection)::
-
-    from fms.plugin import Plugin, Reject
-
-    class OnlyCam(Plugin):
-        def publish(self, client, name, query, kind):
-            if name != "cam":
-                return Reject("only 'cam' may be published here")
-            return None
+Kept so that plugins written for earlier versions (``from fms.plugin import Plugin, Reject``)
+go on working; it re-exports the same objects, so ``isinstance`` checks agree. To be removed in
+a later major version.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from zope.interface import implementer
-
-from fms.errors import ApplicationError
-from fms.interfaces import IApplication, IAppView, IClientView, IStreamView
-
-
-@dataclass(frozen=True, slots=True)
-class Accept:
-    """Let the client go ahead (the same as returning None)."""
-
-
-ACCEPT = Accept()
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Refuse; ``reason`` goes to the client as the status description and to the log.
-
-    ``code`` overrides the status code (e.g. ``"NetStream.Publish.BadName"``).
-    """
-
-    reason: str = ""
-    code: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    """Send the client elsewhere: for ``connect``, the ``_error`` carries ``ex.code`` 302 and
-    ``ex.redirect`` = ``url``, as Flash Media Server signals it."""
-
-    url: str
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Rename:
-    """Accept under another stream name (publish), or play another stream (play)."""
-
-    name: str
-
-
-Decision = Accept | Reject | Redirect | Rename | None
-
-
-class NotHandled(Exception):
-    """Raised by :meth:`Plugin.call` for methods a plugin does not answer: the next plugin of
-    the chain is asked, and a call nobody answers gets ``NetConnection.Call.Failed``."""
-
-
-class CallError(ApplicationError):
-    """Raise from :meth:`Plugin.call` to answer with an ``_error`` carrying ``description``."""
-
-
-@implementer(IApplication)
-class Plugin:
-    """A plugin with every hook implemented as "no objection"; override what you need.
-
-    Options from the configuration arrive as keyword arguments of the constructor, so a plugin
-    that takes options defines ``__init__(self, *, secret: str, ...)``.
-    """
-
-    def app_start(self, app: IAppView) -> Any:
-        return None
-
-    def app_stop(self, app: IAppView) -> Any:
-        return None
-
-    def connect(self, client: IClientView) -> Any:
-        return None
-
-    def disconnect(self, client: IClientView) -> Any:
-        return None
-
-    def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
-        return None
-
-    def unpublish(self, client: IClientView, stream: IStreamView) -> Any:
-        return None
-
-    def play(self, client: IClientView, name: str, query: dict[str, str]) -> Any:
-        return None
-
-    def stop(self, client: IClientView, name: str) -> Any:
-        return None
-
-    def media(self, stream: IStreamView, message: Any) -> None:
-        return None
-
-    def call(self, client: IClientView, method: str, args: tuple[Any, ...]) -> Any:
-        raise NotHandled(method)
-
+from fms.apps.api import (
+    ACCEPT,
+    Accept,
+    CallError,
+    Decision,
+    NotHandled,
+    Plugin,
+    Redirect,
+    Reject,
+    Rename,
+)
 
 __all__ = [
     "ACCEPT",

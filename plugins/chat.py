@@ -25,8 +25,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from fms.interfaces import IAppView, IClientView
-from fms.plugin import CallError, Plugin
+from fms.apps.api import CallError, Plugin
+from fms.apps.interfaces import IAppView, IClientView
 
 log = Logger(namespace="fms.plugins.chat")
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
-from fms.interfaces import IClientView
-from fms.plugin import Plugin, Reject
+from fms.apps.api import Plugin, Reject
+from fms.apps.interfaces import IClientView
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network

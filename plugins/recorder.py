@@ -56,9 +56,9 @@ from typing import Any, BinaryIO
 from twisted.logger import Logger
 
 from fms.amf import AMFEncodeError, ECMAArray, encode_values
-from fms.interfaces import IAppView, IClientView, IStreamView
-from fms.media import is_audio_sequence_header, parse_video
-from fms.plugin import Plugin
+from fms.apps.api import Plugin
+from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.live.media import is_audio_sequence_header, parse_video
 from fms.rtmp.messages import Data, Media
 
 log = Logger(namespace="fms.plugins.recorder")

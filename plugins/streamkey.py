@@ -51,8 +51,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fms.interfaces import IClientView
-from fms.plugin import Plugin, Reject
+from fms.apps.api import Plugin, Reject
+from fms.apps.interfaces import IClientView
 
 KEY_PARAMETER = "key"
 """The query parameter that carries the key."""

@@ -11,13 +11,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 
+from fms.apps.api import CallError, Plugin, Redirect, Reject, Rename
+from fms.apps.interfaces import IClientView
 from fms.config import parse_config
 from fms.errors import ApplicationError, ConfigError
-from fms.interfaces import IClientView
-from fms.plugin import CallError, Plugin, Redirect, Reject, Rename
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media
+from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 CLOCK = Clock()

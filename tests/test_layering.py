@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["fms.rtmp", "fms.amf", "fms.rtmp.connection", "fms.rtmp.client", "fms.stream"]
+    "module", ["fms.rtmp", "fms.amf", "fms.rtmp.connection", "fms.rtmp.client", "fms.live.stream"]
 )
 def test_sans_io_module_loads_no_twisted_or_zope(module: str) -> None:
     code = (

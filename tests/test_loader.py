@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from fms.apps.loader import build, build_all, resolve
 from fms.config import PluginSpec, load_config
 from fms.errors import ConfigError
-from fms.loader import build, build_all, resolve
 
 PLUGIN_FILE = """
-from fms.plugin import Plugin, Reject
+from fms.apps.api import Plugin, Reject
 
 
 class OnlyCam(Plugin):
@@ -43,7 +43,7 @@ def test_a_module_with_two_plugin_classes_needs_the_class_named(tmp_path: Path) 
 
 
 def test_a_dotted_path_names_a_class_in_an_importable_module() -> None:
-    assert resolve("fms.plugin:Plugin").__name__ == "Plugin"
+    assert resolve("fms.apps.api:Plugin").__name__ == "Plugin"
 
 
 def test_build_passes_options_as_keyword_arguments(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_build_passes_options_as_keyword_arguments(tmp_path: Path) -> None:
 def test_check_config_loads_and_verifies_the_plugins(tmp_path: Path) -> None:
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "broken.py").write_text(
-        "from zope.interface import implementer\nfrom fms.interfaces import IApplication\n"
+        "from zope.interface import implementer\nfrom fms.apps.interfaces import IApplication\n"
         "@implementer(IApplication)\nclass Broken:\n    pass\n"
     )
     config_file = tmp_path / "fms.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fms.names import name_problem
+from fms.live.names import name_problem
 
 
 @pytest.mark.parametrize("name", ["cam", "room1/cam", "Caméra 2", "key_123-abc.flv"])

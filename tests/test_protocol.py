@@ -11,8 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.config import Config, LimitsConfig
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp.connection import ConnectionState
+from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 

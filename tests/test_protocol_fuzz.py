@@ -21,7 +21,6 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, LogLevel, globalLogPublisher
 
 from fms.config import parse_config
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp.constants import UserControlEvent
 from fms.rtmp.messages import (
     Command,
@@ -31,6 +30,7 @@ from fms.rtmp.messages import (
     UserControl,
     WindowAcknowledgementSize,
 )
+from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
 from tests.amf.strategies import amf0_values
 from tests.support.rtmp_peer import ScriptedClient
 

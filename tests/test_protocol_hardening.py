@@ -13,13 +13,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
+from fms.apps.api import Plugin
+from fms.apps.interfaces import IClientView, IStreamView
 from fms.config import Config, parse_config
 from fms.errors import ConfigError
-from fms.interfaces import IClientView, IStreamView
-from fms.plugin import Plugin
-from fms.protocol import PlaySink, RTMPServerFactory, RTMPServerProtocol, address_group
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Media, UserControl
+from fms.server.protocol import PlaySink, RTMPServerFactory, RTMPServerProtocol, address_group
 from tests.support.rtmp_peer import ScriptedClient
 
 KEYFRAME = b"\x17\x01\x00\x00\x00" + b"k" * 40
@@ -441,7 +441,7 @@ def test_a_play_sink_that_fails_to_write_closes_its_player_with_a_traceback(
 def test_flush_failures_are_logged_and_the_loop_goes_on(
     logged: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fms.stream import LiveStream
+    from fms.live.stream import LiveStream
 
     factory = factory_for()
     clock = clock_of(factory)

@@ -8,9 +8,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from fms.config import Config, StreamsConfig
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Data, Media, UserControl
+from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"

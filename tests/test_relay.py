@@ -1,4 +1,4 @@
-"""The worker relay (:mod:`fms.relay`) between two server factories, in memory.
+"""The worker relay (:mod:`fms.cluster.relay`) between two server factories, in memory.
 
 Worker 0 and worker 1 are two :class:`RTMPServerFactory` objects on one fake clock; a relay
 link is a pair of in-memory transports between worker 0's :class:`RelayLink` and a trusted
@@ -16,13 +16,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from fms.apps.api import Plugin, Reject
+from fms.cluster.relay import InternalFactory, RelayHub, RelayLink
+from fms.cluster.workers import WorkerSpec
 from fms.config import parse_config
-from fms.plugin import Plugin, Reject
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
-from fms.relay import InternalFactory, RelayHub, RelayLink
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Data, Media
-from fms.workers import WorkerSpec
+from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
 from tests.test_protocol_live import Peer as LivePeer
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from fms import stream as stream_module
-from fms.registry import StreamRegistry
+from fms.live import stream as stream_module
+from fms.live.registry import StreamRegistry
+from fms.live.stream import FanoutLimits, LiveStream, PlayerState
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, RawMessage
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media, SetChunkSize, encode_message
-from fms.stream import FanoutLimits, LiveStream, PlayerState
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
 AAC_HEADER = b"\xaf\x00\x12\x10"

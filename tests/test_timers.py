@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fms.timers import DeadlineQueue
+from fms.server.deadlines import DeadlineQueue
 
 
 def test_keys_come_out_in_time_order_once() -> None:

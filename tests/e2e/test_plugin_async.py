@@ -28,7 +28,7 @@ SLOW_PLUGIN = """
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from fms.plugin import Plugin
+from fms.apps.api import Plugin
 
 
 class OneSecond(Plugin):

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fms.plugins.streamkey import sign
+
 from tests.e2e.harness import (
     ServerProcess,
     ffmpeg_publish_command,

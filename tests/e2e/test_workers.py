@@ -41,7 +41,7 @@ pytestmark = pytest.mark.e2e
 FPS = 25
 
 PLUGIN = """
-from fms.plugin import Plugin, Reject
+from fms.apps.api import Plugin, Reject
 
 
 class Door(Plugin):

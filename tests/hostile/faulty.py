@@ -7,8 +7,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from fms.interfaces import IClientView, IStreamView
-from fms.plugin import NotHandled, Plugin
+from fms.apps.api import NotHandled, Plugin
+from fms.apps.interfaces import IClientView, IStreamView
 
 
 class Faulty(Plugin):

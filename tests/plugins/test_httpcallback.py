@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from fms.plugins.httpcallback import MAX_BODY, HTTPCallback, stream_name_from_location
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 from twisted.internet.protocol import Factory, Protocol
@@ -29,14 +30,13 @@ from twisted.web.server import Request, Site
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from fms.application import Application
+from fms.apps.api import ACCEPT, Redirect, Reject, Rename
+from fms.apps.application import Application
+from fms.apps.interfaces import IApplication, IClientView
+from fms.apps.loader import build
 from fms.config import AppConfig, PluginSpec
 from fms.errors import ConfigError
-from fms.interfaces import IApplication, IClientView
-from fms.loader import build
-from fms.plugin import ACCEPT, Redirect, Reject, Rename
-from fms.plugins.httpcallback import MAX_BODY, HTTPCallback, stream_name_from_location
-from fms.registry import StreamRegistry
+from fms.live.registry import StreamRegistry
 
 URL = "http://auth.example:8080/auth?token=s3cret"
 

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from zope.interface.verify import verifyObject
-
-from fms.config import PluginSpec, parse_config
-from fms.errors import ConfigError
-from fms.interfaces import IApplication
-from fms.loader import build, build_all
-from fms.plugin import Reject
 from fms.plugins import ipfilter
 from fms.plugins.ipfilter import IPFilter
+from zope.interface.verify import verifyObject
+
+from fms.apps.api import Reject
+from fms.apps.interfaces import IApplication
+from fms.apps.loader import build, build_all
+from fms.config import PluginSpec, parse_config
+from fms.errors import ConfigError
 
 
 @dataclass

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
+from fms.plugins import recorder as recorder_module
+from fms.plugins.recorder import DURATION_AT, FILESIZE_AT, Recorder, path_component
 from twisted.logger import Logger, LogLevel
 from zope.interface.verify import verifyObject
 
 from fms.amf import ECMAArray, decode_values
+from fms.apps.interfaces import IApplication
+from fms.apps.loader import build
 from fms.config import PluginSpec
-from fms.interfaces import IApplication
-from fms.loader import build
-from fms.plugins import recorder as recorder_module
-from fms.plugins.recorder import DURATION_AT, FILESIZE_AT, Recorder, path_component
 from fms.rtmp.messages import Data, Media
 from tests.support.flv import read_tags
 

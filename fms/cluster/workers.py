@@ -5,7 +5,7 @@ supervisor (the process the operator started) reserves the port and starts the w
 normal ``fms run`` with a :class:`WorkerSpec`; every worker opens its own listening socket on the
 same address with ``SO_REUSEPORT``, so the kernel spreads new connections evenly over them
 (unlike one inherited socket, where whichever process wakes first takes a burst). A stream
-published on one worker is pushed to the others over Unix sockets by :mod:`fms.relay`.
+published on one worker is pushed to the others over Unix sockets by :mod:`fms.cluster.relay`.
 
 The supervisor's contract is the single process's: its ``listening on rtmp://H:P`` line comes
 once every worker accepts (so a client never meets a half-started server), SIGTERM/SIGINT stop
@@ -46,7 +46,7 @@ from zope.interface import implementer
 from fms.config import Config
 from fms.log import Logger
 
-log = Logger(namespace="fms.workers")
+log = Logger(namespace="fms.cluster.workers")
 
 READY_FD = 3
 """The worker writes ``ready`` to this descriptor once it accepts connections."""
@@ -248,7 +248,7 @@ class Supervisor:
         if self.announced or not all(w.ready for w in self.workers.values()):
             return
         self.announced = True
-        from fms.service import format_url
+        from fms.server.service import format_url
 
         url = format_url(self.config.server.host, self.port)
         log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
@@ -351,8 +351,8 @@ def run_supervisor(config: Config, argv: list[str]) -> int:
     worker runs (``-m fms run ...`` with the operator's options)."""
     from twisted.internet import reactor
 
+    from fms.apps.loader import build_all
     from fms.errors import ConfigError
-    from fms.loader import build_all
     from fms.log import start_logging
 
     try:

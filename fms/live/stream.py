@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from fms.media import is_audio_sequence_header, parse_video
+from fms.live.media import is_audio_sequence_header, parse_video
 from fms.rtmp.chunks import RawMessage, encode_shared
 from fms.rtmp.constants import ChunkStreamId, MessageType
 from fms.rtmp.messages import Data, Media, encode_message
@@ -221,7 +221,7 @@ class LiveStream:
         """Called when a player comes or goes (the relay counts players over all workers)."""
         self.relay_waiting = False
         """A relayed stream whose media is dropped until its publisher's worker restarts the
-        flow (it stops while this worker has no players: see :mod:`fms.relay`)."""
+        flow (it stops while this worker has no players: see :mod:`fms.cluster.relay`)."""
 
     # --------------------------------------------------------------------------- publisher
 

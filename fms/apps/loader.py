@@ -6,7 +6,7 @@
   shipped plugins are: ``streamkey``, ``ipfilter``, ``httpcallback``, ``recorder``, ``chat``);
 - the name of a file ``NAME.py`` in one of ``[server] plugin_dirs`` (default: ``plugins/``
   beside the configuration file), optionally ``NAME:Class``; without ``:Class`` the module must
-  define exactly one class that implements :class:`~fms.interfaces.IApplication`;
+  define exactly one class that implements :class:`~fms.apps.interfaces.IApplication`;
 - a dotted path ``package.module:Class``.
 
 The factory is called with the entry's other keys as keyword arguments, and the result is
@@ -28,9 +28,9 @@ from typing import Any
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
+from fms.apps.interfaces import IApplication
 from fms.config import Config, PluginSpec
 from fms.errors import ConfigError
-from fms.interfaces import IApplication
 
 ENTRY_POINT_GROUP = "fms.plugins"
 

@@ -44,9 +44,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.errors import LocalProtocolError, RemoteProtocolError
+from fms.live.media import parse_video
+from fms.live.stream import LiveStream
 from fms.log import Logger
-from fms.media import parse_video
-from fms.protocol import (
+from fms.rtmp import client as rc
+from fms.rtmp.messages import Data, Media
+from fms.server.protocol import (
     PLAYER_REPORT_DELAY,
     RELAY_KEY,
     RELAY_PLAYERS,
@@ -54,14 +57,11 @@ from fms.protocol import (
     RTMPServerFactory,
     RTMPServerProtocol,
 )
-from fms.rtmp import client as rc
-from fms.rtmp.messages import Data, Media
-from fms.stream import LiveStream
 
 if TYPE_CHECKING:
-    from fms.workers import WorkerSpec
+    from fms.cluster.workers import WorkerSpec
 
-log = Logger(namespace="fms.relay")
+log = Logger(namespace="fms.cluster.relay")
 
 
 RETRY_FIRST = 0.5

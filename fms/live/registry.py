@@ -1,4 +1,4 @@
-"""The stream registry: (app, name) -> :class:`~fms.stream.LiveStream`.
+"""The stream registry: (app, name) -> :class:`~fms.live.stream.LiveStream`.
 
 One publisher per (app, name): a second claim is refused while the first keeps flowing. Players
 may arrive before the publisher (they wait) and stay after it leaves (they are told, and wait
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fms.stream import FanoutLimits, LiveStream, Player, PlayerSink
+from fms.live.stream import FanoutLimits, LiveStream, Player, PlayerSink
 
 
 class StreamRegistry:

@@ -25,9 +25,9 @@ from fms.config import Config
 from fms.log import Logger
 
 if TYPE_CHECKING:
-    from fms.workers import WorkerSpec
+    from fms.cluster.workers import WorkerSpec
 
-log = Logger(namespace="fms.service")
+log = Logger(namespace="fms.server.service")
 
 
 FILE_DESCRIPTOR_MARGIN = 64
@@ -169,9 +169,9 @@ def make_service(
 
     As a worker of ``fms run --workers`` (``worker`` given) the listeners share their ports
     with the other workers (SO_REUSEPORT), the worker's own port (``[server] worker_ports``) is
-    added, and so is the relay to the other workers (:class:`fms.relay.RelayHub`). Every
+    added, and so is the relay to the other workers (:class:`fms.cluster.relay.RelayHub`). Every
     service that listens has a ``listening`` Deferred."""
-    from fms.protocol import RTMPServerFactory
+    from fms.server.protocol import RTMPServerFactory
 
     root = MultiService()
     factory = RTMPServerFactory(config)
@@ -181,7 +181,7 @@ def make_service(
         listener = RTMPListenerService(reactor, config, factory)
         listener.setServiceParent(root)
         if tls.enabled:
-            from fms.tls import tls_server_endpoint
+            from fms.server.endpoints import tls_server_endpoint
 
             # Built now, so unusable certificate files stop the server at start (ConfigError).
             endpoint = tls_server_endpoint(
@@ -196,8 +196,8 @@ def make_service(
             secure.setServiceParent(root)
         return root, listener
 
-    from fms.relay import RelayHub
-    from fms.workers import ReusePortEndpoint
+    from fms.cluster.relay import RelayHub
+    from fms.cluster.workers import ReusePortEndpoint
 
     tag = f"worker {worker.index}"
     shared = ReusePortEndpoint(
@@ -211,7 +211,7 @@ def make_service(
     )
     listener.setServiceParent(root)
     if tls.enabled:
-        from fms.tls import tls_wrapper
+        from fms.server.endpoints import tls_wrapper
 
         wrap = tls_wrapper(config.path(tls.certificate), config.path(tls.private_key))
         endpoint = ReusePortEndpoint(

@@ -18,14 +18,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from fms.apps.api import Accept, NotHandled, Plugin, Redirect, Reject, Rename
+from fms.apps.interfaces import IAppView, IClientView, IStreamView
 from fms.config import AppConfig
-from fms.interfaces import IAppView, IClientView, IStreamView
+from fms.live.registry import StreamRegistry
+from fms.live.stream import LiveStream
 from fms.log import Logger
-from fms.plugin import Accept, NotHandled, Plugin, Redirect, Reject, Rename
-from fms.registry import StreamRegistry
-from fms.stream import LiveStream
 
-log = Logger(namespace="fms.application")
+log = Logger(namespace="fms.apps.application")
 
 
 class MethodNotFound(Exception):
@@ -50,7 +50,7 @@ def _plugin_name(plugin: Any) -> str:
 
 @implementer(IStreamView)
 class StreamView:
-    """The read-only view of a :class:`~fms.stream.LiveStream` that plugins get."""
+    """The read-only view of a :class:`~fms.live.stream.LiveStream` that plugins get."""
 
     def __init__(self, stream: LiveStream) -> None:
         self._stream = stream

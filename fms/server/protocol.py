@@ -13,7 +13,7 @@ a publisher must send media at least every ``publisher_timeout``. Liveness is ju
 a client silent for ``ping_interval`` is pinged, so a player that only watches stays alive by
 answering; once a client has answered a ping, the next one must be answered within
 ``ping_timeout``. Every connection's deadlines live in one
-:class:`~fms.timers.DeadlineQueue` of the factory, served by one delayed call.
+:class:`~fms.server.deadlines.DeadlineQueue` of the factory, served by one delayed call.
 
 Admission (``buildProtocol``): at most ``max_connections`` connections and
 ``max_connecting_per_ip`` per address whose ``connect`` was not accepted yet; a refused
@@ -39,15 +39,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.amf import AMFLimits
-from fms.application import Application, MethodNotFound, StreamView
+from fms.apps.api import Redirect, Reject
+from fms.apps.application import Application, MethodNotFound, StreamView
+from fms.apps.interfaces import IClientView
+from fms.apps.loader import build_all
 from fms.config import Config
 from fms.errors import ApplicationError, RemoteProtocolError
-from fms.interfaces import IClientView
-from fms.loader import build_all
+from fms.live.names import name_problem
+from fms.live.registry import StreamRegistry
+from fms.live.stream import FanoutLimits, LiveStream, Player
 from fms.log import Logger, LogThrottle
-from fms.names import name_problem
-from fms.plugin import Redirect, Reject
-from fms.registry import StreamRegistry
 from fms.rtmp import events as ev
 from fms.rtmp.chunks import ChunkLimits
 from fms.rtmp.connection import (
@@ -61,15 +62,14 @@ from fms.rtmp.connection import (
 from fms.rtmp.constants import UserControlEvent
 from fms.rtmp.messages import Data
 from fms.rtmp.status import StatusCode, info
-from fms.stream import FanoutLimits, LiveStream, Player
-from fms.timers import DeadlineQueue
+from fms.server.deadlines import DeadlineQueue
 
 if TYPE_CHECKING:
-    from fms.relay import RelayHub
+    from fms.cluster.relay import RelayHub
 
 RELAY_KEY = "fmsRelay"
-"""The ``connect`` property of a relay link (see :mod:`fms.relay`); honoured on trusted links
-only."""
+"""The ``connect`` property of a relay link (see :mod:`fms.cluster.relay`); honoured on
+trusted links only."""
 RELAY_PLAYERS = "fmsPlayers"
 """The call on a relay link, both ways, that carries ``(stream name, player count)``."""
 RELAY_START = "fmsRelayStart"
@@ -78,7 +78,7 @@ with the sequence headers and the GOP."""
 PLAYER_REPORT_DELAY = 0.5
 """Seconds a relay link gathers player changes before it reports them."""
 
-log = Logger(namespace="fms.protocol")
+log = Logger(namespace="fms.server.protocol")
 
 NULL_RESULT_CALLS = frozenset(
     {
@@ -165,7 +165,7 @@ class RTMPServerProtocol(Protocol):
     """Adapts one transport to one :class:`ServerConnection`.
 
     Deadlines are plain timestamps checked through the factory's shared
-    :class:`~fms.timers.DeadlineQueue` (see :meth:`check`); no timer of its own.
+    :class:`~fms.server.deadlines.DeadlineQueue` (see :meth:`check`); no timer of its own.
     """
 
     factory: RTMPServerFactory
@@ -204,7 +204,7 @@ class RTMPServerProtocol(Protocol):
         self._deciding: set[int] = set()
         """Stream ids whose publish or play the application is deciding."""
         self.trusted = False
-        """A relay link from another worker (:mod:`fms.relay`): its connect and publish were
+        """A relay link from another worker (:mod:`fms.cluster.relay`): its connect and publish were
         decided on that worker, so no plugin is asked again and none sees its media."""
         self.relayed_from: int | None = None
         self._report_due: IDelayedCall | None = None
@@ -1096,7 +1096,7 @@ class ClientView:
 
 
 class PlaySink:
-    """A player's end of a :class:`~fms.stream.LiveStream`: one play on one connection.
+    """A player's end of a :class:`~fms.live.stream.LiveStream`: one play on one connection.
 
     Every method is called from a stream's fan-out, for many players in a row: an exception
     here closes this one player (logged with its traceback once) and never reaches the stream.
