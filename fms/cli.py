@@ -21,7 +21,7 @@ from fms.config import LOG_LEVELS, Config, load_config, with_overrides
 from fms.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fms.cluster.workers import WorkerSpec
+    from fms.cluster.spec import WorkerSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,12 +95,13 @@ def run(
 
     ``overrides`` are the command-line options that replace the file's values, reapplied when
     SIGHUP reloads the file. ``worker`` makes this process one worker of ``fms run --workers``
-    (see :mod:`fms.cluster.workers`).
+    (see :mod:`fms.cluster.supervisor`).
     """
     from twisted.internet import reactor
     from twisted.internet.defer import gatherResults
 
-    from fms.cluster.workers import ParentWatch, stop_on_signals
+    from fms.cluster.supervisor import stop_on_signals
+    from fms.cluster.worker import ParentWatch, make_worker_service
     from fms.log import Logger, start_logging
     from fms.server.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
 
@@ -108,7 +109,10 @@ def run(
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
     try:
-        root, listener = make_service(reactor, config, worker)
+        if worker is None:
+            root, listener = make_service(reactor, config)
+        else:
+            root, listener = make_worker_service(reactor, config, worker)
     except ConfigError as exc:  # a plugin or the TLS files are unusable
         _report(exc)
         return 1
@@ -175,10 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     config = with_overrides(config, **overrides)
     if args.worker:
-        from fms.cluster.workers import WorkerSpec
+        from fms.cluster.spec import WorkerSpec
 
         return run(config, overrides, WorkerSpec.from_json(args.worker))
-    from fms.cluster.workers import run_supervisor, worker_count
+    from fms.cluster.spec import worker_count
+    from fms.cluster.supervisor import run_supervisor
 
     if worker_count(config) > 1:
         return run_supervisor(config, _worker_argv(args))

@@ -58,9 +58,8 @@ from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from fms import __version__
-from fms.apps.api import ACCEPT, Decision, Plugin, Redirect, Reject, Rename
+from fms.apps.api import ACCEPT, Decision, Plugin, Redirect, Reject, Rename, StatusCode
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
-from fms.rtmp.status import StatusCode
 
 log = Logger(namespace="fms.plugins.httpcallback")
 

@@ -56,10 +56,8 @@ from typing import Any, BinaryIO
 from twisted.logger import Logger
 
 from fms.amf import AMFEncodeError, ECMAArray, encode_values
-from fms.apps.api import Plugin
+from fms.apps.api import MediaFrame, Plugin
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
-from fms.live.media import is_audio_sequence_header, parse_video
-from fms.rtmp.messages import Data, Media
 
 log = Logger(namespace="fms.plugins.recorder")
 
@@ -335,8 +333,8 @@ class Recording:
     base: int | None = None
     """Raw timestamp (ms) of the first media message of the current file."""
     tracks: dict[int, _Track] = field(default_factory=dict)
-    audio_header: Media | None = None
-    video_header: Media | None = None
+    audio_header: MediaFrame | None = None
+    video_header: MediaFrame | None = None
     has_video: bool = False
     dropped: int = 0
     """Messages not written: data before the first frame, oversized, or not AMF0-encodable."""
@@ -362,7 +360,7 @@ def _views_metadata(stream: IStreamView) -> dict[str, Any] | None:
     return dict(metadata) if isinstance(metadata, dict) else None
 
 
-def _metadata_of(message: Data) -> dict[str, Any] | None:
+def _metadata_of(message: MediaFrame) -> dict[str, Any] | None:
     for value in message.values[1:]:
         if isinstance(value, dict):
             return dict(value)
@@ -474,7 +472,9 @@ class Recorder(Plugin):
         return Recording(stream.app, stream.name, publisher, kind, enabled)
 
     def _receive(self, rec: Recording, stream: IStreamView, message: Any) -> None:
-        if isinstance(message, Data):
+        if not isinstance(message, MediaFrame):
+            return
+        if message.kind == "data":
             if message.name == "onMetaData":
                 rec.metadata = _metadata_of(message)
                 return  # written at the start of each file only
@@ -488,18 +488,15 @@ class Recorder(Plugin):
                 return
             self._write(rec, TAG_SCRIPT, message.timestamp, body)
             return
-        if not isinstance(message, Media) or message.type_id not in (TAG_AUDIO, TAG_VIDEO):
-            return
-        if not message.payload:
+        if message.kind not in ("audio", "video") or not message.payload:
             return
         rotate = False
-        if message.is_video:
+        if message.kind == "video":
             rec.has_video = True
-            video = parse_video(message.payload)
-            if video.sequence_header:
+            if message.sequence_header:
                 rec.video_header = message
-            rotate = video.keyframe
-        elif is_audio_sequence_header(message.payload):
+            rotate = message.keyframe
+        elif message.sequence_header:
             rec.audio_header = message
         else:
             rotate = not rec.has_video
@@ -511,10 +508,10 @@ class Recorder(Plugin):
             rec.base = message.timestamp
             for header in (rec.video_header, rec.audio_header):
                 if header is not None:
-                    self._write(rec, header.type_id, message.timestamp, header.payload)
+                    self._write(rec, header.tag_type, message.timestamp, header.payload)
         if rec.base is None:
             rec.base = message.timestamp
-        self._write(rec, message.type_id, message.timestamp, message.payload)
+        self._write(rec, message.tag_type, message.timestamp, message.payload)
 
     def _write(self, rec: Recording, type_id: int, timestamp: int, body: bytes) -> None:
         assert rec.flv is not None

@@ -17,7 +17,8 @@ from fms.config import parse_config
 from fms.errors import ApplicationError, ConfigError
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media
-from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 CLOCK = Clock()

@@ -12,7 +12,8 @@ from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.config import Config, LimitsConfig
 from fms.rtmp.connection import ConnectionState
-from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 

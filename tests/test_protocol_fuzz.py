@@ -30,7 +30,8 @@ from fms.rtmp.messages import (
     UserControl,
     WindowAcknowledgementSize,
 )
-from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.amf.strategies import amf0_values
 from tests.support.rtmp_peer import ScriptedClient
 

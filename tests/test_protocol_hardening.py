@@ -19,7 +19,10 @@ from fms.config import Config, parse_config
 from fms.errors import ConfigError
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Media, UserControl
-from fms.server.protocol import PlaySink, RTMPServerFactory, RTMPServerProtocol, address_group
+from fms.server.admission import address_group
+from fms.server.delivery import PlaySink
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 KEYFRAME = b"\x17\x01\x00\x00\x00" + b"k" * 40
@@ -343,18 +346,12 @@ def test_an_exception_while_handling_input_closes_only_that_connection(
         if self is bad.proto:
             raise RuntimeError("a bug")
 
-    monkeypatch.setitem(RTMPServerProtocol._handlers, _create_stream_event(), broken)
+    monkeypatch.setattr(RTMPServerProtocol, "_on_create_stream", broken)
     bad.send(bad.client.command("createStream", 5.0))
     good.send(good.client.command("createStream", 5.0))
     assert bad.closed and not good.closed
     tracebacks = [line for line in logged if "RuntimeError: a bug" in line]
     assert len(tracebacks) == 1 and "192.0.2.1:2" in tracebacks[0]
-
-
-def _create_stream_event() -> type:
-    from fms.rtmp import events
-
-    return events.CreateStreamRequested
 
 
 def test_a_failed_decision_closes_only_that_connection(logged: list[str]) -> None:

@@ -10,7 +10,8 @@ from twisted.internet.testing import StringTransport
 from fms.config import Config, StreamsConfig
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Data, Media, UserControl
-from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"

@@ -17,12 +17,14 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from fms.apps.api import Plugin, Reject
-from fms.cluster.relay import InternalFactory, RelayHub, RelayLink
-from fms.cluster.workers import WorkerSpec
+from fms.cluster.link import InternalFactory
+from fms.cluster.relay import RelayHub, RelayLink
+from fms.cluster.spec import WorkerSpec
 from fms.config import parse_config
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Data, Media
-from fms.server.protocol import RTMPServerFactory, RTMPServerProtocol
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.test_protocol_live import Peer as LivePeer
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
@@ -138,6 +140,7 @@ class Workers:
         self.w1 = RTMPServerFactory(parse_config(config), clock=self.reactor)
         self.reactor.target = self.w1
         self.hub = RelayHub(self.reactor, WorkerSpec(0, 2, "/nonexistent", 1935), self.w0)
+        self.w0.publish_listener = self.hub
 
     def start_stream(self, publisher: Peer) -> None:
         meta = ("@setDataFrame", "onMetaData", {"width": 320.0})
@@ -153,8 +156,9 @@ def test_a_publish_on_worker_0_plays_on_worker_1() -> None:
     assert watcher.statuses()[-1] == "NetStream.Play.Start"
     publisher = Peer(w.w0, 1000).publish()
     w.reactor.pump()
-    assert w.w1.registry.get("live", "cam") is not None
-    assert w.w1.registry.get("live", "cam").relayed_from == 0  # type: ignore[union-attr]
+    mirror = w.w1.registry.get("live", "cam")
+    assert mirror is not None
+    assert mirror.publisher.peer.endswith(" via worker 0")  # type: ignore[union-attr]
     w.start_stream(publisher)
     for n in range(1, 4):
         publisher.send_media(MessageType.VIDEO, 40 * n, frame(False, n))

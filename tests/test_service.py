@@ -9,8 +9,8 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
-from fms.server import service
 from fms.config import Config
+from fms.server import service
 from fms.server.service import RTMPListenerService, raise_open_file_limit
 
 

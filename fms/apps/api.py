@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from fms.apps.interfaces import IApplication, IAppView, IClientView, IStreamView
 from fms.errors import ApplicationError
+from fms.rtmp.status import StatusCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,37 @@ class Rename:
 
 
 Decision = Accept | Reject | Redirect | Rename | None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFrame:
+    """One message of a published stream, as plugins that want media (recorders) get it.
+
+    ``kind`` is ``"audio"``, ``"video"`` or ``"data"``; ``timestamp`` in ms (RTMP's 32-bit
+    clock); ``payload`` the FLV tag body of an audio or video message (empty for data);
+    ``values`` the decoded values of a data message, its name first (empty otherwise);
+    ``codec`` a FourCC (``"avc1"``, ``"hvc1"``, ``"av01"``, ``"mp4a"``, ``"Opus"``...);
+    ``keyframe`` true for a video keyframe and every audio frame; ``sequence_header`` for
+    decoder configuration. The header was read once by the server: plugins need no parser.
+    """
+
+    kind: str
+    timestamp: int
+    payload: bytes = b""
+    values: tuple[Any, ...] = ()
+    codec: str = ""
+    keyframe: bool = False
+    sequence_header: bool = False
+
+    @property
+    def tag_type(self) -> int:
+        """The FLV tag type: 8 audio, 9 video, 18 script data."""
+        return {"audio": 8, "video": 9}.get(self.kind, 18)
+
+    @property
+    def name(self) -> str | None:
+        """A data message's name (``onMetaData``, ``onTextData``...), else None."""
+        return self.values[0] if self.values and isinstance(self.values[0], str) else None
 
 
 class NotHandled(Exception):
@@ -117,9 +149,11 @@ __all__ = [
     "IApplication",
     "IClientView",
     "IStreamView",
+    "MediaFrame",
     "NotHandled",
     "Plugin",
     "Redirect",
     "Reject",
     "Rename",
+    "StatusCode",
 ]

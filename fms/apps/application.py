@@ -15,15 +15,18 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from fms.apps.api import Accept, NotHandled, Plugin, Redirect, Reject, Rename
+from fms.apps.api import Accept, MediaFrame, NotHandled, Plugin, Redirect, Reject, Rename
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.apps.verdict import REFUSED_BY_DEFAULT, Action, Verdict, name_verdict, status_for
+from fms.apps.views import StreamView
 from fms.config import AppConfig
+from fms.live.media import MediaInfo, describe
 from fms.live.registry import StreamRegistry
 from fms.live.stream import LiveStream
 from fms.log import Logger
+from fms.rtmp.messages import Data, Media
 
 log = Logger(namespace="fms.apps.application")
 
@@ -48,44 +51,17 @@ def _plugin_name(plugin: Any) -> str:
     return type(plugin).__name__
 
 
-@implementer(IStreamView)
-class StreamView:
-    """The read-only view of a :class:`~fms.live.stream.LiveStream` that plugins get."""
-
-    def __init__(self, stream: LiveStream) -> None:
-        self._stream = stream
-
-    @property
-    def app(self) -> str:
-        return self._stream.app
-
-    @property
-    def name(self) -> str:
-        return self._stream.name
-
-    @property
-    def publisher(self) -> IClientView | None:
-        view: IClientView | None = getattr(self._stream.publisher, "client_view", None)
-        return view
-
-    @property
-    def subscriber_count(self) -> int:
-        """Players on every worker (``fms run --workers``; the other workers' count is at
-        most about a second old)."""
-        return len(self._stream.players) + self._stream.remote_players
-
-    @property
-    def metadata(self) -> dict[str, Any] | None:
-        data = self._stream.metadata
-        if data is None:
-            return None
-        for value in data.values[1:]:
-            if isinstance(value, dict):
-                return dict(value)
-        return None
-
-    def __repr__(self) -> str:
-        return f"<StreamView {self.app}/{self.name}>"
+def media_frame(message: Media | Data, info: MediaInfo | None = None) -> MediaFrame:
+    """The plugin-facing record of a published message (``info``: what the stream read of its
+    header when it was published; read here when not given)."""
+    if isinstance(message, Data):
+        return MediaFrame("data", message.timestamp, b"", tuple(message.values))
+    if info is None:
+        info = describe(message.type_id, message.payload)
+    return MediaFrame(
+        info.kind, message.timestamp, message.payload, (), info.codec,
+        info.keyframe, info.sequence_header,
+    )  # fmt: skip
 
 
 @implementer(IAppView)
@@ -177,10 +153,16 @@ class Application:
         d.addTimeout(self.config.decision_timeout, self.clock)
         return d
 
-    async def _decide(
-        self, hook: str, subject: str, make_args: Callable[[str], tuple[Any, ...]], name: str
+    async def _chain(
+        self,
+        hook: str,
+        subject: str,
+        make_args: Callable[[str], tuple[Any, ...]],
+        name: str,
+        max_name: int | None,
     ) -> tuple[Any, str]:
-        """Run the chain; return (final decision, final stream name)."""
+        """Run the chain; return (the deciding answer, the final stream name). A ``Rename`` to
+        a name that is not acceptable refuses (``max_name`` None: names are not checked)."""
         for plugin in self.plugins:
             try:
                 decision = await self._ask(plugin, hook, *make_args(name))
@@ -201,6 +183,8 @@ class Application:
                 return decision, name
             if isinstance(decision, Rename):
                 name = decision.name
+                if max_name is not None and name_verdict(hook, name, max_name) is not None:  # type: ignore[arg-type]
+                    return decision, name
             elif decision is not None and not isinstance(decision, Accept):
                 log.error(
                     "{plugin} answered {hook} with {decision!r}, not a decision: refused",
@@ -209,25 +193,86 @@ class Application:
                 return Reject("refused by the application"), name
         return Accept(), name
 
-    def decide_connect(self, client: IClientView) -> Deferred[tuple[Any, str]]:
+    async def _decide(
+        self,
+        action: Action,
+        client: IClientView,
+        make_args: Callable[[str], tuple[Any, ...]],
+        name: str,
+        max_name: int | None,
+    ) -> Verdict:
+        """Check the requested name, run the chain, check the final name; one Verdict."""
+        if max_name is not None:
+            bad = name_verdict(action, name, max_name)
+            if bad is not None:
+                self._log_refusal(action, client, name, bad)
+                return bad
+        subject = (
+            client.peer if action == "connect" else
+            f"{client.peer} {action}ing {client.app}/{name}"
+        )  # fmt: skip
+        decision, final = await self._chain(action, subject, make_args, name, max_name)
+        if isinstance(decision, Redirect):
+            verdict = Verdict(
+                False, final, REFUSED_BY_DEFAULT[action],
+                decision.reason or "redirected", redirect=decision.url,
+            )  # fmt: skip
+        elif isinstance(decision, Reject):
+            verdict = Verdict(
+                False, final, status_for(decision.code, REFUSED_BY_DEFAULT[action]),
+                decision.reason or f"{action} refused by the application",
+            )  # fmt: skip
+        elif max_name is not None and final != name:
+            verdict = name_verdict(action, final, max_name) or Verdict(True, final)
+        else:
+            verdict = Verdict(True, final)
+        if not verdict.accepted:
+            self._log_refusal(action, client, name if verdict.by_application else final, verdict)
+        return verdict
+
+    def _log_refusal(self, action: Action, client: IClientView, name: str, v: Verdict) -> None:
+        if v.redirect is not None:
+            log.info("redirecting {peer} to {url}", peer=client.peer, url=v.redirect)
+        elif action == "connect":
+            log.info(
+                "connect from {peer} to {app!r} refused by the application: {reason}",
+                peer=client.peer, app=client.app, reason=v.description,
+            )  # fmt: skip
+        elif v.by_application:
+            log.info(
+                "{action} {app}/{name} {by} {peer} refused by the application: {reason}",
+                action=action, app=client.app, name=name, peer=client.peer,
+                reason=v.description, by="from" if action == "publish" else "for",
+            )  # fmt: skip
+        else:
+            log.info(
+                "refusing {action} {app}/{name!r} {by} {peer}: {problem}",
+                action=action, app=client.app, name=name, peer=client.peer,
+                problem=v.description, by="from" if action == "publish" else "for",
+            )  # fmt: skip
+
+    def decide_connect(self, client: IClientView) -> Deferred[Verdict]:
+        """The chain's verdict on ``client``'s connect (``name`` is the app)."""
         return Deferred.fromCoroutine(
-            self._decide("connect", client.peer, lambda _: (client,), client.app)
+            self._decide("connect", client, lambda _: (client,), client.app, None)
         )
 
     def decide_publish(
-        self, client: IClientView, name: str, query: dict[str, str], kind: str
-    ) -> Deferred[tuple[Any, str]]:
-        subject = f"{client.peer} publishing {client.app}/{name}"
+        self, client: IClientView, name: str, query: dict[str, str], kind: str, max_name: int
+    ) -> Deferred[Verdict]:
+        """The verdict on publishing ``name`` (names over ``max_name`` bytes are refused)."""
         return Deferred.fromCoroutine(
-            self._decide("publish", subject, lambda n: (client, n, dict(query), kind), name)
+            self._decide(
+                "publish", client, lambda n: (client, n, dict(query), kind), name, max_name
+            )
         )
 
     def decide_play(
-        self, client: IClientView, name: str, query: dict[str, str]
-    ) -> Deferred[tuple[Any, str]]:
-        subject = f"{client.peer} playing {client.app}/{name}"
+        self, client: IClientView, name: str, query: dict[str, str], max_name: int
+    ) -> Deferred[Verdict]:
+        """The verdict on playing ``name``."""
         return Deferred.fromCoroutine(
-            self._decide("play", subject, lambda n: (client, n, dict(query)), name)
+            self._decide("play", client, lambda n: (client, n, dict(query)), name, max_name)
         )
 
     def call(self, client: IClientView, method: str, args: tuple[Any, ...]) -> Deferred[Any]:
@@ -259,8 +304,9 @@ class Application:
             except Exception:
                 log.failure("{plugin} failed in {hook}", plugin=_plugin_name(plugin), hook=hook)
 
-    def media(self, stream: LiveStream, message: Any) -> None:
-        """Hand a relayed message to the plugins that want media (recorders).
+    def media(self, stream: LiveStream, message: Media | Data, info: MediaInfo) -> None:
+        """Hand a relayed message to the plugins that want media (recorders), as a
+        :class:`~fms.apps.api.MediaFrame`.
 
         A plugin that raises is logged once, with its traceback, and gets no more media of
         that publish (it fails closed for what it guarded: a recording, say); the stream, its
@@ -268,12 +314,13 @@ class Application:
         if not self._media_hooks:
             return
         view = StreamView(stream)
+        frame = media_frame(message, info)
         for index, plugin in enumerate(self._media_hooks):
             key = (index, stream.app, stream.name)
             if key in self._media_failed:
                 continue
             try:
-                plugin.media(view, message)
+                plugin.media(view, frame)
             except Exception:
                 self._media_failed.add(key)
                 log.failure(
@@ -289,8 +336,3 @@ class Application:
     @property
     def wants_media(self) -> bool:
         return bool(self._media_hooks)
-
-
-def failure_reason(failure: Failure) -> str:
-    """A one-line reason for a failed call, for ``_error`` descriptions."""
-    return f"{type(failure.value).__name__}: {failure.getErrorMessage()}"

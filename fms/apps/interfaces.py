@@ -111,8 +111,9 @@ class IApplication(Interface):
         """A play ended (the client stopped, closed the stream or left)."""
 
     def media(stream: IStreamView, message: Any) -> None:
-        """A message of a stream this application publishes (``fms.rtmp.messages.Media`` or
-        ``Data``), after it was relayed; for recorders. Must not block: no Deferred."""
+        """A message of a stream this application publishes, after it was relayed: a
+        :class:`fms.apps.api.MediaFrame` (kind, timestamp, payload or values, codec, keyframe
+        and sequence-header flags); for recorders. Must not block: no Deferred."""
 
     def call(client: IClientView, method: str, args: tuple[Any, ...]) -> Any:
         """A client called ``method`` (``NetConnection.call``). The returned value (or what a

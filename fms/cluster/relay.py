@@ -39,27 +39,27 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IPushProducer
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from fms.errors import LocalProtocolError, RemoteProtocolError
-from fms.live.media import parse_video
-from fms.live.stream import LiveStream
-from fms.log import Logger
-from fms.rtmp import client as rc
-from fms.rtmp.messages import Data, Media
-from fms.server.protocol import (
+from fms.cluster.link import (
     PLAYER_REPORT_DELAY,
     RELAY_KEY,
     RELAY_PLAYERS,
     RELAY_START,
-    RTMPServerFactory,
-    RTMPServerProtocol,
+    InternalFactory,
 )
+from fms.errors import LocalProtocolError, RemoteProtocolError
+from fms.live.media import MediaInfo
+from fms.live.stream import LiveStream
+from fms.log import Logger
+from fms.rtmp import client as rc
+from fms.rtmp.messages import Data, Media
+from fms.server.factory import RTMPServerFactory
 
 if TYPE_CHECKING:
-    from fms.cluster.workers import WorkerSpec
+    from fms.cluster.spec import WorkerSpec
 
 log = Logger(namespace="fms.cluster.relay")
 
@@ -67,24 +67,6 @@ log = Logger(namespace="fms.cluster.relay")
 RETRY_FIRST = 0.5
 RETRY_MAX = 5.0
 LINK_CHUNK_SIZE = 65536
-
-
-class InternalFactory(Factory):
-    """Builds the trusted server side of relay links, sharing the worker's server factory
-    (registry, applications, deadlines) but none of its admission caps."""
-
-    noisy = False
-
-    def __init__(self, server: RTMPServerFactory) -> None:
-        self.server = server
-
-    def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
-        if self.server.shutting_down:
-            return None
-        proto = RTMPServerProtocol()
-        proto.factory = self.server
-        proto.trusted = True
-        return proto
 
 
 @implementer(IPushProducer)
@@ -159,12 +141,12 @@ class RelayLink(Protocol):
             push.refused(event.code, str(event.info.get("description", "")))
             self.transport.loseConnection()  # type: ignore[union-attr]
 
-    def forward(self, message: Media | Data) -> None:
+    def forward(self, message: Media | Data, info: MediaInfo) -> None:
         """Send one message of the stream, unless the link is full or waiting for a keyframe."""
         if not self.live or self.conn is None or self.stream_id is None:
             return
         if self.paused or self.need_sync:
-            if not self.paused and _starts_picture(message, self.push.stream):
+            if not self.paused and _starts_picture(info, self.push.stream):
                 self.need_sync = False
                 if self.skipped:
                     log.warn(
@@ -232,15 +214,12 @@ class RelayLink(Protocol):
         self.paused = True
 
 
-def _starts_picture(message: Media | Data, stream: LiveStream) -> bool:
-    """Whether a receiver can start decoding at ``message`` (a video keyframe, or any audio
+def _starts_picture(info: MediaInfo, stream: LiveStream) -> bool:
+    """Whether a receiver can start decoding at a message (a video keyframe, or any audio
     frame of a stream without video)."""
-    if not isinstance(message, Media):
-        return False
-    if message.is_video:
-        tag = parse_video(message.payload)
-        return tag.keyframe and not tag.sequence_header
-    return not stream.has_video
+    if info.kind == "video":
+        return info.keyframe
+    return info.kind == "audio" and not stream.has_video
 
 
 class _LinkFactory(ClientFactory):
@@ -275,7 +254,6 @@ class RelayPush:
         """Whether media goes to the other worker: only while it has players."""
 
     def start(self) -> None:
-        self.stream.taps.append(self.forward)
         self._connect()
 
     def _connect(self) -> None:
@@ -286,10 +264,10 @@ class RelayPush:
             self.hub.spec.socket_path(self.peer), _LinkFactory(self), timeout=5
         )
 
-    def forward(self, message: Media | Data) -> None:
+    def forward(self, message: Media | Data, info: MediaInfo) -> None:
         link = self.link
         if link is not None and (self.flowing or not isinstance(message, Media)):
-            link.forward(message)
+            link.forward(message, info)
 
     def linked(self, link: RelayLink) -> None:
         """The other worker accepted the publish: start it with what a newcomer needs."""
@@ -370,8 +348,6 @@ class RelayPush:
 
     def stop(self) -> None:
         self.stopped = True
-        if self.forward in self.stream.taps:
-            self.stream.taps.remove(self.forward)
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
@@ -381,9 +357,30 @@ class RelayPush:
             link.finish()
 
 
+class _Outgoing:
+    """The :class:`~fms.live.stream.StreamObserver` of a stream published on this worker: it
+    hands every message to the pushes, and counts the other workers' players."""
+
+    def __init__(self, hub: RelayHub, pushes: list[RelayPush]) -> None:
+        self.hub = hub
+        self.pushes = pushes
+
+    @property
+    def remote_players(self) -> int:
+        return sum(push.remote for push in self.pushes)
+
+    def published(self, message: Media | Data, info: MediaInfo) -> None:
+        for push in self.pushes:
+            push.forward(message, info)
+
+    def players_changed(self, stream: LiveStream) -> None:
+        self.hub.players_changed(stream)
+
+
 class RelayHub(Service):
     """One worker's end of the relay: the Unix listener for links from the other workers and
-    the pushes of this worker's own publishes to them."""
+    the pushes of this worker's own publishes to them. The worker's server factory tells it of
+    every accepted publish (it is the factory's ``publish_listener``)."""
 
     def __init__(self, reactor: Any, spec: WorkerSpec, server: RTMPServerFactory) -> None:
         self.reactor = reactor
@@ -393,7 +390,6 @@ class RelayHub(Service):
         self.listening: Deferred[IListeningPort] = Deferred()
         self.pushes: dict[int, list[RelayPush]] = {}
         self._tell_due: dict[int, Any] = {}
-        server.relay = self
 
     def startService(self) -> None:
         import os
@@ -426,19 +422,19 @@ class RelayHub(Service):
         port, self.port = self.port, None
         return port.stopListening()
 
-    def publish_started(self, stream: LiveStream, publisher: RTMPServerProtocol) -> None:
-        """A publish was accepted on this worker: relay it to every other worker."""
-        pushes = [RelayPush(self, stream, peer, publisher.peer) for peer in self.spec.peers]
+    def publish_started(self, stream: LiveStream, peer: str) -> None:
+        """A publish from ``peer`` was accepted on this worker: relay it to every other
+        worker."""
+        pushes = [RelayPush(self, stream, index, peer) for index in self.spec.peers]
         self.pushes[id(stream)] = pushes
-        stream.watch_players = self.players_changed
+        stream.observer = _Outgoing(self, pushes)
         for push in pushes:
             push.start()
 
     def publish_stopped(self, stream: LiveStream) -> None:
         for push in self.pushes.pop(id(stream), []):
             push.stop()
-        stream.watch_players = None
-        stream.remote_players = 0
+        stream.observer = None
         due = self._tell_due.pop(id(stream), None)
         if due is not None and due.active():
             due.cancel()
@@ -447,7 +443,6 @@ class RelayHub(Service):
     # (``fmsPlayers`` on the link); this worker adds them up and tells each the rest.
 
     def recount(self, stream: LiveStream) -> None:
-        stream.remote_players = sum(p.remote for p in self.pushes.get(id(stream), []))
         self.players_changed(stream)
 
     def players_changed(self, stream: LiveStream) -> None:
@@ -459,6 +454,6 @@ class RelayHub(Service):
 
     def _tell_players(self, stream: LiveStream) -> None:
         self._tell_due.pop(id(stream), None)
-        total = len(stream.players) + stream.remote_players
+        total = stream.subscriber_count
         for push in self.pushes.get(id(stream), []):
             push.tell_players(total - push.remote)

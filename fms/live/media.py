@@ -89,3 +89,45 @@ def is_audio_sequence_header(payload: bytes) -> bool:
     if sound_format == SOUND_FORMAT_EX:
         return payload[0] & 0x0F == 0
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What one published message is, read once from its header when it is published and
+    handed with it to everyone who follows the stream (logs, the relay, plugins).
+
+    ``kind`` is ``"audio"``, ``"video"`` or ``"data"``; ``codec`` a FourCC (``"avc1"``,
+    ``"hvc1"``, ``"av01"``...), or for legacy audio its FLV sound format number as text;
+    ``keyframe`` is true for a video keyframe (never for a sequence header), and for every
+    audio frame; ``sequence_header`` for decoder configuration that a late joiner needs first.
+    """
+
+    kind: str
+    codec: str
+    keyframe: bool
+    sequence_header: bool
+
+
+DATA_INFO = MediaInfo("data", "", False, False)
+
+
+def describe(type_id: int, payload: bytes) -> MediaInfo:
+    """Read the header of an RTMP message of type ``type_id`` (8 audio, 9 video, other data)."""
+    if type_id == 9:
+        tag = parse_video(payload)
+        return MediaInfo("video", tag.codec, tag.keyframe, tag.sequence_header)
+    if type_id == 8:
+        header = is_audio_sequence_header(payload)
+        return MediaInfo("audio", _audio_codec(payload), not header, header)
+    return DATA_INFO
+
+
+def _audio_codec(payload: bytes) -> str:
+    if not payload:
+        return ""
+    sound_format = payload[0] >> 4
+    if sound_format == SOUND_FORMAT_EX and len(payload) >= 5:
+        return payload[1:5].decode("latin-1")
+    if sound_format == SOUND_FORMAT_AAC:
+        return "mp4a"
+    return str(sound_format)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from fms.live.media import is_audio_sequence_header, parse_video
+from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.rtmp.chunks import RawMessage, encode_shared
 from fms.rtmp.constants import ChunkStreamId, MessageType
 from fms.rtmp.messages import Data, Media, encode_message
@@ -51,6 +51,25 @@ class PlayerSink(Protocol):
 
     def publish_stopped(self) -> None:
         """The publisher left (Play.UnpublishNotify and StreamEOF)."""
+
+
+class StreamObserver(Protocol):
+    """Follows a stream beyond this process: the worker relay (one observer per stream at
+    most). The sending side gets every published message; the receiving side learns of player
+    changes, which it reports to the publisher's worker."""
+
+    @property
+    def remote_players(self) -> int:
+        """Players of this stream elsewhere (other workers), as last reported."""
+        ...
+
+    def published(self, message: Media | Data, info: MediaInfo) -> None:
+        """A message was published (``@clearDataFrame`` included, as a Data message)."""
+        ...
+
+    def players_changed(self, stream: LiveStream) -> None:
+        """A player came or went on this process."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +214,9 @@ class LiveStream:
         self.app = app
         self.name = name
         self.limits = limits or FanoutLimits()
-        self.publisher: Any = None
+        self.publisher: object | None = None
+        """Who publishes: what the edge claimed the stream with (the publishing client's
+        view, which plugins see as ``StreamView.publisher``), or None."""
         self.players: set[Player] = set()
         self.metadata: Data | None = None
         self.video_header: Media | None = None
@@ -211,17 +232,8 @@ class LiveStream:
         self.dirty = False
         self.last_timestamp = 0
         self._last_flush = 0.0
-        self.taps: list[Callable[[Media | Data], None]] = []
-        """Called with every published message (the worker relay); empty almost always."""
-        self.relayed_from: int | None = None
-        """The worker whose publisher this stream mirrors (``fms run --workers``), or None."""
-        self.remote_players = 0
-        """Players of this stream on the other workers, as the relay last reported them."""
-        self.watch_players: Callable[[LiveStream], None] | None = None
-        """Called when a player comes or goes (the relay counts players over all workers)."""
-        self.relay_waiting = False
-        """A relayed stream whose media is dropped until its publisher's worker restarts the
-        flow (it stops while this worker has no players: see :mod:`fms.cluster.relay`)."""
+        self.observer: StreamObserver | None = None
+        """The worker relay's end of this stream (:mod:`fms.cluster`), or None."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -229,7 +241,13 @@ class LiveStream:
     def published(self) -> bool:
         return self.publisher is not None
 
-    def start_publish(self, publisher: Any) -> None:
+    @property
+    def subscriber_count(self) -> int:
+        """Players here and, with workers, on the other workers."""
+        observer = self.observer
+        return len(self.players) + (observer.remote_players if observer is not None else 0)
+
+    def start_publish(self, publisher: object) -> None:
         """A publisher claimed the stream: waiting players start receiving from now."""
         self.publisher = publisher
         for player in list(self.players):
@@ -267,35 +285,33 @@ class LiveStream:
         """``@clearDataFrame``: forget the metadata (newcomers get none); the relay passes it
         on so the other workers forget it too."""
         self.metadata = None
-        for tap in self.taps:
-            tap(Data(("@clearDataFrame",), 0, 0))
+        if self.observer is not None:
+            self.observer.published(Data(("@clearDataFrame",), 0, 0), DATA_INFO)
 
-    def publish_message(self, message: Media | Data) -> None:
-        """Update the caches with one message and append it, encoded once, to every log."""
-        sync = True
+    def publish_message(self, message: Media | Data) -> MediaInfo:
+        """Update the caches with one message and append it, encoded once, to every log.
+        Returns what the message is (its header is read here, once)."""
         if isinstance(message, Media):
+            info = describe(message.type_id, message.payload)
+            self.last_timestamp = message.timestamp
             if message.is_video:
-                tag = parse_video(message.payload)
                 self.has_video = True
-                if tag.sequence_header:
+                if info.sequence_header:
                     self.video_header = message
                     self.headers_version += 1
-                    sync = False
-                else:
-                    sync = tag.keyframe
-            elif is_audio_sequence_header(message.payload):
+                sync = info.keyframe
+            elif info.sequence_header:
                 self.audio_header = message
                 self.headers_version += 1
                 sync = False
             else:
                 sync = not self.has_video
         else:
+            info = DATA_INFO
             sync = False
-        if isinstance(message, Media):
-            self.last_timestamp = message.timestamp
         self._cache_gop(message, sync)
-        for tap in self.taps:
-            tap(message)
+        if self.observer is not None:
+            self.observer.published(message, info)
         for log in self._logs.values():
             if log.wants(message):
                 log.append(
@@ -304,6 +320,7 @@ class LiveStream:
                     sync or (not log.video and isinstance(message, Media)),
                 )
         self.dirty = True
+        return info
 
     def replay(self) -> list[Media | Data]:
         """What a newcomer that already has the metadata needs to start decoding now: the
@@ -380,16 +397,16 @@ class LiveStream:
         if self.published:
             self._attach(player, at_head=False)
             self._send_preamble(player)
-        if self.watch_players is not None:
-            self.watch_players(self)
+        if self.observer is not None:
+            self.observer.players_changed(self)
         return player
 
     def remove_player(self, player: Player) -> None:
         self._detach(player)
         if player in self.players:
             self.players.discard(player)
-            if self.watch_players is not None:
-                self.watch_players(self)
+            if self.observer is not None:
+                self.observer.players_changed(self)
 
     def set_paused(self, player: Player, paused: bool) -> None:
         """Pause stops delivery; resuming restarts at the next keyframe."""

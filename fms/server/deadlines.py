@@ -21,6 +21,10 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
+EPSILON = 0.001
+"""Deadlines may fire this early (seconds), so clock rounding never makes one miss its turn."""
+
+
 class DeadlineQueue(Generic[K]):
     """Keys with the time (seconds) they are next due, earliest first.
 

@@ -22,35 +22,30 @@ connection is closed at once, with one log line per ``REFUSAL_LOG_INTERVAL`` how
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import ipaddress
 import itertools
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet import tcp
-from twisted.internet.defer import Deferred, TimeoutError, fail, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from fms.amf import AMFLimits
-from fms.apps.api import Redirect, Reject
-from fms.apps.application import Application, MethodNotFound, StreamView
-from fms.apps.interfaces import IClientView
-from fms.apps.loader import build_all
+from fms.apps.application import Application, MethodNotFound
+from fms.apps.verdict import Verdict, status_for
+from fms.apps.views import ClientView, StreamView
 from fms.config import Config
 from fms.errors import ApplicationError, RemoteProtocolError
+from fms.live.media import DATA_INFO, MediaInfo
 from fms.live.names import name_problem
 from fms.live.registry import StreamRegistry
-from fms.live.stream import FanoutLimits, LiveStream, Player
-from fms.log import Logger, LogThrottle
+from fms.live.stream import LiveStream, Player
+from fms.log import Logger
 from fms.rtmp import events as ev
-from fms.rtmp.chunks import ChunkLimits
 from fms.rtmp.connection import (
     ConnectionLimits,
     ConnectionState,
@@ -59,24 +54,10 @@ from fms.rtmp.connection import (
     StreamState,
     split_query,
 )
-from fms.rtmp.constants import UserControlEvent
-from fms.rtmp.messages import Data
+from fms.rtmp.messages import Data, Media
 from fms.rtmp.status import StatusCode, info
-from fms.server.deadlines import DeadlineQueue
-
-if TYPE_CHECKING:
-    from fms.cluster.relay import RelayHub
-
-RELAY_KEY = "fmsRelay"
-"""The ``connect`` property of a relay link (see :mod:`fms.cluster.relay`); honoured on
-trusted links only."""
-RELAY_PLAYERS = "fmsPlayers"
-"""The call on a relay link, both ways, that carries ``(stream name, player count)``."""
-RELAY_START = "fmsRelayStart"
-"""The data message that tells a relay link's receiving worker that the media flow (re)starts,
-with the sequence headers and the GOP."""
-PLAYER_REPORT_DELAY = 0.5
-"""Seconds a relay link gathers player changes before it reports them."""
+from fms.server.deadlines import EPSILON
+from fms.server.delivery import PlaySink, write_through
 
 log = Logger(namespace="fms.server.protocol")
 
@@ -93,12 +74,6 @@ NULL_RESULT_CALLS = frozenset(
 )
 """FMLE-era calls that encoders expect a null ``_result`` for (see INTEROP.md)."""
 
-EPSILON = 0.001
-"""Deadlines may fire this early (seconds), so clock rounding never makes one miss its turn."""
-
-REFUSAL_LOG_INTERVAL = 10.0
-"""Seconds between two log lines about refused connections (the count in between is kept)."""
-
 _DEADLINE_DETAILS = {
     "idle": " (nothing received)",
     "publish or play": " (connected without publishing or playing)",
@@ -107,72 +82,51 @@ _DEADLINE_DETAILS = {
 }
 
 
-def fanout_limits(config: Config, app: str) -> FanoutLimits:
-    """The per-stream delivery bounds of ``app``: ``[streams]`` with its ``[apps.APP.streams]``
-    overrides."""
-    streams = config.app(app).streams
-    return FanoutLimits(
-        chunk_size=config.streams.chunk_size,  # what every connection announced
-        soft_bytes=streams.soft_bytes,
-        soft_seconds=streams.soft_seconds,
-        hard_bytes=streams.hard_bytes,
-        stall_timeout=streams.stall_timeout,
-        gop_cache=streams.gop_cache,
-        gop_max_bytes=streams.gop_max_bytes,
-        gop_max_frames=streams.gop_max_frames,
-    )
+class PublishListener(Protocol):
+    """Follows the publishes that clients of this process make (the worker relay)."""
+
+    def publish_started(self, stream: LiveStream, peer: str) -> None:
+        """``peer`` (``host:port``) started publishing ``stream``."""
+        ...
+
+    def publish_stopped(self, stream: LiveStream) -> None:
+        """That publish ended."""
+        ...
 
 
-def connection_limits(config: Config) -> ConnectionLimits:
-    """The sans-IO limits that the ``[limits]`` section of ``config`` describes."""
-    lim = config.limits
-    return ConnectionLimits(
-        chunk=ChunkLimits(
-            max_chunk_size=lim.max_chunk_size,
-            max_command_message_size=lim.max_command_message,
-            max_audio_message_size=lim.max_audio_message,
-            max_video_message_size=lim.max_video_message,
-            max_partial_messages=lim.max_partial_chunk_streams,
-            max_buffered_bytes=lim.max_buffered_bytes,
-        ),
-        amf=AMFLimits(max_depth=lim.amf_max_depth, max_entries=lim.amf_max_entries),
-        max_streams=lim.max_streams_per_connection,
-        max_app_length=lim.max_app_name,
-        max_tc_url_length=lim.max_tc_url,
-        max_stream_name_length=config.streams.max_stream_name,
-        min_chunk_size=lim.min_chunk_size,
-    )
+class ServerHost(Protocol):
+    """What a connection needs of what it shares with the others (the
+    :class:`~fms.server.factory.RTMPServerFactory`)."""
 
+    config: Config
+    clock: IReactorTime
+    limits: ConnectionLimits
+    settings: ServerSettings
+    registry: StreamRegistry
+    publish_listener: PublishListener | None
 
-def address_group(host: str, ipv6_prefix_length: int = 64) -> str:
-    """The key under which ``max_connecting_per_ip`` counts ``host``: an IPv4 address as it
-    is (also when IPv4-mapped), an IPv6 address as its ``/ipv6_prefix_length`` network; anything
-    else (a Unix socket's ``?``) as it is."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        network = ipaddress.IPv6Network((address, ipv6_prefix_length), strict=False)
-        return str(network)
-    return str(address)
+    def admit(self, proto: RTMPServerProtocol) -> None: ...
+    def connected(self, proto: RTMPServerProtocol) -> None: ...
+    def forget(self, proto: RTMPServerProtocol) -> None: ...
+    def schedule(self, proto: RTMPServerProtocol, when: float) -> None: ...
+    def application_for(self, app: str) -> Application | None: ...
+    def client_left(self, application: Application) -> None: ...
+    def flush(self) -> None: ...
 
 
 @implementer(IPushProducer)
-class RTMPServerProtocol(Protocol):
+class RTMPServerProtocol(TwistedProtocol):
     """Adapts one transport to one :class:`ServerConnection`.
 
     Deadlines are plain timestamps checked through the factory's shared
     :class:`~fms.server.deadlines.DeadlineQueue` (see :meth:`check`); no timer of its own.
     """
 
-    factory: RTMPServerFactory
-
     _ids = itertools.count(1)
 
-    def __init__(self) -> None:
+    def __init__(self, server: ServerHost) -> None:
+        self.server = server
+        """What this connection shares with the others (the factory that built it)."""
         self.id = next(RTMPServerProtocol._ids)
         self.connection: ServerConnection | None = None
         self.peer = "?"
@@ -203,18 +157,14 @@ class RTMPServerProtocol(Protocol):
         self._publish_or_play_timeout = 0.0
         self._deciding: set[int] = set()
         """Stream ids whose publish or play the application is deciding."""
-        self.trusted = False
-        """A relay link from another worker (:mod:`fms.cluster.relay`): its connect and publish were
-        decided on that worker, so no plugin is asked again and none sees its media."""
-        self.relayed_from: int | None = None
-        self._report_due: IDelayedCall | None = None
-        self._reported: dict[str, int] = {}
-        """Per relayed stream: the player count last reported to the publisher's worker."""
+        self.judge_publisher = True
+        """Close a publisher silent for ``publisher_timeout`` (a relay link's publisher is
+        judged on its own worker instead)."""
 
     # ------------------------------------------------------------------------- lifecycle
 
     def connectionMade(self) -> None:
-        factory = self.factory
+        factory = self.server
         self.config = factory.config
         now = factory.clock.seconds()
         self.accepted_at = self.last_received = now
@@ -235,9 +185,7 @@ class RTMPServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
-        if self._report_due is not None and self._report_due.active():
-            self._report_due.cancel()
-        self._safely("forgetting the connection", self.factory.forget, self)
+        self._safely("forgetting the connection", self.server.forget, self)
         for sid in list(self.publishing):
             self._safely(
                 "ending its publish", functools.partial(self._stop_publishing, notify=False), sid
@@ -252,7 +200,7 @@ class RTMPServerProtocol(Protocol):
             self._safely("failing its calls", view.fail_calls, gone)
             if application is not None:
                 self._safely("telling the application", application.remove_client, view)
-                self._safely("retiring the application", self.factory.client_left, application)
+                self._safely("retiring the application", self.server.client_left, application)
 
     def _safely(self, what: str, action: Callable[..., object], *args: Any) -> None:
         """Run one cleanup step; a failure is logged and the next step still runs."""
@@ -280,7 +228,7 @@ class RTMPServerProtocol(Protocol):
             timeout = self._publish_or_play_timeout
             if timeout > 0 and self.unengaged_since is not None:
                 out.append((self.unengaged_since + timeout, "publish or play"))
-            if self.publishing and not self.trusted:  # the publisher's own worker judges it
+            if self.publishing and self.judge_publisher:
                 out.append((self.last_media + limits.publisher_timeout, "publisher"))
             if limits.ping_interval > 0:
                 sent = self.ping_sent_at
@@ -293,7 +241,7 @@ class RTMPServerProtocol(Protocol):
     def _reschedule(self) -> None:
         """Tell the factory when this connection must be checked next (only moves it earlier)."""
         if not self._closing:
-            self.factory.schedule(self, min(at for at, _ in self._deadlines()))
+            self.server.schedule(self, min(at for at, _ in self._deadlines()))
 
     def check(self, now: float) -> float | None:
         """Apply every deadline due at ``now`` (close, or send a ping); return when to check
@@ -344,7 +292,7 @@ class RTMPServerProtocol(Protocol):
         if self.publishing or self.playing or self._deciding:
             self.unengaged_since = None
         elif self.unengaged_since is None:
-            self.unengaged_since = self.factory.clock.seconds()
+            self.unengaged_since = self.server.clock.seconds()
             self._reschedule()
 
     def _abort(self) -> None:
@@ -383,7 +331,7 @@ class RTMPServerProtocol(Protocol):
         conn = self.connection
         if conn is None or self._closing:
             return
-        now = self.factory.clock.seconds()
+        now = self.server.clock.seconds()
         self.last_received = now
         before = conn.state
         try:
@@ -424,8 +372,8 @@ class RTMPServerProtocol(Protocol):
             self._abort()
             return
         self._flush()
-        if self.publishing and self.factory.config.streams.flush_interval == 0:
-            self.factory.flush()
+        if self.publishing and self.server.config.streams.flush_interval == 0:
+            self.server.flush()
 
     def _guarded(self, what: str, action: Callable[..., None]) -> Callable[..., None]:
         """Wrap a decision callback: it runs only if this connection is still open, and an
@@ -486,7 +434,7 @@ class RTMPServerProtocol(Protocol):
         assert conn is not None
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, event)
+            getattr(self, handler)(event)
 
     def _on_handshake(self, event: ev.HandshakeCompleted) -> None:
         log.debug(
@@ -504,7 +452,7 @@ class RTMPServerProtocol(Protocol):
             conn.reject_connect(event, too_long)
             return
         problem = name_problem(event.app, limits.max_app_length, allow_slash=True)
-        application = None if problem else self.factory.application_for(event.app)
+        application = None if problem else self.server.application_for(event.app)
         if problem is None and application is None:
             problem = "no such application"
         if problem is not None or application is None:
@@ -518,33 +466,35 @@ class RTMPServerProtocol(Protocol):
             return
         self.app = event.app
         self.application = application
-        if self.trusted:
-            self._connect_relay_link(event)
-            return
-        self.client_view = ClientView(self, event)
+        self._decide_connect(event, application)
+
+    def _make_view(self, event: ev.ConnectRequested) -> ClientView:
+        """What plugins will see of this client."""
+        view = ClientView(
+            self, peer=self.peer, host=self.host, app=event.app, tc_url=event.tc_url,
+            params=event.command_object, query=event.query, agent=event.flash_ver,
+        )  # fmt: skip
+        self.client_view = view
+        return view
+
+    def _decide_connect(self, event: ev.ConnectRequested, application: Application) -> None:
+        """Ask the application; the relay's links (:mod:`fms.cluster`) override this."""
         self._when_decided(
-            application.decide_connect(self.client_view),
+            application.decide_connect(self._make_view(event)),
             "connect",
-            lambda outcome: self._connect_decided(event, outcome),
+            lambda verdict: self._connect_decided(event, verdict),
         )
 
-    def _connect_decided(self, event: ev.ConnectRequested, outcome: tuple[Any, str]) -> None:
+    def _connect_decided(self, event: ev.ConnectRequested, verdict: Verdict) -> None:
         conn, application, view = self.connection, self.application, self.client_view
         assert conn is not None and application is not None and view is not None
         if conn.state is not ConnectionState.CONNECT_PENDING:
             return
-        decision, _ = outcome
-        if isinstance(decision, Redirect):
-            log.info("redirecting {peer} to {url}", peer=self.peer, url=decision.url)
-            conn.reject_connect(event, decision.reason or "redirected", redirect=decision.url)
-            return
-        if isinstance(decision, Reject):
-            log.info(
-                "connect from {peer} to {app!r} refused by the application: {reason}",
-                peer=self.peer, app=event.app, reason=decision.reason,
-            )  # fmt: skip
-            code = StatusCode(decision.code) if decision.code else StatusCode.CONNECT_REJECTED
-            conn.reject_connect(event, decision.reason, code=code)
+        if not verdict.accepted:
+            assert verdict.status is not None
+            conn.reject_connect(
+                event, verdict.description, code=verdict.status, redirect=verdict.redirect
+            )
             return
         log.info(
             "connect from {peer}: app {app!r} ({agent})",
@@ -553,58 +503,13 @@ class RTMPServerProtocol(Protocol):
         conn.accept_connect(event)
         conn.send_onbwdone()
         application.add_client(view)
-        self.factory.connected(self)
+        self.server.connected(self)
         self._publish_or_play_timeout = self.config.publish_or_play_timeout(event.app)
-        self._reschedule()
-
-    def _connect_relay_link(self, event: ev.ConnectRequested) -> None:
-        """Accept a relay link at once; its publisher's address becomes this peer's name."""
-        conn = self.connection
-        assert conn is not None
-        origin = event.command_object.get(RELAY_KEY) if event.command_object else None
-        if isinstance(origin, dict):
-            worker = origin.get("worker")
-            if isinstance(worker, (int, float)):
-                self.relayed_from = int(worker)
-            self.peer = f"{origin.get('peer', '?')} via worker {self.relayed_from}"
-        self.client_view = ClientView(self, event)
-        conn.accept_connect(event)
-        self.factory.connected(self)
         self._reschedule()
 
     def _on_create_stream(self, event: ev.CreateStreamRequested) -> None:
         assert self.connection is not None
         self.connection.accept_create_stream(event)
-
-    def _players_changed(self, stream: LiveStream) -> None:
-        """A relay link's stream gained or lost a player here: tell the publisher's worker,
-        which adds up every worker's and sends media only while this worker has players. The
-        first player is reported at once (its picture waits for it); other changes at most
-        every ``PLAYER_REPORT_DELAY`` seconds."""
-        if len(stream.players) > 0 and not self._reported.get(stream.name):
-            self._report_players()
-        elif self._report_due is None:
-            self._report_due = self.factory.clock.callLater(
-                PLAYER_REPORT_DELAY, self._report_players
-            )
-
-    def _report_players(self) -> None:
-        if self._report_due is not None and self._report_due.active():
-            self._report_due.cancel()
-        self._report_due = None
-        conn = self.connection
-        if self._closing or conn is None or conn.state is not ConnectionState.CONNECTED:
-            return
-        for stream in self.publishing.values():
-            count = len(stream.players)
-            if count == 0 and self._reported.get(stream.name):
-                # The flow stops: what still arrives is dropped, and what is cached would be
-                # stale when it restarts (with a fresh GOP, after a RELAY_START).
-                stream.relay_waiting = True
-                stream.forget_media()
-            self._reported[stream.name] = count
-            conn.call(RELAY_PLAYERS, stream.name, float(count), expect_result=False)
-        self._flush()
 
     def _on_call(self, event: ev.CallRequested) -> None:
         conn = self.connection
@@ -612,13 +517,6 @@ class RTMPServerProtocol(Protocol):
         command = event.command
         name = command.name
         stream_name = command.arguments[0] if command.arguments else None
-        if self.trusted and name == RELAY_PLAYERS:
-            # The publisher's worker: how many players the other workers have.
-            count = command.arguments[1] if len(command.arguments) > 1 else 0
-            for stream in self.publishing.values():
-                if stream.name == stream_name and isinstance(count, (int, float)):
-                    stream.remote_players = max(int(count), 0)
-            return
         if name == "FCUnpublish" and isinstance(stream_name, str):
             for sid, stream in list(self.publishing.items()):
                 if stream.name == split_query(stream_name)[0]:
@@ -655,11 +553,7 @@ class RTMPServerProtocol(Protocol):
         if isinstance(error, MethodNotFound):
             code, description = StatusCode.CALL_FAILED, f"unknown method {method!r}"
         elif isinstance(error, ApplicationError):
-            code = (
-                StatusCode(error.code)
-                if error.code in StatusCode._value2member_map_
-                else (StatusCode.CALL_FAILED)
-            )
+            code = status_for(error.code, StatusCode.CALL_FAILED)
             description = error.description
         else:
             log.failure("call {method} from {peer} failed", failure, method=method,
@@ -668,78 +562,57 @@ class RTMPServerProtocol(Protocol):
         if transaction_id:
             conn.send_error(transaction_id, code, description)
 
-    def _request_problem(self, action: str, name: str, busy: bool) -> str | None:
-        """Why a publish or play request is refused before the application is asked (an
-        invalid name, or a stream id already in use), logged once; None when it may go on."""
-        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
-        if problem is None and busy:
-            problem = "this stream id is already publishing or playing"
-        if problem is not None:
+    def _busy(self, action: str, sid: int, name: str, busy: bool) -> bool:
+        """Whether stream id ``sid`` is already in use (logged once): the request is refused
+        before the application is asked. Names are the application's to check."""
+        if busy:
             log.info(
                 "refusing {action} {app}/{name!r} {by} {peer}: {problem}",
-                action=action, app=self.app, name=name, peer=self.peer, problem=problem,
+                action=action, app=self.app, name=name, peer=self.peer,
+                problem="this stream id is already publishing or playing",
                 by="from" if action == "publish" else "for",
             )  # fmt: skip
-        return problem
+        return busy
 
     def _on_publish(self, event: ev.PublishRequested) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        busy = sid in self.publishing or sid in self.playing
-        problem = self._request_problem("publish", name, busy)
-        if problem is not None:
-            conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
+        if self._busy("publish", sid, name, sid in self.publishing or sid in self.playing):
+            conn.reject_publish(
+                sid, name, StatusCode.PUBLISH_BAD_NAME,
+                "this stream id is already publishing or playing",
+            )  # fmt: skip
             return
-        assert self.application is not None and self.client_view is not None
-        if self.trusted:
-            self._publish_decided(event, (None, name))
-            return
-        conn.hold_publish(sid)
-        decision = self.application.decide_publish(
-            self.client_view, name, event.query, event.publish_type
-        )
+        self._decide_publish(event)
+
+    def _decide_publish(self, event: ev.PublishRequested) -> None:
+        """Ask the application; the relay's links (:mod:`fms.cluster`) override this."""
+        conn = self.connection
+        assert conn is not None and self.application is not None
+        assert self.client_view is not None
+        conn.hold_publish(event.stream_id)
         self._when_decided(
-            decision,
+            self.application.decide_publish(
+                self.client_view, event.name, event.query, event.publish_type,
+                self.config.streams.max_stream_name,
+            ),
             "publish",
-            lambda outcome: self._publish_decided(event, outcome),
-            sid,
-        )
-
-    def _refusal(
-        self, decision: Any, action: str, name: str, default: StatusCode
-    ) -> tuple[StatusCode, str] | None:
-        """The status code and reason when the application refused ``action`` (logged once),
-        or None when it accepted. A plugin's unknown status code falls back to ``default``."""
-        if not isinstance(decision, (Reject, Redirect)):
-            return None
-        reason = decision.reason or f"{action} refused by the application"
-        log.info(
-            "{action} {app}/{name} {by} {peer} refused by the application: {reason}",
-            action=action, app=self.app, name=name, peer=self.peer, reason=reason,
-            by="from" if action == "publish" else "for",
+            lambda verdict: self._publish_decided(event, verdict),
+            event.stream_id,
         )  # fmt: skip
-        code = default
-        if isinstance(decision, Reject) and decision.code:
-            code = StatusCode._value2member_map_.get(decision.code, default)  # type: ignore[assignment]
-        return code, reason
 
-    def _publish_decided(self, event: ev.PublishRequested, outcome: tuple[Any, str]) -> None:
+    def _publish_decided(self, event: ev.PublishRequested, verdict: Verdict) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
-        sid = event.stream_id
+        sid, name = event.stream_id, verdict.name
         if sid not in conn.streams:
             return  # the stream was deleted while the application decided
-        decision, name = outcome
-        refusal = self._refusal(decision, "publish", event.name, StatusCode.PUBLISH_DENIED)
-        if refusal is not None:
-            conn.reject_publish(sid, event.name, *refusal)
+        if not verdict.accepted:
+            assert verdict.status is not None
+            conn.reject_publish(sid, name, verdict.status, verdict.description)
             return
-        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
-        if problem is not None:
-            conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, problem)
-            return
-        stream = self.factory.registry.claim(self.app, name, self)
+        stream = self.server.registry.claim(self.app, name, self.client_view)
         if stream is None:
             log.info(
                 "refusing publish {app}/{name} from {peer}: already published",
@@ -755,36 +628,26 @@ class RTMPServerProtocol(Protocol):
                 app=self.app, name=name, kind=event.publish_type,
             )  # fmt: skip
         self.publishing[sid] = stream
-        stream.relayed_from = self.relayed_from
         conn.accept_publish(sid, name)
-        if self.trusted:
-            stream.relay_waiting = True  # until the publisher's worker starts the flow
-            stream.watch_players = self._players_changed
-            self._reported[name] = 0
-            if stream.players:
-                self._players_changed(stream)
-        if self.factory.relay is not None and not self.trusted:
-            self.factory.relay.publish_started(stream, self)
-        self.last_media = self.factory.clock.seconds()
+        self._publish_started(stream)
+        self.last_media = self.server.clock.seconds()
         self._reschedule()
         log.info(
             "publish started {app}/{name} from {peer}", app=self.app, name=name, peer=self.peer
         )
 
+    def _publish_started(self, stream: LiveStream) -> None:
+        """A publish was accepted: the factory's listener (the worker relay) hears of it."""
+        listener = self.server.publish_listener
+        if listener is not None:
+            listener.publish_started(stream, self.peer)
+
     def _stop_publishing(self, sid: int, *, notify: bool = True) -> None:
         stream = self.publishing.pop(sid, None)
         if stream is None:
             return
-        if self.factory.relay is not None and not self.trusted:
-            self.factory.relay.publish_stopped(stream)
-        self.factory.registry.release(stream, self)
-        stream.relayed_from = None
-        stream.watch_players = None
-        stream.remote_players = 0
-        stream.relay_waiting = False
-        if self.application is not None and self.client_view is not None and not self.trusted:
-            self.application.notify("unpublish", self.client_view, StreamView(stream))
-            self.application.publish_ended(stream)
+        self._publish_ending(stream)
+        self.server.registry.release(stream, self.client_view)
         log.info(
             "publish stopped {app}/{name} from {peer}",
             app=stream.app,
@@ -794,15 +657,28 @@ class RTMPServerProtocol(Protocol):
         if notify and self.connection is not None:
             self.connection.end_publish(sid, stream.name)
 
+    def _publish_ending(self, stream: LiveStream) -> None:
+        """A publish ends (its stream is still claimed): the listener and plugins hear of it."""
+        listener = self.server.publish_listener
+        if listener is not None:
+            listener.publish_stopped(stream)
+        if self.application is not None and self.client_view is not None:
+            self.application.notify("unpublish", self.client_view, StreamView(stream))
+            self.application.publish_ended(stream)
+
     def _on_media(self, event: ev.MediaReceived) -> None:
         stream = self.publishing.get(event.stream_id)
         if stream is not None:
             self.last_media = self.last_received
-            if stream.relay_waiting or (self.trusted and stream.is_cached_header(event.message)):
-                return  # a restarted relay flow resends headers its players already have
-            stream.publish_message(event.message)
-            if self.application is not None and self.application.wants_media and not self.trusted:
-                self.application.media(stream, event.message)
+            self._publish(stream, event.message)
+
+    def _publish(self, stream: LiveStream, message: Media | Data) -> None:
+        """Append one message to the stream (and hand it to plugins that want media)."""
+        self._to_plugins(stream, message, stream.publish_message(message))
+
+    def _to_plugins(self, stream: LiveStream, message: Media | Data, info: MediaInfo) -> None:
+        if self.application is not None and self.application.wants_media:
+            self.application.media(stream, message, info)
 
     def _on_data(self, event: ev.DataReceived) -> None:
         stream = self.publishing.get(event.stream_id)
@@ -811,64 +687,52 @@ class RTMPServerProtocol(Protocol):
         self.last_media = self.last_received
         values = event.message.values
         name = event.message.name
-        if name == RELAY_START and self.trusted:
-            stream.relay_waiting = False  # a fresh start (headers, GOP) follows
-            return
         if name == "@setDataFrame" and len(values) >= 2:
             stream.set_metadata(values[1:])
-            forwarded = stream.metadata
         elif name == "onMetaData":
             stream.set_metadata(values)
-            forwarded = stream.metadata
         elif name == "@clearDataFrame":
             stream.clear_metadata()
             return
         else:
-            forwarded = Data(values, 0, event.message.timestamp)
-            stream.publish_message(forwarded)
-        if (
-            forwarded is not None
-            and self.application is not None
-            and self.application.wants_media
-            and not self.trusted
-        ):
-            self.application.media(stream, forwarded)
+            self._publish(stream, Data(values, 0, event.message.timestamp))
+            return
+        if stream.metadata is not None:
+            self._to_plugins(stream, stream.metadata, DATA_INFO)
 
     def _on_play(self, event: ev.PlayRequested) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        problem = self._request_problem("play", name, sid in self.publishing)
-        if problem is not None:
-            conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
+        if self._busy("play", sid, name, sid in self.publishing):
+            conn.reject_play(
+                sid, name, StatusCode.PLAY_FAILED, "this stream id is already publishing or playing"
+            )
             return
         assert self.application is not None and self.client_view is not None
         self._when_decided(
-            self.application.decide_play(self.client_view, name, event.query),
+            self.application.decide_play(
+                self.client_view, name, event.query, self.config.streams.max_stream_name
+            ),
             "play",
-            lambda outcome: self._play_decided(event, outcome),
+            lambda verdict: self._play_decided(event, verdict),
             sid,
         )
 
-    def _play_decided(self, event: ev.PlayRequested, outcome: tuple[Any, str]) -> None:
+    def _play_decided(self, event: ev.PlayRequested, verdict: Verdict) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
-        sid = event.stream_id
+        sid, name = event.stream_id, verdict.name
         if sid not in conn.streams:
             return
-        decision, name = outcome
-        refusal = self._refusal(decision, "play", event.name, StatusCode.PLAY_FAILED)
-        if refusal is not None:
-            conn.reject_play(sid, event.name, *refusal)
-            return
-        problem = name_problem(name, self.config.streams.max_stream_name, allow_slash=True)
-        if problem is not None:
-            conn.reject_play(sid, name, StatusCode.PLAY_FAILED, problem)
+        if not verdict.accepted:
+            assert verdict.status is not None
+            conn.reject_play(sid, name, verdict.status, verdict.description)
             return
         self._stop_playing(sid)
         conn.accept_play(sid, name, reset=event.reset)
         self._flush()
-        stream, player = self.factory.registry.play(self.app, name, PlaySink(self, sid, name), sid)
+        stream, player = self.server.registry.play(self.app, name, PlaySink(self, sid, name), sid)
         self.playing[sid] = (stream, player)
         log.info(
             "play {app}/{name} for {peer}{waiting}",
@@ -879,7 +743,7 @@ class RTMPServerProtocol(Protocol):
     def _stop_playing(self, sid: int) -> None:
         entry = self.playing.pop(sid, None)
         if entry is not None:
-            self.factory.registry.leave(*entry)
+            self.server.registry.leave(*entry)
             if self.application is not None and self.client_view is not None:
                 self.application.notify("stop", self.client_view, entry[0].name)
 
@@ -940,38 +804,62 @@ class RTMPServerProtocol(Protocol):
     def _on_ping_answered(self, event: ev.PingAnswered) -> None:
         self.answers_pings = True
 
-    _handlers: dict[type[ev.Event], Callable[[RTMPServerProtocol, Any], None]] = {
-        ev.HandshakeCompleted: _on_handshake,
-        ev.ConnectRequested: _on_connect,
-        ev.CreateStreamRequested: _on_create_stream,
-        ev.CallRequested: _on_call,
-        ev.PublishRequested: _on_publish,
-        ev.MediaReceived: _on_media,
-        ev.DataReceived: _on_data,
-        ev.PlayRequested: _on_play,
-        ev.DeleteStreamRequested: _on_delete_stream,
-        ev.CloseStreamRequested: _on_close_stream,
-        ev.PauseRequested: _on_pause,
-        ev.SeekRequested: _on_seek,
-        ev.ReceiveMediaRequested: _on_receive_media,
-        ev.PeerChunkSizeChanged: _on_peer_chunk_size,
-        ev.PingAnswered: _on_ping_answered,
-        ev.ResultReceived: _on_result,
-        ev.ErrorReceived: _on_result,
+    # Handlers by name, so that a subclass (the relay link of :mod:`fms.cluster`) overrides them.
+    _handlers: dict[type[ev.Event], str] = {
+        ev.HandshakeCompleted: "_on_handshake",
+        ev.ConnectRequested: "_on_connect",
+        ev.CreateStreamRequested: "_on_create_stream",
+        ev.CallRequested: "_on_call",
+        ev.PublishRequested: "_on_publish",
+        ev.MediaReceived: "_on_media",
+        ev.DataReceived: "_on_data",
+        ev.PlayRequested: "_on_play",
+        ev.DeleteStreamRequested: "_on_delete_stream",
+        ev.CloseStreamRequested: "_on_close_stream",
+        ev.PauseRequested: "_on_pause",
+        ev.SeekRequested: "_on_seek",
+        ev.ReceiveMediaRequested: "_on_receive_media",
+        ev.PeerChunkSizeChanged: "_on_peer_chunk_size",
+        ev.PingAnswered: "_on_ping_answered",
+        ev.ResultReceived: "_on_result",
+        ev.ErrorReceived: "_on_result",
     }
+
+    # ------------------------------------------------------------- for the play sinks
+
+    def flush_output(self) -> None:
+        self._flush()
+
+    def lose_play(self, stream_id: int) -> None:
+        self.playing.pop(stream_id, None)
+        if not self._closing:
+            self._abort()
+
+    # ------------------------------------------------------- ClientLink (for the view)
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (
+            tuple(s.name for s in self.publishing.values()),
+            tuple(s.name for s, _ in self.playing.values()),
+        )
+
+    def invoke(self, method: str, args: tuple[Any, ...], expect_result: bool) -> float | None:
+        conn = self.connection
+        if conn is None or self._closing or conn.state is not ConnectionState.CONNECTED:
+            return None
+        tid = conn.call(method, *args, expect_result=expect_result)
+        self._flush()
+        return tid
+
+    def close(self, reason: str) -> None:
+        log.info("closing {peer}: {reason}", peer=self.peer, reason=reason)
+        self._abort()
 
     # ------------------------------------------------------------------- shared writes
 
     def write_shared(self, data: bytes) -> None:
-        """Write fan-out bytes after whatever the connection queued (statuses first).
-
-        The hot path of fan-out: one call per player per flush. When the transport has nothing
-        buffered, the bytes go straight to the socket (one ``send``), and only what the kernel
-        did not take is handed to the transport. Going through ``transport.write`` every time
-        costs a buffer append, an epoll registration, a writable event dispatched through
-        Twisted's logging context and an unregistration per player per flush: measured at about
-        half of the server's CPU with 3,000 players (docs/performance.md).
-        """
+        """Write fan-out bytes after whatever the connection queued (statuses first): the
+        hot path of fan-out, one call per player per flush."""
         if self._closing or self.connection is None:
             return
         transport: Any = self.transport
@@ -982,29 +870,11 @@ class RTMPServerProtocol(Protocol):
         self._write(data)
 
     def _write(self, data: bytes) -> None:
-        """Write ``data`` after whatever the transport holds: straight to the socket when it
-        holds nothing (plain TCP), the rest through the transport. Command answers take this
-        path too: during a burst of connections, the transport's write scheduling (an epoll
-        registration per answer) showed in the profile."""
-        transport: Any = self.transport
-        sock = self._direct_socket
-        # Twisted's FileDescriptor keeps unsent bytes in _tempDataBuffer and dataBuffer: write
-        # directly only when both are empty, so bytes never overtake each other.
-        if (
-            sock is not None
-            and not transport._tempDataLen
-            and transport.offset >= len(transport.dataBuffer)
-        ):
-            try:
-                sent = sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # the transport meets the error on its own next read or write
-            if sent == len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
+        """Write ``data`` after whatever the transport holds (see
+        :func:`~fms.server.delivery.write_through`). Command answers take this path too:
+        during a burst of connections, the transport's write scheduling (an epoll registration
+        per answer) showed in the profile."""
+        write_through(self.transport, self._direct_socket, data)
 
     def pauseProducing(self) -> None:
         self.write_paused = True
@@ -1016,437 +886,3 @@ class RTMPServerProtocol(Protocol):
 
     def stopProducing(self) -> None:
         self.write_paused = True
-
-
-@implementer(IClientView)
-class ClientView:
-    """What plugins see of one client (read-only), and how they call it."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, proto: RTMPServerProtocol, event: ev.ConnectRequested) -> None:
-        self.id = next(ClientView._ids)
-        self._proto = proto
-        self.peer = proto.peer
-        self.host = proto.host
-        self.app = event.app
-        self.tc_url = event.tc_url
-        self.params = dict(event.command_object)
-        self.query = dict(event.query)
-        self.agent = event.flash_ver
-        self._calls: dict[float, Deferred[tuple[Any, ...]]] = {}
-
-    @property
-    def publishing(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self._proto.publishing.values())
-
-    @property
-    def playing(self) -> tuple[str, ...]:
-        return tuple(s.name for s, _ in self._proto.playing.values())
-
-    def _connected(self) -> ServerConnection | None:
-        conn = self._proto.connection
-        if conn is None or self._proto._closing or conn.state is not ConnectionState.CONNECTED:
-            return None
-        return conn
-
-    def call(self, method: str, *args: Any) -> Deferred[tuple[Any, ...]]:
-        conn = self._connected()
-        if conn is None:
-            return fail(ConnectionError(f"{self.peer} is not connected"))
-        tid = conn.call(method, *args)
-        d: Deferred[tuple[Any, ...]] = Deferred()
-        self._calls[tid] = d
-        self._proto._flush()
-        return d
-
-    def send(self, method: str, *args: Any) -> None:
-        conn = self._connected()
-        if conn is not None:
-            conn.call(method, *args, expect_result=False)
-            self._proto._flush()
-
-    def disconnect(self, reason: str = "") -> None:
-        log.info("closing {peer}: {reason}", peer=self.peer,
-                 reason=reason or "disconnected by the application")  # fmt: skip
-        self._proto._abort()
-
-    def resolve(self, transaction_id: float, values: tuple[Any, ...], ok: bool) -> None:
-        d = self._calls.pop(transaction_id, None)
-        if d is None:
-            return
-        if ok:
-            d.callback(values[1:] if values and values[0] is None else values)
-        else:
-            info_obj = next((v for v in values if isinstance(v, dict)), {})
-            d.errback(
-                ApplicationError(
-                    str(info_obj.get("description", "")),
-                    str(info_obj.get("code", StatusCode.CALL_FAILED)),
-                )
-            )
-
-    def fail_calls(self, error: Exception) -> None:
-        calls, self._calls = self._calls, {}
-        for d in calls.values():
-            d.errback(error)
-
-    def __repr__(self) -> str:
-        return f"<ClientView {self.id} {self.peer} {self.app!r}>"
-
-
-class PlaySink:
-    """A player's end of a :class:`~fms.live.stream.LiveStream`: one play on one connection.
-
-    Every method is called from a stream's fan-out, for many players in a row: an exception
-    here closes this one player (logged with its traceback once) and never reaches the stream.
-    """
-
-    __slots__ = ("name", "proto", "stream_id")
-
-    def __init__(self, proto: RTMPServerProtocol, stream_id: int, name: str) -> None:
-        self.proto = proto
-        self.stream_id = stream_id
-        self.name = name
-
-    def _failed(self, what: str) -> None:
-        log.failure(
-            "closing player {peer} of {name}: internal error while {what}",
-            peer=self.proto.peer, name=self.name, what=what,
-        )  # fmt: skip
-        self.proto.playing.pop(self.stream_id, None)
-        if not self.proto._closing:
-            self.proto._abort()
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.proto.write_shared(data)
-        except Exception:
-            self._failed("writing to it")
-
-    def can_write(self) -> bool:
-        return not self.proto.write_paused
-
-    def close(self, reason: str) -> None:
-        log.info(
-            "closing player {peer} of {name}: {reason}",
-            peer=self.proto.peer,
-            name=self.name,
-            reason=reason,
-        )
-        self.proto.playing.pop(self.stream_id, None)
-        if not self.proto._closing:
-            self.proto._abort()
-
-    def publish_started(self) -> None:
-        try:
-            conn = self.proto.connection
-            if conn is not None and conn.state is ConnectionState.CONNECTED:
-                conn.send_user_control(UserControlEvent.STREAM_BEGIN, self.stream_id)
-                conn.send_status(
-                    self.stream_id,
-                    info(StatusCode.PLAY_PUBLISH_NOTIFY, subject=self.name, details=self.name),
-                )
-                self.proto._flush()
-        except Exception:
-            self._failed("telling it the stream started")
-
-    def publish_stopped(self) -> None:
-        try:
-            conn = self.proto.connection
-            if conn is not None:
-                conn.stop_play(self.stream_id, self.name)
-                self.proto._flush()
-        except Exception:
-            self._failed("telling it the stream stopped")
-
-
-class RTMPServerFactory(Factory[RTMPServerProtocol]):
-    """Builds one :class:`RTMPServerProtocol` per accepted connection, and holds what they
-    share: the configuration, the stream registry, the applications, the fan-out flush loop,
-    the deadline queue and the admission counts."""
-
-    protocol = RTMPServerProtocol
-    noisy = False
-
-    def __init__(self, config: Config, clock: IReactorTime | None = None) -> None:
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = reactor
-        assert clock is not None
-        self.clock: IReactorTime = clock
-        self.config = config
-        self.limits = connection_limits(config)
-        self.connections: set[RTMPServerProtocol] = set()
-        self.registry = StreamRegistry(lambda app: fanout_limits(self.config, app))
-        self.chains = build_all(config)  # raises ConfigError: a broken plugin stops startup
-        self.applications: dict[str, Application] = {}
-        self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
-        self.deadlines: DeadlineQueue[int] = DeadlineQueue()
-        self.shutting_down = False
-        self._by_id: dict[int, RTMPServerProtocol] = {}
-        self._connecting: dict[str, int] = {}
-        self._retired: set[Application] = set()
-        self._timer: IDelayedCall | None = None
-        self._flusher: LoopingCall | None = None
-        self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL)
-        self._all_closed: Deferred[None] | None = None
-        self.relay: RelayHub | None = None
-        """This worker's relay to the other workers (``fms run --workers``), or None."""
-
-    # --------------------------------------------------------------------------- start/stop
-
-    def startFactory(self) -> None:
-        self._start_flusher()
-
-    def _start_flusher(self) -> None:
-        interval = self.config.streams.flush_interval
-        if interval > 0 and self._flusher is None:
-            self._flusher = LoopingCall(self.flush)
-            self._flusher.clock = self.clock
-            self._flusher.start(interval, now=False)
-
-    def _stop_flusher(self) -> None:
-        if self._flusher is not None and self._flusher.running:
-            self._flusher.stop()
-        self._flusher = None
-
-    def stopFactory(self) -> None:
-        if self.shutting_down:
-            return  # shutdown() stops the applications once their clients were told
-        self._stop_flusher()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        for application in [*self.applications.values(), *self._retired]:
-            application.stop()
-
-    def shutdown(self, timeout: float | None = None) -> Deferred[None]:
-        """Stop gracefully: refuse new connections, tell every client its streams ended and
-        close it once that is written, let plugins finish (recordings are closed by their
-        ``unpublish``/``app_stop``), all within ``timeout`` seconds (``[server]
-        shutdown_timeout``); whatever is left then is aborted. The Deferred never fails."""
-        if timeout is None:
-            timeout = self.config.server.shutdown_timeout
-        self.shutting_down = True
-        deadline = self.clock.seconds() + timeout
-        log.info(
-            "shutting down: {clients} connections, {streams} streams",
-            clients=len(self.connections), streams=len(self.registry),
-        )  # fmt: skip
-        for proto in list(self.connections):
-            try:
-                proto.shut_down()
-            except Exception:
-                log.failure("internal error while telling {peer} of the shutdown", peer=proto.peer)
-                proto._abort()
-        return Deferred.fromCoroutine(self._finish_shutdown(deadline))
-
-    async def _finish_shutdown(self, deadline: float) -> None:
-        if self.connections:
-            waiter: Deferred[None] = Deferred()
-            self._all_closed = waiter
-            try:
-                await waiter.addTimeout(max(deadline - self.clock.seconds(), 0), self.clock)
-            except TimeoutError:
-                log.warn(
-                    "{count} connections did not close within the shutdown timeout: aborted",
-                    count=len(self.connections),
-                )
-                for proto in list(self.connections):
-                    proto._abort()
-            self._all_closed = None
-        applications = [*self.applications.values(), *self._retired]
-        stopping = gatherResults([app.stop() for app in applications])
-        try:
-            await stopping.addTimeout(max(deadline - self.clock.seconds(), 0.1), self.clock)
-        except TimeoutError:
-            log.warn("plugins did not finish stopping within the shutdown timeout")
-        except Exception:
-            log.failure("stopping the applications failed")
-        self._stop_flusher()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    # ------------------------------------------------------------------------- admission
-
-    def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
-        limits = self.config.limits
-        host = address_group(str(getattr(addr, "host", "?")), limits.ipv6_prefix_length)
-        reason = None
-        if self.shutting_down:
-            reason = "the server is shutting down"
-        elif len(self.connections) >= limits.max_connections:
-            reason = f"{len(self.connections)} connections open (max_connections)"
-        elif self._connecting.get(host, 0) >= limits.max_connecting_per_ip:
-            reason = (
-                f"{self._connecting[host]} connections from this address have not connected "
-                "yet (max_connecting_per_ip)"
-            )
-        if reason is not None:
-            held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
-            if held is not None:
-                log.warn(
-                    "refusing connection from {host}: {reason}{held}",
-                    host=host, reason=reason,
-                    held=f"; {held} more refused since the last report" if held else "",
-                )  # fmt: skip
-            return None  # Twisted closes the socket at once
-        proto = RTMPServerProtocol()
-        proto.factory = self
-        return proto
-
-    def admit(self, proto: RTMPServerProtocol) -> None:
-        """A connection was made: count it until it is forgotten."""
-        self.connections.add(proto)
-        self._by_id[proto.id] = proto
-        proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
-        group = proto.address_group
-        self._connecting[group] = self._connecting.get(group, 0) + 1
-        proto.counted_connecting = True
-
-    def connected(self, proto: RTMPServerProtocol) -> None:
-        """``connect`` was accepted: the connection no longer counts as connecting."""
-        if proto.counted_connecting:
-            proto.counted_connecting = False
-            group = proto.address_group
-            left = self._connecting.get(group, 1) - 1
-            if left > 0:
-                self._connecting[group] = left
-            else:
-                self._connecting.pop(group, None)
-
-    def forget(self, proto: RTMPServerProtocol) -> None:
-        """A connection was lost."""
-        self.connected(proto)
-        self.connections.discard(proto)
-        self._by_id.pop(proto.id, None)
-        self.deadlines.discard(proto.id)
-        self._arm()
-        if not self.connections and self._all_closed is not None:
-            waiter, self._all_closed = self._all_closed, None
-            waiter.callback(None)
-
-    def connecting_from(self, host: str) -> int:
-        host = address_group(host, self.config.limits.ipv6_prefix_length)
-        """Connections from ``host`` whose ``connect`` was not accepted yet."""
-        return self._connecting.get(host, 0)
-
-    # ------------------------------------------------------------------------- deadlines
-
-    def schedule(self, proto: RTMPServerProtocol, when: float) -> None:
-        """Check ``proto`` at ``when`` (seconds) unless it is due earlier already."""
-        if proto.id in self._by_id and self.deadlines.schedule(proto.id, when):
-            self._arm()
-
-    def _arm(self) -> None:
-        """Keep the one delayed call armed for the earliest deadline."""
-        when = self.deadlines.next_time()
-        timer = self._timer
-        if when is None:
-            if timer is not None and timer.active():
-                timer.cancel()
-            self._timer = None
-            return
-        if timer is not None and timer.active():
-            if timer.getTime() <= when:
-                return
-            timer.cancel()
-        delay = max(when - self.clock.seconds() - EPSILON / 2, 0.0)
-        self._timer = self.clock.callLater(delay, self._run_deadlines)
-
-    def _run_deadlines(self) -> None:
-        self._timer = None
-        now = self.clock.seconds()
-        for key in self.deadlines.pop_due(now + EPSILON):
-            proto = self._by_id.get(key)
-            if proto is None:
-                continue
-            try:
-                when = proto.check(now)
-            except Exception:
-                log.failure("closing {peer}: internal error in its deadlines", peer=proto.peer)
-                proto._abort()
-                continue
-            if when is not None and key in self._by_id:
-                self.deadlines.schedule(key, when)
-        self._arm()
-
-    # ---------------------------------------------------------------------- applications
-
-    def application_for(self, app: str) -> Application | None:
-        """The :class:`Application` serving ``app`` (``live/room1`` is served by ``live``), or
-        None when the configuration refuses unknown apps."""
-        settings = self.config.app(app)
-        if settings.name is None and settings.policy == "refuse":
-            return None
-        key = settings.name or app.split("/", 1)[0]
-        application = self.applications.get(key)
-        if application is None:
-            chain = self.chains.get(settings.name, [])
-            application = Application(key, settings, chain, self.registry, self.clock)
-            self.applications[key] = application
-            application.start()
-        return application
-
-    def client_left(self, application: Application) -> None:
-        """Stop an application replaced by a reload once its last client has gone."""
-        if application in self._retired and not application.clients:
-            self._retired.discard(application)
-            application.stop()
-
-    def reload(self, config: Config) -> None:
-        """Use ``config`` for new connections: new plugin chains, limits and stream settings.
-
-        Existing clients keep the configuration and plugins they arrived with (their streams
-        go on); clients of an application the new configuration refuses are closed. Raises
-        :class:`~fms.errors.ConfigError` (and changes nothing) when a plugin cannot be built.
-        The outgoing chunk size is shared by every player of a stream, so it keeps its value
-        until a restart, as do the listening address and port.
-        """
-        old = self.config
-        if config.streams.chunk_size != old.streams.chunk_size:
-            log.warn("streams.chunk_size stays {size} until a restart", size=old.streams.chunk_size)
-            config = dataclasses.replace(
-                config,
-                streams=dataclasses.replace(config.streams, chunk_size=old.streams.chunk_size),
-            )
-        if (config.server.host, config.server.port) != (old.server.host, old.server.port):
-            log.warn("server.host and server.port changes take effect at the next restart")
-        if (config.server.workers, config.server.worker_ports) != (
-            old.server.workers,
-            old.server.worker_ports,
-        ):
-            log.warn("server.workers and server.worker_ports take effect at the next restart")
-        chains = build_all(config)  # ConfigError: nothing has changed yet
-        self.config = config
-        self.chains = chains
-        self.limits = connection_limits(config)
-        self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
-        if old.streams.flush_interval != config.streams.flush_interval and self._flusher:
-            self._stop_flusher()
-            self._start_flusher()
-        retiring, self.applications = self.applications, {}
-        for application in retiring.values():
-            self._retired.add(application)
-            self.client_left(application)
-        for proto in list(self.connections):
-            if proto.app is not None and self.application_for(proto.app) is None:
-                log.info(
-                    "closing {peer}: application {app!r} is no longer served",
-                    peer=proto.peer, app=proto.app,
-                )  # fmt: skip
-                proto._abort()
-
-    # ---------------------------------------------------------------------------- fan-out
-
-    def flush(self) -> None:
-        """Deliver what publishers sent since the last flush to every player. A stream whose
-        flush fails is logged and skipped; the loop and the other streams go on."""
-        for stream, failure in self.registry.flush(self.clock.seconds()):
-            log.failure(
-                "internal error while delivering {app}/{name}",
-                Failure(failure), app=stream.app, name=stream.name,
-            )  # fmt: skip

@@ -7,7 +7,7 @@ off the same :class:`~twisted.application.service.MultiService`.
 from __future__ import annotations
 
 import resource
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -23,9 +23,7 @@ from twisted.python.failure import Failure
 
 from fms.config import Config
 from fms.log import Logger
-
-if TYPE_CHECKING:
-    from fms.cluster.workers import WorkerSpec
+from fms.server.endpoints import format_url
 
 log = Logger(namespace="fms.server.service")
 
@@ -61,13 +59,6 @@ def raise_open_file_limit(needed: int | None = None) -> int:
             needed=needed,
         )
     return limit
-
-
-def format_url(host: str, port: int) -> str:
-    """The ``rtmp://`` URL of a listening address (IPv6 hosts in brackets)."""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"rtmp://{host}:{port}"
 
 
 class RTMPListenerService(Service):
@@ -161,81 +152,31 @@ class ExtraListenerService(RTMPListenerService):
         return port.stopListening()
 
 
-def make_service(
-    reactor: IReactorTCP, config: Config, worker: WorkerSpec | None = None
-) -> tuple[MultiService, RTMPListenerService]:
+def make_service(reactor: IReactorTCP, config: Config) -> tuple[MultiService, RTMPListenerService]:
     """Build the service tree for ``config``: the root, its RTMP listener and, when a
-    certificate is configured, an RTMPS listener sharing the same factory.
-
-    As a worker of ``fms run --workers`` (``worker`` given) the listeners share their ports
-    with the other workers (SO_REUSEPORT), the worker's own port (``[server] worker_ports``) is
-    added, and so is the relay to the other workers (:class:`fms.cluster.relay.RelayHub`). Every
-    service that listens has a ``listening`` Deferred."""
-    from fms.server.protocol import RTMPServerFactory
+    certificate is configured, an RTMPS listener sharing the same factory. Every service that
+    listens has a ``listening`` Deferred. (A worker of ``fms run --workers`` builds its own:
+    :func:`fms.cluster.worker.make_worker_service`.)"""
+    from fms.server.factory import RTMPServerFactory
 
     root = MultiService()
     factory = RTMPServerFactory(config)
     server = config.server
     tls = config.tls
-    if worker is None:
-        listener = RTMPListenerService(reactor, config, factory)
-        listener.setServiceParent(root)
-        if tls.enabled:
-            from fms.server.endpoints import tls_server_endpoint
-
-            # Built now, so unusable certificate files stop the server at start (ConfigError).
-            endpoint = tls_server_endpoint(
-                reactor,  # type: ignore[arg-type]
-                tls.host or server.host,
-                tls.port,
-                config.path(tls.certificate),
-                config.path(tls.private_key),
-            )
-            secure = ExtraListenerService(reactor, config, factory, endpoint=endpoint)
-            secure.scheme = "rtmps"
-            secure.setServiceParent(root)
-        return root, listener
-
-    from fms.cluster.relay import RelayHub
-    from fms.cluster.workers import ReusePortEndpoint
-
-    tag = f"worker {worker.index}"
-    shared = ReusePortEndpoint(
-        reactor,  # type: ignore[arg-type]
-        server.host,
-        worker.port,
-        server.listen_backlog,
-    )
-    listener = RTMPListenerService(
-        reactor, config, factory, endpoint=shared, announce=tag + " accepting on {url}"
-    )
+    listener = RTMPListenerService(reactor, config, factory)
     listener.setServiceParent(root)
     if tls.enabled:
-        from fms.server.endpoints import tls_wrapper
+        from fms.server.endpoints import tls_server_endpoint
 
-        wrap = tls_wrapper(config.path(tls.certificate), config.path(tls.private_key))
-        endpoint = ReusePortEndpoint(
+        # Built now, so unusable certificate files stop the server at start (ConfigError).
+        endpoint = tls_server_endpoint(
             reactor,  # type: ignore[arg-type]
             tls.host or server.host,
-            worker.tls_port,
-            server.listen_backlog,
-            wrap=wrap,
+            tls.port,
+            config.path(tls.certificate),
+            config.path(tls.private_key),
         )
-        secure = ExtraListenerService(
-            reactor, config, factory, endpoint=endpoint, announce=tag + " accepting on {url}"
-        )
+        secure = ExtraListenerService(reactor, config, factory, endpoint=endpoint)
         secure.scheme = "rtmps"
         secure.setServiceParent(root)
-    if worker.index < len(server.worker_ports):
-        endpoint_type = TCP6ServerEndpoint if ":" in server.host else TCP4ServerEndpoint
-        own = endpoint_type(
-            reactor,
-            server.worker_ports[worker.index],
-            backlog=server.listen_backlog,
-            interface=server.host,
-        )
-        ExtraListenerService(
-            reactor, config, factory, endpoint=own, announce=tag + " alone on {url}"
-        ).setServiceParent(root)
-    RelayHub(reactor, worker, factory).setServiceParent(root)
     return root, listener

@@ -34,6 +34,7 @@ from fms.apps.api import ACCEPT, Redirect, Reject, Rename
 from fms.apps.application import Application
 from fms.apps.interfaces import IApplication, IClientView
 from fms.apps.loader import build
+from fms.apps.verdict import Verdict
 from fms.config import AppConfig, PluginSpec
 from fms.errors import ConfigError
 from fms.live.registry import StreamRegistry
@@ -462,8 +463,8 @@ def test_an_unknown_option_is_a_startup_error() -> None:
 def test_the_application_chain_applies_the_callbacks_rename() -> None:
     plugin, _, clock = make(redirect(b"renamed"))
     app = Application("live", AppConfig(), [plugin], StreamRegistry(), clock)
-    outcome = result(app.decide_publish(FakeClient(), "moveme", {"key": "k"}, "live"))
-    assert outcome == (ACCEPT, "renamed")
+    outcome = result(app.decide_publish(FakeClient(), "moveme", {"key": "k"}, "live", 256))
+    assert outcome == Verdict(True, "renamed")
 
 
 class Auth(Resource):

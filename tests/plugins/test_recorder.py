@@ -20,6 +20,7 @@ from twisted.logger import Logger, LogLevel
 from zope.interface.verify import verifyObject
 
 from fms.amf import ECMAArray, decode_values
+from fms.apps.application import media_frame
 from fms.apps.interfaces import IApplication
 from fms.apps.loader import build
 from fms.config import PluginSpec
@@ -86,7 +87,7 @@ class Publish:
     def send(self, *messages: Media | Data) -> None:
         for message in messages:
             self.sent.append(message)
-            self.recorder.media(self.stream, message)
+            self.recorder.media(self.stream, media_frame(message))
 
     def stop(self) -> None:
         self.stream.publisher = None

@@ -21,35 +21,24 @@ while a worker restarts. A bound socket that does not listen is never handed con
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import (
-    IListeningPort,
-    IProtocolFactory,
-    IReactorSocket,
-    IStreamServerEndpoint,
-)
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
+from fms.cluster.spec import READY_FD, WorkerSpec, worker_count
 from fms.config import Config
 from fms.log import Logger
+from fms.server.endpoints import format_url, reuseport_socket
 
-log = Logger(namespace="fms.cluster.workers")
-
-READY_FD = 3
-"""The worker writes ``ready`` to this descriptor once it accepts connections."""
+log = Logger(namespace="fms.cluster.supervisor")
 
 RESTART_DELAY = 1.0
 """Seconds before a dead worker is started again; doubles while it keeps dying young."""
@@ -57,96 +46,6 @@ RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 YOUNG = 10.0
 """A worker that dies within this many seconds of its start counts as dying young."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """What the supervisor tells a worker (``--worker JSON``): who it is and where the others
-    are. ``port``/``tls_port`` are the ports actually reserved (the file may say 0)."""
-
-    index: int
-    count: int
-    directory: str
-    port: int
-    tls_port: int = 0
-
-    def socket_path(self, index: int) -> str:
-        """The Unix socket on which worker ``index`` takes relayed streams."""
-        return str(Path(self.directory) / f"worker-{index}.sock")
-
-    @property
-    def peers(self) -> list[int]:
-        return [i for i in range(self.count) if i != self.index]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> WorkerSpec:
-        return cls(**json.loads(text))
-
-
-def worker_count(config: Config) -> int:
-    """``[server] workers``, with 0 meaning one per CPU core."""
-    return config.server.workers or os.cpu_count() or 1
-
-
-# ------------------------------------------------------------------------------- sockets
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` that other processes may bind too (SO_REUSEPORT)."""
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-@implementer(IStreamServerEndpoint)
-class ReusePortEndpoint:
-    """Listens on ``host:port`` with ``SO_REUSEPORT`` so that every worker has a socket of its
-    own on the shared port. ``wrap`` turns the factory into the one the port serves (TLS)."""
-
-    def __init__(
-        self,
-        reactor: IReactorSocket,
-        host: str,
-        port: int,
-        backlog: int,
-        wrap: Any = None,
-    ) -> None:
-        self._reactor = reactor
-        self._host = host
-        self._port = port
-        self._backlog = backlog
-        self._wrap = wrap
-
-    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
-        try:
-            sock = reuseport_socket(self._host, self._port)
-            sock.listen(self._backlog)
-            sock.setblocking(False)
-        except OSError:
-            return fail(Failure())
-        try:
-            served = self._wrap(factory) if self._wrap is not None else factory
-            port = self._reactor.adoptStreamPort(
-                sock.fileno(),
-                _family(self._host),
-                served,  # type: ignore[arg-type]
-            )
-        finally:
-            sock.close()  # the reactor holds its own duplicate
-        return succeed(port)
 
 
 # ---------------------------------------------------------------------------- supervisor
@@ -248,7 +147,6 @@ class Supervisor:
         if self.announced or not all(w.ready for w in self.workers.values()):
             return
         self.announced = True
-        from fms.server.service import format_url
 
         url = format_url(self.config.server.host, self.port)
         log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
@@ -388,37 +286,3 @@ def run_supervisor(config: Config, argv: list[str]) -> int:
 
 
 # -------------------------------------------------------------------------- worker side
-
-
-class ParentWatch:
-    """In a worker: tells the supervisor it is ready (descriptor 3) and stops the worker when
-    the supervisor is gone (its stdin, the supervisor's pipe, reaches end of file)."""
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-
-    def start(self) -> None:
-        from twisted.internet import stdio
-        from twisted.internet.protocol import Protocol
-
-        watch = self
-
-        class _Pipe(Protocol):
-            def connectionLost(self, reason: Failure | None = None) -> None:
-                watch.parent_gone()
-
-        self._stdio = stdio.StandardIO(  # type: ignore[call-arg]
-            _Pipe(), stdin=0, stdout=READY_FD, reactor=self.reactor
-        )
-
-    def ready(self) -> None:
-        self._stdio.write(b"ready\n")
-
-    def parent_gone(self) -> None:
-        from twisted.internet.error import ReactorNotRunning
-
-        try:
-            self.reactor.stop()
-        except ReactorNotRunning:
-            return  # already stopping: this is the pipe closing at exit
-        log.warn("the supervisor is gone: stopping")

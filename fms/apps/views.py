@@ -1,0 +1,157 @@
+"""What plugins see: views of clients and streams, over small typed handles.
+
+A :class:`ClientView` never holds a protocol object: the edge that serves the client (RTMP
+today) hands it a :class:`ClientLink`, the four things a view needs of a connection. A
+:class:`StreamView` reads a :class:`~fms.live.stream.LiveStream`, whose publisher is the
+publishing client's view itself (the edge claims a stream with it), so no attribute of an edge
+is ever looked up by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, fail
+from zope.interface import implementer
+
+from fms.apps.interfaces import IClientView, IStreamView
+from fms.errors import ApplicationError
+from fms.live.stream import LiveStream
+from fms.rtmp.status import StatusCode
+
+
+class ClientLink(Protocol):
+    """What a :class:`ClientView` needs of the connection it describes."""
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(names it publishes, names it plays)."""
+        ...
+
+    def invoke(self, method: str, args: tuple[Any, ...], expect_result: bool) -> float | None:
+        """Call ``method`` on the client; the transaction id (0 without an answer expected),
+        or None when the client is not (or no longer) connected."""
+        ...
+
+    def close(self, reason: str) -> None:
+        """Close the connection, logging ``reason``."""
+        ...
+
+
+@implementer(IClientView)
+class ClientView:
+    """What plugins see of one client (read-only), and how they call it."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        link: ClientLink,
+        *,
+        peer: str,
+        host: str,
+        app: str,
+        tc_url: str = "",
+        params: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        agent: str = "",
+    ) -> None:
+        self.id = next(ClientView._ids)
+        self._link = link
+        self.peer = peer
+        self.host = host
+        self.app = app
+        self.tc_url = tc_url
+        self.params = dict(params or {})
+        self.query = dict(query or {})
+        self.agent = agent
+        self._calls: dict[float, Deferred[tuple[Any, ...]]] = {}
+
+    @property
+    def publishing(self) -> tuple[str, ...]:
+        return self._link.streams()[0]
+
+    @property
+    def playing(self) -> tuple[str, ...]:
+        return self._link.streams()[1]
+
+    def call(self, method: str, *args: Any) -> Deferred[tuple[Any, ...]]:
+        tid = self._link.invoke(method, args, True)
+        if tid is None:
+            return fail(ConnectionError(f"{self.peer} is not connected"))
+        d: Deferred[tuple[Any, ...]] = Deferred()
+        self._calls[tid] = d
+        return d
+
+    def send(self, method: str, *args: Any) -> None:
+        self._link.invoke(method, args, False)
+
+    def disconnect(self, reason: str = "") -> None:
+        self._link.close(reason or "disconnected by the application")
+
+    def resolve(self, transaction_id: float, values: tuple[Any, ...], ok: bool) -> None:
+        """The client answered call ``transaction_id`` (``_result`` when ``ok``)."""
+        d = self._calls.pop(transaction_id, None)
+        if d is None:
+            return
+        if ok:
+            d.callback(values[1:] if values and values[0] is None else values)
+        else:
+            info_obj = next((v for v in values if isinstance(v, dict)), {})
+            d.errback(
+                ApplicationError(
+                    str(info_obj.get("description", "")),
+                    str(info_obj.get("code", StatusCode.CALL_FAILED)),
+                )
+            )
+
+    def fail_calls(self, error: Exception) -> None:
+        """The client left: every call still waiting fails with ``error``."""
+        calls, self._calls = self._calls, {}
+        for d in calls.values():
+            d.errback(error)
+
+    def __repr__(self) -> str:
+        return f"<ClientView {self.id} {self.peer} {self.app!r}>"
+
+
+@implementer(IStreamView)
+class StreamView:
+    """The read-only view of a :class:`~fms.live.stream.LiveStream` that plugins get."""
+
+    def __init__(self, stream: LiveStream) -> None:
+        self._stream = stream
+
+    @property
+    def app(self) -> str:
+        return self._stream.app
+
+    @property
+    def name(self) -> str:
+        return self._stream.name
+
+    @property
+    def publisher(self) -> IClientView | None:
+        """The publishing client's view (for a stream relayed from another worker: the view
+        of the relay link, named after the original publisher), or None."""
+        publisher = self._stream.publisher
+        return publisher if IClientView.providedBy(publisher) else None
+
+    @property
+    def subscriber_count(self) -> int:
+        """Players on every worker (``fms run --workers``; the other workers' count is at
+        most about a second old)."""
+        return self._stream.subscriber_count
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        data = self._stream.metadata
+        if data is None:
+            return None
+        for value in data.values[1:]:
+            if isinstance(value, dict):
+                return dict(value)
+        return None
+
+    def __repr__(self) -> str:
+        return f"<StreamView {self.app}/{self.name}>"

@@ -1,0 +1,311 @@
+"""What the connections of one RTMP listener share: :class:`RTMPServerFactory`.
+
+The configuration (a reload swaps it for new connections), the stream registry, the
+applications and their plugin chains, admission (:mod:`fms.server.admission`), the deadline
+queue served by one delayed call, the fan-out flush loop, and the graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from fms.apps.application import Application
+from fms.apps.loader import build_all
+from fms.config import Config
+from fms.live.registry import StreamRegistry
+from fms.log import Logger, LogThrottle
+from fms.rtmp.connection import ServerSettings
+from fms.server.admission import REFUSAL_LOG_INTERVAL, Admission, address_group
+from fms.server.deadlines import EPSILON, DeadlineQueue
+from fms.server.limits import connection_limits, fanout_limits
+from fms.server.protocol import PublishListener, RTMPServerProtocol
+
+log = Logger(namespace="fms.server.factory")
+
+
+class RTMPServerFactory(Factory[RTMPServerProtocol]):
+    """Builds one :class:`RTMPServerProtocol` per accepted connection, and holds what they
+    share: the configuration, the stream registry, the applications, the fan-out flush loop,
+    the deadline queue and the admission counts."""
+
+    protocol = RTMPServerProtocol
+    noisy = False
+
+    def __init__(self, config: Config, clock: IReactorTime | None = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        assert clock is not None
+        self.clock: IReactorTime = clock
+        self.config = config
+        self.limits = connection_limits(config)
+        self.connections: set[RTMPServerProtocol] = set()
+        self.registry = StreamRegistry(lambda app: fanout_limits(self.config, app))
+        self.chains = build_all(config)  # raises ConfigError: a broken plugin stops startup
+        self.applications: dict[str, Application] = {}
+        self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
+        self.deadlines: DeadlineQueue[int] = DeadlineQueue()
+        self.shutting_down = False
+        self.admission = Admission()
+        self._by_id: dict[int, RTMPServerProtocol] = {}
+        self._retired: set[Application] = set()
+        self._timer: IDelayedCall | None = None
+        self._flusher: LoopingCall | None = None
+        self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL)
+        self._all_closed: Deferred[None] | None = None
+        self.publish_listener: PublishListener | None = None
+        """Told of every publish accepted from a client (not from a relay link): the worker
+        relay (:mod:`fms.cluster.relay`) with ``fms run --workers``, else None."""
+
+    # --------------------------------------------------------------------------- start/stop
+
+    def startFactory(self) -> None:
+        self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        interval = self.config.streams.flush_interval
+        if interval > 0 and self._flusher is None:
+            self._flusher = LoopingCall(self.flush)
+            self._flusher.clock = self.clock
+            self._flusher.start(interval, now=False)
+
+    def _stop_flusher(self) -> None:
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        self._flusher = None
+
+    def stopFactory(self) -> None:
+        if self.shutting_down:
+            return  # shutdown() stops the applications once their clients were told
+        self._stop_flusher()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for application in [*self.applications.values(), *self._retired]:
+            application.stop()
+
+    def shutdown(self, timeout: float | None = None) -> Deferred[None]:
+        """Stop gracefully: refuse new connections, tell every client its streams ended and
+        close it once that is written, let plugins finish (recordings are closed by their
+        ``unpublish``/``app_stop``), all within ``timeout`` seconds (``[server]
+        shutdown_timeout``); whatever is left then is aborted. The Deferred never fails."""
+        if timeout is None:
+            timeout = self.config.server.shutdown_timeout
+        self.shutting_down = True
+        deadline = self.clock.seconds() + timeout
+        log.info(
+            "shutting down: {clients} connections, {streams} streams",
+            clients=len(self.connections), streams=len(self.registry),
+        )  # fmt: skip
+        for proto in list(self.connections):
+            try:
+                proto.shut_down()
+            except Exception:
+                log.failure("internal error while telling {peer} of the shutdown", peer=proto.peer)
+                proto._abort()
+        return Deferred.fromCoroutine(self._finish_shutdown(deadline))
+
+    async def _finish_shutdown(self, deadline: float) -> None:
+        if self.connections:
+            waiter: Deferred[None] = Deferred()
+            self._all_closed = waiter
+            try:
+                await waiter.addTimeout(max(deadline - self.clock.seconds(), 0), self.clock)
+            except TimeoutError:
+                log.warn(
+                    "{count} connections did not close within the shutdown timeout: aborted",
+                    count=len(self.connections),
+                )
+                for proto in list(self.connections):
+                    proto._abort()
+            self._all_closed = None
+        applications = [*self.applications.values(), *self._retired]
+        stopping = gatherResults([app.stop() for app in applications])
+        try:
+            await stopping.addTimeout(max(deadline - self.clock.seconds(), 0.1), self.clock)
+        except TimeoutError:
+            log.warn("plugins did not finish stopping within the shutdown timeout")
+        except Exception:
+            log.failure("stopping the applications failed")
+        self._stop_flusher()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # ------------------------------------------------------------------------- admission
+
+    def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
+        limits = self.config.limits
+        host = address_group(str(getattr(addr, "host", "?")), limits.ipv6_prefix_length)
+        if self.shutting_down:
+            reason: str | None = "the server is shutting down"
+        else:
+            reason = self.admission.refusal(host, limits)
+        if reason is not None:
+            held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
+            if held is not None:
+                log.warn(
+                    "refusing connection from {host}: {reason}{held}",
+                    host=host, reason=reason,
+                    held=f"; {held} more refused since the last report" if held else "",
+                )  # fmt: skip
+            return None  # Twisted closes the socket at once
+        proto = RTMPServerProtocol(self)
+        proto.factory = self
+        return proto
+
+    def admit(self, proto: RTMPServerProtocol) -> None:
+        """A connection was made: count it until it is forgotten."""
+        self.connections.add(proto)
+        self._by_id[proto.id] = proto
+        proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
+        self.admission.admit(proto.address_group)
+        proto.counted_connecting = True
+
+    def connected(self, proto: RTMPServerProtocol) -> None:
+        """``connect`` was accepted: the connection no longer counts as connecting."""
+        if proto.counted_connecting:
+            proto.counted_connecting = False
+            self.admission.connected(proto.address_group)
+
+    def forget(self, proto: RTMPServerProtocol) -> None:
+        """A connection was lost."""
+        self.connected(proto)
+        if proto in self.connections:
+            self.connections.discard(proto)
+            self.admission.closed()
+        self._by_id.pop(proto.id, None)
+        self.deadlines.discard(proto.id)
+        self._arm()
+        if not self.connections and self._all_closed is not None:
+            waiter, self._all_closed = self._all_closed, None
+            waiter.callback(None)
+
+    def connecting_from(self, host: str) -> int:
+        """Connections from ``host`` whose ``connect`` was not accepted yet."""
+        return self.admission.connecting(address_group(host, self.config.limits.ipv6_prefix_length))
+
+    # ------------------------------------------------------------------------- deadlines
+
+    def schedule(self, proto: RTMPServerProtocol, when: float) -> None:
+        """Check ``proto`` at ``when`` (seconds) unless it is due earlier already."""
+        if proto.id in self._by_id and self.deadlines.schedule(proto.id, when):
+            self._arm()
+
+    def _arm(self) -> None:
+        """Keep the one delayed call armed for the earliest deadline."""
+        when = self.deadlines.next_time()
+        timer = self._timer
+        if when is None:
+            if timer is not None and timer.active():
+                timer.cancel()
+            self._timer = None
+            return
+        if timer is not None and timer.active():
+            if timer.getTime() <= when:
+                return
+            timer.cancel()
+        delay = max(when - self.clock.seconds() - EPSILON / 2, 0.0)
+        self._timer = self.clock.callLater(delay, self._run_deadlines)
+
+    def _run_deadlines(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        for key in self.deadlines.pop_due(now + EPSILON):
+            proto = self._by_id.get(key)
+            if proto is None:
+                continue
+            try:
+                when = proto.check(now)
+            except Exception:
+                log.failure("closing {peer}: internal error in its deadlines", peer=proto.peer)
+                proto._abort()
+                continue
+            if when is not None and key in self._by_id:
+                self.deadlines.schedule(key, when)
+        self._arm()
+
+    # ---------------------------------------------------------------------- applications
+
+    def application_for(self, app: str) -> Application | None:
+        """The :class:`Application` serving ``app`` (``live/room1`` is served by ``live``), or
+        None when the configuration refuses unknown apps."""
+        settings = self.config.app(app)
+        if settings.name is None and settings.policy == "refuse":
+            return None
+        key = settings.name or app.split("/", 1)[0]
+        application = self.applications.get(key)
+        if application is None:
+            chain = self.chains.get(settings.name, [])
+            application = Application(key, settings, chain, self.registry, self.clock)
+            self.applications[key] = application
+            application.start()
+        return application
+
+    def client_left(self, application: Application) -> None:
+        """Stop an application replaced by a reload once its last client has gone."""
+        if application in self._retired and not application.clients:
+            self._retired.discard(application)
+            application.stop()
+
+    def reload(self, config: Config) -> None:
+        """Use ``config`` for new connections: new plugin chains, limits and stream settings.
+
+        Existing clients keep the configuration and plugins they arrived with (their streams
+        go on); clients of an application the new configuration refuses are closed. Raises
+        :class:`~fms.errors.ConfigError` (and changes nothing) when a plugin cannot be built.
+        The outgoing chunk size is shared by every player of a stream, so it keeps its value
+        until a restart, as do the listening address and port.
+        """
+        old = self.config
+        if config.streams.chunk_size != old.streams.chunk_size:
+            log.warn("streams.chunk_size stays {size} until a restart", size=old.streams.chunk_size)
+            config = dataclasses.replace(
+                config,
+                streams=dataclasses.replace(config.streams, chunk_size=old.streams.chunk_size),
+            )
+        if (config.server.host, config.server.port) != (old.server.host, old.server.port):
+            log.warn("server.host and server.port changes take effect at the next restart")
+        if (config.server.workers, config.server.worker_ports) != (
+            old.server.workers,
+            old.server.worker_ports,
+        ):
+            log.warn("server.workers and server.worker_ports take effect at the next restart")
+        chains = build_all(config)  # ConfigError: nothing has changed yet
+        self.config = config
+        self.chains = chains
+        self.limits = connection_limits(config)
+        self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
+        if old.streams.flush_interval != config.streams.flush_interval and self._flusher:
+            self._stop_flusher()
+            self._start_flusher()
+        retiring, self.applications = self.applications, {}
+        for application in retiring.values():
+            self._retired.add(application)
+            self.client_left(application)
+        for proto in list(self.connections):
+            if proto.app is not None and self.application_for(proto.app) is None:
+                log.info(
+                    "closing {peer}: application {app!r} is no longer served",
+                    peer=proto.peer, app=proto.app,
+                )  # fmt: skip
+                proto._abort()
+
+    # ---------------------------------------------------------------------------- fan-out
+
+    def flush(self) -> None:
+        """Deliver what publishers sent since the last flush to every player. A stream whose
+        flush fails is logged and skipped; the loop and the other streams go on."""
+        for stream, failure in self.registry.flush(self.clock.seconds()):
+            log.failure(
+                "internal error while delivering {app}/{name}",
+                Failure(failure), app=stream.app, name=stream.name,
+            )  # fmt: skip
