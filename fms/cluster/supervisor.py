@@ -44,6 +44,10 @@ RESTART_DELAY = 1.0
 """Seconds before a dead worker is started again; doubles while it keeps dying young."""
 
 MAX_RESTART_DELAY = 30.0
+KILL_MARGIN = 5.0
+"""Seconds a stopping worker gets beyond its own ``[server] shutdown_timeout`` (to close and
+exit) before the supervisor kills it (SIGKILL)."""
+
 YOUNG = 10.0
 """A worker that dies within this many seconds of its start counts as dying young."""
 
@@ -190,6 +194,16 @@ class Supervisor:
             except Exception:  # already gone: processEnded follows
                 pass
 
+    def kill_all(self, grace: float) -> None:
+        """SIGKILL the workers still running ``grace`` seconds after SIGTERM, naming each (the
+        operator would otherwise see only ``stopped (signal 9)``)."""
+        for worker in self.workers.values():
+            log.warn(
+                "worker {index} (pid {pid}) still running {grace:g}s after SIGTERM: killing it",
+                index=worker.index, pid=worker.pid, grace=grace,
+            )  # fmt: skip
+        self.signal_all(signal.SIGKILL)
+
     def reload(self) -> None:
         log.info("SIGHUP: telling {count} workers to reload", count=len(self.workers))
         self.signal_all(signal.SIGHUP)
@@ -204,8 +218,8 @@ class Supervisor:
         waiter: Deferred[None] = Deferred()
         self._all_ended = waiter
         self.signal_all(signal.SIGTERM)
-        grace = self.config.server.shutdown_timeout + 5.0
-        killer = self.reactor.callLater(grace, self.signal_all, signal.SIGKILL)
+        grace = self.config.server.shutdown_timeout + KILL_MARGIN
+        killer = self.reactor.callLater(grace, self.kill_all, grace)
 
         def done(result: None) -> None:
             if killer.active():
