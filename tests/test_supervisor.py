@@ -1,7 +1,7 @@
-"""The supervisor's decisions (:class:`fms.workers.Supervisor`) on a fake reactor: no process is
-started and time is a :class:`~twisted.internet.task.Clock`, so the long delays (the 30 s cap,
-the reset after a worker lived ``YOUNG`` seconds) are checked exactly. The end-to-end side, with
-real processes and signals, is ``tests/e2e/test_supervisor.py``."""
+"""The supervisor's decisions (:class:`fms.cluster.supervisor.Supervisor`) on a fake reactor: no
+process is started and time is a :class:`~twisted.internet.task.Clock`, so the long delays (the
+30 s cap, the reset after a worker lived ``YOUNG`` seconds) are checked exactly. The end-to-end
+side, with real processes and signals, is ``tests/e2e/test_supervisor.py``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
-from fms.config import Config, ServerConfig
-from fms.workers import (
+from fms.cluster.supervisor import (
     KILL_MARGIN,
     MAX_RESTART_DELAY,
     READY_FD,
@@ -25,6 +24,7 @@ from fms.workers import (
     Supervisor,
     _WorkerProcess,
 )
+from fms.config import Config, ServerConfig
 
 
 class FakeProcess:

@@ -1,15 +1,14 @@
 """The supervisor of ``fms run --workers 2`` when a worker misbehaves, with real processes.
 
-What must hold (see :mod:`fms.workers`): a worker that cannot start stops the whole server with
-status 1, a log line that says which worker and why, and no process left behind; a worker that
-keeps dying young is restarted after 1 s, then 2 s, then 4 s (never sooner); a worker that
-ignores SIGTERM is killed with SIGKILL once its shutdown timeout and the supervisor's margin
+What must hold (see :mod:`fms.cluster.supervisor`): a worker that cannot start stops the whole
+server with status 1, a log line that says which worker and why, and no process left behind; a
+worker that keeps dying young is restarted after 1 s, then 2 s, then 4 s (never sooner); a worker
+that ignores SIGTERM is killed with SIGKILL once its shutdown timeout and the supervisor's margin
 have passed (not before), and the supervisor then exits.
 
-Each supervisor runs in a session of its own, so its process group holds exactly the supervisor
-and its workers: that group is what "nothing left behind" is checked against, and what the
-tests kill if they fail half-way.
-"""
+Each supervisor runs in a session of its own, so its process group holds exactly the supervisor and
+its workers: that group is what "nothing left behind" is checked against, and what the tests kill
+if they fail half-way."""
 
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.fanout import free_ports
-from fms.workers import KILL_MARGIN, RESTART_DELAY
+from fms.cluster.supervisor import KILL_MARGIN, RESTART_DELAY
 from tests.e2e.harness import ServerProcess
 from tests.hostile.support import Client
 
@@ -45,7 +44,7 @@ import signal
 
 from twisted.logger import Logger
 
-from fms.plugin import Plugin
+from fms.apps.api import Plugin
 
 log = Logger(namespace="deaf")
 
