@@ -36,7 +36,7 @@ from typing import Any
 
 from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage
-from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, UserControlEvent
+from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, U32_MASK, UserControlEvent
 from fms.rtmp.errors import MessageError
 from fms.rtmp.handshake import ClientHandshake
 from fms.rtmp.messages import (
@@ -82,8 +82,6 @@ MAX_PENDING_REQUESTS = 1024
 """Unanswered requests remembered for matching ``_result``/``_error``; beyond it the oldest is
 forgotten. Servers answer some requests never (nginx-rtmp ignores ``FCUnpublish``, nobody answers
 ``deleteStream``), so a long-lived relay must not grow this without bound."""
-
-_U32 = 0xFFFFFFFF
 
 
 # ------------------------------------------------------------------------------------- events
@@ -280,7 +278,7 @@ class ClientState(Enum):
 
 
 def _check_u32(value: int, what: str) -> None:
-    if not 0 <= value <= _U32:
+    if not 0 <= value <= U32_MASK:
         raise LocalProtocolError(f"{what} {value} does not fit in 32 bits")
 
 
@@ -289,7 +287,7 @@ def _stream_id_of(values: tuple[Any, ...]) -> int:
     for value in values[1:]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if not math.isfinite(value) or value != int(value) or not 0 < value <= _U32:
+        if not math.isfinite(value) or value != int(value) or not 0 < value <= U32_MASK:
             break
         return int(value)
     raise MessageError(f"createStream answered without a valid stream id: {values[1:]!r}")
@@ -341,7 +339,7 @@ class ClientConnection:
     @property
     def bytes_received(self) -> int:
         """Bytes received after the handshake, as acknowledgements count them (32-bit)."""
-        return self._decoder.bytes_received & _U32
+        return self._decoder.bytes_received & U32_MASK
 
     @property
     def chunk_size(self) -> int:
@@ -397,7 +395,7 @@ class ClientConnection:
         return out
 
     def _ms(self, now: float) -> int:
-        return int((now - self._started) * 1000) & _U32
+        return int((now - self._started) * 1000) & U32_MASK
 
     def _acknowledge(self) -> None:
         window = self.window_acknowledgement_size
@@ -406,7 +404,7 @@ class ClientConnection:
         total = self._decoder.bytes_received
         if total - self._last_ack >= window:
             self._last_ack = total
-            self._send(Acknowledgement(total & _U32))
+            self._send(Acknowledgement(total & U32_MASK))
 
     def _dispatch(self, raw: RawMessage, out: list[ClientEvent]) -> None:
         message = decode_message(raw)
@@ -657,7 +655,7 @@ class ClientConnection:
     def send_user_control(self, event: UserControlEvent, value: int) -> None:
         """A User Control event with one 32-bit value (a stream id or a timestamp)."""
         self._require_open()
-        self._send(UserControl(event, value & _U32))
+        self._send(UserControl(event, value & U32_MASK))
 
     def send_ping_response(self, timestamp: int) -> None:
         """PingResponse with ``timestamp`` (ms). PingRequests are already answered on their

@@ -29,7 +29,7 @@ from fms.amf import AMFLimits
 from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.rtmp import events as ev
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage, encode_shared
-from fms.rtmp.constants import MessageType, PeerBandwidthLimit, UserControlEvent
+from fms.rtmp.constants import U32_MASK, MessageType, PeerBandwidthLimit, UserControlEvent
 from fms.rtmp.errors import LimitExceeded, MessageError
 from fms.rtmp.handshake import ServerHandshake
 from fms.rtmp.messages import (
@@ -166,7 +166,7 @@ class ServerConnection:
     @property
     def bytes_received(self) -> int:
         """Bytes received after the handshake (32-bit counter, as acknowledgements carry it)."""
-        return self._decoder.bytes_received & 0xFFFFFFFF
+        return self._decoder.bytes_received & U32_MASK
 
     @property
     def chunk_size(self) -> int:
@@ -189,7 +189,7 @@ class ServerConnection:
     def _receive(self, data: bytes, now: float) -> list[ev.Event]:
         out: list[ev.Event] = []
         if self.state is ConnectionState.HANDSHAKE:
-            self._handshake.receive_data(data, int((now - self._started) * 1000) & 0xFFFFFFFF)
+            self._handshake.receive_data(data, int((now - self._started) * 1000) & U32_MASK)
             self._outgoing.append(self._handshake.data_to_send())
             if not self._handshake.done:
                 return out
@@ -219,7 +219,7 @@ class ServerConnection:
         total = self._decoder.bytes_received
         if total - self._last_ack >= self._ack_window:
             self._last_ack = total
-            self._send(Acknowledgement(total & 0xFFFFFFFF))
+            self._send(Acknowledgement(total & U32_MASK))
 
     def _dispatch(self, raw: RawMessage, out: list[ev.Event]) -> None:
         message = decode_message(raw, self.limits.amf)
@@ -485,7 +485,7 @@ class ServerConnection:
 
     def ping(self, now: float) -> int:
         """Send a PingRequest; return its timestamp (ms since the connection started)."""
-        stamp = int((now - self._started) * 1000) & 0xFFFFFFFF
+        stamp = int((now - self._started) * 1000) & U32_MASK
         self._send(UserControl(UserControlEvent.PING_REQUEST, stamp))
         return stamp
 
@@ -501,7 +501,7 @@ class ServerConnection:
             )
             return None
         while self._next_stream_id in self.streams or self._next_stream_id == 0:
-            self._next_stream_id = (self._next_stream_id + 1) & 0xFFFFFFFF
+            self._next_stream_id = (self._next_stream_id + 1) & U32_MASK
         sid = self._next_stream_id
         self._next_stream_id += 1
         self.streams[sid] = StreamState.IDLE
@@ -586,10 +586,6 @@ class ServerConnection:
         headers on the dedicated media/data chunk streams), so both can be interleaved."""
         raw = encode_message(message)
         self._outgoing.append(encode_shared(raw, self._encoder.chunk_size))
-
-    def encode_shared(self, message: Media | Data) -> bytes:
-        """The bytes :meth:`send_stream_message` would queue, for writing to many players."""
-        return encode_shared(encode_message(message), self._encoder.chunk_size)
 
     def close(self) -> None:
         """Stop processing input (the adapter closes the transport)."""
