@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -38,6 +38,23 @@ from fms.errors import LocalProtocolError, RemoteProtocolError
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage
 from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, U32_MASK, UserControlEvent
 from fms.rtmp.errors import MessageError
+from fms.rtmp.events import (
+    AcknowledgementReceived,
+    CallReceived,
+    ClientEvent,
+    Connected,
+    ConnectRejected,
+    DataArrived,
+    ErrorReceived,
+    HandshakeDone,
+    MediaArrived,
+    PingAnswered,
+    ResultReceived,
+    StatusReceived,
+    StreamBegan,
+    StreamCreated,
+    StreamEnded,
+)
 from fms.rtmp.handshake import ClientHandshake
 from fms.rtmp.messages import (
     Acknowledgement,
@@ -82,185 +99,6 @@ MAX_PENDING_REQUESTS = 1024
 """Unanswered requests remembered for matching ``_result``/``_error``; beyond it the oldest is
 forgotten. Servers answer some requests never (nginx-rtmp ignores ``FCUnpublish``, nobody answers
 ``deleteStream``), so a long-lived relay must not grow this without bound."""
-
-
-# ------------------------------------------------------------------------------------- events
-
-
-def _text(info: dict[str, Any], key: str) -> str:
-    value = info.get(key, "")
-    return value if isinstance(value, str) else ""
-
-
-def _info_in(values: tuple[Any, ...]) -> dict[str, Any]:
-    """The info object (``{level, code, description}``) of an answer: its first dict argument."""
-    for value in values[1:]:
-        if isinstance(value, dict):
-            return value
-    return {}
-
-
-@dataclass(frozen=True, slots=True)
-class ClientEvent:
-    """Base class of every event a :class:`ClientConnection` reports."""
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeDone(ClientEvent):
-    """The handshake finished; ``digest`` tells whether the server answered the FP9 digest form
-    (and its digest and signature verified), False when it chose the simple handshake."""
-
-    digest: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Connected(ClientEvent):
-    """``connect`` was accepted (``_result``): ``properties`` is the server's command object
-    (``fmsVer``, ``capabilities``), ``info`` the status (``NetConnection.Connect.Success``)."""
-
-    properties: dict[str, Any]
-    info: dict[str, Any]
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectRejected(ClientEvent):
-    """``connect`` was refused (``_error``); the connection is closed. A redirect (Flash Media
-    Server's ``ex.code`` 302) carries the URL to try instead in :attr:`redirect`."""
-
-    info: dict[str, Any]
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-    @property
-    def description(self) -> str:
-        return _text(self.info, "description")
-
-    @property
-    def redirect(self) -> str | None:
-        ex = self.info.get("ex")
-        url = ex.get("redirect") if isinstance(ex, dict) else None
-        return url if isinstance(url, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class ResultReceived(ClientEvent):
-    """``_result`` for one of our requests; ``request`` names it (``releaseStream``...),
-    ``values`` is the command object followed by the arguments."""
-
-    transaction_id: float
-    values: tuple[Any, ...]
-    request: str
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReceived(ClientEvent):
-    """``_error`` for one of our requests (``connect`` and its refusal excepted, see
-    :class:`ConnectRejected`). FFmpeg tolerates it only for ``releaseStream``, ``FCPublish``,
-    ``FCSubscribe`` and ``_checkbw``; the layer above decides."""
-
-    transaction_id: float
-    values: tuple[Any, ...]
-    request: str
-
-    @property
-    def info(self) -> dict[str, Any]:
-        return _info_in(self.values)
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReceived(ClientEvent):
-    """``onStatus`` on a message stream (0 for the NetConnection itself). Clients act on the
-    ``level`` (FFmpeg aborts on "error") and the ``code`` (``NetStream.Publish.Start``...)."""
-
-    stream_id: int
-    info: dict[str, Any]
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-    @property
-    def level(self) -> str:
-        return _text(self.info, "level")
-
-    @property
-    def description(self) -> str:
-        return _text(self.info, "description")
-
-
-@dataclass(frozen=True, slots=True)
-class StreamCreated(ClientEvent):
-    """``createStream`` was answered with the message stream id to publish or play on."""
-
-    transaction_id: float
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class MediaArrived(ClientEvent):
-    """Audio or video from the server (aggregates arrive already split)."""
-
-    stream_id: int
-    message: Media
-
-
-@dataclass(frozen=True, slots=True)
-class DataArrived(ClientEvent):
-    """A data message from the server: ``onMetaData``, ``|RtmpSampleAccess``..."""
-
-    stream_id: int
-    message: Data
-
-
-@dataclass(frozen=True, slots=True)
-class StreamBegan(ClientEvent):
-    """User Control StreamBegin: the server starts sending on ``stream_id``."""
-
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnded(ClientEvent):
-    """User Control StreamEOF: the server has no more data for ``stream_id``."""
-
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class CallReceived(ClientEvent):
-    """A command the server sent on its own (``onBWDone``, ``onFCPublish``, ``close``, an
-    application RPC). A non-zero transaction id asks for :meth:`ClientConnection.send_result`."""
-
-    command: Command
-
-    @property
-    def name(self) -> str:
-        return self.command.name
-
-
-@dataclass(frozen=True, slots=True)
-class PingAnswered(ClientEvent):
-    """User Control PingResponse to our :meth:`ClientConnection.ping` (``timestamp`` in ms)."""
-
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class AcknowledgementReceived(ClientEvent):
-    """The server has read ``sequence_number`` bytes from us (32-bit, wraps): what a pushing
-    relay measures its backlog with. Sent only after :meth:`set_window_acknowledgement_size`."""
-
-    sequence_number: int
 
 
 # --------------------------------------------------------------------------------- connection
