@@ -34,8 +34,8 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any
 
-from fms.errors import LocalProtocolError, RemoteProtocolError
-from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage
+from fms.errors import LocalProtocolError
+from fms.rtmp.chunks import ChunkLimits, RawMessage
 from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, U32_MASK, UserControlEvent
 from fms.rtmp.errors import MessageError
 from fms.rtmp.events import (
@@ -63,12 +63,12 @@ from fms.rtmp.messages import (
     Data,
     Media,
     Message,
-    SetChunkSize,
     UserControl,
     WindowAcknowledgementSize,
     decode_message,
     encode_message,
 )
+from fms.rtmp.session import Session
 
 __all__ = [
     "DEFAULT_FLASH_VER",
@@ -131,7 +131,7 @@ def _stream_id_of(values: tuple[Any, ...]) -> int:
     raise MessageError(f"createStream answered without a valid stream id: {values[1:]!r}")
 
 
-class ClientConnection:
+class ClientConnection(Session[ClientEvent]):
     """One connection to an RTMP server, from C0 to the close.
 
     ``digest`` sends an FP9 digest C1 (and verifies the server's S1/S2 when it claims the digest
@@ -141,6 +141,11 @@ class ClientConnection:
     ``now`` (seconds, any epoch) is the start of the connection's own millisecond clock, used in
     handshake times and :meth:`ping`.
     """
+
+    _CLOSED = ClientState.CLOSED
+    _ERROR = ClientState.ERROR
+    state: ClientState
+    _handshake: ClientHandshake
 
     def __init__(
         self,
@@ -153,36 +158,18 @@ class ClientConnection:
     ) -> None:
         if not 1 <= chunk_size <= 0x7FFFFFFF:
             raise LocalProtocolError(f"chunk size {chunk_size} outside 1..2147483647")
+        handshake = ClientHandshake(digest=digest, now_ms=0, random_bytes=random_bytes)
+        super().__init__(handshake, limits, now)
         self.state = ClientState.HANDSHAKE
-        self.object_encoding = 0
-        """0 (AMF0) or 3: commands after ``connect`` travel as type 17 when it is 3."""
         self.streams: set[int] = set()
         """Message stream ids the server created for us and we have not deleted."""
-        self.window_acknowledgement_size = 0
-        """What the server asked us to acknowledge every (bytes; 0: no acknowledgements)."""
         self._chunk_size = chunk_size
-        self._started = now
-        self._handshake = ClientHandshake(digest=digest, now_ms=0, random_bytes=random_bytes)
-        self._decoder = ChunkDecoder(limits)
-        self._encoder = ChunkEncoder()
-        self._outgoing: list[bytes] = []
         self._deferred: list[bytes] = []  # chunk bytes queued before S2 arrived
         self._next_transaction = 1
         self._connect_tid: float | None = None
         self._pending: dict[float, str] = {}  # transaction id -> the request's name
-        self._last_ack = 0
 
     # ----------------------------------------------------------------------------- input
-
-    @property
-    def bytes_received(self) -> int:
-        """Bytes received after the handshake, as acknowledgements count them (32-bit)."""
-        return self._decoder.bytes_received & U32_MASK
-
-    @property
-    def chunk_size(self) -> int:
-        """Our outgoing chunk size (bytes)."""
-        return self._encoder.chunk_size
 
     @property
     def server_chunk_size(self) -> int:
@@ -194,55 +181,11 @@ class ClientConnection:
         self._handshake.initiate()
         self._outgoing.append(self._handshake.data_to_send())
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[ClientEvent]:
-        """Feed bytes from the server (``now`` in seconds); return what happened, in order.
-
-        Raises :class:`RemoteProtocolError` when the server broke the protocol; the connection
-        then stays in ``ERROR`` and any later call raises :class:`LocalProtocolError`. After
-        ``CLOSED`` input is ignored.
-        """
-        if self.state is ClientState.ERROR:
-            raise LocalProtocolError("receive_data after a protocol error")
-        if self.state is ClientState.CLOSED:
-            return []
-        try:
-            return self._receive(data, now)
-        except RemoteProtocolError:
-            self.state = ClientState.ERROR
-            raise
-
-    def _receive(self, data: bytes, now: float) -> list[ClientEvent]:
-        out: list[ClientEvent] = []
-        if self.state is ClientState.HANDSHAKE:
-            self._handshake.receive_data(data, self._ms(now))
-            self._outgoing.append(self._handshake.data_to_send())
-            if not self._handshake.done:
-                return out
-            self.state = ClientState.CONNECTING
-            self._outgoing.extend(self._deferred)
-            self._deferred.clear()
-            out.append(HandshakeDone(digest=self._handshake.digest_scheme is not None))
-            data = self._handshake.leftover
-        if not data:
-            return out
-        for raw in self._decoder.receive_data(data):
-            self._dispatch(raw, out)
-            if self.state is ClientState.CLOSED:
-                return out  # connect refused: what follows is not for us
-        self._acknowledge()
-        return out
-
-    def _ms(self, now: float) -> int:
-        return int((now - self._started) * 1000) & U32_MASK
-
-    def _acknowledge(self) -> None:
-        window = self.window_acknowledgement_size
-        if not window:
-            return
-        total = self._decoder.bytes_received
-        if total - self._last_ack >= window:
-            self._last_ack = total
-            self._send(Acknowledgement(total & U32_MASK))
+    def _handshake_completed(self, out: list[ClientEvent], now: float) -> None:
+        self.state = ClientState.CONNECTING
+        self._outgoing.extend(self._deferred)
+        self._deferred.clear()
+        out.append(HandshakeDone(digest=self._handshake.digest_scheme is not None))
 
     def _dispatch(self, raw: RawMessage, out: list[ClientEvent]) -> None:
         message = decode_message(raw)
@@ -316,14 +259,6 @@ class ClientConnection:
 
     # ---------------------------------------------------------------------------- output
 
-    def data_to_send(self) -> bytes:
-        """Everything queued for the server since the last call."""
-        if not self._outgoing:
-            return b""
-        data = b"".join(self._outgoing)
-        self._outgoing.clear()
-        return data
-
     def _send(self, message: Message, timestamp: int = 0) -> None:
         data = self._encoder.encode(encode_message(message, timestamp))
         if self._handshake.done:
@@ -355,17 +290,12 @@ class ClientConnection:
             self._pending[tid] = request
         return tid
 
-    def _command(self, name: str, tid: float, obj: Any, *args: Any, stream_id: int = 0) -> float:
-        self._send(Command(name, tid, obj, args, stream_id, self.object_encoding == 3))
-        return tid
-
     def set_chunk_size(self, size: int) -> None:
         """Announce and use a new outgoing chunk size (bytes, 1..2147483647)."""
         self._require_open()
         if not 1 <= size <= 0x7FFFFFFF:
             raise LocalProtocolError(f"chunk size {size} outside 1..2147483647")
-        self._send(SetChunkSize(size))
-        self._encoder.set_chunk_size(size)
+        super().set_chunk_size(size)
 
     def connect(
         self,
