@@ -20,7 +20,7 @@ from struct import Struct
 
 from fms.errors import LocalProtocolError
 from fms.rtmp.chunks import RawMessage
-from fms.rtmp.constants import MessageType
+from fms.rtmp.constants import U32_MASK, MessageType
 from fms.rtmp.errors import MessageError
 
 __all__ = ["AGGREGATE_SUB_TYPES", "AggregateError", "split_aggregate"]
@@ -31,7 +31,6 @@ AGGREGATE_SUB_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO, MessageTy
 _TAG_HEADER = Struct(">BBHBHB")  # type, size hi, size lo, ts hi, ts lo, ts extension
 _TAG_HEADER_SIZE = 11
 _BACK_POINTER_SIZE = 4
-_TIMESTAMP_MASK = 0xFFFFFFFF
 
 
 class AggregateError(MessageError):
@@ -73,7 +72,7 @@ def split_aggregate(message: RawMessage) -> list[RawMessage]:
         tag_ts = (ts_ext << 24) | (ts_hi << 16) | ts_lo
         if first is None:
             first = tag_ts
-        timestamp = (message.timestamp + tag_ts - first) & _TIMESTAMP_MASK
+        timestamp = (message.timestamp + tag_ts - first) & U32_MASK
         out.append(
             RawMessage(
                 tag_type, message.stream_id, timestamp, body[data_start:data_end], message.csid

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from struct import Struct
 
 from fms.errors import LocalProtocolError, RemoteProtocolError
-from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MessageType
+from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, U32_MASK, MessageType
 from fms.rtmp.errors import ChunkStreamError, LimitExceeded
 
 __all__ = [
@@ -55,9 +55,6 @@ MAX_CHUNK_SIZE = 0x7FFFFFFF
 
 MAX_MESSAGE_LENGTH = 0xFFFFFF
 """Largest message payload a chunk message header can describe (24 bits, bytes)."""
-
-_TIMESTAMP_MASK = 0xFFFFFFFF
-_STREAM_ID_MAX = 0xFFFFFFFF
 
 _U32_BE = Struct(">I")
 _U32_LE = Struct("<I")  # the message stream id is little endian (the spec's one exception)
@@ -286,7 +283,7 @@ class ChunkDecoder:
                     if st.active:
                         expected = (st.field, st.timestamp)
                     else:
-                        expected = (st.field, (st.timestamp + st.field) & _TIMESTAMP_MASK)
+                        expected = (st.field, (st.timestamp + st.field) & U32_MASK)
                     if end - hpos >= 4:
                         if _U32_BE.unpack_from(data, hpos)[0] in expected:
                             hpos += 4
@@ -297,7 +294,7 @@ class ChunkDecoder:
                     self._start_chunk(st, st.length - len(st.buffer))
                     continue
                 # A new message that repeats the previous header, timestamp delta included.
-                timestamp = (st.timestamp + st.field) & _TIMESTAMP_MASK
+                timestamp = (st.timestamp + st.field) & U32_MASK
                 length = st.length
                 type_id = st.type_id
                 stream_id = st.stream_id
@@ -339,7 +336,7 @@ class ChunkDecoder:
                         raise ChunkStreamError(
                             f"fmt {fmt} chunk on chunk stream {csid}, which has no previous header"
                         )
-                    timestamp = (st.timestamp + field) & _TIMESTAMP_MASK
+                    timestamp = (st.timestamp + field) & U32_MASK
                     stream_id = st.stream_id
                     if fmt == 1:
                         length = (len_hi << 16) | len_lo
@@ -511,9 +508,9 @@ def _check_message(message: RawMessage) -> None:
         )
     if not 0 <= message.type_id <= 0xFF:
         raise LocalProtocolError(f"message type id {message.type_id} outside 0..255")
-    if not 0 <= message.stream_id <= _STREAM_ID_MAX:
+    if not 0 <= message.stream_id <= U32_MASK:
         raise LocalProtocolError(f"message stream id {message.stream_id} outside 32 bits")
-    if not 0 <= message.timestamp <= _TIMESTAMP_MASK:
+    if not 0 <= message.timestamp <= U32_MASK:
         raise LocalProtocolError(f"timestamp {message.timestamp} outside 32 bits")
 
 

@@ -30,14 +30,31 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
-from fms.errors import LocalProtocolError, RemoteProtocolError
-from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage
-from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, UserControlEvent
+from fms.errors import LocalProtocolError
+from fms.rtmp.chunks import ChunkLimits, RawMessage
+from fms.rtmp.constants import DEFAULT_CHUNK_SIZE, U32_MASK, UserControlEvent
 from fms.rtmp.errors import MessageError
+from fms.rtmp.events import (
+    AcknowledgementReceived,
+    CallReceived,
+    ClientEvent,
+    Connected,
+    ConnectRejected,
+    DataArrived,
+    ErrorReceived,
+    HandshakeDone,
+    MediaArrived,
+    PingAnswered,
+    ResultReceived,
+    StatusReceived,
+    StreamBegan,
+    StreamCreated,
+    StreamEnded,
+)
 from fms.rtmp.handshake import ClientHandshake
 from fms.rtmp.messages import (
     Acknowledgement,
@@ -46,12 +63,12 @@ from fms.rtmp.messages import (
     Data,
     Media,
     Message,
-    SetChunkSize,
     UserControl,
     WindowAcknowledgementSize,
     decode_message,
     encode_message,
 )
+from fms.rtmp.session import Session
 
 __all__ = [
     "DEFAULT_FLASH_VER",
@@ -83,187 +100,6 @@ MAX_PENDING_REQUESTS = 1024
 forgotten. Servers answer some requests never (nginx-rtmp ignores ``FCUnpublish``, nobody answers
 ``deleteStream``), so a long-lived relay must not grow this without bound."""
 
-_U32 = 0xFFFFFFFF
-
-
-# ------------------------------------------------------------------------------------- events
-
-
-def _text(info: dict[str, Any], key: str) -> str:
-    value = info.get(key, "")
-    return value if isinstance(value, str) else ""
-
-
-def _info_in(values: tuple[Any, ...]) -> dict[str, Any]:
-    """The info object (``{level, code, description}``) of an answer: its first dict argument."""
-    for value in values[1:]:
-        if isinstance(value, dict):
-            return value
-    return {}
-
-
-@dataclass(frozen=True, slots=True)
-class ClientEvent:
-    """Base class of every event a :class:`ClientConnection` reports."""
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeDone(ClientEvent):
-    """The handshake finished; ``digest`` tells whether the server answered the FP9 digest form
-    (and its digest and signature verified), False when it chose the simple handshake."""
-
-    digest: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Connected(ClientEvent):
-    """``connect`` was accepted (``_result``): ``properties`` is the server's command object
-    (``fmsVer``, ``capabilities``), ``info`` the status (``NetConnection.Connect.Success``)."""
-
-    properties: dict[str, Any]
-    info: dict[str, Any]
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectRejected(ClientEvent):
-    """``connect`` was refused (``_error``); the connection is closed. A redirect (Flash Media
-    Server's ``ex.code`` 302) carries the URL to try instead in :attr:`redirect`."""
-
-    info: dict[str, Any]
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-    @property
-    def description(self) -> str:
-        return _text(self.info, "description")
-
-    @property
-    def redirect(self) -> str | None:
-        ex = self.info.get("ex")
-        url = ex.get("redirect") if isinstance(ex, dict) else None
-        return url if isinstance(url, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class ResultReceived(ClientEvent):
-    """``_result`` for one of our requests; ``request`` names it (``releaseStream``...),
-    ``values`` is the command object followed by the arguments."""
-
-    transaction_id: float
-    values: tuple[Any, ...]
-    request: str
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReceived(ClientEvent):
-    """``_error`` for one of our requests (``connect`` and its refusal excepted, see
-    :class:`ConnectRejected`). FFmpeg tolerates it only for ``releaseStream``, ``FCPublish``,
-    ``FCSubscribe`` and ``_checkbw``; the layer above decides."""
-
-    transaction_id: float
-    values: tuple[Any, ...]
-    request: str
-
-    @property
-    def info(self) -> dict[str, Any]:
-        return _info_in(self.values)
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReceived(ClientEvent):
-    """``onStatus`` on a message stream (0 for the NetConnection itself). Clients act on the
-    ``level`` (FFmpeg aborts on "error") and the ``code`` (``NetStream.Publish.Start``...)."""
-
-    stream_id: int
-    info: dict[str, Any]
-
-    @property
-    def code(self) -> str:
-        return _text(self.info, "code")
-
-    @property
-    def level(self) -> str:
-        return _text(self.info, "level")
-
-    @property
-    def description(self) -> str:
-        return _text(self.info, "description")
-
-
-@dataclass(frozen=True, slots=True)
-class StreamCreated(ClientEvent):
-    """``createStream`` was answered with the message stream id to publish or play on."""
-
-    transaction_id: float
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class MediaArrived(ClientEvent):
-    """Audio or video from the server (aggregates arrive already split)."""
-
-    stream_id: int
-    message: Media
-
-
-@dataclass(frozen=True, slots=True)
-class DataArrived(ClientEvent):
-    """A data message from the server: ``onMetaData``, ``|RtmpSampleAccess``..."""
-
-    stream_id: int
-    message: Data
-
-
-@dataclass(frozen=True, slots=True)
-class StreamBegan(ClientEvent):
-    """User Control StreamBegin: the server starts sending on ``stream_id``."""
-
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnded(ClientEvent):
-    """User Control StreamEOF: the server has no more data for ``stream_id``."""
-
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class CallReceived(ClientEvent):
-    """A command the server sent on its own (``onBWDone``, ``onFCPublish``, ``close``, an
-    application RPC). A non-zero transaction id asks for :meth:`ClientConnection.send_result`."""
-
-    command: Command
-
-    @property
-    def name(self) -> str:
-        return self.command.name
-
-
-@dataclass(frozen=True, slots=True)
-class PingAnswered(ClientEvent):
-    """User Control PingResponse to our :meth:`ClientConnection.ping` (``timestamp`` in ms)."""
-
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class AcknowledgementReceived(ClientEvent):
-    """The server has read ``sequence_number`` bytes from us (32-bit, wraps): what a pushing
-    relay measures its backlog with. Sent only after :meth:`set_window_acknowledgement_size`."""
-
-    sequence_number: int
-
 
 # --------------------------------------------------------------------------------- connection
 
@@ -280,7 +116,7 @@ class ClientState(Enum):
 
 
 def _check_u32(value: int, what: str) -> None:
-    if not 0 <= value <= _U32:
+    if not 0 <= value <= U32_MASK:
         raise LocalProtocolError(f"{what} {value} does not fit in 32 bits")
 
 
@@ -289,13 +125,13 @@ def _stream_id_of(values: tuple[Any, ...]) -> int:
     for value in values[1:]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if not math.isfinite(value) or value != int(value) or not 0 < value <= _U32:
+        if not math.isfinite(value) or value != int(value) or not 0 < value <= U32_MASK:
             break
         return int(value)
     raise MessageError(f"createStream answered without a valid stream id: {values[1:]!r}")
 
 
-class ClientConnection:
+class ClientConnection(Session[ClientEvent]):
     """One connection to an RTMP server, from C0 to the close.
 
     ``digest`` sends an FP9 digest C1 (and verifies the server's S1/S2 when it claims the digest
@@ -305,6 +141,11 @@ class ClientConnection:
     ``now`` (seconds, any epoch) is the start of the connection's own millisecond clock, used in
     handshake times and :meth:`ping`.
     """
+
+    _CLOSED = ClientState.CLOSED
+    _ERROR = ClientState.ERROR
+    state: ClientState
+    _handshake: ClientHandshake
 
     def __init__(
         self,
@@ -317,36 +158,18 @@ class ClientConnection:
     ) -> None:
         if not 1 <= chunk_size <= 0x7FFFFFFF:
             raise LocalProtocolError(f"chunk size {chunk_size} outside 1..2147483647")
+        handshake = ClientHandshake(digest=digest, now_ms=0, random_bytes=random_bytes)
+        super().__init__(handshake, limits, now)
         self.state = ClientState.HANDSHAKE
-        self.object_encoding = 0
-        """0 (AMF0) or 3: commands after ``connect`` travel as type 17 when it is 3."""
         self.streams: set[int] = set()
         """Message stream ids the server created for us and we have not deleted."""
-        self.window_acknowledgement_size = 0
-        """What the server asked us to acknowledge every (bytes; 0: no acknowledgements)."""
         self._chunk_size = chunk_size
-        self._started = now
-        self._handshake = ClientHandshake(digest=digest, now_ms=0, random_bytes=random_bytes)
-        self._decoder = ChunkDecoder(limits)
-        self._encoder = ChunkEncoder()
-        self._outgoing: list[bytes] = []
         self._deferred: list[bytes] = []  # chunk bytes queued before S2 arrived
         self._next_transaction = 1
         self._connect_tid: float | None = None
         self._pending: dict[float, str] = {}  # transaction id -> the request's name
-        self._last_ack = 0
 
     # ----------------------------------------------------------------------------- input
-
-    @property
-    def bytes_received(self) -> int:
-        """Bytes received after the handshake, as acknowledgements count them (32-bit)."""
-        return self._decoder.bytes_received & _U32
-
-    @property
-    def chunk_size(self) -> int:
-        """Our outgoing chunk size (bytes)."""
-        return self._encoder.chunk_size
 
     @property
     def server_chunk_size(self) -> int:
@@ -358,55 +181,11 @@ class ClientConnection:
         self._handshake.initiate()
         self._outgoing.append(self._handshake.data_to_send())
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[ClientEvent]:
-        """Feed bytes from the server (``now`` in seconds); return what happened, in order.
-
-        Raises :class:`RemoteProtocolError` when the server broke the protocol; the connection
-        then stays in ``ERROR`` and any later call raises :class:`LocalProtocolError`. After
-        ``CLOSED`` input is ignored.
-        """
-        if self.state is ClientState.ERROR:
-            raise LocalProtocolError("receive_data after a protocol error")
-        if self.state is ClientState.CLOSED:
-            return []
-        try:
-            return self._receive(data, now)
-        except RemoteProtocolError:
-            self.state = ClientState.ERROR
-            raise
-
-    def _receive(self, data: bytes, now: float) -> list[ClientEvent]:
-        out: list[ClientEvent] = []
-        if self.state is ClientState.HANDSHAKE:
-            self._handshake.receive_data(data, self._ms(now))
-            self._outgoing.append(self._handshake.data_to_send())
-            if not self._handshake.done:
-                return out
-            self.state = ClientState.CONNECTING
-            self._outgoing.extend(self._deferred)
-            self._deferred.clear()
-            out.append(HandshakeDone(digest=self._handshake.digest_scheme is not None))
-            data = self._handshake.leftover
-        if not data:
-            return out
-        for raw in self._decoder.receive_data(data):
-            self._dispatch(raw, out)
-            if self.state is ClientState.CLOSED:
-                return out  # connect refused: what follows is not for us
-        self._acknowledge()
-        return out
-
-    def _ms(self, now: float) -> int:
-        return int((now - self._started) * 1000) & _U32
-
-    def _acknowledge(self) -> None:
-        window = self.window_acknowledgement_size
-        if not window:
-            return
-        total = self._decoder.bytes_received
-        if total - self._last_ack >= window:
-            self._last_ack = total
-            self._send(Acknowledgement(total & _U32))
+    def _handshake_completed(self, out: list[ClientEvent], now: float) -> None:
+        self.state = ClientState.CONNECTING
+        self._outgoing.extend(self._deferred)
+        self._deferred.clear()
+        out.append(HandshakeDone(digest=self._handshake.digest_scheme is not None))
 
     def _dispatch(self, raw: RawMessage, out: list[ClientEvent]) -> None:
         message = decode_message(raw)
@@ -480,14 +259,6 @@ class ClientConnection:
 
     # ---------------------------------------------------------------------------- output
 
-    def data_to_send(self) -> bytes:
-        """Everything queued for the server since the last call."""
-        if not self._outgoing:
-            return b""
-        data = b"".join(self._outgoing)
-        self._outgoing.clear()
-        return data
-
     def _send(self, message: Message, timestamp: int = 0) -> None:
         data = self._encoder.encode(encode_message(message, timestamp))
         if self._handshake.done:
@@ -519,17 +290,12 @@ class ClientConnection:
             self._pending[tid] = request
         return tid
 
-    def _command(self, name: str, tid: float, obj: Any, *args: Any, stream_id: int = 0) -> float:
-        self._send(Command(name, tid, obj, args, stream_id, self.object_encoding == 3))
-        return tid
-
     def set_chunk_size(self, size: int) -> None:
         """Announce and use a new outgoing chunk size (bytes, 1..2147483647)."""
         self._require_open()
         if not 1 <= size <= 0x7FFFFFFF:
             raise LocalProtocolError(f"chunk size {size} outside 1..2147483647")
-        self._send(SetChunkSize(size))
-        self._encoder.set_chunk_size(size)
+        super().set_chunk_size(size)
 
     def connect(
         self,
@@ -657,7 +423,7 @@ class ClientConnection:
     def send_user_control(self, event: UserControlEvent, value: int) -> None:
         """A User Control event with one 32-bit value (a stream id or a timestamp)."""
         self._require_open()
-        self._send(UserControl(event, value & _U32))
+        self._send(UserControl(event, value & U32_MASK))
 
     def send_ping_response(self, timestamp: int) -> None:
         """PingResponse with ``timestamp`` (ms). PingRequests are already answered on their

@@ -26,14 +26,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fms.amf import AMFLimits
-from fms.errors import LocalProtocolError, RemoteProtocolError
+from fms.errors import LocalProtocolError
 from fms.rtmp import events as ev
-from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage, encode_shared
-from fms.rtmp.constants import MessageType, PeerBandwidthLimit, UserControlEvent
+from fms.rtmp.chunks import ChunkLimits, RawMessage, encode_shared
+from fms.rtmp.constants import U32_MASK, MessageType, PeerBandwidthLimit, UserControlEvent
 from fms.rtmp.errors import LimitExceeded, MessageError
 from fms.rtmp.handshake import ServerHandshake
 from fms.rtmp.messages import (
-    Acknowledgement,
     Aggregate,
     Command,
     Data,
@@ -46,6 +45,7 @@ from fms.rtmp.messages import (
     decode_message,
     encode_message,
 )
+from fms.rtmp.session import Session
 from fms.rtmp.status import StatusCode, info
 
 FMS_VERSION = "FMS/3,5,7,7009"
@@ -130,8 +130,13 @@ def _number(value: Any, default: float) -> float:
     return float(value)
 
 
-class ServerConnection:
+class ServerConnection(Session[ev.Event]):
     """One client connection, from the first handshake byte to the close."""
+
+    _CLOSED = ConnectionState.CLOSED
+    _ERROR = ConnectionState.ERROR
+    state: ConnectionState
+    _handshake: ServerHandshake
 
     def __init__(
         self,
@@ -143,68 +148,29 @@ class ServerConnection:
     ) -> None:
         self.limits = limits or ConnectionLimits()
         self.settings = settings or ServerSettings()
+        handshake = ServerHandshake(now_ms=0, random_bytes=random_bytes)
+        super().__init__(handshake, self.limits.chunk, now)
         self.state = ConnectionState.HANDSHAKE
-        self.object_encoding = 0
         self.app: str | None = None
         self.streams: dict[int, StreamState] = {}
         self.dropped_messages = 0
         """Media/data messages that arrived on a stream not (yet) publishing: counted, dropped."""
-        self._started = now
-        self._handshake = ServerHandshake(now_ms=0, random_bytes=random_bytes)
-        self._decoder = ChunkDecoder(self.limits.chunk)
-        self._encoder = ChunkEncoder()
-        self._outgoing: list[bytes] = []
         self._held: list[ev.Event] = []
         self._next_stream_id = 1
         self._next_transaction = 1
         self._pending_calls: set[float] = set()
-        self._ack_window = 0
-        self._last_ack = 0
 
     # ----------------------------------------------------------------------------- input
 
-    @property
-    def bytes_received(self) -> int:
-        """Bytes received after the handshake (32-bit counter, as acknowledgements carry it)."""
-        return self._decoder.bytes_received & 0xFFFFFFFF
-
-    @property
-    def chunk_size(self) -> int:
-        """Our outgoing chunk size (bytes)."""
-        return self._encoder.chunk_size
-
-    def receive_data(self, data: bytes, now: float = 0.0) -> list[ev.Event]:
-        """Feed bytes from the peer; return what happened. Raises RemoteProtocolError (and stays
-        in the ERROR state) when the peer broke the protocol."""
-        if self.state is ConnectionState.ERROR:
-            raise LocalProtocolError("receive_data after a protocol error")
-        if self.state is ConnectionState.CLOSED:
-            return []
-        try:
-            return self._receive(data, now)
-        except RemoteProtocolError:
-            self.state = ConnectionState.ERROR
-            raise
-
     def _receive(self, data: bytes, now: float) -> list[ev.Event]:
-        out: list[ev.Event] = []
-        if self.state is ConnectionState.HANDSHAKE:
-            self._handshake.receive_data(data, int((now - self._started) * 1000) & 0xFFFFFFFF)
-            self._outgoing.append(self._handshake.data_to_send())
-            if not self._handshake.done:
-                return out
-            self.state = ConnectionState.AWAITING_CONNECT
-            out.append(ev.HandshakeCompleted(digest=self._handshake.digest_scheme is not None))
-            data = self._handshake.leftover
+        held: list[ev.Event] = []
         if self.state is ConnectionState.CONNECTED and self._held:
-            out.extend(self._held)
-            self._held.clear()
-        if not data:
-            return out
-        for raw in self._decoder.receive_data(data):
-            self._dispatch(raw, out)
-        self._acknowledge()
-        return out
+            held, self._held = self._held, []
+        return held + super()._receive(data, now)
+
+    def _handshake_completed(self, out: list[ev.Event], now: float) -> None:
+        self.state = ConnectionState.AWAITING_CONNECT
+        out.append(ev.HandshakeCompleted(digest=self._handshake.digest_scheme is not None))
 
     def pending_events(self) -> list[ev.Event]:
         """Commands held while ``connect`` was pending, once it was accepted (in order)."""
@@ -212,14 +178,6 @@ class ServerConnection:
             return []
         held, self._held = self._held, []
         return held
-
-    def _acknowledge(self) -> None:
-        if not self._ack_window:
-            return
-        total = self._decoder.bytes_received
-        if total - self._last_ack >= self._ack_window:
-            self._last_ack = total
-            self._send(Acknowledgement(total & 0xFFFFFFFF))
 
     def _dispatch(self, raw: RawMessage, out: list[ev.Event]) -> None:
         message = decode_message(raw, self.limits.amf)
@@ -241,7 +199,7 @@ class ServerConnection:
                 )
             out.append(ev.PeerChunkSizeChanged(message.size))
         elif isinstance(message, WindowAcknowledgementSize):
-            self._ack_window = message.size
+            self.window_acknowledgement_size = message.size
         elif isinstance(message, UserControl):
             if message.event == UserControlEvent.PING_REQUEST:
                 self._send(UserControl(UserControlEvent.PING_RESPONSE, message.value))
@@ -364,30 +322,10 @@ class ServerConnection:
 
     # ---------------------------------------------------------------------------- output
 
-    def data_to_send(self) -> bytes:
-        """Everything queued for the peer since the last call."""
-        if not self._outgoing:
-            return b""
-        data = b"".join(self._outgoing)
-        self._outgoing.clear()
-        return data
-
-    def _send(self, message: Message, timestamp: int = 0) -> None:
-        self._outgoing.append(self._encoder.encode(encode_message(message, timestamp)))
-
     def _require(self, *states: ConnectionState) -> None:
         if self.state not in states:
             names = ", ".join(s.value for s in states)
             raise LocalProtocolError(f"not allowed in state {self.state.value} (needs {names})")
-
-    def _command(self, name: str, tid: float, obj: Any, *args: Any, stream_id: int = 0) -> None:
-        amf3 = self.object_encoding == 3
-        self._send(Command(name, tid, obj, args, stream_id, amf3))
-
-    def set_chunk_size(self, size: int) -> None:
-        """Announce and use a new outgoing chunk size (bytes)."""
-        self._send(SetChunkSize(size))
-        self._encoder.set_chunk_size(size)
 
     def accept_connect(
         self,
@@ -485,7 +423,7 @@ class ServerConnection:
 
     def ping(self, now: float) -> int:
         """Send a PingRequest; return its timestamp (ms since the connection started)."""
-        stamp = int((now - self._started) * 1000) & 0xFFFFFFFF
+        stamp = self._ms(now)
         self._send(UserControl(UserControlEvent.PING_REQUEST, stamp))
         return stamp
 
@@ -501,7 +439,7 @@ class ServerConnection:
             )
             return None
         while self._next_stream_id in self.streams or self._next_stream_id == 0:
-            self._next_stream_id = (self._next_stream_id + 1) & 0xFFFFFFFF
+            self._next_stream_id = (self._next_stream_id + 1) & U32_MASK
         sid = self._next_stream_id
         self._next_stream_id += 1
         self.streams[sid] = StreamState.IDLE
@@ -586,10 +524,6 @@ class ServerConnection:
         headers on the dedicated media/data chunk streams), so both can be interleaved."""
         raw = encode_message(message)
         self._outgoing.append(encode_shared(raw, self._encoder.chunk_size))
-
-    def encode_shared(self, message: Media | Data) -> bytes:
-        """The bytes :meth:`send_stream_message` would queue, for writing to many players."""
-        return encode_shared(encode_message(message), self._encoder.chunk_size)
 
     def close(self) -> None:
         """Stop processing input (the adapter closes the transport)."""

@@ -17,8 +17,9 @@ HANDSHAKE_SIZE = 1536
 DEFAULT_CHUNK_SIZE = 128
 """Chunk size both directions start with, before any Set Chunk Size (bytes)."""
 
-MAX_TIMESTAMP = 0xFFFFFFFF
-"""Timestamps are 32-bit milliseconds and wrap."""
+U32_MASK = 0xFFFFFFFF
+"""The 32-bit fields of RTMP wrap: timestamps (ms), the acknowledged byte count, message stream
+ids. ``value & U32_MASK`` keeps the low 32 bits; it is also the largest such value."""
 
 EXTENDED_TIMESTAMP = 0xFFFFFF
 """A 24-bit timestamp field holding this value means a 4-byte extended timestamp follows."""

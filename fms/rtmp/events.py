@@ -1,8 +1,12 @@
-"""Events a :class:`~fms.rtmp.connection.ServerConnection` reports, in the past tense.
+"""Events the two RTMP connections report, in the past tense: one module for both sides.
 
-Each is a frozen record of what the peer asked for; the layer above decides and answers through
-the connection's methods. Commands the connection does not model get a generic
-:class:`CallRequested` (plugins answer those).
+A :class:`~fms.rtmp.connection.ServerConnection` reports :class:`Event` records of what the
+client asked for; the layer above decides and answers through the connection's methods.
+Commands the connection does not model get a generic :class:`CallRequested` (plugins answer
+those). A :class:`~fms.rtmp.client.ClientConnection` reports :class:`ClientEvent` records
+(a subclass) of what the server answered or sent. A few happen on both sides
+(:class:`ResultReceived`, :class:`ErrorReceived`, :class:`PingAnswered`): they are client events,
+so they are events of both kinds.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from fms.rtmp.messages import Command, Data, Media
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Base class of every connection event."""
+    """Base class of every event either connection reports."""
+
+
+# ---------------------------------------------------------------------------------- server side
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,22 +138,6 @@ class CallRequested(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ResultReceived(Event):
-    """The client answered one of our calls with ``_result``."""
-
-    transaction_id: float
-    values: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReceived(Event):
-    """The client answered one of our calls with ``_error``."""
-
-    transaction_id: float
-    values: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class MediaReceived(Event):
     """Audio or video on a stream whose publish was accepted."""
 
@@ -171,14 +162,195 @@ class BufferLengthSet(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class PingAnswered(Event):
-    """User Control PingResponse to our PingRequest carrying ``timestamp`` (ms)."""
-
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
 class PeerChunkSizeChanged(Event):
     """The peer's chunk size changed (Set Chunk Size)."""
 
     size: int
+
+
+# ---------------------------------------------------------------------------------- client side
+
+
+def _text(info: dict[str, Any], key: str) -> str:
+    value = info.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def _info_in(values: tuple[Any, ...]) -> dict[str, Any]:
+    """The info object (``{level, code, description}``) of an answer: its first dict argument."""
+    for value in values[1:]:
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent(Event):
+    """Base class of every event a :class:`~fms.rtmp.client.ClientConnection` reports (those
+    under "both sides" a server connection reports too)."""
+
+
+# ----------------------------------------------------------------------------------- both sides
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReceived(ClientEvent):
+    """``_result`` for one of our requests or calls: ``values`` is the command object followed by
+    the arguments. On the client ``request`` names the request (``releaseStream``...); the server
+    leaves it empty (its layer above matches answers by transaction id)."""
+
+    transaction_id: float
+    values: tuple[Any, ...]
+    request: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReceived(ClientEvent):
+    """``_error`` for one of our requests or calls (on the client, ``connect`` and its refusal
+    excepted, see :class:`ConnectRejected`). FFmpeg tolerates it only for ``releaseStream``,
+    ``FCPublish``, ``FCSubscribe`` and ``_checkbw``; the layer above decides. ``request`` as in
+    :class:`ResultReceived`."""
+
+    transaction_id: float
+    values: tuple[Any, ...]
+    request: str = ""
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return _info_in(self.values)
+
+    @property
+    def code(self) -> str:
+        return _text(self.info, "code")
+
+
+@dataclass(frozen=True, slots=True)
+class PingAnswered(ClientEvent):
+    """User Control PingResponse to a PingRequest we sent, carrying its ``timestamp`` (ms)."""
+
+    timestamp: int
+
+
+# ----------------------------------------------------------------------------- client side only
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeDone(ClientEvent):
+    """The handshake finished; ``digest`` tells whether the server answered the FP9 digest form
+    (and its digest and signature verified), False when it chose the simple handshake."""
+
+    digest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(ClientEvent):
+    """``connect`` was accepted (``_result``): ``properties`` is the server's command object
+    (``fmsVer``, ``capabilities``), ``info`` the status (``NetConnection.Connect.Success``)."""
+
+    properties: dict[str, Any]
+    info: dict[str, Any]
+
+    @property
+    def code(self) -> str:
+        return _text(self.info, "code")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRejected(ClientEvent):
+    """``connect`` was refused (``_error``); the connection is closed. A redirect (Flash Media
+    Server's ``ex.code`` 302) carries the URL to try instead in :attr:`redirect`."""
+
+    info: dict[str, Any]
+
+    @property
+    def code(self) -> str:
+        return _text(self.info, "code")
+
+    @property
+    def description(self) -> str:
+        return _text(self.info, "description")
+
+    @property
+    def redirect(self) -> str | None:
+        ex = self.info.get("ex")
+        url = ex.get("redirect") if isinstance(ex, dict) else None
+        return url if isinstance(url, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReceived(ClientEvent):
+    """``onStatus`` on a message stream (0 for the NetConnection itself). Clients act on the
+    ``level`` (FFmpeg aborts on "error") and the ``code`` (``NetStream.Publish.Start``...)."""
+
+    stream_id: int
+    info: dict[str, Any]
+
+    @property
+    def code(self) -> str:
+        return _text(self.info, "code")
+
+    @property
+    def level(self) -> str:
+        return _text(self.info, "level")
+
+    @property
+    def description(self) -> str:
+        return _text(self.info, "description")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCreated(ClientEvent):
+    """``createStream`` was answered with the message stream id to publish or play on."""
+
+    transaction_id: float
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MediaArrived(ClientEvent):
+    """Audio or video from the server (aggregates arrive already split)."""
+
+    stream_id: int
+    message: Media
+
+
+@dataclass(frozen=True, slots=True)
+class DataArrived(ClientEvent):
+    """A data message from the server: ``onMetaData``, ``|RtmpSampleAccess``..."""
+
+    stream_id: int
+    message: Data
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBegan(ClientEvent):
+    """User Control StreamBegin: the server starts sending on ``stream_id``."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded(ClientEvent):
+    """User Control StreamEOF: the server has no more data for ``stream_id``."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallReceived(ClientEvent):
+    """A command the server sent on its own (``onBWDone``, ``onFCPublish``, ``close``, an
+    application RPC). A non-zero transaction id asks for :meth:`ClientConnection.send_result`."""
+
+    command: Command
+
+    @property
+    def name(self) -> str:
+        return self.command.name
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementReceived(ClientEvent):
+    """The server has read ``sequence_number`` bytes from us (32-bit, wraps): what a pushing
+    relay measures its backlog with. Sent only after :meth:`set_window_acknowledgement_size`."""
+
+    sequence_number: int

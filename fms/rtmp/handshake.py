@@ -34,7 +34,7 @@ from collections.abc import Callable
 from enum import Enum, IntEnum
 
 from fms.errors import LocalProtocolError
-from fms.rtmp.constants import HANDSHAKE_SIZE, RTMP_VERSION
+from fms.rtmp.constants import HANDSHAKE_SIZE, RTMP_VERSION, U32_MASK
 from fms.rtmp.errors import HandshakeError
 
 __all__ = [
@@ -68,7 +68,6 @@ _SERVER_KEY = b"Genuine Adobe Flash Media Server 001" + _KEY_TAIL
 _PLAYER_DIGEST_KEY = _PLAYER_KEY[:30]
 _SERVER_DIGEST_KEY = _SERVER_KEY[:36]
 
-_TIME_MASK = 0xFFFFFFFF
 _HTTP_FIRST_LETTERS = frozenset(b"GPHODCT")  # GET POST PUT PATCH PRI HEAD OPTIONS DELETE ...
 _RTMPE_VERSIONS = frozenset({6, 8, 9})  # RTMPE, RTMPE with XTEA, RTMPE with Blowfish
 
@@ -136,7 +135,7 @@ def _echo(packet: bytes, now_ms: int) -> bytes:
 
     The digest handshake keeps its first 1504 bytes and replaces the last 32 with a signature.
     """
-    return packet[:4] + (now_ms & _TIME_MASK).to_bytes(4, "big") + packet[8:]
+    return packet[:4] + (now_ms & U32_MASK).to_bytes(4, "big") + packet[8:]
 
 
 def _not_rtmp(first: int) -> str:
@@ -229,7 +228,7 @@ class _HandshakeSide:
 
     def _first_packet(self, version: tuple[int, int, int, int]) -> bytes:
         """C1/S1 before any digest: our time, version bytes, random filler."""
-        time = (self._now_ms & _TIME_MASK).to_bytes(4, "big")
+        time = (self._now_ms & U32_MASK).to_bytes(4, "big")
         return time + bytes(version) + self._random(HANDSHAKE_SIZE - 8)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from fms.amf import AMFDecodeError, AMFLimits, decode_payload, encode_payload
 from fms.rtmp.aggregate import split_aggregate
 from fms.rtmp.chunks import RawMessage
-from fms.rtmp.constants import ChunkStreamId, MessageType, UserControlEvent
+from fms.rtmp.constants import U32_MASK, ChunkStreamId, MessageType, UserControlEvent
 from fms.rtmp.errors import MessageError
 
 _U32 = struct.Struct(">I")
@@ -241,7 +241,7 @@ def encode_message(message: Message, timestamp: int = 0) -> RawMessage:
     if isinstance(message, Abort):
         return RawMessage(MessageType.ABORT, 0, 0, _U32.pack(message.chunk_stream_id), control)
     if isinstance(message, Acknowledgement):
-        payload = _U32.pack(message.sequence_number & 0xFFFFFFFF)
+        payload = _U32.pack(message.sequence_number & U32_MASK)
         return RawMessage(MessageType.ACKNOWLEDGEMENT, 0, timestamp, payload, control)
     if isinstance(message, WindowAcknowledgementSize):
         payload = _U32.pack(message.size)
@@ -255,7 +255,7 @@ def encode_message(message: Message, timestamp: int = 0) -> RawMessage:
         elif message.data:
             payload = _U16.pack(message.event) + message.data
         else:
-            payload = _U16_U32.pack(message.event, message.value & 0xFFFFFFFF)
+            payload = _U16_U32.pack(message.event, message.value & U32_MASK)
         return RawMessage(MessageType.USER_CONTROL, 0, timestamp, payload, control)
     if isinstance(message, Media):
         csid = ChunkStreamId.VIDEO if message.is_video else ChunkStreamId.AUDIO
