@@ -435,7 +435,7 @@ class LiveStream:
         if at_head:
             player.cursor = log.head
             player.state = PlayerState.ACTIVE
-        elif log.keyframe is not None:
+        elif log.keyframe is not None and (self._gop_valid or not self.limits.gop_cache):
             player.cursor = log.keyframe
             player.state = PlayerState.ACTIVE
         elif self.has_video and player.video:
@@ -545,8 +545,8 @@ class LiveStream:
 
     def _trim(self, log: _Log) -> None:
         keep = log.head
-        if self.limits.gop_cache and log.keyframe is not None:
-            keep = log.keyframe
+        if self.limits.gop_cache and self._gop_valid and log.keyframe is not None:
+            keep = log.keyframe  # a GOP over gop_max_bytes/frames is not kept here either
         for player in log.players:
             if player.state is PlayerState.ACTIVE and player.cursor < keep:
                 keep = player.cursor
