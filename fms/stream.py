@@ -392,7 +392,8 @@ class LiveStream:
                 self.watch_players(self)
 
     def set_paused(self, player: Player, paused: bool) -> None:
-        """Pause stops delivery; resuming restarts at the next keyframe."""
+        """Pause stops delivery; resuming restarts at the next keyframe, after the metadata and
+        sequence headers (they may have changed during the pause)."""
         if paused:
             if player.state is not PlayerState.WAITING:
                 self._detach(player)
@@ -400,11 +401,13 @@ class LiveStream:
         elif player.state is PlayerState.PAUSED:
             self._attach(player, at_head=True)
             self._park(player)
+            player.headers_version = -1  # headers may have changed meanwhile: resend them
 
     def select(
         self, player: Player, *, audio: bool | None = None, video: bool | None = None
     ) -> None:
-        """receiveAudio / receiveVideo: change what the player gets, from the next sync point."""
+        """receiveAudio / receiveVideo: change what the player gets, from the next sync point,
+        after the sequence headers (a player that joined without video never got its header)."""
         if audio is not None:
             player.audio = audio
         if video is not None:
@@ -413,6 +416,7 @@ class LiveStream:
             self._detach(player)
             self._attach(player, at_head=True)
             self._park(player)
+            player.headers_version = -1  # a kind turned on needs its header: resend them
 
     def _log_for(self, player: Player) -> _Log:
         key = (player.stream_id, player.audio, player.video)
@@ -516,6 +520,8 @@ class LiveStream:
                 elif size > limits.soft_bytes or seconds > limits.soft_seconds:
                     if log.keyframe is not None and log.keyframe > player.cursor:
                         player.cursor = log.keyframe
+                        if player.headers_version != self.headers_version:
+                            self._send_preamble(player)  # the headers it skipped
                     else:
                         self._park(player)
                 continue

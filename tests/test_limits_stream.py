@@ -10,9 +10,13 @@ what it skipped. In-memory sinks, time passed in: no sockets, no clock.
 from __future__ import annotations
 
 from fms.rtmp.chunks import encode_shared
+from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media, encode_message
 from fms.stream import FanoutLimits, LiveStream, PlayerState
-from tests.test_stream import Sink, inter, key, published
+from tests.test_stream import AAC_HEADER, AVC_HEADER, Sink, audio, inter, key, published
+
+AVC_HEADER_2 = b"\x17\x00\x00\x00\x00\x01\x4d\x00\x28"
+"""A second AVC sequence header (another profile and level): the encoder restarted its codec."""
 
 BIG = 1 << 40
 """A bound no test here reaches (bytes or seconds): it takes a limit out of the picture."""
@@ -266,3 +270,93 @@ def test_a_gop_over_gop_max_frames_is_not_served_from_a_watched_stream_either() 
     stream.publish_message(key(160))
     stream.flush(0.16)
     assert stamps(joiner) == [160]
+
+
+# ------------------------------------------------- codec headers that changed while skipped
+
+
+def payloads(sink: Sink) -> list[bytes]:
+    return [m.payload for m in sink.messages()]
+
+
+def with_headers(limits: FanoutLimits) -> tuple[LiveStream, Sink]:
+    """A stream with AVC and AAC headers and a keyframe, and a player that received them."""
+    stream = published(limits)
+    for message in (Media(9, 0, 1, AVC_HEADER), Media(8, 0, 1, AAC_HEADER), key(0)):
+        stream.publish_message(message)
+    sink = Sink()
+    stream.add_player(sink, 1)
+    stream.flush(0.0)
+    assert payloads(sink) == [AVC_HEADER, AAC_HEADER, key(0).payload]
+    return stream, sink
+
+
+def test_a_parked_player_gets_the_codec_header_that_changed_before_it_resumes() -> None:
+    stream, sink = with_headers(FanoutLimits(soft_bytes=1000, soft_seconds=BIG, hard_bytes=BIG))
+    sink.writable = False
+    for ts in (40, 80, 120):  # past soft_bytes with no keyframe ahead: parked
+        stream.publish_message(inter(ts, 500))
+        stream.flush(ts / 1000)
+    assert stream.players_in([PlayerState.PARKED]) == 1
+    sink.writable = True
+    stream.publish_message(Media(9, 160, 1, AVC_HEADER_2))  # the encoder restarted its codec
+    stream.publish_message(inter(160))  # parked: skipped, as is the new header before it
+    stream.flush(0.16)
+    stream.publish_message(key(200))
+    stream.flush(0.2)
+    got = sink.messages()[3:]
+    assert [m.payload for m in got if m.type_id == MessageType.VIDEO] == [
+        AVC_HEADER_2,
+        key(200).payload,
+    ]
+    assert {m.timestamp for m in got if m.type_id == MessageType.VIDEO} == {200}
+
+
+def test_a_player_that_skipped_ahead_gets_the_codec_header_it_skipped() -> None:
+    stream, sink = with_headers(FanoutLimits(soft_bytes=1000, soft_seconds=BIG, hard_bytes=BIG))
+    sink.writable = False
+    stream.publish_message(inter(40, 100))
+    stream.flush(0.04)
+    # In one flush interval: past soft_bytes with a keyframe ahead, after a new header.
+    for message in (inter(80, 500), Media(9, 120, 1, AVC_HEADER_2), key(120, 500)):
+        stream.publish_message(message)
+    stream.flush(0.12)
+    assert sink.closed is None
+    sink.writable = True
+    stream.publish_message(inter(160))
+    stream.flush(0.16)
+    got = [m for m in sink.messages()[3:] if m.type_id == MessageType.VIDEO]
+    assert [m.payload for m in got] == [AVC_HEADER_2, key(120, 500).payload, inter(160).payload]
+
+
+def test_a_player_resuming_from_pause_gets_the_codec_header_that_changed_meanwhile() -> None:
+    stream, sink = with_headers(FanoutLimits())
+    (player,) = stream.players
+    stream.set_paused(player, True)
+    stream.publish_message(Media(9, 40, 1, AVC_HEADER_2))
+    stream.publish_message(key(40))
+    stream.flush(0.04)
+    stream.set_paused(player, False)
+    stream.publish_message(inter(80))
+    stream.publish_message(key(120))
+    stream.flush(0.12)
+    got = [m.payload for m in sink.messages()[3:] if m.type_id == MessageType.VIDEO]
+    assert got == [AVC_HEADER_2, key(120).payload]
+
+
+def test_a_player_that_turns_video_on_gets_the_video_header_first() -> None:
+    """A player that joined audio only never received the video header; receiveVideo(true)
+    resumes it at a keyframe, which it can decode only with that header."""
+    stream = published()
+    for message in (Media(9, 0, 1, AVC_HEADER), Media(8, 0, 1, AAC_HEADER), key(0)):
+        stream.publish_message(message)
+    sink = Sink()
+    player = stream.add_player(sink, 1, video=False)
+    stream.publish_message(audio(20))
+    stream.flush(0.02)
+    assert payloads(sink) == [AAC_HEADER, audio(20).payload]
+    stream.select(player, video=True)
+    stream.publish_message(key(40))
+    stream.flush(0.04)
+    got = [m.payload for m in sink.messages() if m.type_id == MessageType.VIDEO]
+    assert got == [AVC_HEADER, key(40).payload]
