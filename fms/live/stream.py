@@ -409,7 +409,8 @@ class LiveStream:
                 self.observer.players_changed(self)
 
     def set_paused(self, player: Player, paused: bool) -> None:
-        """Pause stops delivery; resuming restarts at the next keyframe."""
+        """Pause stops delivery; resuming restarts at the next keyframe, after the metadata and
+        sequence headers (they may have changed during the pause)."""
         if paused:
             if player.state is not PlayerState.WAITING:
                 self._detach(player)
@@ -417,11 +418,13 @@ class LiveStream:
         elif player.state is PlayerState.PAUSED:
             self._attach(player, at_head=True)
             self._park(player)
+            player.headers_version = -1  # headers may have changed meanwhile: resend them
 
     def select(
         self, player: Player, *, audio: bool | None = None, video: bool | None = None
     ) -> None:
-        """receiveAudio / receiveVideo: change what the player gets, from the next sync point."""
+        """receiveAudio / receiveVideo: change what the player gets, from the next sync point,
+        after the sequence headers (a player that joined without video never got its header)."""
         if audio is not None:
             player.audio = audio
         if video is not None:
@@ -430,6 +433,7 @@ class LiveStream:
             self._detach(player)
             self._attach(player, at_head=True)
             self._park(player)
+            player.headers_version = -1  # a kind turned on needs its header: resend them
 
     def _log_for(self, player: Player) -> _Log:
         key = (player.stream_id, player.audio, player.video)
@@ -452,7 +456,7 @@ class LiveStream:
         if at_head:
             player.cursor = log.head
             player.state = PlayerState.ACTIVE
-        elif log.keyframe is not None:
+        elif log.keyframe is not None and (self._gop_valid or not self.limits.gop_cache):
             player.cursor = log.keyframe
             player.state = PlayerState.ACTIVE
         elif self.has_video and player.video:
@@ -533,6 +537,8 @@ class LiveStream:
                 elif size > limits.soft_bytes or seconds > limits.soft_seconds:
                     if log.keyframe is not None and log.keyframe > player.cursor:
                         player.cursor = log.keyframe
+                        if player.headers_version != self.headers_version:
+                            self._send_preamble(player)  # the headers it skipped
                     else:
                         self._park(player)
                 continue
@@ -562,8 +568,8 @@ class LiveStream:
 
     def _trim(self, log: _Log) -> None:
         keep = log.head
-        if self.limits.gop_cache and log.keyframe is not None:
-            keep = log.keyframe
+        if self.limits.gop_cache and self._gop_valid and log.keyframe is not None:
+            keep = log.keyframe  # a GOP over gop_max_bytes/frames is not kept here either
         for player in log.players:
             if player.state is PlayerState.ACTIVE and player.cursor < keep:
                 keep = player.cursor
