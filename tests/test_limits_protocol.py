@@ -25,12 +25,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
+from fms.apps.api import Plugin
+from fms.apps.interfaces import IClientView
 from fms.config import parse_config
-from fms.interfaces import IClientView
-from fms.plugin import Plugin
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Command, Media, SetChunkSize, UserControl, encode_message
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
 
 KEYFRAME = b"\x17\x01\x00\x00\x00"

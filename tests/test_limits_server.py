@@ -26,9 +26,10 @@ from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from fms.config import parse_config
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
-from fms.service import RTMPListenerService
-from fms.tls import certificate_options
+from fms.server.endpoints import certificate_options
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
+from fms.server.service import RTMPListenerService
 from tests.support.rtmp_peer import ScriptedClient
 
 

@@ -1,4 +1,4 @@
-"""Each ``[streams]`` delivery bound of a :class:`~fms.stream.LiveStream`, at its boundary.
+"""Each ``[streams]`` delivery bound of a :class:`~fms.live.stream.LiveStream`, at its boundary.
 
 Every test here sits on one side of one limit (``soft_bytes``, ``soft_seconds``,
 ``hard_bytes``, ``gop_max_bytes``, ``gop_max_frames``) by an amount computed from the messages
@@ -9,10 +9,10 @@ what it skipped. In-memory sinks, time passed in: no sockets, no clock.
 
 from __future__ import annotations
 
+from fms.live.stream import FanoutLimits, LiveStream, PlayerState
 from fms.rtmp.chunks import encode_shared
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media, encode_message
-from fms.stream import FanoutLimits, LiveStream, PlayerState
 from tests.test_stream import AAC_HEADER, AVC_HEADER, Sink, audio, inter, key, published
 
 AVC_HEADER_2 = b"\x17\x00\x00\x00\x00\x01\x4d\x00\x28"

@@ -1,7 +1,7 @@
-"""The fan-out's direct socket write (``RTMPServerProtocol._write``/``write_shared``) against
+"""The fan-out's direct socket write (:func:`fms.server.delivery.write_through`, used by
 Twisted's own TCP transport: bytes never overtake what the transport still holds.
 
-``_write`` sends straight to the socket when Twisted's ``tcp.Server`` holds nothing unsent,
+``write_through`` sends straight to the socket when Twisted's ``tcp.Server`` holds nothing unsent,
 which it reads from Twisted's private buffer state (``_tempDataLen``, ``dataBuffer``,
 ``offset``); what the kernel does not take goes to ``transport.write``. These tests pin that
 state on the Twisted version installed, so an upgrade that changes it fails here rather than
@@ -31,8 +31,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 
 from fms.config import Config
-from fms.protocol import RTMPServerFactory, RTMPServerProtocol
 from fms.rtmp.handshake import ClientHandshake
+from fms.server.factory import RTMPServerFactory
+from fms.server.protocol import RTMPServerProtocol
 
 SMALL_BUFFER = 4096
 """Kernel send (server side) and receive (peer) buffer sizes asked for, in bytes."""
