@@ -567,16 +567,20 @@ class ServerConnection(Session[ev.Event]):
 
     def update_engagement(self, now: float) -> None:
         """The layer above finished handling a batch of events or a decision at ``now``
-        (seconds): start the publish-or-play clock if the client now has no stream publishing,
-        playing (from :meth:`accept_play` until it is closed, deleted, or :meth:`accept_play`
-        again) or being decided (:meth:`hold_publish`, :meth:`hold_play`), stop it if it has
-        one again, and start the media clock of a publish accepted since the last call."""
+        (seconds): start the publish-or-play clock if the client now has no stream publishing
+        (:meth:`accept_publish` until :meth:`end_publish`), playing (:meth:`accept_play` until
+        the client closes or deletes the stream; a player waiting for its publisher to return
+        still plays) or being decided (:meth:`hold_publish` or :meth:`hold_play` until
+        :meth:`decided`); stop it if it has one again; start the media clock of a publish
+        accepted since the last call. Call it where the server settled engagement before: after
+        each batch of events and each decision, not after every change."""
         self._liveness.update_engagement(self.state, now)
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`handle_timer` next (seconds, the clock ``now`` comes from); None
-        once closed. Bytes received only move it later; an earlier one follows handshake done,
-        ``connect`` accepted, a publish accepted and :meth:`update_engagement`."""
+        once closed. Bytes received move the idle and ping deadlines later (never the handshake
+        and connect ones); an earlier one can follow the handshake, :meth:`accept_connect`,
+        :meth:`accept_publish` and :meth:`update_engagement`: ask again after each."""
         deadlines = self._liveness.deadlines(self.state)
         return deadlines[0][0] if deadlines else None
 
