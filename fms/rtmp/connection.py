@@ -11,9 +11,14 @@ pings, honouring the peer's chunk size, splitting aggregates, and refusing anyth
 (no command before ``connect``, no media relayed before a publish was accepted). Everything that
 is policy (who may connect, publish or play) is an event for the layer above.
 
+Deadlines (:mod:`fms.rtmp.liveness`) are kept here too, from the times passed in: the layer
+above calls :meth:`ServerConnection.handle_timer` at :meth:`ServerConnection.next_deadline`;
+a passed deadline is a :class:`~fms.rtmp.events.DeadlinePassed` event and closes the connection.
+
 States: ``HANDSHAKE`` -> ``AWAITING_CONNECT`` -> ``CONNECT_PENDING`` (the application decides;
 commands that arrive meanwhile are held, in order) -> ``CONNECTED``; ``CLOSED`` after a rejected
-connect or :meth:`close`; ``ERROR`` after the peer broke the protocol, for good.
+connect, a passed deadline or :meth:`close`; ``ERROR`` after the peer broke the protocol, for
+good.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -32,6 +36,7 @@ from fms.rtmp.chunks import ChunkLimits, RawMessage, encode_shared
 from fms.rtmp.constants import U32_MASK, MessageType, PeerBandwidthLimit, UserControlEvent
 from fms.rtmp.errors import LimitExceeded, MessageError
 from fms.rtmp.handshake import ServerHandshake
+from fms.rtmp.liveness import EPSILON, DeadlineKind, Liveness, LivenessLimits
 from fms.rtmp.messages import (
     Aggregate,
     Command,
@@ -46,6 +51,7 @@ from fms.rtmp.messages import (
     encode_message,
 )
 from fms.rtmp.session import Session
+from fms.rtmp.states import ConnectionState, StreamState
 from fms.rtmp.status import StatusCode, info
 
 FMS_VERSION = "FMS/3,5,7,7009"
@@ -53,24 +59,6 @@ FMS_VERSION = "FMS/3,5,7,7009"
 
 FMS_CAPABILITIES = 31
 """The capability bits Flash Media Server 3.5 reports in the connect ``_result``."""
-
-
-class ConnectionState(Enum):
-    HANDSHAKE = "handshake"
-    AWAITING_CONNECT = "awaiting connect"
-    CONNECT_PENDING = "connect pending"
-    CONNECTED = "connected"
-    CLOSED = "closed"
-    ERROR = "error"
-
-
-class StreamState(Enum):
-    """What a message stream (created by ``createStream``) is doing."""
-
-    IDLE = "idle"
-    PUBLISH_PENDING = "publish pending"
-    PUBLISHING = "publishing"
-    PLAYING = "playing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +78,8 @@ class ConnectionLimits:
     here, while no real client announces less than the initial 128."""
     max_pending_calls: int = 1024
     max_held_commands: int = 64
+    liveness: LivenessLimits = field(default_factory=LivenessLimits)
+    """Deadlines (seconds): see :mod:`fms.rtmp.liveness`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +149,12 @@ class ServerConnection(Session[ev.Event]):
         self._next_stream_id = 1
         self._next_transaction = 1
         self._pending_calls: set[float] = set()
+        self._liveness = Liveness(self.limits.liveness, now)
 
     # ----------------------------------------------------------------------------- input
 
     def _receive(self, data: bytes, now: float) -> list[ev.Event]:
+        self._liveness.last_received = now
         held: list[ev.Event] = []
         if self.state is ConnectionState.CONNECTED and self._held:
             held, self._held = self._held, []
@@ -170,6 +162,7 @@ class ServerConnection(Session[ev.Event]):
 
     def _handshake_completed(self, out: list[ev.Event], now: float) -> None:
         self.state = ConnectionState.AWAITING_CONNECT
+        self._liveness.handshake_at = now
         out.append(ev.HandshakeCompleted(digest=self._handshake.digest_scheme is not None))
 
     def pending_events(self) -> list[ev.Event]:
@@ -204,6 +197,7 @@ class ServerConnection(Session[ev.Event]):
             if message.event == UserControlEvent.PING_REQUEST:
                 self._send(UserControl(UserControlEvent.PING_RESPONSE, message.value))
             elif message.event == UserControlEvent.PING_RESPONSE:
+                self._liveness.answers_pings = True
                 out.append(ev.PingAnswered(message.value))
             elif message.event == UserControlEvent.SET_BUFFER_LENGTH:
                 out.append(ev.BufferLengthSet(message.value, message.buffer_length or 0))
@@ -214,6 +208,7 @@ class ServerConnection(Session[ev.Event]):
         if self.streams.get(message.stream_id) is not StreamState.PUBLISHING:
             self.dropped_messages += 1
             return
+        self._liveness.last_media = self._liveness.last_received
         if isinstance(message, Media):
             out.append(ev.MediaReceived(message.stream_id, message))
         else:
@@ -308,6 +303,8 @@ class ServerConnection(Session[ev.Event]):
                 reset = args[3] if len(args) > 3 and isinstance(args[3], bool) else True
                 return ev.PlayRequested(sid, tid, stream_name, query, start, duration, reset, raw)
             if name == "closeStream":
+                self._liveness.publishing.discard(sid)  # the client stopped it: no longer
+                self._liveness.playing.discard(sid)  # engaged, whatever the layer above does
                 return ev.CloseStreamRequested(sid)
             if name == "pause":
                 paused = bool(args[0]) if args else True
@@ -448,18 +445,35 @@ class ServerConnection(Session[ev.Event]):
 
     def delete_stream(self, stream_id: int) -> StreamState | None:
         """Forget a stream id; return what it was doing (None if unknown)."""
+        self._liveness.publishing.discard(stream_id)
+        self._liveness.playing.discard(stream_id)
         return self.streams.pop(stream_id, None)
 
     def hold_publish(self, stream_id: int) -> None:
-        """Mark a publish as pending while the application decides (media is dropped)."""
+        """Mark a publish as pending while the application decides (media is dropped); until
+        :meth:`decided`, the client counts as engaged."""
         self._require(ConnectionState.CONNECTED)
         self.streams[stream_id] = StreamState.PUBLISH_PENDING
+        self._liveness.deciding.add(stream_id)
+
+    def hold_play(self, stream_id: int) -> None:
+        """Mark a play as being decided by the application: until :meth:`decided`, the client
+        counts as engaged (the publish-or-play deadline does not run)."""
+        self._require(ConnectionState.CONNECTED)
+        self._liveness.deciding.add(stream_id)
+
+    def decided(self, stream_id: int) -> None:
+        """The application decided the publish or play held on ``stream_id`` (whatever the
+        outcome, even if the stream was deleted meanwhile): it no longer counts as engaged."""
+        self._liveness.deciding.discard(stream_id)
 
     def accept_publish(self, stream_id: int, name: str) -> None:
         """Start relaying: ``NetStream.Publish.Start``, and media limits rise to their
         post-publish values."""
         self._require(ConnectionState.CONNECTED)
         self.streams[stream_id] = StreamState.PUBLISHING
+        self._liveness.publishing.add(stream_id)
+        self._liveness.publish_started()
         self._decoder.enable_media()
         self.send_status(
             stream_id, info(StatusCode.PUBLISH_START, subject=name, details=name, clientid="")
@@ -479,6 +493,7 @@ class ServerConnection(Session[ev.Event]):
 
     def end_publish(self, stream_id: int, name: str) -> None:
         """The publish on ``stream_id`` stopped: ``NetStream.Unpublish.Success``."""
+        self._liveness.publishing.discard(stream_id)
         if stream_id in self.streams:
             self.streams[stream_id] = StreamState.IDLE
         if self.state is ConnectionState.CONNECTED:
@@ -492,6 +507,7 @@ class ServerConnection(Session[ev.Event]):
         ``NetStream.Data.Start`` data message; FFmpeg turns it into a spurious text stream.)"""
         self._require(ConnectionState.CONNECTED)
         self.streams[stream_id] = StreamState.PLAYING
+        self._liveness.playing.add(stream_id)
         self.send_user_control(UserControlEvent.STREAM_BEGIN, stream_id)
         if reset:
             self.send_status(stream_id, info(StatusCode.PLAY_RESET, subject=name, details=name))
@@ -529,6 +545,59 @@ class ServerConnection(Session[ev.Event]):
         """Stop processing input (the adapter closes the transport)."""
         if self.state is not ConnectionState.ERROR:
             self.state = ConnectionState.CLOSED
+
+    # ------------------------------------------------------------------------- deadlines
+
+    @property
+    def judge_publishers(self) -> bool:
+        """Whether a publisher silent for ``publisher_timeout`` is closed (default True). A
+        relay link from another worker sets it False: the publisher's own worker judges it."""
+        return self._liveness.judge_publishers
+
+    @judge_publishers.setter
+    def judge_publishers(self, value: bool) -> None:
+        self._liveness.judge_publishers = value
+
+    def set_publish_or_play_timeout(self, seconds: float) -> None:
+        """The application's publish-or-play deadline (seconds; 0: none), set when the layer
+        above accepts ``connect``."""
+        if not seconds >= 0:
+            raise LocalProtocolError(f"publish-or-play timeout {seconds!r} is not >= 0 seconds")
+        self._liveness.publish_or_play_timeout = seconds
+
+    def update_engagement(self, now: float) -> None:
+        """The layer above finished handling a batch of events or a decision at ``now``
+        (seconds): start the publish-or-play clock if the client now has no stream publishing
+        (:meth:`accept_publish` until :meth:`end_publish`), playing (:meth:`accept_play` until
+        the client closes or deletes the stream; a player waiting for its publisher to return
+        still plays) or being decided (:meth:`hold_publish` or :meth:`hold_play` until
+        :meth:`decided`); stop it if it has one again; start the media clock of a publish
+        accepted since the last call. Call it where the server settled engagement before: after
+        each batch of events and each decision, not after every change."""
+        self._liveness.update_engagement(self.state, now)
+
+    def next_deadline(self) -> float | None:
+        """When to call :meth:`handle_timer` next (seconds, the clock ``now`` comes from); None
+        once closed. Bytes received move the idle and ping deadlines later (never the handshake
+        and connect ones); an earlier one can follow the handshake, :meth:`accept_connect`,
+        :meth:`accept_publish` and :meth:`update_engagement`: ask again after each."""
+        deadlines = self._liveness.deadlines(self.state)
+        return deadlines[0][0] if deadlines else None
+
+    def handle_timer(self, now: float) -> list[ev.Event]:
+        """Act on every deadline due at ``now`` (up to :data:`~fms.rtmp.liveness.EPSILON`
+        early): queue a PingRequest when one is due, and when a deadline passed, close and
+        return ``[DeadlinePassed(kind, limit_seconds)]``; otherwise return ``[]``."""
+        for at, kind in self._liveness.deadlines(self.state):
+            if at > now + EPSILON:
+                break
+            if kind is DeadlineKind.PING:
+                self._liveness.ping_sent_at = now
+                self.ping(now)
+                continue
+            self.close()
+            return [ev.DeadlinePassed(kind, self._liveness.limit(kind))]
+        return []
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fms.rtmp.liveness import DeadlineKind
 from fms.rtmp.messages import Command, Data, Media
 
 
@@ -166,6 +167,16 @@ class PeerChunkSizeChanged(Event):
     """The peer's chunk size changed (Set Chunk Size)."""
 
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlinePassed(Event):
+    """A deadline of the connection passed (:meth:`ServerConnection.handle_timer`): ``kind``
+    says which, ``limit_seconds`` how long it was. The connection is closed; the layer above
+    says so in one line and drops the transport."""
+
+    kind: DeadlineKind
+    limit_seconds: float
 
 
 # ---------------------------------------------------------------------------------- client side
