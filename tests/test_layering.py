@@ -168,6 +168,11 @@ def test_the_graph_is_read() -> None:
     assert "fms.rtmp.chunks" in GRAPH["fms.live.stream"]
 
 
+def test_no_module_is_over_700_lines() -> None:
+    long = {m: n for m, p in _sources().items() if (n := len(p.read_text().splitlines())) > 700}
+    assert long == {}
+
+
 def test_no_symbolic_link_in_the_tree() -> None:
     result = subprocess.run(
         ["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True

@@ -69,13 +69,13 @@ class RelayLinkProtocol(RTMPServerProtocol):
 
     def __init__(self, server: RTMPServerFactory) -> None:
         super().__init__(server)
-        self.judge_publisher = False
         self.relayed_from: int | None = None
         self._report_due: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.judge_publisher = False
+        if self.connection is not None:
+            self.connection.judge_publishers = False
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self._report_due is not None and self._report_due.active():
@@ -118,7 +118,6 @@ class RelayLinkProtocol(RTMPServerProtocol):
         mirror = _mirror(stream)
         if stream is None or mirror is None:
             return
-        self.last_media = self.last_received
         if mirror.waiting or stream.is_cached_header(event.message):
             return  # a restarted flow resends headers its players already have
         self._publish(stream, event.message)
@@ -127,7 +126,6 @@ class RelayLinkProtocol(RTMPServerProtocol):
         stream = self.publishing.get(event.stream_id)
         mirror = _mirror(stream)
         if mirror is not None and event.message.name == RELAY_START:
-            self.last_media = self.last_received
             mirror.waiting = False  # a fresh start (headers, GOP) follows
             return
         super()._on_data(event)

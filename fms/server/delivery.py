@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Protocol
 
+from fms.live.stream import LiveStream, Player
 from fms.log import Logger
 from fms.rtmp.connection import ConnectionState, ServerConnection
 from fms.rtmp.constants import UserControlEvent
@@ -47,6 +48,33 @@ def write_through(transport: Any, sock: socket.socket | None, data: bytes) -> No
             return
         data = data[sent:]
     transport.write(data)
+
+
+def pause(
+    conn: ServerConnection, stream_id: int, entry: tuple[LiveStream, Player] | None, paused: bool
+) -> None:
+    """``pause``/``pauseRaw``: stop delivery, or resume at the next keyframe (live has no
+    past to resume from), and say so."""
+    if entry is None:
+        return
+    stream, player = entry
+    stream.set_paused(player, paused)
+    code = StatusCode.PAUSE_NOTIFY if paused else StatusCode.UNPAUSE_NOTIFY
+    conn.send_status(stream_id, info(code, subject=stream.name, details=stream.name))
+
+
+def seek(conn: ServerConnection, stream_id: int, entry: tuple[LiveStream, Player] | None) -> None:
+    """A live stream has one position: now. Seeking is answered as done (an error-level
+    status would make FFmpeg abort) and the player resumes at the next keyframe."""
+    if entry is None:
+        conn.send_status(stream_id, info(StatusCode.SEEK_FAILED))
+        return
+    stream, player = entry
+    stream.set_paused(player, True)
+    stream.set_paused(player, False)
+    conn.send_status(
+        stream_id, info(StatusCode.SEEK_NOTIFY, subject=stream.name, details=stream.name)
+    )
 
 
 class PlayerConnection(Protocol):

@@ -24,8 +24,9 @@ from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
 from fms.server.admission import REFUSAL_LOG_INTERVAL, Admission, address_group
 from fms.server.deadlines import EPSILON, DeadlineQueue
+from fms.server.host import PublishListener
 from fms.server.limits import connection_limits, fanout_limits
-from fms.server.protocol import PublishListener, RTMPServerProtocol
+from fms.server.protocol import RTMPServerProtocol
 
 log = Logger(namespace="fms.server.factory")
 

@@ -9,6 +9,7 @@ from fms.config import Config
 from fms.live.stream import FanoutLimits
 from fms.rtmp.chunks import ChunkLimits
 from fms.rtmp.connection import ConnectionLimits
+from fms.rtmp.liveness import LivenessLimits
 
 
 def fanout_limits(config: Config, app: str) -> FanoutLimits:
@@ -45,4 +46,12 @@ def connection_limits(config: Config) -> ConnectionLimits:
         max_tc_url_length=lim.max_tc_url,
         max_stream_name_length=config.streams.max_stream_name,
         min_chunk_size=lim.min_chunk_size,
+        liveness=LivenessLimits(
+            handshake_timeout=lim.handshake_timeout,
+            connect_timeout=lim.connect_timeout,
+            idle_timeout=lim.idle_timeout,
+            publisher_timeout=lim.publisher_timeout,
+            ping_interval=lim.ping_interval,
+            ping_timeout=lim.ping_timeout,
+        ),
     )

@@ -1,23 +1,12 @@
 """The Twisted edge: one :class:`RTMPServerProtocol` per TCP connection.
 
-The only code that touches a transport. It feeds received bytes to the sans-IO
-:class:`~fms.rtmp.connection.ServerConnection`, dispatches the events it returns, writes what the
-connection queued, and closes this one connection (with one log line naming the peer and the
-reason) when the peer breaks the protocol, a deadline passes or our own code fails on its input.
-
-Deadlines (``[limits]``): the handshake within ``handshake_timeout`` of accept and ``connect``
-within ``connect_timeout`` of the handshake, neither extended by bytes; a connected client must
-publish or play within ``publish_or_play_timeout`` (per app; 0 turns it off for RPC-only apps);
-a publisher must send media at least every ``publisher_timeout``. Liveness is judged by bytes
-*received*, never by our own writes: ``idle_timeout`` closes a connection that sent nothing, and
-a client silent for ``ping_interval`` is pinged, so a player that only watches stays alive by
-answering; once a client has answered a ping, the next one must be answered within
-``ping_timeout``. Every connection's deadlines live in one
-:class:`~fms.server.deadlines.DeadlineQueue` of the factory, served by one delayed call.
-
-Admission (``buildProtocol``): at most ``max_connections`` connections and
-``max_connecting_per_ip`` per address whose ``connect`` was not accepted yet; a refused
-connection is closed at once, with one log line per ``REFUSAL_LOG_INTERVAL`` however many.
+It feeds received bytes to the sans-IO :class:`~fms.rtmp.connection.ServerConnection`,
+dispatches the events it returns (a decision goes to the application, whose
+:class:`~fms.apps.verdict.Verdict` it applies), writes what the connection queued, and closes
+this one connection (with one log line naming the peer and the reason) when the peer breaks the
+protocol, a deadline passes (the connection computes them: :mod:`fms.rtmp.liveness`; the
+factory's one :class:`~fms.server.deadlines.DeadlineQueue` says when to ask) or our own code
+fails on its input. Admission happens before it exists (:mod:`fms.server.admission`).
 """
 
 from __future__ import annotations
@@ -26,11 +15,11 @@ import functools
 import itertools
 import socket
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -42,76 +31,24 @@ from fms.config import Config
 from fms.errors import ApplicationError, RemoteProtocolError
 from fms.live.media import DATA_INFO, MediaInfo
 from fms.live.names import name_problem
-from fms.live.registry import StreamRegistry
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger
 from fms.rtmp import events as ev
 from fms.rtmp.connection import (
-    ConnectionLimits,
     ConnectionState,
     ServerConnection,
-    ServerSettings,
     StreamState,
     split_query,
 )
 from fms.rtmp.messages import Data, Media
 from fms.rtmp.status import StatusCode, info
-from fms.server.deadlines import EPSILON
-from fms.server.delivery import PlaySink, write_through
+from fms.server.calls import answer_encoder_call
+from fms.server.delivery import PlaySink, pause, seek, write_through
+from fms.server.host import ServerHost
 
 log = Logger(namespace="fms.server.protocol")
 
-NULL_RESULT_CALLS = frozenset(
-    {
-        "releaseStream",
-        "FCPublish",
-        "FCUnpublish",
-        "FCSubscribe",
-        "FCUnsubscribe",
-        "_checkbw",
-        "checkBandwidth",
-    }
-)
-"""FMLE-era calls that encoders expect a null ``_result`` for (see INTEROP.md)."""
-
-_DEADLINE_DETAILS = {
-    "idle": " (nothing received)",
-    "publish or play": " (connected without publishing or playing)",
-    "publisher": " (no media received)",
-    "ping answer": " (no answer to a ping)",
-}
-
-
-class PublishListener(Protocol):
-    """Follows the publishes that clients of this process make (the worker relay)."""
-
-    def publish_started(self, stream: LiveStream, peer: str) -> None:
-        """``peer`` (``host:port``) started publishing ``stream``."""
-        ...
-
-    def publish_stopped(self, stream: LiveStream) -> None:
-        """That publish ended."""
-        ...
-
-
-class ServerHost(Protocol):
-    """What a connection needs of what it shares with the others (the
-    :class:`~fms.server.factory.RTMPServerFactory`)."""
-
-    config: Config
-    clock: IReactorTime
-    limits: ConnectionLimits
-    settings: ServerSettings
-    registry: StreamRegistry
-    publish_listener: PublishListener | None
-
-    def admit(self, proto: RTMPServerProtocol) -> None: ...
-    def connected(self, proto: RTMPServerProtocol) -> None: ...
-    def forget(self, proto: RTMPServerProtocol) -> None: ...
-    def schedule(self, proto: RTMPServerProtocol, when: float) -> None: ...
-    def application_for(self, app: str) -> Application | None: ...
-    def client_left(self, application: Application) -> None: ...
-    def flush(self) -> None: ...
+BUSY = "this stream id is already publishing or playing"
 
 
 @implementer(IPushProducer)
@@ -124,7 +61,7 @@ class RTMPServerProtocol(TwistedProtocol):
 
     _ids = itertools.count(1)
 
-    def __init__(self, server: ServerHost) -> None:
+    def __init__(self, server: ServerHost[RTMPServerProtocol]) -> None:
         self.server = server
         """What this connection shares with the others (the factory that built it)."""
         self.id = next(RTMPServerProtocol._ids)
@@ -145,21 +82,6 @@ class RTMPServerProtocol(TwistedProtocol):
         """Whether this connection counts toward its address's ``max_connecting_per_ip``."""
         self.address_group = "?"
         """What that cap counts it under: its IPv4 address, or its IPv6 prefix."""
-        # Times (seconds, the factory's clock) that the deadlines are computed from.
-        self.accepted_at = 0.0
-        self.handshake_at: float | None = None
-        self.last_received = 0.0
-        self.last_media = 0.0
-        self.unengaged_since: float | None = None
-        """Since when a connected client neither publishes nor plays (None: it does)."""
-        self.ping_sent_at: float | None = None
-        self.answers_pings = False
-        self._publish_or_play_timeout = 0.0
-        self._deciding: set[int] = set()
-        """Stream ids whose publish or play the application is deciding."""
-        self.judge_publisher = True
-        """Close a publisher silent for ``publisher_timeout`` (a relay link's publisher is
-        judged on its own worker instead)."""
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -167,7 +89,6 @@ class RTMPServerProtocol(TwistedProtocol):
         factory = self.server
         self.config = factory.config
         now = factory.clock.seconds()
-        self.accepted_at = self.last_received = now
         address = self.transport.getPeer()  # type: ignore[union-attr]
         host = getattr(address, "host", "?")
         self.host = str(host)
@@ -211,89 +132,33 @@ class RTMPServerProtocol(TwistedProtocol):
 
     # ------------------------------------------------------------------------- deadlines
 
-    def _deadlines(self) -> list[tuple[float, str]]:
-        """(time, kind) of every deadline and action that applies in the current state."""
-        limits = self.config.limits
-        out = [(self.last_received + limits.idle_timeout, "idle")]
-        conn = self.connection
-        if conn is None:
-            return out
-        state = conn.state
-        if state is ConnectionState.HANDSHAKE:
-            out.append((self.accepted_at + limits.handshake_timeout, "handshake"))
-        elif state is ConnectionState.AWAITING_CONNECT:
-            start = self.handshake_at if self.handshake_at is not None else self.accepted_at
-            out.append((start + limits.connect_timeout, "connect"))
-        elif state is ConnectionState.CONNECTED:
-            timeout = self._publish_or_play_timeout
-            if timeout > 0 and self.unengaged_since is not None:
-                out.append((self.unengaged_since + timeout, "publish or play"))
-            if self.publishing and self.judge_publisher:
-                out.append((self.last_media + limits.publisher_timeout, "publisher"))
-            if limits.ping_interval > 0:
-                sent = self.ping_sent_at
-                quiet_since = self.last_received if sent is None else max(self.last_received, sent)
-                out.append((quiet_since + limits.ping_interval, "ping"))
-                if self.answers_pings and sent is not None and self.last_received < sent:
-                    out.append((sent + limits.ping_timeout, "ping answer"))
-        return out
-
     def _reschedule(self) -> None:
-        """Tell the factory when this connection must be checked next (only moves it earlier)."""
-        if not self._closing:
-            self.server.schedule(self, min(at for at, _ in self._deadlines()))
+        """Tell the factory when this connection's deadlines must be checked next (the
+        arithmetic is the sans-IO connection's; the factory's queue only moves it earlier)."""
+        conn = self.connection
+        if not self._closing and conn is not None:
+            when = conn.next_deadline()
+            if when is not None:
+                self.server.schedule(self, when)
 
     def check(self, now: float) -> float | None:
-        """Apply every deadline due at ``now`` (close, or send a ping); return when to check
-        next, or None once the connection is closing."""
-        if self._closing or self.connection is None:
-            return None
-        for at, kind in sorted(self._deadlines()):
-            if at > now + EPSILON:
-                break
-            if kind == "ping":
-                self._send_ping(now)
-                continue
-            self._expired(kind)
-            return None
-        return min(at for at, _ in self._deadlines())
-
-    def _send_ping(self, now: float) -> None:
+        """Apply every deadline due at ``now`` (a ping is sent, or the connection closes with
+        one log line); return when to check next, or None once the connection is closing."""
         conn = self.connection
-        assert conn is not None
-        self.ping_sent_at = now
-        conn.ping(now)
-        self._flush()
-
-    def _expired(self, what: str) -> None:
-        limits = self.config.limits
-        seconds = {
-            "handshake": limits.handshake_timeout,
-            "connect": limits.connect_timeout,
-            "idle": limits.idle_timeout,
-            "publish or play": self._publish_or_play_timeout,
-            "publisher": limits.publisher_timeout,
-            "ping answer": limits.ping_timeout,
-        }[what]
-        log.info(
-            "closing {peer}: {what} deadline of {seconds:g}s passed{why}",
-            peer=self.peer,
-            what=what,
-            seconds=seconds,
-            why=_DEADLINE_DETAILS.get(what, ""),
-        )
-        self._abort()
-
-    def _update_engagement(self) -> None:
-        """Start (or stop) the publish-or-play deadline as streams start and end."""
-        conn = self.connection
-        if conn is None or conn.state is not ConnectionState.CONNECTED:
-            return
-        if self.publishing or self.playing or self._deciding:
-            self.unengaged_since = None
-        elif self.unengaged_since is None:
-            self.unengaged_since = self.server.clock.seconds()
-            self._reschedule()
+        if self._closing or conn is None:
+            return None
+        for event in conn.handle_timer(now):
+            if isinstance(event, ev.DeadlinePassed):
+                detail = event.kind.detail
+                log.info(
+                    "closing {peer}: {what} deadline of {seconds:g}s passed{why}",
+                    peer=self.peer, what=event.kind.value, seconds=event.limit_seconds,
+                    why=f" ({detail})" if detail else "",
+                )  # fmt: skip
+                self._abort()
+                return None
+        self._flush()  # a ping
+        return conn.next_deadline()
 
     def _abort(self) -> None:
         self._closing = True
@@ -332,7 +197,6 @@ class RTMPServerProtocol(TwistedProtocol):
         if conn is None or self._closing:
             return
         now = self.server.clock.seconds()
-        self.last_received = now
         before = conn.state
         try:
             events = conn.receive_data(data, now)
@@ -351,7 +215,6 @@ class RTMPServerProtocol(TwistedProtocol):
             self._abort()
             return
         if before is ConnectionState.HANDSHAKE and conn.state is not ConnectionState.HANDSHAKE:
-            self.handshake_at = now
             self._reschedule()
         self._process(events)
 
@@ -366,7 +229,8 @@ class RTMPServerProtocol(TwistedProtocol):
                         return
                     self._handle(event)
                 events = conn.pending_events()
-            self._update_engagement()
+            conn.update_engagement(self.server.clock.seconds())
+            self._reschedule()
         except Exception:
             log.failure("closing {peer}: internal error while handling its input", peer=self.peer)
             self._abort()
@@ -402,20 +266,18 @@ class RTMPServerProtocol(TwistedProtocol):
         the chain turns plugin failures into refusals) is logged and closes this connection."""
 
         def decided(outcome: Any) -> None:
-            if sid is not None:
-                self._deciding.discard(sid)
+            if sid is not None and self.connection is not None:
+                self.connection.decided(sid)
             self._guarded(what, action)(outcome)
 
         def failed(failure: Failure) -> None:
-            if sid is not None:
-                self._deciding.discard(sid)
+            if sid is not None and self.connection is not None:
+                self.connection.decided(sid)
             log.failure("closing {peer}: deciding {what} failed", failure, peer=self.peer,
                         what=what)  # fmt: skip
             if not self._closing:
                 self._abort()
 
-        if sid is not None:
-            self._deciding.add(sid)
         d.addCallbacks(decided, failed)
 
     def _flush(self) -> None:
@@ -437,9 +299,7 @@ class RTMPServerProtocol(TwistedProtocol):
             getattr(self, handler)(event)
 
     def _on_handshake(self, event: ev.HandshakeCompleted) -> None:
-        log.debug(
-            "handshake with {peer} done (digest: {digest})", peer=self.peer, digest=event.digest
-        )
+        log.debug("handshake with {peer} done (digest: {d})", peer=self.peer, d=event.digest)
 
     def _on_connect(self, event: ev.ConnectRequested) -> None:
         conn = self.connection
@@ -504,7 +364,7 @@ class RTMPServerProtocol(TwistedProtocol):
         conn.send_onbwdone()
         application.add_client(view)
         self.server.connected(self)
-        self._publish_or_play_timeout = self.config.publish_or_play_timeout(event.app)
+        conn.set_publish_or_play_timeout(self.config.publish_or_play_timeout(event.app))
         self._reschedule()
 
     def _on_create_stream(self, event: ev.CreateStreamRequested) -> None:
@@ -521,19 +381,7 @@ class RTMPServerProtocol(TwistedProtocol):
             for sid, stream in list(self.publishing.items()):
                 if stream.name == split_query(stream_name)[0]:
                     self._stop_publishing(sid)
-        if name in NULL_RESULT_CALLS:
-            if command.transaction_id:
-                conn.send_result(command.transaction_id, None)
-            if name in ("FCPublish", "FCUnpublish", "FCSubscribe") and isinstance(stream_name, str):
-                code = {
-                    "FCPublish": StatusCode.PUBLISH_START,
-                    "FCUnpublish": StatusCode.UNPUBLISH_SUCCESS,
-                    "FCSubscribe": StatusCode.PLAY_START,
-                }[name]
-                conn.call(f"on{name}", info(code, stream_name), expect_result=False)
-        elif name == "getStreamLength":
-            conn.send_result(command.transaction_id, 0.0)
-        else:
+        if not answer_encoder_call(conn, command):
             assert self.application is not None and self.client_view is not None
             d = self.application.call(self.client_view, name, command.arguments)
             tid = command.transaction_id
@@ -562,27 +410,21 @@ class RTMPServerProtocol(TwistedProtocol):
         if transaction_id:
             conn.send_error(transaction_id, code, description)
 
-    def _busy(self, action: str, sid: int, name: str, busy: bool) -> bool:
-        """Whether stream id ``sid`` is already in use (logged once): the request is refused
-        before the application is asked. Names are the application's to check."""
+    def _busy(self, action: str, name: str, busy: bool) -> bool:
+        """Whether the stream id is already in use (logged once): the request is refused before
+        the application is asked. Names are the application's to check."""
         if busy:
-            log.info(
-                "refusing {action} {app}/{name!r} {by} {peer}: {problem}",
-                action=action, app=self.app, name=name, peer=self.peer,
-                problem="this stream id is already publishing or playing",
-                by="from" if action == "publish" else "for",
-            )  # fmt: skip
+            log.info("refusing {action} {app}/{name!r} {by} {peer}: {problem}", action=action,
+                     app=self.app, name=name, peer=self.peer, problem=BUSY,
+                     by="from" if action == "publish" else "for")  # fmt: skip
         return busy
 
     def _on_publish(self, event: ev.PublishRequested) -> None:
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        if self._busy("publish", sid, name, sid in self.publishing or sid in self.playing):
-            conn.reject_publish(
-                sid, name, StatusCode.PUBLISH_BAD_NAME,
-                "this stream id is already publishing or playing",
-            )  # fmt: skip
+        if self._busy("publish", name, sid in self.publishing or sid in self.playing):
+            conn.reject_publish(sid, name, StatusCode.PUBLISH_BAD_NAME, BUSY)
             return
         self._decide_publish(event)
 
@@ -630,7 +472,6 @@ class RTMPServerProtocol(TwistedProtocol):
         self.publishing[sid] = stream
         conn.accept_publish(sid, name)
         self._publish_started(stream)
-        self.last_media = self.server.clock.seconds()
         self._reschedule()
         log.info(
             "publish started {app}/{name} from {peer}", app=self.app, name=name, peer=self.peer
@@ -648,12 +489,8 @@ class RTMPServerProtocol(TwistedProtocol):
             return
         self._publish_ending(stream)
         self.server.registry.release(stream, self.client_view)
-        log.info(
-            "publish stopped {app}/{name} from {peer}",
-            app=stream.app,
-            name=stream.name,
-            peer=self.peer,
-        )
+        log.info("publish stopped {app}/{name} from {peer}",
+                 app=stream.app, name=stream.name, peer=self.peer)  # fmt: skip
         if notify and self.connection is not None:
             self.connection.end_publish(sid, stream.name)
 
@@ -669,7 +506,6 @@ class RTMPServerProtocol(TwistedProtocol):
     def _on_media(self, event: ev.MediaReceived) -> None:
         stream = self.publishing.get(event.stream_id)
         if stream is not None:
-            self.last_media = self.last_received
             self._publish(stream, event.message)
 
     def _publish(self, stream: LiveStream, message: Media | Data) -> None:
@@ -684,7 +520,6 @@ class RTMPServerProtocol(TwistedProtocol):
         stream = self.publishing.get(event.stream_id)
         if stream is None:
             return
-        self.last_media = self.last_received
         values = event.message.values
         name = event.message.name
         if name == "@setDataFrame" and len(values) >= 2:
@@ -704,12 +539,11 @@ class RTMPServerProtocol(TwistedProtocol):
         conn = self.connection
         assert conn is not None and self.app is not None
         sid, name = event.stream_id, event.name
-        if self._busy("play", sid, name, sid in self.publishing):
-            conn.reject_play(
-                sid, name, StatusCode.PLAY_FAILED, "this stream id is already publishing or playing"
-            )
+        if self._busy("play", name, sid in self.publishing):
+            conn.reject_play(sid, name, StatusCode.PLAY_FAILED, BUSY)
             return
         assert self.application is not None and self.client_view is not None
+        conn.hold_play(sid)
         self._when_decided(
             self.application.decide_play(
                 self.client_view, name, event.query, self.config.streams.max_stream_name
@@ -758,31 +592,12 @@ class RTMPServerProtocol(TwistedProtocol):
         self._stop_playing(event.stream_id)
 
     def _on_pause(self, event: ev.PauseRequested) -> None:
-        entry = self.playing.get(event.stream_id)
-        conn = self.connection
-        assert conn is not None
-        if entry is None:
-            return
-        stream, player = entry
-        stream.set_paused(player, event.paused)
-        code = StatusCode.PAUSE_NOTIFY if event.paused else StatusCode.UNPAUSE_NOTIFY
-        conn.send_status(event.stream_id, info(code, subject=stream.name, details=stream.name))
+        assert self.connection is not None
+        pause(self.connection, event.stream_id, self.playing.get(event.stream_id), event.paused)
 
     def _on_seek(self, event: ev.SeekRequested) -> None:
-        # A live stream has one position: now. Seeking is answered as done (an error-level
-        # status would make FFmpeg abort) and the player resumes at the next keyframe.
-        entry = self.playing.get(event.stream_id)
-        conn = self.connection
-        assert conn is not None
-        if entry is None:
-            conn.send_status(event.stream_id, info(StatusCode.SEEK_FAILED))
-            return
-        stream, player = entry
-        stream.set_paused(player, True)
-        stream.set_paused(player, False)
-        conn.send_status(
-            event.stream_id, info(StatusCode.SEEK_NOTIFY, subject=stream.name, details=stream.name)
-        )
+        assert self.connection is not None
+        seek(self.connection, event.stream_id, self.playing.get(event.stream_id))
 
     def _on_receive_media(self, event: ev.ReceiveMediaRequested) -> None:
         entry = self.playing.get(event.stream_id)
@@ -801,9 +616,6 @@ class RTMPServerProtocol(TwistedProtocol):
     def _on_peer_chunk_size(self, event: ev.PeerChunkSizeChanged) -> None:
         log.debug("{peer} sends with chunk size {size}", peer=self.peer, size=event.size)
 
-    def _on_ping_answered(self, event: ev.PingAnswered) -> None:
-        self.answers_pings = True
-
     # Handlers by name, so that a subclass (the relay link of :mod:`fms.cluster`) overrides them.
     _handlers: dict[type[ev.Event], str] = {
         ev.HandshakeCompleted: "_on_handshake",
@@ -820,7 +632,6 @@ class RTMPServerProtocol(TwistedProtocol):
         ev.SeekRequested: "_on_seek",
         ev.ReceiveMediaRequested: "_on_receive_media",
         ev.PeerChunkSizeChanged: "_on_peer_chunk_size",
-        ev.PingAnswered: "_on_ping_answered",
         ev.ResultReceived: "_on_result",
         ev.ErrorReceived: "_on_result",
     }

@@ -1,0 +1,50 @@
+"""What a connection needs of what it shares with the others, and who hears of publishes:
+two small protocols, so that the protocol module never imports the factory (which builds
+protocols) and the server never imports the worker relay (which listens to publishes)."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from twisted.internet.interfaces import IReactorTime
+
+from fms.apps.application import Application
+from fms.config import Config
+from fms.live.registry import StreamRegistry
+from fms.live.stream import LiveStream
+from fms.rtmp.connection import ConnectionLimits, ServerSettings
+
+C = TypeVar("C", contravariant=True)
+"""The connection type a host serves (``RTMPServerProtocol``)."""
+
+
+class PublishListener(Protocol):
+    """Follows the publishes that clients of this process make (the worker relay)."""
+
+    def publish_started(self, stream: LiveStream, peer: str) -> None:
+        """``peer`` (``host:port``) started publishing ``stream``."""
+        ...
+
+    def publish_stopped(self, stream: LiveStream) -> None:
+        """That publish ended."""
+        ...
+
+
+class ServerHost(Protocol[C]):
+    """What a connection needs of what it shares with the others (the
+    :class:`~fms.server.factory.RTMPServerFactory`)."""
+
+    config: Config
+    clock: IReactorTime
+    limits: ConnectionLimits
+    settings: ServerSettings
+    registry: StreamRegistry
+    publish_listener: PublishListener | None
+
+    def admit(self, proto: C) -> None: ...
+    def connected(self, proto: C) -> None: ...
+    def forget(self, proto: C) -> None: ...
+    def schedule(self, proto: C, when: float) -> None: ...
+    def application_for(self, app: str) -> Application | None: ...
+    def client_left(self, application: Application) -> None: ...
+    def flush(self) -> None: ...
