@@ -6,9 +6,9 @@ explores freely.
 
 from __future__ import annotations
 
-import os
-
 from hypothesis import HealthCheck, settings
+
+from tests.support.ci import IN_CI
 
 settings.register_profile(
     "ci",
@@ -18,4 +18,4 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, max_examples=100)
-settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
+settings.load_profile("ci" if IN_CI else "dev")

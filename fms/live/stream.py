@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.rtmp.chunks import RawMessage, encode_shared
-from fms.rtmp.constants import ChunkStreamId, MessageType
+from fms.rtmp.constants import U32_MASK, ChunkStreamId, MessageType
 from fms.rtmp.messages import Data, Media, encode_message
 
 
@@ -190,7 +190,7 @@ class _Log:
             return 0, 0.0
         index = max(seq - self.base, 0)
         size = self.ends[-1] - self.offset(seq)
-        seconds = ((self.stamps[-1] - self.stamps[index]) & 0xFFFFFFFF) / 1000.0
+        seconds = ((self.stamps[-1] - self.stamps[index]) & U32_MASK) / 1000.0
         return size, seconds
 
     def since(self, seq: int) -> bytes:

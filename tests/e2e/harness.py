@@ -5,7 +5,6 @@ Waits are on observable events (a log line, a process exit) with timeouts, never
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import shutil
@@ -19,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ci import IN_CI
+
 LISTENING = re.compile(r"listening on (rtmp://\S+)")
-IN_CI = os.environ.get("CI") == "true"
 
 
 def require_client(name: str) -> str:
