@@ -100,10 +100,14 @@ def run(
     from twisted.internet import reactor
     from twisted.internet.defer import gatherResults
 
-    from fms.cluster.supervisor import stop_on_signals
     from fms.cluster.worker import ParentWatch, make_worker_service
     from fms.log import Logger, start_logging
-    from fms.server.service import FILE_DESCRIPTOR_MARGIN, make_service, raise_open_file_limit
+    from fms.server.service import (
+        FILE_DESCRIPTOR_MARGIN,
+        make_service,
+        raise_open_file_limit,
+        stop_on_signals,
+    )
 
     start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "")
     log = Logger(namespace="fms.cli")

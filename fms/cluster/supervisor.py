@@ -37,6 +37,7 @@ from fms.cluster.spec import READY_FD, WorkerSpec, worker_count
 from fms.config import Config
 from fms.log import Logger
 from fms.server.endpoints import format_url, reuseport_socket
+from fms.server.service import stop_on_signals
 
 log = Logger(namespace="fms.cluster.supervisor")
 
@@ -234,28 +235,6 @@ class Supervisor:
             sock.close()
         self.reserved.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def stop_on_signals(reactor: Any, signals: tuple[int, ...]) -> None:
-    """Stop the reactor (gracefully, through its shutdown triggers) on the first of
-    ``signals``; later ones are logged and ignored rather than failing inside Twisted (an
-    operator's second Ctrl-C, or SIGTERM sent to both a wrapper and the server). Call once the
-    reactor runs: Twisted installs its own handlers when it starts."""
-    from twisted.internet.error import ReactorNotRunning
-
-    def stop() -> None:
-        try:
-            reactor.stop()
-        except ReactorNotRunning:
-            log.info("already stopping")
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("{name}: stopping", name=signal.Signals(signum).name)
-        reactor.callFromThread(stop)
-
-    for signum in signals:
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, handler)
 
 
 def run_supervisor(config: Config, argv: list[str]) -> int:

@@ -7,6 +7,7 @@ off the same :class:`~twisted.application.service.MultiService`.
 from __future__ import annotations
 
 import resource
+import signal
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -180,3 +181,25 @@ def make_service(reactor: IReactorTCP, config: Config) -> tuple[MultiService, RT
         secure.scheme = "rtmps"
         secure.setServiceParent(root)
     return root, listener
+
+
+def stop_on_signals(reactor: Any, signals: tuple[int, ...]) -> None:
+    """Stop the reactor (gracefully, through its shutdown triggers) on the first of
+    ``signals``; later ones are logged and ignored rather than failing inside Twisted (an
+    operator's second Ctrl-C, or SIGTERM sent to both a wrapper and the server). Call once the
+    reactor runs: Twisted installs its own handlers when it starts."""
+    from twisted.internet.error import ReactorNotRunning
+
+    def stop() -> None:
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            log.info("already stopping")
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("{name}: stopping", name=signal.Signals(signum).name)
+        reactor.callFromThread(stop)
+
+    for signum in signals:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)

@@ -5,6 +5,7 @@ Waits are on observable events (a log line, a process exit) with timeouts, never
 
 from __future__ import annotations
 
+import functools
 import queue
 import re
 import shutil
@@ -34,6 +35,16 @@ def require_client(name: str) -> str:
     return path
 
 
+def _child_setup(extra: Callable[[], None] | None) -> None:
+    """In the server's process before exec: SIGINT back to its default. A shell runs background
+    jobs with SIGINT ignored, and an ignored signal stays ignored across exec, so a suite started
+    in the background would otherwise start servers that cannot be stopped with SIGINT.
+    ``extra`` is the test's own setup (e.g. a lower RLIMIT_NOFILE for the EMFILE test)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if extra is not None:
+        extra()
+
+
 class ServerProcess:
     """``python -m fms run`` on 127.0.0.1 and a free port, with its log collected line by line."""
 
@@ -53,7 +64,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parents[2],
-            preexec_fn=preexec_fn,  # e.g. a lower RLIMIT_NOFILE for the EMFILE test
+            preexec_fn=functools.partial(_child_setup, preexec_fn),
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
