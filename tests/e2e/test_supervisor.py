@@ -131,7 +131,9 @@ def test_a_worker_that_cannot_start_stops_the_server_with_status_1_and_leaves_no
             left = group_members(supervisor.pid)  # before the clean-up below
             kill_group(supervisor.pid)
     assert supervisor.returncode == 1, log
-    assert re.search(r"critical \[fms\.workers\] worker 1 could not start \(status 1\)", log), log
+    assert re.search(
+        r"critical \[fms\.cluster\.supervisor\] worker 1 could not start \(status 1\)", log
+    ), log
     assert re.search(
         rf"critical w1 \[.*cannot listen: .*:{taken_port}: .*Address already in use", log
     ), log
@@ -213,7 +215,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_shutdown_timeout_and_
     assert left == [], server.log()
     assert died >= grace - CLOCKS, (died, server.log())
     assert died < grace + 15, (died, server.log())
-    killing = re.findall(r"warn \[fms\.workers\] worker (\d) \(pid (\d+)\) still running "
+    killing = re.findall(r"warn \[fms\.cluster\.supervisor\] worker (\d) \(pid (\d+)\) still running "
                          rf"{grace:g}s after SIGTERM: killing it", server.log())  # fmt: skip
     assert killing == [("0", str(deaf))], server.log()
     assert re.search(r"worker 0 stopped \(signal 9\)", server.log()), server.log()
