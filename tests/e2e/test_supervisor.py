@@ -215,8 +215,11 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_shutdown_timeout_and_
     assert left == [], server.log()
     assert died >= grace - CLOCKS, (died, server.log())
     assert died < grace + 15, (died, server.log())
-    killing = re.findall(r"warn \[fms\.cluster\.supervisor\] worker (\d) \(pid (\d+)\) still running "
-                         rf"{grace:g}s after SIGTERM: killing it", server.log())  # fmt: skip
+    killing = re.findall(
+        r"warn \[fms\.cluster\.supervisor\] worker (\d) \(pid (\d+)\) still running "
+        rf"{grace:g}s after SIGTERM: killing it",
+        server.log(),
+    )
     assert killing == [("0", str(deaf))], server.log()
     assert re.search(r"worker 0 stopped \(signal 9\)", server.log()), server.log()
     assert re.search(r"worker 1 stopped \(status 0\)", server.log()), server.log()
