@@ -29,10 +29,10 @@ HOST = "192.0.2.1"
 """The peer's address unless a test names another (TEST-NET-1: never a real client)."""
 
 
-def factory_for(text: str = "") -> RTMPServerFactory:
-    """A server factory configured by the TOML ``text`` (the defaults when empty), on its own
-    fake clock."""
-    config = parse_config(text) if text else Config()
+def factory_for(text: str | None = None) -> RTMPServerFactory:
+    """A server factory configured by the TOML ``text`` (the defaults, not read from any text,
+    when None), on its own fake clock."""
+    config = Config() if text is None else parse_config(text)
     return RTMPServerFactory(config, clock=Clock())  # type: ignore[arg-type]
 
 
