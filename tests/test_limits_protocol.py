@@ -15,12 +15,10 @@ In-memory transports and a fake clock: no sockets, no sleeps.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.apps.api import Plugin
 from fms.apps.interfaces import IClientView
@@ -32,18 +30,6 @@ from tests.support.server_peer import Peer, clock_of, factory_for
 
 KEYFRAME = b"\x17\x01\x00\x00\x00"
 """The start of an AVC keyframe; tests pad it to the size they need."""
-
-
-@pytest.fixture
-def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
 
 
 # Raw chunk headers, to announce a message without sending it (limits are checked on the header).

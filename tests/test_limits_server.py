@@ -10,10 +10,8 @@ transports, ``MemoryReactor`` and a fake clock: no sockets, no sleeps.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +20,6 @@ from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from fms.config import parse_config
@@ -31,19 +28,6 @@ from fms.server.factory import RTMPServerFactory
 from fms.server.service import RTMPListenerService
 from tests.support.rtmp_peer import ScriptedClient
 from tests.support.server_peer import Peer, arrive_v6, clock_of, factory_for
-
-
-@pytest.fixture
-def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
-
 
 # -------------------------------------------------------------------------- ipv6_prefix_length
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.apps.api import Plugin
 from fms.apps.interfaces import IClientView, IStreamView
@@ -21,6 +20,7 @@ from fms.server.admission import address_group
 from fms.server.delivery import PlaySink
 from fms.server.factory import RTMPServerFactory
 from fms.server.protocol import RTMPServerProtocol
+from tests.support.logs import log_lines
 from tests.support.server_peer import Peer, arrive_v6, clock_of, factory_for
 
 KEYFRAME = b"\x17\x01\x00\x00\x00" + b"k" * 40
@@ -29,18 +29,9 @@ INTERFRAME = b"\x27\x01\x00\x00\x00" + b"i" * 40
 
 @pytest.fixture
 def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        lines.append(text)
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
+    """The log lines, each with the traceback of a failure it logged (tests here look for the
+    exception's text)."""
+    yield from log_lines(tracebacks=True)
 
 
 # ---------------------------------------------------------------------------------- deadlines
