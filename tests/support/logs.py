@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import provider
 
 
 def log_lines(*, tracebacks: bool = False) -> Iterator[list[str]]:
@@ -13,6 +14,7 @@ def log_lines(*, tracebacks: bool = False) -> Iterator[list[str]]:
     appended to its line. Written for ``yield from`` in a pytest fixture."""
     lines: list[str] = []
 
+    @provider(ILogObserver)
     def observer(event: LogEvent) -> None:
         text = formatEvent(event)
         failure = event.get("log_failure")

@@ -33,7 +33,7 @@ def factory_for(text: str | None = None) -> RTMPServerFactory:
     """A server factory configured by the TOML ``text`` (the defaults, not read from any text,
     when None), on its own fake clock."""
     config = Config() if text is None else parse_config(text)
-    return RTMPServerFactory(config, clock=Clock())  # type: ignore[arg-type]
+    return RTMPServerFactory(config, clock=Clock())
 
 
 def clock_of(factory: RTMPServerFactory) -> Clock:
@@ -79,7 +79,7 @@ class Peer:
 
     def take(self) -> bytes:
         """What the server wrote since the last take, removed from the transport."""
-        data = self.transport.value()
+        data: bytes = self.transport.value()
         self.transport.clear()
         return data
 
@@ -152,7 +152,7 @@ class Peer:
 
     def infos(self) -> list[dict[str, Any]]:
         """Every info object (a dict with a ``code``) received, in order."""
-        out = []
+        out: list[dict[str, Any]] = []
         for c in self.client.commands():
             out.extend(v for v in (c.command_object, *c.arguments) if isinstance(v, dict))
         return [i for i in out if "code" in i]
