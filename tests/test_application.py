@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import StringTransport
 
 from fms.apps.api import CallError, Plugin, Redirect, Reject, Rename
 from fms.apps.interfaces import IClientView
@@ -18,8 +16,7 @@ from fms.errors import ApplicationError, ConfigError
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media
 from fms.server.factory import RTMPServerFactory
-from fms.server.protocol import RTMPServerProtocol
-from tests.support.rtmp_peer import ScriptedClient
+from tests.support.server_peer import Peer
 
 CLOCK = Clock()
 
@@ -90,37 +87,11 @@ def factory_with(toml: str) -> RTMPServerFactory:
     return RTMPServerFactory(parse_config(toml), clock=CLOCK)  # type: ignore[arg-type]
 
 
-class Peer:
-    def __init__(self, factory: RTMPServerFactory, port: int, tc_query: str = "") -> None:
-        self.proto: RTMPServerProtocol = factory.buildProtocol(None)
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.5", port))
-        self.proto.makeConnection(self.transport)
-        self.client = ScriptedClient()
-        self.proto.dataReceived(self.client.hello())
-        self.proto.dataReceived(self.client.receive(self.take()))
-        tc_url = f"rtmp://127.0.0.1/live{tc_query}"
-        self.send(self.client.connect(tcUrl=tc_url) + self.client.command("createStream", 2.0))
-
-    def take(self) -> bytes:
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def send(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-        self.pump()
-
-    def pump(self) -> None:
-        self.client.receive(self.take())
-
-    def infos(self) -> list[dict[str, Any]]:
-        out = []
-        for c in self.client.commands():
-            out.extend(v for v in (c.command_object, *c.arguments) if isinstance(v, dict))
-        return [i for i in out if "code" in i]
-
-    def media(self) -> list[Media]:
-        return [m for m in self.client.received if isinstance(m, Media)]
+def connected(factory: RTMPServerFactory, port: int, tc_query: str = "") -> Peer:
+    """A client from 192.0.2.5:``port``, connected to app live with ``tc_query`` after its
+    tcUrl, and stream 1 created."""
+    tc_url = f"rtmp://127.0.0.1/live{tc_query}"
+    return Peer(factory, port, host="192.0.2.5").connect(create_stream=True, tcUrl=tc_url)
 
 
 KEY = b"\x17\x01\x00\x00\x00keyframe"
@@ -131,9 +102,9 @@ def test_async_publish_decision_delays_publish_start_and_relays_nothing_before()
         "[streams]\nflush_interval = 0.0\n"
         "[[apps.live.plugins]]\nuse = 'tests.test_application:DelayPublish'\nseconds = 1.0\n"
     )
-    watcher = Peer(factory, 1)
+    watcher = connected(factory, 1)
     watcher.send(watcher.client.command("play", 3.0, None, "cam", stream_id=1))
-    pub = Peer(factory, 2)
+    pub = connected(factory, 2)
     pub.send(pub.client.command("publish", 3.0, None, "cam", "live", stream_id=1))
     pub.send(pub.client.send(Media(MessageType.VIDEO, 0, 1, KEY)))  # sent before the decision
     CLOCK.advance(0.9)
@@ -151,7 +122,7 @@ def test_async_publish_decision_delays_publish_start_and_relays_nothing_before()
 
 def test_rejected_connect_carries_the_reason() -> None:
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n")
-    peer = Peer(factory, 1, "?deny=1")
+    peer = connected(factory, 1, "?deny=1")
     info = peer.infos()[-1]
     assert (info["code"], info["description"]) == ("NetConnection.Connect.Rejected", "go away")
     assert peer.transport.disconnecting
@@ -159,14 +130,14 @@ def test_rejected_connect_carries_the_reason() -> None:
 
 def test_redirected_connect_carries_302_and_the_url() -> None:
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n")
-    peer = Peer(factory, 1, "?move=1")
+    peer = connected(factory, 1, "?move=1")
     assert peer.infos()[-1]["ex"] == {"code": 302, "redirect": "rtmp://elsewhere/live"}
 
 
 def test_a_raising_plugin_refuses_only_its_own_client() -> None:
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n")
-    bad = Peer(factory, 1, "?boom=1")
-    good = Peer(factory, 2)
+    bad = connected(factory, 1, "?boom=1")
+    good = connected(factory, 2)
     assert bad.infos()[-1]["code"] == "NetConnection.Connect.Rejected"
     assert good.infos()[0]["code"] == "NetConnection.Connect.Success"
     assert not good.transport.disconnecting
@@ -174,10 +145,10 @@ def test_a_raising_plugin_refuses_only_its_own_client() -> None:
 
 def test_publish_can_be_renamed_or_refused_with_a_chosen_code() -> None:
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n")
-    pub = Peer(factory, 1)
+    pub = connected(factory, 1)
     pub.send(pub.client.command("publish", 3.0, None, "alias", "live", stream_id=1))
     assert factory.registry.get("live", "real") is not None
-    other = Peer(factory, 2)
+    other = connected(factory, 2)
     other.send(other.client.command("publish", 3.0, None, "secret", "live", stream_id=1))
     assert other.infos()[-1]["code"] == "NetStream.Publish.BadName"
     assert other.infos()[-1]["description"] == "not you"
@@ -188,9 +159,9 @@ def test_play_can_be_sent_to_another_stream() -> None:
         "[streams]\nflush_interval = 0.0\n"
         "[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n"
     )
-    pub = Peer(factory, 1)
+    pub = connected(factory, 1)
     pub.send(pub.client.command("publish", 3.0, None, "real", "live", stream_id=1))
-    watcher = Peer(factory, 2)
+    watcher = connected(factory, 2)
     watcher.send(watcher.client.command("play", 3.0, None, "other", stream_id=1))
     pub.send(pub.client.send(Media(MessageType.VIDEO, 0, 1, KEY)))
     watcher.pump()
@@ -202,7 +173,7 @@ def test_a_hook_that_never_decides_is_refused_after_the_timeout() -> None:
         "[apps.live]\ndecision_timeout = 2.0\n"
         "[[apps.live.plugins]]\nuse = 'tests.test_application:Never'\n"
     )
-    watcher = Peer(factory, 1)
+    watcher = connected(factory, 1)
     watcher.send(watcher.client.command("play", 3.0, None, "cam", stream_id=1))
     assert "NetStream.Play.Start" not in [i["code"] for i in watcher.infos()]
     CLOCK.advance(2.1)
@@ -214,7 +185,7 @@ def test_a_hook_that_never_decides_is_refused_after_the_timeout() -> None:
 
 def test_client_calls_get_result_error_or_call_failed() -> None:
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Rpc'\n")
-    peer = Peer(factory, 1)
+    peer = connected(factory, 1)
     peer.send(peer.client.command("add", 7.0, None, 1.0, 2.0))
     peer.send(peer.client.command("fail", 8.0, None))
     peer.send(peer.client.command("nothing", 9.0, None))
@@ -230,7 +201,7 @@ def test_client_calls_get_result_error_or_call_failed() -> None:
 def test_server_calls_the_client_and_gets_its_result() -> None:
     Rpc.clients.clear()
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Rpc'\n")
-    peer = Peer(factory, 1)
+    peer = connected(factory, 1)
     (view,) = Rpc.clients
     results: list[Any] = []
     view.call("whoAreYou", "please").addBoth(results.append)
@@ -244,7 +215,7 @@ def test_server_calls_the_client_and_gets_its_result() -> None:
 def test_pending_server_calls_fail_when_the_client_leaves() -> None:
     Rpc.clients.clear()
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Rpc'\n")
-    peer = Peer(factory, 1)
+    peer = connected(factory, 1)
     results: list[Any] = []
     Rpc.clients[0].call("slow").addErrback(lambda f: results.append(f.type))
     peer.proto.connectionLost(None)
@@ -253,7 +224,7 @@ def test_pending_server_calls_fail_when_the_client_leaves() -> None:
 
 def test_broadcast_reaches_every_client_of_the_app() -> None:
     factory = factory_with("")
-    peers = [Peer(factory, port) for port in (1, 2, 3)]
+    peers = [connected(factory, port) for port in (1, 2, 3)]
     application = factory.applications["live"]
     assert application.broadcast("onChat", "hello") == 3
     for peer in peers:
@@ -264,7 +235,7 @@ def test_broadcast_reaches_every_client_of_the_app() -> None:
 def test_client_error_answer_fails_the_call_with_its_description() -> None:
     Rpc.clients.clear()
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Rpc'\n")
-    peer = Peer(factory, 1)
+    peer = connected(factory, 1)
     failures: list[Any] = []
     Rpc.clients[0].call("x").addErrback(failures.append)
     peer.pump()
@@ -280,7 +251,7 @@ def test_client_error_answer_fails_the_call_with_its_description() -> None:
 
 def test_default_app_policy_refuse_refuses_unknown_apps() -> None:
     factory = factory_with("[default_app]\npolicy = 'refuse'\n[apps.known]\n")
-    peer = Peer(factory, 1)
+    peer = connected(factory, 1)
     assert peer.infos()[-1]["code"] == "NetConnection.Connect.InvalidApp"
 
 
@@ -312,7 +283,7 @@ def test_unknown_plugin_and_bad_options_are_startup_errors() -> None:
 
 def test_an_unknown_status_code_from_a_plugin_falls_back_to_the_default() -> None:
     factory = factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Gate'\n")
-    pub = Peer(factory, 1)
+    pub = connected(factory, 1)
     pub.send(pub.client.command("publish", 3.0, None, "bogus", "live", stream_id=1))
     info = pub.infos()[-1]
     assert (info["code"], info["description"]) == ("NetStream.Publish.Denied", "odd code")

@@ -15,114 +15,21 @@ In-memory transports and a fake clock: no sockets, no sleeps.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.apps.api import Plugin
 from fms.apps.interfaces import IClientView
-from fms.config import parse_config
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Command, Media, SetChunkSize, UserControl, encode_message
 from fms.server.factory import RTMPServerFactory
-from fms.server.protocol import RTMPServerProtocol
 from tests.support.rtmp_peer import ScriptedClient
+from tests.support.server_peer import Peer, clock_of, factory_for
 
 KEYFRAME = b"\x17\x01\x00\x00\x00"
 """The start of an AVC keyframe; tests pad it to the size they need."""
-
-
-@pytest.fixture
-def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
-
-
-def factory_for(text: str) -> RTMPServerFactory:
-    return RTMPServerFactory(parse_config(text), clock=Clock())  # type: ignore[arg-type]
-
-
-def clock_of(factory: RTMPServerFactory) -> Clock:
-    assert isinstance(factory.clock, Clock)
-    return factory.clock
-
-
-class Peer:
-    """A scripted client on an in-memory transport; its address is 192.0.2.1:``port``."""
-
-    def __init__(self, factory: RTMPServerFactory, port: int = 1000) -> None:
-        address = IPv4Address("TCP", "192.0.2.1", port)
-        proto = factory.buildProtocol(address)
-        assert proto is not None, "refused"
-        self.proto: RTMPServerProtocol = proto
-        self.transport = StringTransport(peerAddress=address)
-        self.proto.makeConnection(self.transport)
-        self.client = ScriptedClient()
-        self.port = port
-
-    def send(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-        self.pump()
-
-    def pump(self) -> None:
-        data = self.transport.value()
-        self.transport.clear()
-        reply = self.client.receive(data)
-        if reply:
-            self.proto.dataReceived(reply)
-
-    def handshake(self) -> Peer:
-        self.send(self.client.hello())
-        return self
-
-    def connect(self, app: str = "live", **fields: Any) -> Peer:
-        self.handshake()
-        self.send(self.client.connect(app, **fields))
-        return self
-
-    def create_stream(self) -> Peer:
-        self.send(self.client.command("createStream", 2.0))
-        return self
-
-    def publish(self, name: str = "cam") -> Peer:
-        self.send(self.client.command("publish", 3.0, None, name, "live", stream_id=1))
-        return self
-
-    def play(self, name: str = "cam") -> Peer:
-        self.send(self.client.command("play", 3.0, None, name, -2.0, stream_id=1))
-        return self
-
-    def answers(self, tid: float) -> list[str]:
-        """Names of the answers (``_result``/``_error``) to transaction ``tid``."""
-        return [
-            c.name
-            for c in self.client.commands()
-            if c.transaction_id == tid and c.name in ("_result", "_error")
-        ]
-
-    def media(self) -> list[Media]:
-        return [m for m in self.client.received if isinstance(m, Media)]
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.transport.disconnecting)
-
-    def closed_for(self, logged: list[str], reason: str) -> bool:
-        """Closed, with the one log line about this peer naming ``reason``."""
-        lines = [line for line in logged if f"closing 192.0.2.1:{self.port}:" in line]
-        return self.closed and len(lines) == 1 and reason in lines[0]
 
 
 # Raw chunk headers, to announce a message without sending it (limits are checked on the header).
@@ -351,9 +258,7 @@ def test_create_stream_past_max_streams_per_connection_is_refused_and_the_connec
 
 def connect_result(factory: RTMPServerFactory, **fields: Any) -> tuple[Peer, dict[str, Any]]:
     """Connect with ``fields`` in the command object; the info object of the answer."""
-    peer = Peer(factory).handshake()
-    app = fields.pop("app", "live")
-    peer.send(peer.client.connect(app, **fields))
+    peer = Peer(factory).connect(**fields)
     (answer,) = [c for c in peer.client.commands() if c.name in ("_result", "_error")]
     info = answer.arguments[0]
     assert isinstance(info, dict)
@@ -465,24 +370,16 @@ def test_a_stream_deleted_while_its_publish_is_decided_stays_deleted() -> None:
 # ------------------------------------------------------------- ping and decision deadlines
 
 
-def pings(peer: Peer) -> list[int]:
-    return [
-        m.value
-        for m in peer.client.received
-        if isinstance(m, UserControl) and m.event == UserControlEvent.PING_REQUEST
-    ]
-
-
 def test_a_silent_client_is_pinged_after_exactly_ping_interval() -> None:
     factory = factory_for("[limits]\nping_interval = 4.0\nidle_timeout = 600.0\n")
     clock = clock_of(factory)
     player = Peer(factory).connect().create_stream().play()
     clock.advance(3.99)
     player.pump()
-    assert pings(player) == []
+    assert player.pings() == []
     clock.advance(0.02)
     player.pump()
-    assert len(pings(player)) == 1
+    assert len(player.pings()) == 1
 
 
 def test_ping_interval_zero_never_pings() -> None:
@@ -492,7 +389,7 @@ def test_ping_interval_zero_never_pings() -> None:
     for _ in range(60):
         clock.advance(5.0)
     player.pump()
-    assert pings(player) == [] and not player.closed
+    assert player.pings() == [] and not player.closed
 
 
 def test_a_client_that_answered_is_closed_exactly_ping_timeout_after_an_unanswered_ping(
@@ -505,11 +402,11 @@ def test_a_client_that_answered_is_closed_exactly_ping_timeout_after_an_unanswer
     player = Peer(factory).connect().create_stream().play()
     clock.advance(4.0)
     player.pump()
-    (first,) = pings(player)
+    (first,) = player.pings()
     player.send(player.client.send(UserControl(UserControlEvent.PING_RESPONSE, first)))
     clock.advance(4.0)  # 4 s of silence since the answer: the next ping, never answered
     player.pump()
-    assert len(pings(player)) == 2
+    assert len(player.pings()) == 2
     clock.advance(1.99)
     assert not player.closed
     clock.advance(0.02)

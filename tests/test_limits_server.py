@@ -10,74 +10,40 @@ transports, ``MemoryReactor`` and a fake clock: no sockets, no sleeps.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from fms.config import parse_config
 from fms.server.endpoints import certificate_options
 from fms.server.factory import RTMPServerFactory
-from fms.server.protocol import RTMPServerProtocol
 from fms.server.service import RTMPListenerService
 from tests.support.rtmp_peer import ScriptedClient
-
-
-@pytest.fixture
-def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
-
-
-def factory_for(text: str) -> RTMPServerFactory:
-    return RTMPServerFactory(parse_config(text), clock=Clock())  # type: ignore[arg-type]
-
-
-def clock_of(factory: RTMPServerFactory) -> Clock:
-    assert isinstance(factory.clock, Clock)
-    return factory.clock
-
+from tests.support.server_peer import Peer, arrive_v6, clock_of, factory_for
 
 # -------------------------------------------------------------------------- ipv6_prefix_length
 
 
-def arrive(factory: RTMPServerFactory, host: str) -> RTMPServerProtocol | None:
-    """A connection from ``host`` as the listener would make it; None when refused."""
-    address = IPv6Address("TCP", host, 1)
-    proto = factory.buildProtocol(address)
-    if proto is not None:
-        proto.makeConnection(StringTransport(peerAddress=address))
-    return proto
-
-
 def test_with_a_48_bit_prefix_two_slash_64s_of_one_slash_48_share_the_per_address_cap() -> None:
     factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nipv6_prefix_length = 48\n")
-    assert arrive(factory, "2001:db8:1:1::1") is not None
-    assert arrive(factory, "2001:db8:1:2::1") is None  # another /64, the same /48
-    assert arrive(factory, "2001:db8:2:1::1") is not None  # another /48
+    assert arrive_v6(factory, "2001:db8:1:1::1") is not None
+    assert arrive_v6(factory, "2001:db8:1:2::1") is None  # another /64, the same /48
+    assert arrive_v6(factory, "2001:db8:2:1::1") is not None  # another /48
 
 
 def test_with_a_128_bit_prefix_each_ipv6_address_has_its_own_cap() -> None:
     factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nipv6_prefix_length = 128\n")
-    assert arrive(factory, "2001:db8:0:1::a") is not None
-    assert arrive(factory, "2001:db8:0:1::b") is not None  # the same /64: counted apart
-    assert arrive(factory, "2001:db8:0:1::a") is None
+    assert arrive_v6(factory, "2001:db8:0:1::a") is not None
+    assert arrive_v6(factory, "2001:db8:0:1::b") is not None  # the same /64: counted apart
+    assert arrive_v6(factory, "2001:db8:0:1::a") is None
 
 
 # ------------------------------------------------------------------------------ listen_backlog
@@ -97,14 +63,9 @@ def test_the_listener_asks_for_the_configured_backlog() -> None:
 
 def test_shutdown_waits_for_clients_until_the_configured_shutdown_timeout() -> None:
     factory = factory_for("[server]\nshutdown_timeout = 2.0\n")
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", 1))
-    proto = factory.buildProtocol(transport.getPeer())
-    assert proto is not None
-    proto.makeConnection(transport)
-    client = ScriptedClient()  # a connected client that stops reading
-    proto.dataReceived(client.hello())
-    proto.dataReceived(client.receive(transport.value()))
-    proto.dataReceived(client.connect())
+    peer = Peer(factory, 1).handshake()  # a connected client that stops reading
+    proto, transport = peer.proto, peer.transport
+    proto.dataReceived(peer.client.connect())
     done = factory.shutdown()  # no timeout given: the configured one
     assert transport.disconnecting  # told, and asked to close once that is written
     clock_of(factory).advance(1.99)

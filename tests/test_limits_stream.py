@@ -13,7 +13,7 @@ from fms.live.stream import FanoutLimits, LiveStream, PlayerState
 from fms.rtmp.chunks import encode_shared
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media, encode_message
-from tests.test_stream import AAC_HEADER, AVC_HEADER, Sink, audio, inter, key, published
+from tests.support.live_sink import AAC_HEADER, AVC_HEADER, Sink, audio, inter, key, published
 
 AVC_HEADER_2 = b"\x17\x00\x00\x00\x00\x01\x4d\x00\x28"
 """A second AVC sequence header (another profile and level): the encoder restarted its codec."""

@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, LogLevel, globalLogPublisher
 
 from fms.config import parse_config
@@ -31,9 +29,8 @@ from fms.rtmp.messages import (
     WindowAcknowledgementSize,
 )
 from fms.server.factory import RTMPServerFactory
-from fms.server.protocol import RTMPServerProtocol
 from tests.amf.strategies import amf0_values
-from tests.support.rtmp_peer import ScriptedClient
+from tests.support.server_peer import Peer
 
 CONFIG = """
 [limits]
@@ -136,17 +133,12 @@ steps = st.lists(
 )
 
 
-class Side:
-    """One client: its protocol, its in-memory transport and its scripted peer."""
+class Side(Peer):
+    """One client: a :class:`Peer` driven by :meth:`feed` only, which stops at the first close
+    as a real client would."""
 
     def __init__(self, factory: RTMPServerFactory, port: int, app: str) -> None:
-        address = IPv4Address("TCP", "192.0.2.5", port)
-        proto = factory.buildProtocol(address)
-        assert proto is not None
-        self.proto: RTMPServerProtocol = proto
-        self.transport = StringTransport(peerAddress=address)
-        self.proto.makeConnection(self.transport)
-        self.client = ScriptedClient()
+        super().__init__(factory, port, host="192.0.2.5")
         self.lost = False
         self.feed(self.client.hello())
         self.feed(self.client.connect(app))

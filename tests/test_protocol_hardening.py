@@ -7,23 +7,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.apps.api import Plugin
 from fms.apps.interfaces import IClientView, IStreamView
-from fms.config import Config, parse_config
+from fms.config import parse_config
 from fms.errors import ConfigError
-from fms.rtmp.constants import MessageType, UserControlEvent
+from fms.rtmp.constants import UserControlEvent
 from fms.rtmp.messages import Media, UserControl
 from fms.server.admission import address_group
 from fms.server.delivery import PlaySink
 from fms.server.factory import RTMPServerFactory
 from fms.server.protocol import RTMPServerProtocol
-from tests.support.rtmp_peer import ScriptedClient
+from tests.support.logs import log_lines
+from tests.support.server_peer import Peer, arrive_v6, clock_of, factory_for
 
 KEYFRAME = b"\x17\x01\x00\x00\x00" + b"k" * 40
 INTERFRAME = b"\x27\x01\x00\x00\x00" + b"i" * 40
@@ -31,98 +29,9 @@ INTERFRAME = b"\x27\x01\x00\x00\x00" + b"i" * 40
 
 @pytest.fixture
 def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        lines.append(text)
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
-
-
-def factory_for(text: str = "", clock: Clock | None = None) -> RTMPServerFactory:
-    config = parse_config(text) if text else Config()
-    return RTMPServerFactory(config, clock=clock or Clock())  # type: ignore[arg-type]
-
-
-def clock_of(factory: RTMPServerFactory) -> Clock:
-    assert isinstance(factory.clock, Clock)
-    return factory.clock
-
-
-class Peer:
-    """A scripted client on an in-memory transport; ``host`` is its address."""
-
-    def __init__(
-        self, factory: RTMPServerFactory, host: str = "192.0.2.1", port: int = 1000
-    ) -> None:
-        address = IPv4Address("TCP", host, port)
-        proto = factory.buildProtocol(address)
-        assert proto is not None, "refused"
-        self.proto: RTMPServerProtocol = proto
-        self.transport = StringTransport(peerAddress=address)
-        self.proto.makeConnection(self.transport)
-        self.client = ScriptedClient()
-        self.answered: list[int] = []
-
-    def take(self) -> bytes:
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def send(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-        self.pump()
-
-    def pump(self) -> None:
-        reply = self.client.receive(self.take())
-        if reply:
-            self.proto.dataReceived(reply)
-
-    def handshake(self) -> Peer:
-        self.proto.dataReceived(self.client.hello())
-        self.pump()
-        return self
-
-    def connect(self, app: str = "live") -> Peer:
-        self.handshake()
-        self.send(self.client.connect(app) + self.client.command("createStream", 2.0))
-        return self
-
-    def publish(self, name: str = "cam") -> Peer:
-        self.send(self.client.command("publish", 3.0, None, name, "live", stream_id=1))
-        return self
-
-    def play(self, name: str = "cam") -> Peer:
-        self.send(self.client.command("play", 3.0, None, name, -2.0, stream_id=1))
-        return self
-
-    def media(self, timestamp: int, payload: bytes) -> None:
-        self.send(self.client.send(Media(MessageType.VIDEO, timestamp, 1, payload)))
-
-    def pings(self) -> list[int]:
-        return [
-            m.value
-            for m in self.client.received
-            if isinstance(m, UserControl) and m.event == UserControlEvent.PING_REQUEST
-        ]
-
-    def answer_pings(self) -> None:
-        for value in self.pings()[len(self.answered) :]:
-            self.answered.append(value)
-            self.send(self.client.send(UserControl(UserControlEvent.PING_RESPONSE, value)))
-
-    def lose(self) -> None:
-        self.proto.connectionLost(None)
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.transport.disconnecting)
+    """The log lines, each with the traceback of a failure it logged (tests here look for the
+    exception's text)."""
+    yield from log_lines(tracebacks=True)
 
 
 # ---------------------------------------------------------------------------------- deadlines
@@ -130,7 +39,7 @@ class Peer:
 
 def test_a_connected_client_that_neither_publishes_nor_plays_is_closed(logged: list[str]) -> None:
     factory = factory_for("[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 60.0\n")
-    peer = Peer(factory).connect()
+    peer = Peer(factory).connect(create_stream=True)
     clock_of(factory).advance(4.9)
     assert not peer.closed
     clock_of(factory).advance(0.2)
@@ -143,8 +52,8 @@ def test_the_publish_or_play_deadline_is_off_for_an_app_that_sets_zero() -> None
         "[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n"
         "[apps.chat]\npublish_or_play_timeout = 0\n"
     )
-    chat = Peer(factory, port=1).connect("chat")
-    live = Peer(factory, port=2).connect("live")
+    chat = Peer(factory, port=1).connect("chat", create_stream=True)
+    live = Peer(factory, port=2).connect("live", create_stream=True)
     clock_of(factory).advance(100.0)
     assert live.closed
     assert not chat.closed
@@ -153,7 +62,7 @@ def test_the_publish_or_play_deadline_is_off_for_an_app_that_sets_zero() -> None
 def test_the_publish_or_play_deadline_runs_again_after_the_last_stream_ends() -> None:
     factory = factory_for("[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n")
     clock = clock_of(factory)
-    peer = Peer(factory).connect().play()
+    peer = Peer(factory).connect(create_stream=True).play()
     clock.advance(60.0)
     assert not peer.closed
     peer.send(peer.client.command("closeStream", 0.0, stream_id=1))
@@ -174,7 +83,7 @@ def test_a_publish_being_decided_counts_as_publishing() -> None:
         "[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n[apps.live]\n"
     )
     factory.chains["live"] = [Slow()]
-    peer = Peer(factory).connect().publish()
+    peer = Peer(factory).connect(create_stream=True).publish()
     clock_of(factory).advance(8.0)  # past publish_or_play_timeout; decision_timeout is 10 s
     assert not peer.closed
     gate.callback(None)
@@ -185,10 +94,10 @@ def test_a_publish_being_decided_counts_as_publishing() -> None:
 def test_a_silent_publisher_is_closed_and_its_name_freed(logged: list[str]) -> None:
     factory = factory_for("[limits]\npublisher_timeout = 2.0\nidle_timeout = 600.0\n")
     clock = clock_of(factory)
-    peer = Peer(factory).connect().publish()
+    peer = Peer(factory).connect(create_stream=True).publish()
     for t in range(5):
         clock.advance(1.0)
-        peer.media(t * 1000, KEYFRAME)
+        peer.send_video(t * 1000, KEYFRAME)
     assert not peer.closed
     clock.advance(1.9)
     assert not peer.closed
@@ -202,7 +111,7 @@ def test_a_silent_publisher_is_closed_and_its_name_freed(logged: list[str]) -> N
 def test_a_watching_player_is_pinged_and_stays_while_it_answers() -> None:
     factory = factory_for("[limits]\nidle_timeout = 2.0\nping_interval = 0.5\nping_timeout = 1.0\n")
     clock = clock_of(factory)
-    player = Peer(factory).connect().play()
+    player = Peer(factory).connect(create_stream=True).play()
     for _ in range(40):  # 20 s: ten times the idle timeout
         clock.advance(0.25)
         player.pump()
@@ -218,7 +127,7 @@ def test_a_player_that_stops_answering_pings_is_closed_within_the_answer_deadlin
         "[limits]\nidle_timeout = 30.0\nping_interval = 1.0\nping_timeout = 0.5\n"
     )
     clock = clock_of(factory)
-    player = Peer(factory).connect().play()
+    player = Peer(factory).connect(create_stream=True).play()
     clock.advance(1.0)
     player.pump()
     player.answer_pings()
@@ -233,7 +142,7 @@ def test_a_player_that_stops_answering_pings_is_closed_within_the_answer_deadlin
 def test_a_client_that_never_answers_pings_is_held_to_the_idle_timeout() -> None:
     factory = factory_for("[limits]\nidle_timeout = 3.0\nping_interval = 0.5\nping_timeout = 0.1\n")
     clock = clock_of(factory)
-    player = Peer(factory).connect().play()
+    player = Peer(factory).connect(create_stream=True).play()
     clock.advance(2.9)
     player.pump()
     assert player.pings() and not player.closed
@@ -247,7 +156,7 @@ def test_every_connection_shares_one_delayed_call() -> None:
     peers = [Peer(factory, host=f"192.0.2.{p}") for p in range(100)]
     assert len(clock.getDelayedCalls()) == 1
     for peer in peers[:50]:
-        peer.connect()
+        peer.connect(create_stream=True)
     assert len(clock.getDelayedCalls()) == 1
     for peer in peers:
         peer.lose()
@@ -256,11 +165,11 @@ def test_every_connection_shares_one_delayed_call() -> None:
 
 def test_bytes_received_do_not_touch_the_queue() -> None:
     factory = factory_for()
-    peer = Peer(factory).connect().publish()
+    peer = Peer(factory).connect(create_stream=True).publish()
     when = factory.deadlines.when(peer.proto.id)
     for t in range(50):
         clock_of(factory).advance(0.01)
-        peer.media(t * 10, KEYFRAME)
+        peer.send_video(t * 10, KEYFRAME)
     assert factory.deadlines.when(peer.proto.id) == when
 
 
@@ -282,7 +191,7 @@ def test_the_per_address_cap_counts_only_connections_not_yet_connected() -> None
     Peer(factory, port=2)
     assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 3)) is None
     assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.2", 3)) is not None
-    first.connect()  # accepted: it no longer counts
+    first.connect(create_stream=True)  # accepted: it no longer counts
     assert factory.connecting_from("192.0.2.1") == 1
     assert Peer(factory, port=4).proto is not None
     assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 5)) is None
@@ -307,16 +216,10 @@ def test_the_per_address_cap_counts_ipv6_by_prefix(host: str, prefix: int, group
 def test_ipv6_addresses_of_one_slash_64_share_the_per_address_cap() -> None:
     factory = factory_for("[limits]\nmax_connecting_per_ip = 2\n")
 
-    def arrive(host: str) -> RTMPServerProtocol | None:
-        proto = factory.buildProtocol(IPv6Address("TCP", host, 1))
-        if proto is not None:
-            proto.makeConnection(StringTransport(peerAddress=IPv6Address("TCP", host, 1)))
-        return proto
-
-    assert arrive("2001:db8:0:1::a") is not None
-    assert arrive("2001:db8:0:1::b") is not None
-    assert arrive("2001:db8:0:1:ffff::c") is None  # the same /64: refused
-    assert arrive("2001:db8:0:2::a") is not None  # another /64
+    assert arrive_v6(factory, "2001:db8:0:1::a") is not None
+    assert arrive_v6(factory, "2001:db8:0:1::b") is not None
+    assert arrive_v6(factory, "2001:db8:0:1:ffff::c") is None  # the same /64: refused
+    assert arrive_v6(factory, "2001:db8:0:2::a") is not None  # another /64
     assert factory.connecting_from("2001:db8:0:1::1234") == 2
 
 
@@ -339,8 +242,8 @@ def test_an_exception_while_handling_input_closes_only_that_connection(
     logged: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     factory = factory_for()
-    good = Peer(factory, port=1).connect()
-    bad = Peer(factory, port=2).connect()
+    good = Peer(factory, port=1).connect(create_stream=True)
+    bad = Peer(factory, port=2).connect(create_stream=True)
 
     def broken(self: RTMPServerProtocol, event: Any) -> None:
         if self is bad.proto:
@@ -357,7 +260,7 @@ def test_an_exception_while_handling_input_closes_only_that_connection(
 def test_a_failed_decision_closes_only_that_connection(logged: list[str]) -> None:
     factory = factory_for()
     peer = Peer(factory)
-    good = Peer(factory, port=2).connect()
+    good = Peer(factory, port=2).connect(create_stream=True)
     application = factory.application_for("live")
     assert application is not None
     application.decide_connect = lambda client: Deferred.fromCoroutine(_raise())  # type: ignore[method-assign]
@@ -396,12 +299,12 @@ def test_a_raising_player_sink_does_not_stop_the_flush_for_the_others() -> None:
     clock = clock_of(factory)
     factory.doStart()
     try:
-        publisher = Peer(factory, port=1).connect().publish()
-        watcher = Peer(factory, port=2).connect().play()
+        publisher = Peer(factory, port=1).connect(create_stream=True).publish()
+        watcher = Peer(factory, port=2).connect(create_stream=True).play()
         sink = RaisingSink()
         factory.registry.play("live", "cam", sink, 1)
         for t in range(5):
-            publisher.media(t * 40, KEYFRAME if t == 0 else INTERFRAME)
+            publisher.send_video(t * 40, KEYFRAME if t == 0 else INTERFRAME)
             clock.advance(0.02)
         watcher.pump()
         received = [m for m in watcher.client.received if isinstance(m, Media)]
@@ -416,9 +319,9 @@ def test_a_play_sink_that_fails_to_write_closes_its_player_with_a_traceback(
     logged: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     factory = factory_for("[streams]\nflush_interval = 0\n")
-    publisher = Peer(factory, port=1).connect().publish()
-    bad = Peer(factory, port=2).connect().play()
-    good = Peer(factory, port=3).connect().play()
+    publisher = Peer(factory, port=1).connect(create_stream=True).publish()
+    bad = Peer(factory, port=2).connect(create_stream=True).play()
+    good = Peer(factory, port=3).connect(create_stream=True).play()
 
     def failing(self: RTMPServerProtocol, data: bytes) -> None:
         if self is bad.proto and not self._closing:
@@ -427,8 +330,8 @@ def test_a_play_sink_that_fails_to_write_closes_its_player_with_a_traceback(
 
     original = RTMPServerProtocol.write_shared
     monkeypatch.setattr(RTMPServerProtocol, "write_shared", failing)
-    publisher.media(0, KEYFRAME)
-    publisher.media(40, INTERFRAME)
+    publisher.send_video(0, KEYFRAME)
+    publisher.send_video(40, INTERFRAME)
     good.pump()
     assert bad.closed and not good.closed
     assert len([m for m in good.client.received if isinstance(m, Media)]) == 2
@@ -444,12 +347,12 @@ def test_flush_failures_are_logged_and_the_loop_goes_on(
     clock = clock_of(factory)
     factory.doStart()
     try:
-        publisher = Peer(factory).connect().publish()
+        publisher = Peer(factory).connect(create_stream=True).publish()
         monkeypatch.setattr(LiveStream, "flush", lambda self, now: 1 / 0)
         interval = factory.config.streams.flush_interval
-        publisher.media(0, KEYFRAME)
+        publisher.send_video(0, KEYFRAME)
         clock.advance(interval)
-        publisher.media(40, INTERFRAME)
+        publisher.send_video(40, INTERFRAME)
         clock.advance(interval)
         assert factory._flusher is not None and factory._flusher.running
         assert sum("ZeroDivisionError" in line for line in logged) == 2
@@ -466,8 +369,8 @@ def test_a_plugin_that_raises_in_a_decision_refuses_only_that_client(logged: lis
 
     factory = factory_for("[apps.live]\n")
     factory.chains["live"] = [Boom()]
-    bad = Peer(factory, port=1).connect().play("boom")
-    good = Peer(factory, port=2).connect().play("cam")
+    bad = Peer(factory, port=1).connect(create_stream=True).play("boom")
+    good = Peer(factory, port=2).connect(create_stream=True).play("cam")
     assert bad.client.statuses()[-1] == "NetStream.Play.Failed"
     assert good.client.statuses()[-1] == "NetStream.Play.Start"
     assert sum("RuntimeError: plugin bug" in line for line in logged) == 1
@@ -496,11 +399,11 @@ def shutdown_factory(plugin: Plugin) -> RTMPServerFactory:
 def test_shutdown_tells_everyone_then_closes_and_runs_the_plugins_ends() -> None:
     recorder = Recorder()
     factory = shutdown_factory(recorder)
-    publisher = Peer(factory, port=1).connect().publish()
-    publisher.media(0, KEYFRAME)
-    player = Peer(factory, port=2).connect().play()
-    waiting = Peer(factory, port=3).connect().play("nobody")
-    idle = Peer(factory, port=4).connect()
+    publisher = Peer(factory, port=1).connect(create_stream=True).publish()
+    publisher.send_video(0, KEYFRAME)
+    player = Peer(factory, port=2).connect(create_stream=True).play()
+    waiting = Peer(factory, port=3).connect(create_stream=True).play("nobody")
+    idle = Peer(factory, port=4).connect(create_stream=True)
     done = factory.shutdown(5.0)
     for peer in (publisher, player, waiting, idle):
         peer.pump()
@@ -521,7 +424,7 @@ def test_shutdown_tells_everyone_then_closes_and_runs_the_plugins_ends() -> None
 
 def test_shutdown_aborts_what_is_still_open_after_the_timeout(logged: list[str]) -> None:
     factory = shutdown_factory(Recorder())
-    stuck = Peer(factory, port=1).connect().play()
+    stuck = Peer(factory, port=1).connect(create_stream=True).play()
     done = factory.shutdown(2.0)
     clock_of(factory).advance(1.9)
     assert not done.called and not stuck.transport.disconnected
@@ -540,7 +443,7 @@ def test_a_plugin_that_never_finishes_stopping_does_not_hold_up_the_shutdown() -
             return Deferred()
 
     factory = shutdown_factory(Stuck())
-    Peer(factory).connect().lose()
+    Peer(factory).connect(create_stream=True).lose()
     done = factory.shutdown(1.0)
     clock_of(factory).advance(1.1)
     assert done.called
@@ -551,12 +454,12 @@ def test_a_plugin_that_never_finishes_stopping_does_not_hold_up_the_shutdown() -
 
 def test_reload_serves_new_clients_with_the_new_config_and_keeps_existing_ones() -> None:
     factory = factory_for("[limits]\npublish_or_play_timeout = 100.0\nidle_timeout = 600.0\n")
-    old = Peer(factory, port=1).connect()
-    publisher = Peer(factory, port=2).connect().publish()
+    old = Peer(factory, port=1).connect(create_stream=True)
+    publisher = Peer(factory, port=2).connect(create_stream=True).publish()
     factory.reload(parse_config("[limits]\npublish_or_play_timeout = 5.0\nidle_timeout = 600.0\n"))
-    new = Peer(factory, port=3).connect()
+    new = Peer(factory, port=3).connect(create_stream=True)
     clock_of(factory).advance(6.0)
-    publisher.media(6000, KEYFRAME)
+    publisher.send_video(6000, KEYFRAME)
     assert new.closed
     assert not old.closed and not publisher.closed
     assert factory.registry.get("live", "cam") is not None
@@ -565,11 +468,11 @@ def test_reload_serves_new_clients_with_the_new_config_and_keeps_existing_ones()
 def test_reload_builds_new_plugins_and_retires_the_old_ones_when_their_clients_leave() -> None:
     first, second = Recorder(), Recorder()
     factory = shutdown_factory(first)
-    old = Peer(factory, port=1).connect().publish()
+    old = Peer(factory, port=1).connect(create_stream=True).publish()
     config = parse_config("[streams]\nflush_interval = 0\n[apps.live]\n")
     factory.reload(config)
     factory.chains["live"] = [second]
-    new = Peer(factory, port=2).connect().publish("other")
+    new = Peer(factory, port=2).connect(create_stream=True).publish("other")
     assert new.client.statuses()[-1] == "NetStream.Publish.Start"
     old.lose()
     assert first.events == ["unpublish cam", "app_stop"]
@@ -578,8 +481,8 @@ def test_reload_builds_new_plugins_and_retires_the_old_ones_when_their_clients_l
 
 def test_reload_closes_clients_of_applications_no_longer_served(logged: list[str]) -> None:
     factory = factory_for()
-    doomed = Peer(factory, port=1).connect("gone")
-    kept = Peer(factory, port=2).connect("live")
+    doomed = Peer(factory, port=1).connect("gone", create_stream=True)
+    kept = Peer(factory, port=2).connect("live", create_stream=True)
     factory.reload(parse_config('[default_app]\npolicy = "refuse"\n[apps.live]\n'))
     assert doomed.closed and not kept.closed
     assert any("'gone' is no longer served" in line for line in logged)
@@ -609,7 +512,7 @@ def test_reload_says_that_a_new_worker_count_needs_a_restart(logged: list[str]) 
 
 def test_play_sink_is_still_a_player_sink() -> None:
     factory = factory_for()
-    peer = Peer(factory).connect()
+    peer = Peer(factory).connect(create_stream=True)
     sink = PlaySink(peer.proto, 1, "cam")
     assert sink.can_write()
 
@@ -618,9 +521,7 @@ def test_play_sink_is_still_a_player_sink() -> None:
 
 
 def connect_with(factory: RTMPServerFactory, **fields: Any) -> Peer:
-    peer = Peer(factory).handshake()
-    peer.send(peer.client.connect(**fields))
-    return peer
+    return Peer(factory).connect(**fields)
 
 
 def description_of_error(peer: Peer) -> dict[str, Any]:

@@ -3,49 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
 from fms.config import Config, StreamsConfig
 from fms.rtmp.constants import MessageType, UserControlEvent
 from fms.rtmp.messages import Data, Media, UserControl
 from fms.server.factory import RTMPServerFactory
-from fms.server.protocol import RTMPServerProtocol
-from tests.support.rtmp_peer import ScriptedClient
+from tests.support.server_peer import Peer
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
+HOST = "192.0.2.9"
 
 
-class Peer:
-    """A scripted client on an in-memory transport of one factory."""
-
-    def __init__(self, factory: RTMPServerFactory, port: int) -> None:
-        self.proto: RTMPServerProtocol = factory.buildProtocol(None)
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", port))
-        self.proto.makeConnection(self.transport)
-        self.client = ScriptedClient()
-        self.proto.dataReceived(self.client.hello())
-        self.proto.dataReceived(self.client.receive(self.take()))
-        self.send(self.client.connect() + self.client.command("createStream", 2.0))
-
-    def take(self) -> bytes:
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def send(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-        self.client.receive(self.take())
-
-    def pump(self) -> None:
-        self.client.receive(self.take())
-
-    def statuses(self) -> list[str]:
-        return self.client.statuses()
-
-    def media(self) -> list[Media]:
-        return [m for m in self.client.received if isinstance(m, Media)]
+def connected(factory: RTMPServerFactory, port: int) -> Peer:
+    """A client from 192.0.2.9:``port``, connected to app live with stream 1 created."""
+    return Peer(factory, port, host=HOST).connect(create_stream=True)
 
 
 def make(**streams: object) -> RTMPServerFactory:
@@ -54,15 +26,11 @@ def make(**streams: object) -> RTMPServerFactory:
 
 
 def publisher(factory: RTMPServerFactory, name: str = "cam", port: int = 1000) -> Peer:
-    peer = Peer(factory, port)
-    peer.send(peer.client.command("publish", 3.0, None, name, "live", stream_id=1))
-    return peer
+    return connected(factory, port).publish(name)
 
 
 def player(factory: RTMPServerFactory, name: str = "cam", port: int = 2000) -> Peer:
-    peer = Peer(factory, port)
-    peer.send(peer.client.command("play", 3.0, None, name, -2.0, stream_id=1))
-    return peer
+    return connected(factory, port).play(name)
 
 
 def frame(ts: int, key: bool = False, size: int = 50) -> bytes:
@@ -82,7 +50,7 @@ def test_unpublish_sends_unpublish_success_to_the_publisher() -> None:
 
 
 def test_fcpublish_gets_a_null_result_and_on_fcpublish() -> None:
-    peer = Peer(make(), 1000)
+    peer = connected(make(), 1000)
     peer.send(peer.client.command("FCPublish", 5.0, None, "cam"))
     names = [c.name for c in peer.client.commands()]
     assert "onFCPublish" in names

@@ -22,10 +22,10 @@ from fms.cluster.relay import RelayHub, RelayLink
 from fms.cluster.spec import WorkerSpec
 from fms.config import parse_config
 from fms.rtmp.constants import MessageType
-from fms.rtmp.messages import Data, Media
+from fms.rtmp.messages import Data
 from fms.server.factory import RTMPServerFactory
 from fms.server.protocol import RTMPServerProtocol
-from tests.test_protocol_live import Peer as LivePeer
+from tests.support.server_peer import Peer
 
 AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
 AAC_HEADER = b"\xaf\x00\x12\x10"
@@ -110,26 +110,10 @@ class FakeReactor(Clock):
             pair.pump()
 
 
-class Peer(LivePeer):
-    """A scripted client of one worker (connected, with stream 1 created)."""
-
-    def video(self) -> list[bytes]:
-        return [
-            m.payload
-            for m in self.client.received
-            if isinstance(m, Media) and m.type_id == MessageType.VIDEO
-        ]
-
-    def publish(self, name: str = "cam") -> Peer:
-        self.send(self.client.command("publish", 3.0, None, name, "live", stream_id=1))
-        return self
-
-    def play(self, name: str = "cam") -> Peer:
-        self.send(self.client.command("play", 3.0, None, name, -2.0, stream_id=1))
-        return self
-
-    def send_media(self, type_id: MessageType, timestamp: int, payload: bytes) -> None:
-        self.send(self.client.send(Media(type_id, timestamp, 1, payload)))
+def connected(factory: RTMPServerFactory, port: int) -> Peer:
+    """A scripted client of one worker from 192.0.2.9:``port``, connected to app live with
+    stream 1 created."""
+    return Peer(factory, port, host="192.0.2.9").connect(create_stream=True)
 
 
 class Workers:
@@ -152,9 +136,9 @@ class Workers:
 
 def test_a_publish_on_worker_0_plays_on_worker_1() -> None:
     w = Workers()
-    watcher = Peer(w.w1, 2000).play()
+    watcher = connected(w.w1, 2000).play()
     assert watcher.statuses()[-1] == "NetStream.Play.Start"
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.reactor.pump()
     mirror = w.w1.registry.get("live", "cam")
     assert mirror is not None
@@ -176,7 +160,7 @@ def test_a_relayed_publish_skips_the_other_workers_plugins() -> None:
     w = Workers(plugin)
     w.w0.chains = {"live": []}  # worker 0 accepts; worker 1's chain refuses every publish
     w.w0.applications.clear()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     assert publisher.statuses()[-1] == "NetStream.Publish.Start"
     w.reactor.pump()
     w.start_stream(publisher)
@@ -188,14 +172,14 @@ def test_a_relayed_publish_skips_the_other_workers_plugins() -> None:
     assert w.w1.registry.get("live", "cam") is None
     assert Refuser.seen == []  # no connect, publish, media or unpublish of the relay link
     # The same chain does decide for a client of worker 1.
-    direct = Peer(w.w1, 1001).publish("other")
+    direct = connected(w.w1, 1001).publish("other")
     assert direct.statuses()[-1] == "NetStream.Publish.Denied"
     assert Refuser.seen == ["connect", "publish"]
 
 
 def test_the_relay_link_is_not_one_of_the_applications_clients() -> None:
     w = Workers()
-    Peer(w.w0, 1000).publish()
+    connected(w.w0, 1000).publish()
     w.reactor.pump()
     application = w.w1.application_for("live")
     assert application is not None
@@ -208,13 +192,13 @@ def test_the_relay_link_is_not_one_of_the_applications_clients() -> None:
 def test_a_link_made_mid_stream_starts_with_metadata_headers_and_the_gop() -> None:
     w = Workers()
     w.reactor.refuse = True  # worker 1 is down when the publish starts
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     publisher.send_media(MessageType.VIDEO, 40, frame(False, 1))
     w.reactor.refuse = False  # worker 1 is back: the retry links
     w.reactor.advance(0.5)
     w.reactor.pump()
-    watcher = Peer(w.w1, 2000).play()
+    watcher = connected(w.w1, 2000).play()
     publisher.send_media(MessageType.VIDEO, 80, frame(False, 2))
     w.reactor.pump()
     watcher.pump()
@@ -232,7 +216,7 @@ def test_retries_back_off_while_the_other_worker_is_down() -> None:
         connect(path, factory, timeout)
 
     w.reactor.connectUNIX = counting  # type: ignore[method-assign]
-    Peer(w.w0, 1000).publish()
+    connected(w.w0, 1000).publish()
     for _ in range(60):
         w.reactor.advance(0.25)
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
@@ -242,10 +226,10 @@ def test_retries_back_off_while_the_other_worker_is_down() -> None:
 
 def test_unpublish_on_worker_0_ends_the_stream_on_worker_1() -> None:
     w = Workers()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     w.reactor.pump()
-    watcher = Peer(w.w1, 2000).play()
+    watcher = connected(w.w1, 2000).play()
     publisher.send(publisher.client.command("deleteStream", 4.0, None, 1.0))
     w.reactor.pump()
     watcher.pump()
@@ -255,18 +239,18 @@ def test_unpublish_on_worker_0_ends_the_stream_on_worker_1() -> None:
 
 def test_a_name_relayed_to_worker_1_cannot_be_published_there() -> None:
     w = Workers()
-    Peer(w.w0, 1000).publish()
+    connected(w.w0, 1000).publish()
     w.reactor.pump()
-    second = Peer(w.w1, 1001).publish()
+    second = connected(w.w1, 1001).publish()
     assert second.statuses()[-1] == "NetStream.Publish.BadName"
 
 
 def test_a_link_that_cannot_keep_up_skips_to_the_next_keyframe() -> None:
     w = Workers()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     w.reactor.pump()
-    watcher = Peer(w.w1, 2000).play()
+    watcher = connected(w.w1, 2000).play()
     w.reactor.pump()  # worker 1 reports its player: the flow starts with headers and the GOP
     link = w.reactor.pairs[0].client
     link.pauseProducing()  # the socket buffer to worker 1 is full
@@ -284,12 +268,12 @@ def test_a_link_that_cannot_keep_up_skips_to_the_next_keyframe() -> None:
 
 def test_every_worker_counts_the_players_of_every_worker() -> None:
     w = Workers()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     w.reactor.pump()
-    Peer(w.w0, 2000).play()
-    Peer(w.w1, 2001).play()
-    Peer(w.w1, 2002).play()
+    connected(w.w0, 2000).play()
+    connected(w.w1, 2001).play()
+    connected(w.w1, 2002).play()
     for _ in range(4):  # worker 1 reports, worker 0 adds up and tells it the rest
         w.reactor.advance(0.5)
         w.reactor.pump()
@@ -309,7 +293,7 @@ def big(key: bool, n: int) -> bytes:
 
 def test_no_media_crosses_to_a_worker_without_players() -> None:
     w = Workers()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     for n in range(1, 20):
         publisher.send_media(MessageType.VIDEO, 40 * n, big(n % 10 == 0, n))
@@ -323,10 +307,10 @@ def test_no_media_crosses_to_a_worker_without_players() -> None:
 
 def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() -> None:
     w = Workers()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     w.reactor.pump()
-    first = Peer(w.w1, 2000).play()
+    first = connected(w.w1, 2000).play()
     w.reactor.pump()
     publisher.send_media(MessageType.VIDEO, 40, frame(False, 1))
     w.reactor.pump()
@@ -341,7 +325,7 @@ def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() 
         publisher.send_media(MessageType.VIDEO, 40 * n, big(n == 4, n))
     w.reactor.pump()
     assert pair.sent_up - before < 100
-    second = Peer(w.w1, 2001).play()
+    second = connected(w.w1, 2001).play()
     w.reactor.pump()
     publisher.send_media(MessageType.VIDEO, 240, frame(False, 6))
     w.reactor.pump()
@@ -352,7 +336,7 @@ def test_the_flow_stops_with_the_last_player_and_restarts_at_a_fresh_keyframe() 
 
 def test_metadata_changes_reach_the_other_worker() -> None:
     w = Workers()
-    publisher = Peer(w.w0, 1000).publish()
+    publisher = connected(w.w0, 1000).publish()
     w.start_stream(publisher)
     w.reactor.pump()
     mirror = w.w1.registry.get("live", "cam")

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.config import Config
 from fms.server import service
 from fms.server.service import RTMPListenerService, raise_open_file_limit
-
-
-@pytest.fixture
-def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
 
 
 class FakeLimits:

@@ -8,60 +8,10 @@ import pytest
 from fms.live import stream as stream_module
 from fms.live.registry import StreamRegistry
 from fms.live.stream import FanoutLimits, LiveStream, PlayerState
-from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, RawMessage
+from fms.rtmp.chunks import RawMessage
 from fms.rtmp.constants import MessageType
-from fms.rtmp.messages import Media, SetChunkSize, encode_message
-
-AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"
-AAC_HEADER = b"\xaf\x00\x12\x10"
-
-
-def key(ts: int, size: int = 100) -> Media:
-    return Media(MessageType.VIDEO, ts, 1, b"\x17\x01\x00\x00\x00" + b"k" * size)
-
-
-def inter(ts: int, size: int = 100) -> Media:
-    return Media(MessageType.VIDEO, ts, 1, b"\x27\x01\x00\x00\x00" + b"i" * size)
-
-
-def audio(ts: int) -> Media:
-    return Media(MessageType.AUDIO, ts, 1, b"\xaf\x01" + b"a" * 20)
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.writable = True
-        self.closed: str | None = None
-        self.notices: list[str] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def can_write(self) -> bool:
-        return self.writable
-
-    def close(self, reason: str) -> None:
-        self.closed = reason
-
-    def publish_started(self) -> None:
-        self.notices.append("started")
-
-    def publish_stopped(self) -> None:
-        self.notices.append("stopped")
-
-    def messages(self, chunk_size: int = 4096) -> list[RawMessage]:
-        decoder = ChunkDecoder()
-        decoder.enable_media()
-        decoder.receive_data(ChunkEncoder().encode(encode_message(SetChunkSize(chunk_size))))
-        out = decoder.receive_data(b"".join(self.writes))
-        return [m for m in out if m.type_id != MessageType.SET_CHUNK_SIZE]
-
-
-def published(limits: FanoutLimits | None = None) -> LiveStream:
-    stream = LiveStream("live", "cam", limits)
-    stream.start_publish(object())
-    return stream
+from fms.rtmp.messages import Media
+from tests.support.live_sink import AAC_HEADER, AVC_HEADER, Sink, audio, inter, key, published
 
 
 def test_ten_thousand_players_cost_one_encode_per_message_and_share_the_bytes(

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from fms.cluster.supervisor import (
@@ -54,18 +53,6 @@ class FakeReactor(Clock):
 
     def stop(self) -> None:
         self.stopped = True
-
-
-@pytest.fixture
-def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observer(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield lines
-    globalLogPublisher.removeObserver(observer)
 
 
 @pytest.fixture
