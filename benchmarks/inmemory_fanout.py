@@ -40,6 +40,9 @@ class CountingSink:
     def can_write(self) -> bool:
         return True
 
+    def pending(self) -> int:
+        return 0
+
     def close(self, reason: str) -> None:
         raise AssertionError(reason)
 

@@ -159,6 +159,11 @@ class StreamsConfig:
     stall_timeout: float = _opt(
         10.0, minimum=0.1, doc="seconds without write progress before a player is closed"
     )
+    player_buffer: int = _opt(
+        256 * 1024,
+        minimum=4096,
+        doc="bytes a player may hold unsent in user space (its backlog stays in the shared log)",
+    )
     gop_cache: bool = _opt(True, doc="send late joiners the messages since the newest keyframe")
     gop_max_bytes: int = _opt(
         16 * 1024 * 1024, minimum=0, doc="largest GOP kept for late joiners (bytes)"

@@ -284,6 +284,9 @@ class RaisingSink:
     def can_write(self) -> bool:
         return True
 
+    def pending(self) -> int:
+        return 0
+
     def close(self, reason: str) -> None:
         self.closed = reason
 

@@ -180,7 +180,7 @@ class RelayLinkProtocol(RTMPServerProtocol):
                 stream.forget_media()
             mirror.reported = count
             conn.call(RELAY_PLAYERS, stream.name, float(count), expect_result=False)
-        self._flush()
+        self.flush_output()
 
 
 def _mirror(stream: LiveStream | None) -> _Mirror | None:

@@ -43,6 +43,10 @@ class PlayerSink(Protocol):
     def can_write(self) -> bool:
         """False while the transport pushes back (its buffer is full)."""
 
+    def pending(self) -> int:
+        """Bytes handed to this player that its socket has not taken yet (held in user space,
+        by the transport): with :attr:`FanoutLimits.player_buffer`, what it may still take."""
+
     def close(self, reason: str) -> None:
         """Disconnect this player (it broke a bound); ``reason`` goes to the log."""
 
@@ -92,6 +96,10 @@ class FanoutLimits:
     """A GOP larger than this is not cached (joiners then wait for the next keyframe)."""
     gop_max_frames: int = 2048
     """A GOP with more messages than this is not cached."""
+    player_buffer: int = 256 * 1024
+    """Bytes a player may hold in user space beyond what its socket took (the transport's
+    buffer included): a flush hands it at most this much; the rest of its backlog stays in the
+    shared log, where the soft and hard bounds judge its cursor."""
 
 
 class PlayerState(Enum):
@@ -110,7 +118,9 @@ class Player:
         "cursor",
         "headers_version",
         "log",
+        "offset",
         "sink",
+        "skip_pending",
         "state",
         "stream_id",
         "video",
@@ -123,6 +133,11 @@ class Player:
         self.video = video
         self.state = PlayerState.WAITING
         self.cursor = 0
+        self.offset = 0
+        """Bytes of entry ``cursor`` already handed over (a flush may stop inside one)."""
+        self.skip_pending = False
+        """A bound said skip, but the entry under way must be finished first (a chunk stream
+        cannot be cut mid-message)."""
         self.log: _Log | None = None
         self.blocked_since: float | None = None
         self.headers_version = 0
@@ -184,17 +199,41 @@ class _Log:
         self.ends.append(end)
         self.stamps.append(timestamp)
 
-    def behind(self, seq: int) -> tuple[int, float]:
-        """(bytes, seconds) between ``seq`` and the head."""
+    def behind(self, seq: int, within: int = 0) -> tuple[int, float]:
+        """(bytes, seconds) between ``seq`` (``within`` bytes into it) and the head."""
         if seq >= self.head or not self.entries:
             return 0, 0.0
         index = max(seq - self.base, 0)
-        size = self.ends[-1] - self.offset(seq)
+        size = self.ends[-1] - self.offset(seq) - within
         seconds = ((self.stamps[-1] - self.stamps[index]) & U32_MASK) / 1000.0
         return size, seconds
 
     def since(self, seq: int) -> bytes:
         return b"".join(self.entries[max(seq - self.base, 0) :])
+
+    def take(self, seq: int, within: int, limit: int, whole: bool) -> tuple[bytes, int, int]:
+        """At most ``limit`` bytes from entry ``seq`` (``within`` bytes into it) on, and where
+        that ends: ``(data, seq, within)``. ``whole``: stop at the end of the first entry."""
+        index = max(seq - self.base, 0)
+        parts: list[bytes] = []
+        total = 0
+        entries = self.entries
+        while index < len(entries) and total < limit:
+            entry = entries[index]
+            piece = entry[within:] if within else entry
+            if total + len(piece) <= limit:
+                parts.append(piece)
+                total += len(piece)
+                index += 1
+                within = 0
+                if whole:
+                    break
+            else:
+                cut = limit - total
+                parts.append(piece[:cut])
+                within += cut
+                total = limit
+        return b"".join(parts), self.base + index, within
 
     def trim(self, keep_from: int) -> None:
         """Forget entries before ``keep_from``."""
@@ -402,7 +441,7 @@ class LiveStream:
         return player
 
     def remove_player(self, player: Player) -> None:
-        self._detach(player)
+        self._detach(player, finish=False)
         if player in self.players:
             self.players.discard(player)
             if self.observer is not None:
@@ -451,6 +490,8 @@ class LiveStream:
         log = self._log_for(player)
         log.players.add(player)
         player.log = log
+        player.offset = 0
+        player.skip_pending = False
         player.blocked_since = None
         player.headers_version = self.headers_version
         if at_head:
@@ -466,14 +507,34 @@ class LiveStream:
             player.state = PlayerState.ACTIVE
         self.dirty = True
 
-    def _detach(self, player: Player) -> None:
-        if player.log is not None:
-            player.log.players.discard(player)
-            player.log = None
+    def _detach(self, player: Player, *, finish: bool = True) -> None:
+        """Take a player off its log; a message it got part of is finished first (``finish``),
+        so its chunk stream stays whole whatever happens next."""
+        log = player.log
+        if log is None:
+            return
+        if finish:
+            self._finish_entry(player, log)
+        log.players.discard(player)
+        player.log = None
+        player.offset = 0
+        player.skip_pending = False
+
+    def _finish_entry(self, player: Player, log: _Log) -> None:
+        """Hand over the rest of the message a player got part of (at most one message)."""
+        if player.offset:
+            data, player.cursor, player.offset = log.take(
+                player.cursor, player.offset, 1 << 62, True
+            )
+            self._tell(player, player.sink.write, data)
 
     def _park(self, player: Player) -> None:
-        assert player.log is not None
-        player.cursor = player.log.head
+        log = player.log
+        assert log is not None
+        self._finish_entry(player, log)
+        player.cursor = log.head
+        player.offset = 0
+        player.skip_pending = False
         player.state = PlayerState.PARKED
 
     def _send_preamble(self, player: Player) -> None:
@@ -525,30 +586,65 @@ class LiveStream:
             if player.cursor >= head:
                 player.blocked_since = None
                 continue
-            if not player.sink.can_write():
-                if player.blocked_since is None:
-                    player.blocked_since = now
-                elif now - player.blocked_since > limits.stall_timeout:
-                    self._drop(player, f"no write progress for {limits.stall_timeout:g}s")
-                    continue
-                size, seconds = log.behind(player.cursor)
-                if size > limits.hard_bytes:
-                    self._drop(player, f"{size} bytes behind (limit {limits.hard_bytes})")
-                elif size > limits.soft_bytes or seconds > limits.soft_seconds:
-                    if log.keyframe is not None and log.keyframe > player.cursor:
-                        player.cursor = log.keyframe
-                        if player.headers_version != self.headers_version:
-                            self._send_preamble(player)  # the headers it skipped
-                    else:
-                        self._park(player)
+            if self._deliver(player, log, joined):
+                player.blocked_since = None
+            elif player.blocked_since is None:
+                player.blocked_since = now
+            elif now - player.blocked_since > limits.stall_timeout:
+                self._drop(player, f"no write progress for {limits.stall_timeout:g}s")
                 continue
-            player.blocked_since = None
-            data = joined.get(player.cursor)
-            if data is None:
-                data = joined[player.cursor] = log.since(player.cursor)
-            player.cursor = head
-            self._tell(player, player.sink.write, data)
+            if player.log is not log or player.cursor >= head:
+                continue
+            # Still behind: the bounds judge its cursor in the shared log.
+            size, seconds = log.behind(player.cursor, player.offset)
+            if size > limits.hard_bytes:
+                self._drop(player, f"{size} bytes behind (limit {limits.hard_bytes})")
+            elif size > limits.soft_bytes or seconds > limits.soft_seconds:
+                player.skip_pending = True
+            if player.skip_pending and player.offset == 0:
+                self._skip(player, log)
         self._trim(log)
+
+    def _deliver(self, player: Player, log: _Log, joined: dict[int, bytes]) -> bool:
+        """Hand ``player`` what it can take now: everything from its cursor when its user-space
+        buffer has room for it (players at one cursor share one joined ``bytes``), else pieces
+        of at most the room left, asking again after each (a socket that takes everything
+        leaves the room as it was). Whatever it cannot take stays in the log. Returns whether
+        any byte was handed over."""
+        sink = player.sink
+        budget = self.limits.player_buffer
+        progressed = False
+        while player.cursor < log.head and player.log is log:
+            room = budget - sink.pending() if sink.can_write() else 0
+            if room <= 0:
+                break
+            if player.offset == 0 and not player.skip_pending:
+                data = joined.get(player.cursor)
+                if data is None and log.ends[-1] - log.offset(player.cursor) <= room:
+                    data = joined[player.cursor] = log.since(player.cursor)
+                if data is not None and len(data) <= room:
+                    player.cursor = log.head
+                    self._tell(player, sink.write, data)
+                    return True
+            data, player.cursor, player.offset = log.take(
+                player.cursor, player.offset, room, player.skip_pending
+            )
+            progressed = True
+            self._tell(player, sink.write, data)
+            if player.skip_pending and player.offset == 0:
+                break  # the entry under way is done: now it may skip
+        return progressed
+
+    def _skip(self, player: Player, log: _Log) -> None:
+        """Skip a player that fell past the soft bound to the newest keyframe, or park it until
+        the next one (after the sequence headers it missed, if they changed)."""
+        player.skip_pending = False
+        if log.keyframe is not None and log.keyframe > player.cursor:
+            player.cursor = log.keyframe
+            if player.headers_version != self.headers_version:
+                self._send_preamble(player)  # the headers it skipped
+        else:
+            self._park(player)
 
     def _tell(self, player: Player, action: Callable[..., None], *args: Any) -> None:
         """Call one player's sink. A sink that raises loses its player, never the fan-out to

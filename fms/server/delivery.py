@@ -77,6 +77,25 @@ def seek(conn: ServerConnection, stream_id: int, entry: tuple[LiveStream, Player
     )
 
 
+def buffered(transport: Any) -> int:
+    """Bytes a transport holds that its socket has not taken: Twisted's ``FileDescriptor``
+    keeps them in ``_tempDataBuffer`` (``_tempDataLen``) and in ``dataBuffer`` from ``offset``
+    (the same private state :func:`write_through` reads). A wrapper such as TLS keeps almost
+    nothing itself and hands its bytes to the TCP transport below, which is counted."""
+    total = 0
+    for _ in range(4):
+        data = getattr(transport, "dataBuffer", None)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            total += len(data) - getattr(transport, "offset", 0)
+            total += getattr(transport, "_tempDataLen", 0)
+            return total
+        inner = getattr(transport, "transport", None)
+        if inner is None or inner is transport:
+            return total
+        transport = inner
+    return total
+
+
 class PlayerConnection(Protocol):
     """What a :class:`PlaySink` needs of its connection (the RTMP protocol)."""
 
@@ -87,6 +106,10 @@ class PlayerConnection(Protocol):
 
     def write_shared(self, data: bytes) -> None:
         """Write fan-out bytes after whatever the connection queued."""
+        ...
+
+    def pending_bytes(self) -> int:
+        """Bytes written to this connection that its socket has not taken yet."""
         ...
 
     def flush_output(self) -> None:
@@ -127,6 +150,9 @@ class PlaySink:
 
     def can_write(self) -> bool:
         return not self.proto.write_paused
+
+    def pending(self) -> int:
+        return self.proto.pending_bytes()
 
     def close(self, reason: str) -> None:
         log.info(

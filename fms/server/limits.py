@@ -25,6 +25,7 @@ def fanout_limits(config: Config, app: str) -> FanoutLimits:
         gop_cache=streams.gop_cache,
         gop_max_bytes=streams.gop_max_bytes,
         gop_max_frames=streams.gop_max_frames,
+        player_buffer=streams.player_buffer,
     )
 
 

@@ -43,7 +43,7 @@ from fms.rtmp.connection import (
 from fms.rtmp.messages import Data, Media
 from fms.rtmp.status import StatusCode, info
 from fms.server.calls import answer_encoder_call
-from fms.server.delivery import PlaySink, pause, seek, write_through
+from fms.server.delivery import PlaySink, buffered, pause, seek, write_through
 from fms.server.host import ServerHost
 
 log = Logger(namespace="fms.server.protocol")
@@ -157,7 +157,7 @@ class RTMPServerProtocol(TwistedProtocol):
                 )  # fmt: skip
                 self._abort()
                 return None
-        self._flush()  # a ping
+        self.flush_output()  # a ping
         return conn.next_deadline()
 
     def _abort(self) -> None:
@@ -185,7 +185,7 @@ class RTMPServerProtocol(TwistedProtocol):
             self._stop_playing(sid)
         if not had_streams:
             conn.send_status(0, info(StatusCode.CONNECT_APP_SHUTDOWN))
-        self._flush()
+        self.flush_output()
         self._closing = True
         conn.close()
         self.transport.loseConnection()  # type: ignore[union-attr]
@@ -201,7 +201,7 @@ class RTMPServerProtocol(TwistedProtocol):
         try:
             events = conn.receive_data(data, now)
         except RemoteProtocolError as exc:
-            self._flush()
+            self.flush_output()
             log.info(
                 "closing {peer}: {kind}: {reason}",
                 peer=self.peer,
@@ -235,7 +235,7 @@ class RTMPServerProtocol(TwistedProtocol):
             log.failure("closing {peer}: internal error while handling its input", peer=self.peer)
             self._abort()
             return
-        self._flush()
+        self.flush_output()
         if self.publishing and self.server.config.streams.flush_interval == 0:
             self.server.flush()
 
@@ -280,7 +280,7 @@ class RTMPServerProtocol(TwistedProtocol):
 
         d.addCallbacks(decided, failed)
 
-    def _flush(self) -> None:
+    def flush_output(self) -> None:
         assert self.connection is not None
         data = self.connection.data_to_send()
         if data and not self._closing:
@@ -565,7 +565,7 @@ class RTMPServerProtocol(TwistedProtocol):
             return
         self._stop_playing(sid)
         conn.accept_play(sid, name, reset=event.reset)
-        self._flush()
+        self.flush_output()
         stream, player = self.server.registry.play(self.app, name, PlaySink(self, sid, name), sid)
         self.playing[sid] = (stream, player)
         log.info(
@@ -638,8 +638,8 @@ class RTMPServerProtocol(TwistedProtocol):
 
     # ------------------------------------------------------------- for the play sinks
 
-    def flush_output(self) -> None:
-        self._flush()
+    def pending_bytes(self) -> int:
+        return buffered(self.transport)
 
     def lose_play(self, stream_id: int) -> None:
         self.playing.pop(stream_id, None)
@@ -659,7 +659,7 @@ class RTMPServerProtocol(TwistedProtocol):
         if conn is None or self._closing or conn.state is not ConnectionState.CONNECTED:
             return None
         tid = conn.call(method, *args, expect_result=expect_result)
-        self._flush()
+        self.flush_output()
         return tid
 
     def close(self, reason: str) -> None:

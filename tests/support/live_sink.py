@@ -39,6 +39,7 @@ class Sink:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.writable = True
+        self.held = 0
         self.closed: str | None = None
         self.notices: list[str] = []
 
@@ -47,6 +48,10 @@ class Sink:
 
     def can_write(self) -> bool:
         return self.writable
+
+    def pending(self) -> int:
+        """What the player holds unsent; a test sets ``held`` to play a slow socket."""
+        return self.held
 
     def close(self, reason: str) -> None:
         self.closed = reason
