@@ -102,6 +102,12 @@ class RelayLinkProtocol(RTMPServerProtocol):
     def _decide_publish(self, event: ev.PublishRequested) -> None:
         self._publish_decided(event, accepted(event.name))
 
+    def _claim_name(self, app: str, name: str) -> bool:
+        return True  # the publisher's worker holds the claim
+
+    def _release_name(self, app: str, name: str) -> None:
+        pass
+
     def _publish_started(self, stream: LiveStream) -> None:
         stream.observer = _Mirror(self)
         if stream.players:

@@ -25,7 +25,7 @@ from fms.rtmp.connection import ServerSettings
 from fms.server.admission import REFUSAL_LOG_INTERVAL, Admission, address_group
 from fms.server.deadlines import EPSILON, DeadlineQueue
 from fms.server.limits import connection_limits, fanout_limits
-from fms.server.protocol import PublishListener, RTMPServerProtocol
+from fms.server.protocol import NameClaims, PublishListener, RTMPServerProtocol
 
 log = Logger(namespace="fms.server.factory")
 
@@ -64,6 +64,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.publish_listener: PublishListener | None = None
         """Told of every publish accepted from a client (not from a relay link): the worker
         relay (:mod:`fms.cluster.relay`) with ``fms run --workers``, else None."""
+        self.name_claims: NameClaims | None = None
+        """Asked before a client's publish is accepted: the names claimed across the workers
+        (:mod:`fms.cluster.claims`) with ``fms run --workers``, else None."""
 
     # --------------------------------------------------------------------------- start/stop
 

@@ -94,6 +94,21 @@ class PublishListener(Protocol):
         ...
 
 
+class NameClaims(Protocol):
+    """Who may publish a name across the processes that serve one port (the workers of ``fms
+    run --workers``, :mod:`fms.cluster.claims`): a name claimed by one is refused by the others.
+    A claim is decided at once, so a publish is never half-accepted while it is awaited."""
+
+    def claim(self, app: str, name: str) -> bool:
+        """Claim (app, name) for a publisher of this process; False when a process (this one
+        included) holds it, or when the claim could not be made (fail closed)."""
+        ...
+
+    def release(self, app: str, name: str) -> None:
+        """That publish ended: the name is free for every process."""
+        ...
+
+
 class ServerHost(Protocol):
     """What a connection needs of what it shares with the others (the
     :class:`~fms.server.factory.RTMPServerFactory`)."""
@@ -104,6 +119,7 @@ class ServerHost(Protocol):
     settings: ServerSettings
     registry: StreamRegistry
     publish_listener: PublishListener | None
+    name_claims: NameClaims | None
 
     def admit(self, proto: RTMPServerProtocol) -> None: ...
     def connected(self, proto: RTMPServerProtocol) -> None: ...
@@ -612,8 +628,11 @@ class RTMPServerProtocol(TwistedProtocol):
             assert verdict.status is not None
             conn.reject_publish(sid, name, verdict.status, verdict.description)
             return
-        stream = self.server.registry.claim(self.app, name, self.client_view)
+        claimed = self._claim_name(self.app, name)
+        stream = self.server.registry.claim(self.app, name, self.client_view) if claimed else None
         if stream is None:
+            if claimed:  # a relay link of a publish that just ended still holds it here
+                self._release_name(self.app, name)
             log.info(
                 "refusing publish {app}/{name} from {peer}: already published",
                 app=self.app, name=name, peer=self.peer,
@@ -636,6 +655,18 @@ class RTMPServerProtocol(TwistedProtocol):
             "publish started {app}/{name} from {peer}", app=self.app, name=name, peer=self.peer
         )
 
+    def _claim_name(self, app: str, name: str) -> bool:
+        """Claim ``name`` on every process serving this port before it is published here, so
+        that two publishes on two workers at the same moment cannot both be accepted; relay
+        links override this (their publish holds its claim on its own worker)."""
+        claims = self.server.name_claims
+        return claims is None or claims.claim(app, name)
+
+    def _release_name(self, app: str, name: str) -> None:
+        claims = self.server.name_claims
+        if claims is not None:
+            claims.release(app, name)
+
     def _publish_started(self, stream: LiveStream) -> None:
         """A publish was accepted: the factory's listener (the worker relay) hears of it."""
         listener = self.server.publish_listener
@@ -648,6 +679,7 @@ class RTMPServerProtocol(TwistedProtocol):
             return
         self._publish_ending(stream)
         self.server.registry.release(stream, self.client_view)
+        self._release_name(stream.app, stream.name)
         log.info(
             "publish stopped {app}/{name} from {peer}",
             app=stream.app,
