@@ -67,6 +67,8 @@ class _Mirror:
 class RelayLinkProtocol(RTMPServerProtocol):
     """The server side of one relay link from another worker."""
 
+    claims_names = False  # the publisher's worker holds the claim
+
     def __init__(self, server: RTMPServerFactory) -> None:
         super().__init__(server)
         self.relayed_from: int | None = None

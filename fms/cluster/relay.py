@@ -9,7 +9,8 @@ protocol). On the receiving worker the stream is an ordinary live stream whose p
 relay link, so its players, caches, bounds and stats are those of any stream.
 
 Why a link to every worker rather than one pulled on demand: a stream is then known everywhere
-at once, so a second publish of the same name is refused on any worker (``Publish.BadName``),
+at once, so a second publish of the same name is refused on any worker (``Publish.BadName``;
+in the milliseconds before the links are up, :mod:`fms.cluster.claims` refuses it),
 every worker's plugins see the same stream list and player totals, and a player never waits for
 a link to be set up. But *media* crosses a link only while the receiving worker has players of
 the stream: it reports its player count on the link (``fmsPlayers``: its first player at once,

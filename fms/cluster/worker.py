@@ -9,6 +9,7 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.python.failure import Failure
 
+from fms.cluster.claims import NameLocks
 from fms.cluster.relay import RelayHub
 from fms.cluster.spec import READY_FD, WorkerSpec
 from fms.config import Config
@@ -26,7 +27,9 @@ def make_worker_service(
     """The service tree of one worker: its listeners share their ports with the other workers
     (SO_REUSEPORT), the worker's own port (``[server] worker_ports``) is added, and so is the
     relay to the other workers (:class:`~fms.cluster.relay.RelayHub`), which the factory tells
-    of every accepted publish. Every service that listens has a ``listening`` Deferred."""
+    of every accepted publish, and the name claims shared by the workers
+    (:class:`~fms.cluster.claims.NameLocks`), which it asks before it accepts one. Every
+    service that listens has a ``listening`` Deferred."""
     root = MultiService()
     factory = RTMPServerFactory(config)
     server = config.server
@@ -71,6 +74,7 @@ def make_worker_service(
         ).setServiceParent(root)
     hub = RelayHub(reactor, worker, factory)
     factory.publish_listener = hub
+    factory.name_claims = NameLocks(worker.directory)
     hub.setServiceParent(root)
     return root, listener
 

@@ -24,7 +24,7 @@ from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
 from fms.server.admission import REFUSAL_LOG_INTERVAL, Admission, address_group
 from fms.server.deadlines import EPSILON, DeadlineQueue
-from fms.server.host import PublishListener
+from fms.server.host import NameClaims, PublishListener
 from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
 
@@ -65,6 +65,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.publish_listener: PublishListener | None = None
         """Told of every publish accepted from a client (not from a relay link): the worker
         relay (:mod:`fms.cluster.relay`) with ``fms run --workers``, else None."""
+        self.name_claims: NameClaims | None = None
+        """Asked before a client's publish is accepted: the names claimed across the workers
+        (:mod:`fms.cluster.claims`) with ``fms run --workers``, else None."""
 
     # --------------------------------------------------------------------------- start/stop
 
@@ -233,6 +236,18 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             if when is not None and key in self._by_id:
                 self.deadlines.schedule(key, when)
         self._arm()
+
+    # ------------------------------------------------------------------------- name claims
+
+    def claim_name(self, app: str, name: str) -> bool:
+        """Claim ``name`` on every process serving this port before it is published here, so
+        that two publishes on two workers at the same moment cannot both be accepted."""
+        claims = self.name_claims
+        return claims is None or claims.claim(app, name)
+
+    def release_name(self, app: str, name: str) -> None:
+        if self.name_claims is not None:
+            self.name_claims.release(app, name)
 
     # ---------------------------------------------------------------------- applications
 

@@ -30,6 +30,21 @@ class PublishListener(Protocol):
         ...
 
 
+class NameClaims(Protocol):
+    """Who may publish a name across the processes that serve one port (the workers of ``fms
+    run --workers``, :mod:`fms.cluster.claims`): a name claimed by one is refused by the others.
+    A claim is decided at once, so a publish is never half-accepted while it is awaited."""
+
+    def claim(self, app: str, name: str) -> bool:
+        """Claim (app, name) for a publisher of this process; False when a process (this one
+        included) holds it, or when the claim could not be made (fail closed)."""
+        ...
+
+    def release(self, app: str, name: str) -> None:
+        """That publish ended: the name is free for every process."""
+        ...
+
+
 class ServerHost(Protocol[C]):
     """What a connection needs of what it shares with the others (the
     :class:`~fms.server.factory.RTMPServerFactory`)."""
@@ -40,6 +55,7 @@ class ServerHost(Protocol[C]):
     settings: ServerSettings
     registry: StreamRegistry
     publish_listener: PublishListener | None
+    name_claims: NameClaims | None
 
     def admit(self, proto: C) -> None: ...
     def connected(self, proto: C) -> None: ...
@@ -48,3 +64,5 @@ class ServerHost(Protocol[C]):
     def application_for(self, app: str) -> Application | None: ...
     def client_left(self, application: Application) -> None: ...
     def flush(self) -> None: ...
+    def claim_name(self, app: str, name: str) -> bool: ...
+    def release_name(self, app: str, name: str) -> None: ...

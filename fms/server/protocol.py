@@ -60,6 +60,8 @@ class RTMPServerProtocol(TwistedProtocol):
     """
 
     _ids = itertools.count(1)
+    claims_names = True
+    """Claim a publish's name across workers first (a relay link's worker holds its claim)."""
 
     def __init__(self, server: ServerHost[RTMPServerProtocol]) -> None:
         self.server = server
@@ -107,18 +109,16 @@ class RTMPServerProtocol(TwistedProtocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
         self._safely("forgetting the connection", self.server.forget, self)
+        stop_publishing = functools.partial(self._stop_publishing, notify=False)
         for sid in list(self.publishing):
-            self._safely(
-                "ending its publish", functools.partial(self._stop_publishing, notify=False), sid
-            )
+            self._safely("ending its publish", stop_publishing, sid)
         for sid in list(self.playing):
             self._safely("ending its play", self._stop_playing, sid)
         if self.connection is not None:
             self.connection.close()
         view, application = self.client_view, self.application
         if view is not None:
-            gone = ConnectionError("the client disconnected")
-            self._safely("failing its calls", view.fail_calls, gone)
+            self._safely("failing its calls", view.fail_calls, ConnectionError("disconnected"))
             if application is not None:
                 self._safely("telling the application", application.remove_client, view)
                 self._safely("retiring the application", self.server.client_left, application)
@@ -149,12 +149,9 @@ class RTMPServerProtocol(TwistedProtocol):
             return None
         for event in conn.handle_timer(now):
             if isinstance(event, ev.DeadlinePassed):
-                detail = event.kind.detail
-                log.info(
-                    "closing {peer}: {what} deadline of {seconds:g}s passed{why}",
-                    peer=self.peer, what=event.kind.value, seconds=event.limit_seconds,
-                    why=f" ({detail})" if detail else "",
-                )  # fmt: skip
+                kind, why = event.kind, f" ({event.kind.detail})" if event.kind.detail else ""
+                log.info("closing {peer}: {what} deadline of {s:g}s passed{why}", why=why,
+                         peer=self.peer, what=kind.value, s=event.limit_seconds)  # fmt: skip
                 self._abort()
                 return None
         self.flush_output()  # a ping
@@ -297,9 +294,6 @@ class RTMPServerProtocol(TwistedProtocol):
         handler = self._handlers.get(type(event))
         if handler is not None:
             getattr(self, handler)(event)
-
-    def _on_handshake(self, event: ev.HandshakeCompleted) -> None:
-        log.debug("handshake with {peer} done (digest: {d})", peer=self.peer, d=event.digest)
 
     def _on_connect(self, event: ev.ConnectRequested) -> None:
         conn = self.connection
@@ -454,8 +448,11 @@ class RTMPServerProtocol(TwistedProtocol):
             assert verdict.status is not None
             conn.reject_publish(sid, name, verdict.status, verdict.description)
             return
-        stream = self.server.registry.claim(self.app, name, self.client_view)
+        claimed = not self.claims_names or self.server.claim_name(self.app, name)
+        stream = self.server.registry.claim(self.app, name, self.client_view) if claimed else None
         if stream is None:
+            if claimed and self.claims_names:  # a relay link of an ended publish holds it here
+                self.server.release_name(self.app, name)
             log.info(
                 "refusing publish {app}/{name} from {peer}: already published",
                 app=self.app, name=name, peer=self.peer,
@@ -489,6 +486,8 @@ class RTMPServerProtocol(TwistedProtocol):
             return
         self._publish_ending(stream)
         self.server.registry.release(stream, self.client_view)
+        if self.claims_names:
+            self.server.release_name(stream.app, stream.name)
         log.info("publish stopped {app}/{name} from {peer}",
                  app=stream.app, name=stream.name, peer=self.peer)  # fmt: skip
         if notify and self.connection is not None:
@@ -613,6 +612,9 @@ class RTMPServerProtocol(TwistedProtocol):
             ok = isinstance(event, ev.ResultReceived)
             self.client_view.resolve(event.transaction_id, event.values, ok)
 
+    def _on_handshake(self, event: ev.HandshakeCompleted) -> None:
+        log.debug("handshake with {peer} done (digest: {d})", peer=self.peer, d=event.digest)
+
     def _on_peer_chunk_size(self, event: ev.PeerChunkSizeChanged) -> None:
         log.debug("{peer} sends with chunk size {size}", peer=self.peer, size=event.size)
 
@@ -695,5 +697,4 @@ class RTMPServerProtocol(TwistedProtocol):
         for stream, _ in self.playing.values():
             stream.dirty = True
 
-    def stopProducing(self) -> None:
-        self.write_paused = True
+    stopProducing = pauseProducing
