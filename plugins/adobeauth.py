@@ -161,17 +161,18 @@ def auth_query(client: IClientView) -> dict[str, str]:
 
     The view's ``query`` reads it as a web form, where ``+`` means a space; these clients put
     base64 (which has ``+``) there unescaped. So the query is read again from the app name (or,
-    without a query there, the tcUrl), decoding ``%XX`` only. The first of repeated keys wins.
+    without a query there, the tcUrl), decoding ``%XX`` only; the last of repeated keys wins,
+    as in the view.
     """
     app = client.params.get("app")
     source = app if isinstance(app, str) and "?" in app else client.tc_url or ""
     _, mark, text = source.partition("?")
     if not mark:
-        return {k: v.replace(" ", "+") for k, v in (client.query or {}).items()}
+        return {}
     found: dict[str, str] = {}
     for pair in text.split("&"):
         key, _, value = pair.partition("=")
-        found.setdefault(unquote(key), unquote(value))
+        found[unquote(key)] = unquote(value)
     return found
 
 
