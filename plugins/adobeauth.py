@@ -25,8 +25,8 @@ Options (all but the users are optional):
 - ``scope``: ``"publish"`` (the default) or ``"all"``. With ``"all"`` every connection must log
   in, players too (``ffplay rtmp://alice:secret@host/live/cam``). With ``"publish"`` players may
   watch without credentials. The schemes log in at ``connect``, before the client says what it
-  wants, and a client retries only a refused ``connect`` (a refused ``publish`` ends FFmpeg and
-  OBS for good), so the decision is taken there, from what the client announced: a ``connect``
+  wants, and a client retries only a refused ``connect`` (FFmpeg gives up on a refused
+  ``publish``), so the decision is taken there, from what the client announced: a ``connect``
   with ``type: 'nonprivate'`` (FFmpeg, OBS, GStreamer's ``rtmp2sink``, librtmp and Flash
   Media Live Encoder send it when they are about to publish; players do not) is challenged, and
   so is every ``connect`` that asks to log in (``?authmod=`` in its URL); any other connection
@@ -40,7 +40,9 @@ Options (all but the users are optional):
   milliseconds).
 - ``secret`` (or ``secret_file``, protected like ``users_file``): the key that signs challenges.
   Without one, the key is derived from the user table, which every worker of
-  ``fms run --workers N`` reads from the same configuration.
+  ``fms run --workers N`` reads from the same configuration (so whoever knows every password
+  could sign challenges, and a changed password voids the challenges in flight: their clients
+  start over).
 
 The exchange, three connections, each refused with ``NetConnection.Connect.Rejected`` (level
 ``error``) except the last:
@@ -68,7 +70,7 @@ a new challenge (FFmpeg, which tries once, reports "Authentication failed").
 
 Workers and replays: a challenge carries its issue time, a random part and an HMAC-SHA256 of
 them (with the user, the client's address and the application) under the key, so any worker
-checks a challenge that another issued without shared memory. What a challenge was used for is
+checks a challenge that another issued without shared memory. That a challenge was used is
 remembered by the worker that checked it, until it expires: an answer replayed to the same
 worker is refused, but one replayed to another worker within ``challenge_ttl`` seconds, from the
 same address, is accepted. Run one worker, or keep ``challenge_ttl`` short, where someone who can
