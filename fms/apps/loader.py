@@ -3,7 +3,8 @@
 ``use`` in ``[[apps.NAME.plugins]]`` may be:
 
 - a name registered in the ``fms.plugins`` entry-point group of an installed package (the
-  shipped plugins are: ``streamkey``, ``ipfilter``, ``httpcallback``, ``recorder``, ``chat``);
+  shipped plugins are: ``streamkey``, ``ipfilter``, ``httpcallback``, ``recorder``, ``chat``,
+  ``adobeauth``);
 - the name of a file ``NAME.py`` in one of ``[server] plugin_dirs`` (default: ``plugins/``
   beside the configuration file), optionally ``NAME:Class``; without ``:Class`` the module must
   define exactly one class that implements :class:`~fms.apps.interfaces.IApplication`;

@@ -110,4 +110,4 @@ def test_the_commented_examples_of_the_shipped_config_are_valid(tmp_path: Path) 
     config.write_text("\n".join(lines) + "\n")
     result = fms("check-config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "(5 plugins loaded and verified)" in result.stdout
+    assert "(6 plugins loaded and verified)" in result.stdout
