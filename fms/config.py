@@ -159,6 +159,11 @@ class StreamsConfig:
     stall_timeout: float = _opt(
         10.0, minimum=0.1, doc="seconds without write progress before a player is closed"
     )
+    log_max_bytes: int = _opt(
+        64 * 1024 * 1024,
+        minimum=1024,
+        doc="most bytes a stream's shared log keeps (a player further behind skips)",
+    )
     player_buffer: int = _opt(
         256 * 1024,
         minimum=4096,

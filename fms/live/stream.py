@@ -25,36 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Protocol
 
+from fms.live.log import Player, PlayerSink, PlayerState, SharedLog
 from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.rtmp.chunks import RawMessage, encode_shared
-from fms.rtmp.constants import U32_MASK, ChunkStreamId, MessageType
+from fms.rtmp.constants import ChunkStreamId, MessageType
 from fms.rtmp.messages import Data, Media, encode_message
-
-
-class PlayerSink(Protocol):
-    """What a stream needs of a player's connection (implemented by the Twisted layer)."""
-
-    def write(self, data: bytes) -> None:
-        """Send bytes (already chunk-encoded for this player's chunk size)."""
-
-    def can_write(self) -> bool:
-        """False while the transport pushes back (its buffer is full)."""
-
-    def pending(self) -> int:
-        """Bytes handed to this player that its socket has not taken yet (held in user space,
-        by the transport): with :attr:`FanoutLimits.player_buffer`, what it may still take."""
-
-    def close(self, reason: str) -> None:
-        """Disconnect this player (it broke a bound); ``reason`` goes to the log."""
-
-    def publish_started(self) -> None:
-        """The stream got a publisher while this player waited (Play.PublishNotify)."""
-
-    def publish_stopped(self) -> None:
-        """The publisher left (Play.UnpublishNotify and StreamEOF)."""
 
 
 class StreamObserver(Protocol):
@@ -96,154 +73,13 @@ class FanoutLimits:
     """A GOP larger than this is not cached (joiners then wait for the next keyframe)."""
     gop_max_frames: int = 2048
     """A GOP with more messages than this is not cached."""
+    log_max_bytes: int = 64 * 1024 * 1024
+    """The most the stream's shared log keeps for its players (bytes); a player further behind
+    skips to the newest keyframe, however fast it is taking its backlog."""
     player_buffer: int = 256 * 1024
     """Bytes a player may hold in user space beyond what its socket took (the transport's
     buffer included): a flush hands it at most this much; the rest of its backlog stays in the
     shared log, where the soft and hard bounds judge its cursor."""
-
-
-class PlayerState(Enum):
-    WAITING = "waiting"  # no publisher yet, or it left
-    ACTIVE = "active"
-    PARKED = "parked"  # skipping to the next keyframe
-    PAUSED = "paused"
-
-
-class Player:
-    """One play on one stream: a sink, its message stream id and a cursor into a log."""
-
-    __slots__ = (
-        "audio",
-        "blocked_since",
-        "cursor",
-        "headers_version",
-        "log",
-        "offset",
-        "sink",
-        "skip_pending",
-        "state",
-        "stream_id",
-        "video",
-    )
-
-    def __init__(self, sink: PlayerSink, stream_id: int, audio: bool, video: bool) -> None:
-        self.sink = sink
-        self.stream_id = stream_id
-        self.audio = audio
-        self.video = video
-        self.state = PlayerState.WAITING
-        self.cursor = 0
-        self.offset = 0
-        """Bytes of entry ``cursor`` already handed over (a flush may stop inside one)."""
-        self.skip_pending = False
-        """A bound said skip, but the entry under way must be finished first (a chunk stream
-        cannot be cut mid-message)."""
-        self.log: _Log | None = None
-        self.blocked_since: float | None = None
-        self.headers_version = 0
-
-
-class _Log:
-    """Encoded messages for one (message stream id, audio, video) selection.
-
-    Entries carry absolute sequence numbers: entry ``i`` of ``entries`` has number
-    ``base + i``. ``ends[i]`` is the log's byte offset after that entry, so bytes behind are a
-    subtraction; ``stamps[i]`` its timestamp (ms) for seconds behind.
-    """
-
-    __slots__ = (
-        "audio",
-        "base",
-        "ends",
-        "entries",
-        "keyframe",
-        "players",
-        "stamps",
-        "stream_id",
-        "video",
-    )
-
-    def __init__(self, stream_id: int, audio: bool, video: bool) -> None:
-        self.stream_id = stream_id
-        self.audio = audio
-        self.video = video
-        self.base = 0
-        self.entries: list[bytes] = []
-        self.ends: list[int] = []
-        self.stamps: list[int] = []
-        self.keyframe: int | None = None
-        """Sequence number of the newest sync point (keyframe) still in the log."""
-        self.players: set[Player] = set()
-
-    @property
-    def head(self) -> int:
-        return self.base + len(self.entries)
-
-    def wants(self, message: Media | Data) -> bool:
-        if isinstance(message, Data):
-            return True
-        return self.video if message.is_video else self.audio
-
-    def offset(self, seq: int) -> int:
-        """Byte offset of the start of entry ``seq``."""
-        index = seq - self.base
-        if index <= 0:
-            return self.ends[0] - len(self.entries[0]) if self.entries else 0
-        return self.ends[index - 1]
-
-    def append(self, data: bytes, timestamp: int, sync: bool) -> None:
-        if sync:
-            self.keyframe = self.head
-        end = (self.ends[-1] if self.ends else 0) + len(data)
-        self.entries.append(data)
-        self.ends.append(end)
-        self.stamps.append(timestamp)
-
-    def behind(self, seq: int, within: int = 0) -> tuple[int, float]:
-        """(bytes, seconds) between ``seq`` (``within`` bytes into it) and the head."""
-        if seq >= self.head or not self.entries:
-            return 0, 0.0
-        index = max(seq - self.base, 0)
-        size = self.ends[-1] - self.offset(seq) - within
-        seconds = ((self.stamps[-1] - self.stamps[index]) & U32_MASK) / 1000.0
-        return size, seconds
-
-    def since(self, seq: int) -> bytes:
-        return b"".join(self.entries[max(seq - self.base, 0) :])
-
-    def take(self, seq: int, within: int, limit: int, whole: bool) -> tuple[bytes, int, int]:
-        """At most ``limit`` bytes from entry ``seq`` (``within`` bytes into it) on, and where
-        that ends: ``(data, seq, within)``. ``whole``: stop at the end of the first entry."""
-        index = max(seq - self.base, 0)
-        parts: list[bytes] = []
-        total = 0
-        entries = self.entries
-        while index < len(entries) and total < limit:
-            entry = entries[index]
-            piece = entry[within:] if within else entry
-            if total + len(piece) <= limit:
-                parts.append(piece)
-                total += len(piece)
-                index += 1
-                within = 0
-                if whole:
-                    break
-            else:
-                cut = limit - total
-                parts.append(piece[:cut])
-                within += cut
-                total = limit
-        return b"".join(parts), self.base + index, within
-
-    def trim(self, keep_from: int) -> None:
-        """Forget entries before ``keep_from``."""
-        drop = min(keep_from, self.head) - self.base
-        if drop <= 0:
-            return
-        del self.entries[:drop], self.ends[:drop], self.stamps[:drop]
-        self.base += drop
-        if self.keyframe is not None and self.keyframe < self.base:
-            self.keyframe = None
 
 
 class LiveStream:
@@ -267,7 +103,7 @@ class LiveStream:
         self._gop: list[Media | Data] = []
         self._gop_bytes = 0
         self._gop_valid = False
-        self._logs: dict[tuple[int, bool, bool], _Log] = {}
+        self._logs: dict[tuple[int, bool, bool], SharedLog] = {}
         self.dirty = False
         self.last_timestamp = 0
         self._last_flush = 0.0
@@ -474,11 +310,11 @@ class LiveStream:
             self._park(player)
             player.headers_version = -1  # a kind turned on needs its header: resend them
 
-    def _log_for(self, player: Player) -> _Log:
+    def _log_for(self, player: Player) -> SharedLog:
         key = (player.stream_id, player.audio, player.video)
         log = self._logs.get(key)
         if log is None:
-            log = _Log(*key)
+            log = SharedLog(*key)
             for message in self._gop:  # seed a new selection from the cached GOP
                 if log.wants(message):
                     first = log.head == 0
@@ -520,7 +356,7 @@ class LiveStream:
         player.offset = 0
         player.skip_pending = False
 
-    def _finish_entry(self, player: Player, log: _Log) -> None:
+    def _finish_entry(self, player: Player, log: SharedLog) -> None:
         """Hand over the rest of the message a player got part of (at most one message)."""
         if player.offset:
             data, player.cursor, player.offset = log.take(
@@ -569,7 +405,8 @@ class LiveStream:
         for log in list(self._logs.values()):
             self._flush_log(log, now)
 
-    def _flush_log(self, log: _Log, now: float) -> None:
+    def _flush_log(self, log: SharedLog, now: float) -> None:
+        log.mark(now)
         head = log.head
         joined: dict[int, bytes] = {}
         limits = self.limits
@@ -586,7 +423,8 @@ class LiveStream:
             if player.cursor >= head:
                 player.blocked_since = None
                 continue
-            if self._deliver(player, log, joined):
+            progressed = self._deliver(player, log, joined)
+            if progressed:
                 player.blocked_since = None
             elif player.blocked_since is None:
                 player.blocked_since = now
@@ -595,17 +433,34 @@ class LiveStream:
                 continue
             if player.log is not log or player.cursor >= head:
                 continue
-            # Still behind: the bounds judge its cursor in the shared log.
+            # Still behind: the bounds judge its cursor in the shared log. A player that took
+            # nothing is judged on its lag; one that is taking a burst on how long what it
+            # still lacks has waited (a fast socket drains a burst of any size in a few
+            # flushes; a slow one keeps it waiting). The log's own bound is applied below.
             size, seconds = log.behind(player.cursor, player.offset)
-            if size > limits.hard_bytes:
+            if progressed:
+                seconds = log.waited(player.cursor, now)
+            if size > limits.hard_bytes and not progressed:
                 self._drop(player, f"{size} bytes behind (limit {limits.hard_bytes})")
-            elif size > limits.soft_bytes or seconds > limits.soft_seconds:
+            elif seconds > limits.soft_seconds or (not progressed and size > limits.soft_bytes):
                 player.skip_pending = True
             if player.skip_pending and player.offset == 0:
                 self._skip(player, log)
+        self._bound(log)
         self._trim(log)
 
-    def _deliver(self, player: Player, log: _Log, joined: dict[int, bytes]) -> bool:
+    def _bound(self, log: SharedLog) -> None:
+        """The shared log keeps at most ``log_max_bytes`` for its players, whatever their
+        cursors say: a player further behind is moved to the newest keyframe (or parked)."""
+        if not log.entries or log.ends[-1] - log.offset(log.base) <= self.limits.log_max_bytes:
+            return
+        oldest = log.ends[-1] - self.limits.log_max_bytes
+        for player in list(log.players):
+            if player.state is PlayerState.ACTIVE and log.offset(player.cursor) < oldest:
+                self._finish_entry(player, log)
+                self._skip(player, log)
+
+    def _deliver(self, player: Player, log: SharedLog, joined: dict[int, bytes]) -> bool:
         """Hand ``player`` what it can take now: everything from its cursor when its user-space
         buffer has room for it (players at one cursor share one joined ``bytes``), else pieces
         of at most the room left, asking again after each (a socket that takes everything
@@ -635,7 +490,7 @@ class LiveStream:
                 break  # the entry under way is done: now it may skip
         return progressed
 
-    def _skip(self, player: Player, log: _Log) -> None:
+    def _skip(self, player: Player, log: SharedLog) -> None:
         """Skip a player that fell past the soft bound to the newest keyframe, or park it until
         the next one (after the sequence headers it missed, if they changed)."""
         player.skip_pending = False
@@ -662,7 +517,7 @@ class LiveStream:
         except Exception:
             pass  # already removed; nothing more to do for it
 
-    def _trim(self, log: _Log) -> None:
+    def _trim(self, log: SharedLog) -> None:
         keep = log.head
         if self.limits.gop_cache and self._gop_valid and log.keyframe is not None:
             keep = log.keyframe  # a GOP over gop_max_bytes/frames is not kept here either

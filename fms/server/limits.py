@@ -26,6 +26,7 @@ def fanout_limits(config: Config, app: str) -> FanoutLimits:
         gop_max_bytes=streams.gop_max_bytes,
         gop_max_frames=streams.gop_max_frames,
         player_buffer=streams.player_buffer,
+        log_max_bytes=streams.log_max_bytes,
     )
 
 
