@@ -75,7 +75,7 @@ def _status_field(pid: int, name: str) -> int:
     raise AssertionError(f"no {name} for process {pid}")
 
 
-def wait_for_log(server: ServerProcess, pattern: str, since: int = 0, timeout: float = 5.0) -> str:
+def wait_for_log(server: ServerProcess, pattern: str, since: int = 0, timeout: float = 10.0) -> str:
     """The first log line after line ``since`` that matches ``pattern``."""
     regex = re.compile(pattern)
     deadline = time.monotonic() + timeout
@@ -264,7 +264,7 @@ class Client:
             return False
         return True
 
-    def until(self, done: Callable[[ClientEvent], bool], timeout: float = 5.0) -> ClientEvent:
+    def until(self, done: Callable[[ClientEvent], bool], timeout: float = 10.0) -> ClientEvent:
         deadline = time.monotonic() + timeout
         seen = 0
         while True:
@@ -277,7 +277,7 @@ class Client:
             assert left > 0, f"timed out; events: {self.events[-10:]}"
             assert self.read(min(left, 0.5)), f"the server closed; events: {self.events[-10:]}"
 
-    def status(self, code: str, timeout: float = 5.0) -> StatusReceived:
+    def status(self, code: str, timeout: float = 10.0) -> StatusReceived:
         event = self.until(lambda e: isinstance(e, StatusReceived) and e.code == code, timeout)
         assert isinstance(event, StatusReceived)
         return event
