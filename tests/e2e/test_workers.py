@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,15 +152,38 @@ def test_the_shared_port_spreads_connections_over_both_workers(workers: Workers)
     assert served == {"w0", "w1"}
 
 
-def test_a_player_on_the_shared_port_gets_a_stream_from_either_worker(workers: Workers) -> None:
-    publisher = start(ffmpeg_publish_command(f"{workers.url(1)}/live/shared", 4))
-    workers.line(0, "publish started live/shared from .* via worker 1")
-    probes = [start(probe_command(f"{workers.server.url}/live/shared")) for _ in range(4)]
-    assert finish(publisher)[0] == 0
-    for probe in probes:
-        status, out, err = finish(probe)
-        assert status == 0, err.decode(errors="replace")
-        assert frames_by_codec(out).get("h264", 0) > 0
+def test_players_on_the_shared_port_are_served_by_both_workers_and_decode_every_frame(
+    workers: Workers,
+) -> None:
+    """The kernel spreads players on the shared port over the workers: players are added
+    until the log shows each worker serving one (16 all landing on one worker would happen
+    once in 32,768 runs). The stream is published on worker 1's own port after they all wait,
+    so the players on worker 0 get it relayed, and every player decodes every frame."""
+    url = f"{workers.server.url}/live/shared"
+    waiting = r" (w\d) \[.*play live/shared for .*waiting for publisher"
+    probes: list[subprocess.Popen[bytes]] = []
+    served: Counter[str] = Counter()
+    try:
+        while len(served) < 2:
+            assert len(probes) < 16, f"16 players on the shared port all landed on {served}"
+            probes.append(start(probe_command(url)))
+            lines = workers.server.wait_for_lines(waiting, len(probes))
+            served = Counter(re.search(waiting, line).group(1) for line in lines)  # type: ignore[union-attr]
+        assert set(served) == {"w0", "w1"}
+        publisher = start(ffmpeg_publish_command(f"{workers.url(1)}/live/shared", 4))
+        workers.line(0, "publish started live/shared from .* via worker 1")
+        assert finish(publisher)[0] == 0
+        for probe in probes:
+            status, out, err = finish(probe)
+            assert status == 0, err.decode(errors="replace")
+            frames = frames_by_codec(out)
+            assert frames.get("h264") == 4 * FPS, (served, frames)
+            assert frames.get("aac", 0) >= 4 * 44100 // 1024 - 2, (served, frames)
+    finally:
+        for probe in probes:
+            if probe.poll() is None:
+                probe.kill()
+                probe.wait()
 
 
 def test_a_name_published_on_one_worker_is_refused_on_the_other(workers: Workers) -> None:

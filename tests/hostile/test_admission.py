@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import resource
 import socket
 import time
@@ -15,6 +16,7 @@ import pytest
 from tests.e2e.harness import ServerProcess
 from tests.hostile.conftest import HERE, HostileServer
 from tests.hostile.support import (
+    CLOSE_TIMEOUT,
     GoodTraffic,
     closed_within,
     count_log,
@@ -25,7 +27,6 @@ from tests.hostile.support import (
     open_socket,
     roundtrip,
     rss_kib,
-    still_open,
     wait_closed,
     wait_for_log,
 )
@@ -46,8 +47,7 @@ def test_tls_or_http_on_the_rtmp_port_is_closed_at_once_and_named(
     mark = good.mark()
     sock = open_socket(good.port)
     sock.sendall(data)
-    took = closed_within(sock, 2.0)
-    assert took <= 0.5
+    took = closed_within(sock, CLOSE_TIMEOUT)
     line = wait_for_log(good.process, rf"closing 127\.0\.0\.1:{local_port(sock)}: ", mark)
     assert named in line
     measure(f"{named.split(' ')[0]} on the RTMP port: closed after {took * 1000:.0f} ms")
@@ -57,18 +57,24 @@ def test_the_per_address_cap_refuses_unconnected_connections_at_once(good: Hosti
     mark = good.mark()
     idle = [open_socket(good.port, source="127.0.0.2") for _ in range(50)]
     refused = [open_socket(good.port, source="127.0.0.2") for _ in range(100)]
-    took = max(closed_within(sock, 2.0) for sock in refused)
-    assert took <= 0.5
+    took = max(closed_within(sock, CLOSE_TIMEOUT) for sock in refused)
     wait_for_log(good.process, r"refusing connection from 127\.0\.0\.2: 50 connections", mark)
-    assert count_log(good.process, r"refusing connection from 127\.0\.0\.2", mark) == 1
-    assert still_open(idle[0], 0.1)
     roundtrip(good.port, "per-address-cap-good")  # 127.0.0.1 is not affected
     measure(f"per-address cap 50: 100 more refused, the slowest closed after {took * 1000:.0f} ms")
     for sock in idle:  # the handshake deadline frees the address again
-        closed_within(sock, 3.0)
+        closed_within(sock, CLOSE_TIMEOUT)
     again = open_socket(good.port, source="127.0.0.2")
     handshake(again)
     again.close()
+    # The 100 were refused on accept (no line of their own), not accepted and closed at their
+    # handshake deadline as each of the 50 idle ones was: once a later client's line is in
+    # the log, every earlier line is too.
+    roundtrip(good.port, "per-address-cap-after")
+    wait_for_log(good.process, r"publish started live/per-address-cap-after", mark)
+    log = "\n".join(good.lines[mark:])
+    at_deadline = re.findall(r"closing 127\.0\.0\.2:(\d+): handshake deadline", log)
+    assert sorted(map(int, at_deadline)) == sorted(local_port(sock) for sock in idle)
+    assert count_log(good.process, r"refusing connection from 127\.0\.0\.2", mark) == 1
 
 
 # ------------------------------------------------------------------ 2,000 idle sockets and a cap
@@ -116,8 +122,9 @@ def test_2000_idle_sockets_and_a_global_cap(crowd: ServerProcess) -> None:
         assert time.monotonic() - started < 10, "the server did not accept 2,000 connections"
         time.sleep(0.01)
     opened = time.monotonic() - started
-    took = roundtrip(crowd.port, "crowd-roundtrip")  # accepted behind the 2,000 in the queue
-    assert took < 5.0
+    # Accepted behind the 2,000 in the queue, and served (a generous deadline: the number is
+    # a measurement, the test is that it is served at all).
+    took = roundtrip(crowd.port, "crowd-roundtrip", timeout=CLOSE_TIMEOUT)
     assert all(is_open(sock) for sock in idle[::100])
     grown = rss_kib(pid) - before
     measure(
@@ -132,7 +139,7 @@ def test_2000_idle_sockets_and_a_global_cap(crowd: ServerProcess) -> None:
     mark = len(crowd.lines)
     more = open_many(crowd.port, 98, 60)
     refused = open_socket(crowd.port, source="127.0.0.70")
-    assert closed_within(refused, 2.0) <= 0.5
+    closed_within(refused, CLOSE_TIMEOUT)  # at once: its handshake deadline is 60 s
     wait_for_log(crowd, r"refusing connection from 127\.0\.0\.70: 2100 connections open", mark)
     assert all(is_open(sock) for sock in more)
     for sock in idle[:100]:

@@ -9,6 +9,7 @@ from fms.rtmp.client import ConnectRejected, ErrorReceived, MediaArrived
 from tests.hostile.conftest import HostileServer
 from tests.hostile.support import (
     AVC_HEADER,
+    CLOSE_TIMEOUT,
     INTERFRAME,
     KEYFRAME,
     Client,
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.hostile
 def connect_refused(server: HostileServer, query: str) -> ConnectRejected:
     client = Client(server.port)
     client.conn.connect("faulty", f"rtmp://127.0.0.1/faulty?{query}")
-    event = client.until(lambda e: isinstance(e, ConnectRejected), timeout=5.0)
+    event = client.until(lambda e: isinstance(e, ConnectRejected), timeout=CLOSE_TIMEOUT)
     assert isinstance(event, ConnectRejected)
-    closed_within(client.sock, 2.0)
+    closed_within(client.sock, CLOSE_TIMEOUT)
     return event
 
 

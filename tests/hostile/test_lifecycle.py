@@ -27,6 +27,13 @@ from tests.support.flv import read_tags
 
 pytestmark = pytest.mark.hostile
 
+EARLY = 0.05
+"""Seconds the exit may come before the shutdown timeout, counted from just before SIGTERM."""
+
+LATE = 5.0
+"""Seconds it may come after (generous, for a loaded machine): the log line shows the timeout
+fired, the lower bound that it was not early."""
+
 
 def read_until_closed(client: Client, timeout: float = 10.0) -> list[ClientEvent]:
     deadline = time.monotonic() + timeout
@@ -39,8 +46,11 @@ def codes(events: list[ClientEvent]) -> list[str]:
     return [e.code for e in events if isinstance(e, StatusReceived)]
 
 
-def wait_exit(server: ServerProcess, timeout: float) -> tuple[int, float]:
+def signal_and_wait_exit(server: ServerProcess, timeout: float) -> tuple[int, float]:
+    """SIGTERM the server; return its exit status and the seconds from just before the
+    signal to its exit (fails if it takes more than ``timeout``)."""
     start = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
     status = server.process.wait(timeout)
     return status, time.monotonic() - start
 
@@ -68,10 +78,12 @@ def test_sigterm_tells_every_client_closes_the_recording_and_exits_in_time(
         player.until(
             lambda e: isinstance(e, MediaArrived) and e.message.timestamp == 49 * 40, timeout=5
         )
-        server.process.send_signal(signal.SIGTERM)
-        status, took = wait_exit(server, 10.0)
+        mark = len(server.lines)
+        status, took = signal_and_wait_exit(server, 10.0)
         assert status == 0, server.log()
-        assert took < 5.0
+        server.stop()  # collects the rest of its log
+        # Everyone closed when told to: the shutdown timeout (5 s) did not have to abort anyone.
+        assert not any("shutdown timeout" in line for line in server.lines[mark:]), server.log()
     finally:
         server.stop()
     assert "NetStream.Unpublish.Success" in codes(read_until_closed(publisher))
@@ -112,10 +124,9 @@ def test_sigterm_with_a_player_that_stopped_reading_exits_within_the_shutdown_ti
         last = 59 * 40  # once the reader has it, the server wrote it to the stalled one too
         reader.until(lambda e: isinstance(e, MediaArrived) and e.message.timestamp == last)
         mark = len(server.lines)
-        server.process.send_signal(signal.SIGTERM)
-        status, took = wait_exit(server, 10.0)
+        status, took = signal_and_wait_exit(server, 1.0 + LATE)
         assert status == 0
-        assert 0.9 <= took < 2.5
+        assert took >= 1.0 - EARLY  # it waited for the stalled player as long as it was told
         wait_for_log(server, r"did not close within the shutdown timeout: aborted", mark)
         measure(
             f"SIGTERM with a player that stopped reading (timeout 1 s): exited after {took:.2f} s"
