@@ -480,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--tests is required unless --list")
     tests = [t for spec in args.tests for t in shlex.split(spec)]
 
+    # Stop cleanly on Ctrl-C and on kill, also when started with SIGINT ignored (a background
+    # job of a non-interactive shell inherits that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
     results: list[Result] = []
     workdir = Path(tempfile.mkdtemp(prefix="mutate-"))
