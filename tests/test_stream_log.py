@@ -11,10 +11,11 @@ In-memory sinks, time passed in: no sockets, no clock.
 
 from __future__ import annotations
 
+from fms.live.log import SharedLog as _Log
+from fms.live.stream import FanoutLimits, LiveStream, PlayerState
 from fms.rtmp.chunks import ChunkDecoder, ChunkEncoder, RawMessage
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media, SetChunkSize, encode_message
-from fms.stream import FanoutLimits, LiveStream, PlayerState, _Log
 
 
 def key(ts: int, size: int = 100) -> Media:
@@ -46,6 +47,9 @@ class Sink:
 
     def can_write(self) -> bool:
         return self.writable
+
+    def pending(self) -> int:
+        return 0  # what it is handed, its socket takes
 
     def close(self, reason: str) -> None:
         self.closes.append(reason)
