@@ -80,10 +80,10 @@ def test_the_per_address_table_forgets_an_address_once_nothing_from_it_is_connec
     zero, so clients from ever new addresses that connected do not make it grow."""
     factory = factory_for("[limits]\nmax_connecting_per_ip = 4\n")
     peers = [Peer(factory, host=f"192.0.2.{i}").connect() for i in range(1, 6)]
-    assert factory._connecting == {}
+    assert factory.admission.tracked == 0
     for peer in peers:
         peer.lose()
-    assert factory._connecting == {}
+    assert factory.admission.tracked == 0
 
 
 def test_a_deadline_asked_for_after_the_connection_was_lost_is_not_queued() -> None:

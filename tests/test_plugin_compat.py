@@ -1,12 +1,12 @@
-"""Plugins written for earlier versions import ``fms.apps.api`` and ``fms.apps.interfaces``: those
+"""Plugins written for earlier versions import ``fms.plugin`` and ``fms.interfaces``: those
 names keep working, as the very objects of ``fms.apps.api``, so ``isinstance`` checks and
 ``@implementer`` declarations agree whichever name a plugin used."""
 
 from __future__ import annotations
 
 import fms.apps.api as api
-import fms.apps.api as old_plugin
-import fms.apps.interfaces as old_interfaces
+import fms.interfaces as old_interfaces
+import fms.plugin as old_plugin
 
 
 def test_fms_plugin_reexports_the_plugin_api() -> None:

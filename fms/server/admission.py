@@ -69,6 +69,11 @@ class Admission:
         """A connection (no longer connecting) was lost."""
         self.open -= 1
 
+    @property
+    def tracked(self) -> int:
+        """Addresses the table holds (only those with a connection still connecting)."""
+        return len(self._connecting)
+
     def connecting(self, group: str) -> int:
         """Connections from ``group`` whose ``connect`` was not accepted yet."""
         return self._connecting.get(group, 0)
