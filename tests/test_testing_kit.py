@@ -111,7 +111,7 @@ def test_run_hook_advances_the_given_clock_up_to_within_seconds() -> None:
 
 def test_run_hook_does_not_advance_the_clock_past_within() -> None:
     clock = Clock()
-    with pytest.raises(HookWaits, match="after 1.9s of the given clock"):
+    with pytest.raises(HookWaits, match=r"after 1\.9s of the given clock"):
         run_hook(Hooks(clock).stop, FakeClient(), "cam", clock=clock, within=1.9)
     assert clock.seconds() == 0.0
 
