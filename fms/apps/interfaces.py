@@ -118,7 +118,9 @@ class IApplication(Interface):
         """Decide ``publish(name?query, kind)``; kind is 'live', 'record' or 'append'.
 
         Accept (or None), Reject(reason) (``NetStream.Publish.Denied`` unless another code is
-        given), or Rename(new_name) to publish under another name.
+        given), or Rename(new_name) to publish under another name. Accepting is no promise: the
+        server may still refuse (a name already published); ``published`` tells what went on
+        air.
         """
 
     def unpublish(client: IClientView, stream: IStreamView) -> Any:
@@ -129,7 +131,7 @@ class IApplication(Interface):
     def play(client: IClientView, name: str, query: dict[str, str]) -> Any:
         """Decide ``play(name?query)``: Accept (or None), Reject(reason)
         (``NetStream.Play.Failed`` unless another code is given), or Rename(other) to play
-        another stream."""
+        another stream. ``play_started`` tells when the play really started."""
 
     def stop(client: IClientView, name: str) -> Any:
         """A play ended (the older notification, with the stream name only; ``play_stopped``
