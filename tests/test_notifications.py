@@ -8,15 +8,38 @@ what it was told. Relay links between workers are the in-memory pairs of
 
 from __future__ import annotations
 
+import re
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+from zope.interface.verify import verifyObject
+
 from fms.apps.api import Plugin, Reject
-from fms.apps.interfaces import IClientView, IStreamView
+from fms.apps.interfaces import IAppView, IClientView, IStreamView
 from fms.rtmp.constants import MessageType
+from tests.support.logs import log_lines
 from tests.support.server_peer import Peer, factory_for
 from tests.test_relay import Workers, connected
 
 PLUGIN = "[[apps.live.plugins]]\nuse = 'tests.test_notifications:Told'\n"
+
+
+class Broken(Plugin):
+    """Fails in ``publish``."""
+
+    def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
+        raise RuntimeError("a bug in the plugin")
+
+
+class Silent(Plugin):
+    """Refuses every publish without saying why."""
+
+    def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
+        return Reject()
 
 
 class Told(Plugin):
@@ -149,6 +172,12 @@ def test_a_refused_play_is_never_started() -> None:
     assert told("play_started", "play_stopped", "stop") == []
 
 
+def test_a_real_client_view_is_an_iclientview_whose_application_is_an_iappview() -> None:
+    view = peer(factory_for(PLUGIN), 2000).proto.client_view
+    assert view is not None and verifyObject(IClientView, view)
+    assert view.application is not None and verifyObject(IAppView, view.application)
+
+
 def test_the_application_view_of_a_client_knows_a_stream_before_it_is_published() -> None:
     factory = factory_for(PLUGIN)
     player = peer(factory, 2000).play("cam")
@@ -181,3 +210,47 @@ def test_with_workers_a_publish_is_published_on_its_publishers_worker_only() -> 
         ("unpublished", "cam"),
     ]
     assert told("play_started") == [("play_started", "192.0.2.9:2000", "cam")]
+
+
+@pytest.fixture
+def logged() -> Iterator[list[str]]:
+    yield from log_lines()
+
+
+@pytest.mark.parametrize(
+    ("plugin", "reason"), [("Broken", "an error in the application"), ("Silent", "no reason given")]
+)
+def test_a_refusal_without_a_reason_of_its_own_is_logged_without_repeating_itself(
+    logged: list[str], plugin: str, reason: str
+) -> None:
+    factory = factory_for(f"[[apps.live.plugins]]\nuse = 'tests.test_notifications:{plugin}'\n")
+    refused = peer(factory, 1000).publish("cam")
+    assert refused.statuses()[-1] == "NetStream.Publish.Denied"
+    assert refused.infos()[-1]["description"] == reason
+    line = next(line for line in logged if "publish live/cam from" in line)
+    assert line.endswith(f"refused by the application: {reason}")
+    assert line.count("refused by the application") == 1
+
+
+def documented_plugin(title: str) -> types.ModuleType:
+    """The plugin of docs/plugins.md's block ``title``, as module ``tests.doc_<stem>``."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+    found = re.search(rf'```python title="{re.escape(title)}"\n(.*?)```', doc.read_text(), re.S)
+    assert found is not None, title
+    module = types.ModuleType(f"tests.doc_{Path(title).stem}")
+    exec(compile(found.group(1), title, "exec"), module.__dict__)
+    sys.modules[module.__name__] = module
+    return module
+
+
+def test_the_documented_on_air_plugin_announces_only_the_publisher_that_went_on_air() -> None:
+    documented_plugin("plugins/onair.py")
+    factory = factory_for("[[apps.live.plugins]]\nuse = 'tests.doc_onair:OnAir'\n")
+    watcher = peer(factory, 2000)
+    first = peer(factory, 1000).publish("cam")
+    second = peer(factory, 1001).publish("cam")
+    assert second.statuses()[-1] == "NetStream.Publish.BadName"
+    first.lose()
+    watcher.pump()
+    announced = [(c.name, c.arguments) for c in watcher.client.commands() if "Air" in c.name]
+    assert announced == [("onAir", ("cam", "192.0.2.1:1000")), ("offAir", ("cam",))]
