@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     "cluster": UTIL | {"server", "apps", "live", "rtmp", "amf"},
     "cli": UTIL | {"server", "cluster", "apps"},
     "__main__": {"cli"},
+    # the test kit for plugin authors: stand-in views of the plugin API, and `fms run`
+    "testing": UTIL | {"apps"},
     # deprecated re-exports of the plugin API
     "plugin": {"apps"},
     "interfaces": {"apps"},

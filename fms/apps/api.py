@@ -35,7 +35,10 @@ ACCEPT = Accept()
 class Reject:
     """Refuse; ``reason`` goes to the client as the status description and to the log.
 
-    ``code`` overrides the status code (e.g. ``"NetStream.Publish.BadName"``).
+    ``code`` overrides the status code the client gets (e.g. ``"NetStream.Publish.BadName"``;
+    a :class:`~fms.rtmp.status.StatusCode` value, as a string). Without one, or with a code
+    RTMP clients would not know, a refused connect gets ``NetConnection.Connect.Rejected``, a
+    publish ``NetStream.Publish.Denied`` and a play ``NetStream.Play.Failed``.
     """
 
     reason: str = ""
@@ -131,6 +134,18 @@ class Plugin:
         return None
 
     def stop(self, client: IClientView, name: str) -> Any:
+        return None
+
+    def published(self, stream: IStreamView) -> Any:
+        return None
+
+    def unpublished(self, stream: IStreamView) -> Any:
+        return None
+
+    def play_started(self, client: IClientView, stream: IStreamView) -> Any:
+        return None
+
+    def play_stopped(self, client: IClientView, stream: IStreamView) -> Any:
         return None
 
     def media(self, stream: IStreamView, message: Any) -> None:

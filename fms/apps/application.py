@@ -31,6 +31,15 @@ from fms.rtmp.messages import Data, Media
 log = Logger(namespace="fms.apps.application")
 
 
+TIMED_OUT = "the application did not decide in time"
+FAILED = "an error in the application"
+NOT_A_DECISION = "the application answered with something that is not a decision"
+NO_REASON = "no reason given"
+"""Why a request was refused when the chain could not say: these go to the client (as the
+status description) and to the log line "... refused by the application: WHY", so none of
+them repeats that line's own words."""
+
+
 class MethodNotFound(Exception):
     """No plugin of the chain answers this client call."""
 
@@ -45,6 +54,11 @@ def _call_hook(plugin: Any, hook: str, *args: Any) -> Deferred[Any]:
         return result
 
     return maybeDeferred(invoke)
+
+
+def _acts_in(plugin: Any, hook: str) -> bool:
+    method = getattr(plugin, hook, None)
+    return method is not None and getattr(method, "__func__", method) is not getattr(Plugin, hook)
 
 
 def _plugin_name(plugin: Any) -> str:
@@ -82,13 +96,16 @@ class Application:
         self.registry = registry
         self.clock = clock
         self._clients: dict[int, IClientView] = {}
-        self._media_hooks = [
-            p for p in self.plugins if getattr(type(p), "media", None) is not Plugin.media
-        ]
+        self._media_hooks = self._overriding("media")
         self._started = False
         self._media_failed: set[tuple[int, str, str]] = set()
         self._stopping: Deferred[None] | None = None
         self._notifying: set[Deferred[None]] = set()
+
+    def _overriding(self, hook: str) -> list[Any]:
+        """The plugins that do something in ``hook`` (they have it, and it is not
+        :class:`Plugin`'s no-op): a notification nobody listens to costs nothing per client."""
+        return [p for p in self.plugins if _acts_in(p, hook)]
 
     # ------------------------------------------------------------------------- IAppView
 
@@ -172,13 +189,13 @@ class Application:
                     plugin=_plugin_name(plugin), hook=hook, subject=subject,
                     timeout=self.config.decision_timeout,
                 )  # fmt: skip
-                return Reject("the application did not decide in time"), name
+                return Reject(TIMED_OUT), name
             except Exception:
                 log.failure(
                     "{plugin} failed in {hook} for {subject}: refused",
                     plugin=_plugin_name(plugin), hook=hook, subject=subject,
                 )  # fmt: skip
-                return Reject("refused by the application"), name
+                return Reject(FAILED), name
             if isinstance(decision, (Reject, Redirect)):
                 return decision, name
             if isinstance(decision, Rename):
@@ -190,7 +207,7 @@ class Application:
                     "{plugin} answered {hook} with {decision!r}, not a decision: refused",
                     plugin=_plugin_name(plugin), hook=hook, decision=decision,
                 )  # fmt: skip
-                return Reject("refused by the application"), name
+                return Reject(NOT_A_DECISION), name
         return Accept(), name
 
     async def _decide(
@@ -220,7 +237,7 @@ class Application:
         elif isinstance(decision, Reject):
             verdict = Verdict(
                 False, final, status_for(decision.code, REFUSED_BY_DEFAULT[action]),
-                decision.reason or f"{action} refused by the application",
+                decision.reason or NO_REASON,
             )  # fmt: skip
         elif max_name is not None and final != name:
             verdict = name_verdict(action, final, max_name) or Verdict(True, final)
@@ -292,17 +309,49 @@ class Application:
 
     def notify(self, hook: str, *args: Any) -> None:
         """Tell every plugin (disconnect, unpublish, stop...); failures are logged only."""
-        d = Deferred.fromCoroutine(self._notify_each(hook, *args))
+        self._notify_in_turn((hook, args))
+
+    def _notify_in_turn(self, *calls: tuple[str, tuple[Any, ...]]) -> None:
+        """Make each (hook, args) call on every plugin, one hook after the other."""
+        d = Deferred.fromCoroutine(self._notify_all(calls))
         if not d.called:
             self._notifying.add(d)
             d.addBoth(lambda _: self._notifying.discard(d))
 
+    async def _notify_all(self, calls: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+        for hook, args in calls:
+            await self._notify_each(hook, *args)
+
     async def _notify_each(self, hook: str, *args: Any) -> None:
-        for plugin in self.plugins:
+        for plugin in self._overriding(hook):
             try:
                 await self._ask(plugin, hook, *args)
             except Exception:
                 log.failure("{plugin} failed in {hook}", plugin=_plugin_name(plugin), hook=hook)
+
+    def published(self, stream: LiveStream) -> None:
+        """``stream`` went on air here (the server claimed it for its publisher): the
+        ``published`` notification. Not for relay links: their publish was told on its own
+        worker."""
+        self._notify_in_turn(("published", (StreamView(stream),)))
+
+    def publish_ended(self, client: IClientView, stream: LiveStream) -> None:
+        """A publish of ``stream`` by ``client`` ends (its stream is still claimed): the
+        ``unpublished`` and older ``unpublish`` notifications, and plugins that failed on its
+        media get the next publish."""
+        view = StreamView(stream)
+        self._notify_in_turn(("unpublished", (view,)), ("unpublish", (client, view)))
+        for index in range(len(self._media_hooks)):
+            self._media_failed.discard((index, stream.app, stream.name))
+
+    def play_started(self, client: IClientView, stream: LiveStream) -> None:
+        """``client`` was told ``NetStream.Play.Start`` for ``stream``."""
+        self._notify_in_turn(("play_started", (client, StreamView(stream))))
+
+    def play_stopped(self, client: IClientView, stream: LiveStream) -> None:
+        """A play that started ended: ``play_stopped``, then the older ``stop``."""
+        view = StreamView(stream)
+        self._notify_in_turn(("play_stopped", (client, view)), ("stop", (client, stream.name)))
 
     def media(self, stream: LiveStream, message: Media | Data, info: MediaInfo) -> None:
         """Hand a relayed message to the plugins that want media (recorders), as a
@@ -327,11 +376,6 @@ class Application:
                     "{plugin} failed in media for {app}/{name}: it gets no more of this publish",
                     plugin=_plugin_name(plugin), app=stream.app, name=stream.name,
                 )  # fmt: skip
-
-    def publish_ended(self, stream: LiveStream) -> None:
-        """A publish of ``stream`` ended: plugins that failed on its media get the next one."""
-        for index in range(len(self._media_hooks)):
-            self._media_failed.discard((index, stream.app, stream.name))
 
     @property
     def wants_media(self) -> bool:

@@ -13,8 +13,15 @@ as a coroutine (``async def``). A hook that raises, whose Deferred fails, or tha
 within the application's ``decision_timeout`` counts as a ``Reject``: plugins fail closed, and
 only the client concerned is affected.
 
+Decisions are not notifications: a chain that accepts a ``publish`` does not mean the stream
+goes on air (the server may still refuse it, e.g. as a duplicate of a stream already published).
+What really happened is told afterwards, exactly once each, on the worker where it happened, by
+the notification hooks ``published``, ``unpublished``, ``play_started`` and ``play_stopped``;
+their answers are ignored (a failure is logged). ``unpublish`` and ``stop`` are the older
+notifications of the ends, kept as they were.
+
 Most plugins subclass :class:`fms.apps.api.Plugin`, which implements every hook with "no
-objection", and override the ones they need.
+objection" (and every notification with nothing), and override the ones they need.
 """
 
 from __future__ import annotations
@@ -29,9 +36,19 @@ class IStreamView(Interface):
 
     app = Attribute("Application name (str).")
     name = Attribute("Stream name (str), without any '?query'.")
-    publisher = Attribute("The publishing client's IClientView, or None.")
-    subscriber_count = Attribute("Number of players (int).")
-    metadata = Attribute("The onMetaData object the publisher sent (dict), or None.")
+    publisher = Attribute(
+        "The publishing client's IClientView, or None while nobody publishes it (players may "
+        "wait for a stream before it is published). For a stream relayed from another worker "
+        "(``fms run --workers``): the view of the relay link, whose ``peer`` names the original "
+        "publisher."
+    )
+    subscriber_count = Attribute(
+        "Number of players (int), on every worker with ``--workers`` (the other workers' share "
+        "is at most about a second old)."
+    )
+    metadata = Attribute(
+        "The onMetaData object the publisher sent (dict, a copy), or None before it sent one."
+    )
 
 
 class IClientView(Interface):
@@ -40,7 +57,10 @@ class IClientView(Interface):
     id = Attribute("A number unique among this process's clients (int).")
     peer = Attribute("'host:port' of the client (str).")
     host = Attribute("The client's IP address (str).")
-    app = Attribute("Application name (str).")
+    app = Attribute("Application name (str), as the client named it in connect.")
+    application = Attribute(
+        "The IAppView of the client's application (its clients, streams, broadcast)."
+    )
     tc_url = Attribute("The tcUrl of connect (str).")
     params = Attribute("The connect command object (dict, a copy).")
     query = Attribute("Query parameters from the tcUrl or app (dict of str).")
@@ -71,7 +91,9 @@ class IAppView(Interface):
     streams = Attribute("The live streams (tuple of IStreamView).")
 
     def stream(name: str) -> Any:
-        """The IStreamView of stream ``name``, or None."""
+        """The IStreamView of stream ``name`` (without '?query'), or None when the server
+        knows no such stream. A stream that players wait for but nobody publishes yet has a
+        view, whose ``publisher`` is None."""
 
     def broadcast(method: str, *args: Any) -> int:
         """Call ``method`` (no answer expected) on every client; return how many."""
@@ -96,19 +118,46 @@ class IApplication(Interface):
         """Decide ``publish(name?query, kind)``; kind is 'live', 'record' or 'append'.
 
         Accept (or None), Reject(reason) (``NetStream.Publish.Denied`` unless another code is
-        given), or Rename(new_name) to publish under another name.
+        given), or Rename(new_name) to publish under another name. Accepting is no promise: the
+        server may still refuse (a name already published); ``published`` tells what went on
+        air.
         """
 
     def unpublish(client: IClientView, stream: IStreamView) -> Any:
-        """A publish ended (the stream's publisher is already gone)."""
+        """A publish ended (the older notification; ``unpublished`` is called as well).
+        ``client`` is the publisher; ``stream``'s ``publisher`` is already None when the
+        hook runs asynchronously."""
 
     def play(client: IClientView, name: str, query: dict[str, str]) -> Any:
         """Decide ``play(name?query)``: Accept (or None), Reject(reason)
         (``NetStream.Play.Failed`` unless another code is given), or Rename(other) to play
-        another stream."""
+        another stream. ``play_started`` tells when the play really started."""
 
     def stop(client: IClientView, name: str) -> Any:
-        """A play ended (the client stopped, closed the stream or left)."""
+        """A play ended (the older notification, with the stream name only; ``play_stopped``
+        is called as well)."""
+
+    def published(stream: IStreamView) -> Any:
+        """A publish went on air: the server accepted it (after the chain did) and its
+        players now get its media. Called once per publish, on the publisher's worker only;
+        never for a publish refused after the chain accepted it (a duplicate name). The
+        answer is ignored; may return a Deferred."""
+
+    def unpublished(stream: IStreamView) -> Any:
+        """A publish that was ``published`` ended (stopped, deleted, or its publisher left).
+        Called once per publish; the name is released right after the call, so a hook that
+        looks later (after a Deferred) finds ``stream.publisher`` None. The answer is ignored;
+        may return a Deferred."""
+
+    def play_started(client: IClientView, stream: IStreamView) -> Any:
+        """``client`` started playing ``stream`` (``NetStream.Play.Start`` was sent; the stream
+        may not be published yet). Called once per play, on the player's worker. The answer
+        is ignored; may return a Deferred."""
+
+    def play_stopped(client: IClientView, stream: IStreamView) -> Any:
+        """A play that was ``play_started`` ended: the client stopped, closed or deleted the
+        stream, played another name on the same stream id, left, or was dropped as too slow.
+        Called once per play. The answer is ignored; may return a Deferred."""
 
     def media(stream: IStreamView, message: Any) -> None:
         """A message of a stream this application publishes, after it was relayed: a

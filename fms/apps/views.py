@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
 
-from fms.apps.interfaces import IClientView, IStreamView
+from fms.apps.interfaces import IAppView, IClientView, IStreamView
 from fms.errors import ApplicationError
 from fms.live.stream import LiveStream
 from fms.rtmp.status import StatusCode
@@ -35,6 +35,11 @@ class ClientLink(Protocol):
 
     def close(self, reason: str) -> None:
         """Close the connection, logging ``reason``."""
+        ...
+
+    @property
+    def application(self) -> IAppView | None:
+        """The application the client connected to (None before its connect was read)."""
         ...
 
 
@@ -66,6 +71,11 @@ class ClientView:
         self.query = dict(query or {})
         self.agent = agent
         self._calls: dict[float, Deferred[tuple[Any, ...]]] = {}
+
+    @property
+    def application(self) -> IAppView | None:
+        """The view of the client's application (``app`` is its name)."""
+        return self._link.application
 
     @property
     def publishing(self) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from fms.apps.application import Application, MethodNotFound
 from fms.apps.verdict import Verdict, status_for
-from fms.apps.views import ClientView, StreamView
+from fms.apps.views import ClientView
 from fms.config import Config
 from fms.errors import ApplicationError, RemoteProtocolError
 from fms.live.media import DATA_INFO, MediaInfo
@@ -34,12 +34,7 @@ from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger
 from fms.rtmp import events as ev
-from fms.rtmp.connection import (
-    ConnectionState,
-    ServerConnection,
-    StreamState,
-    split_query,
-)
+from fms.rtmp.connection import ConnectionState, ServerConnection, StreamState, split_query
 from fms.rtmp.messages import Data, Media
 from fms.rtmp.status import StatusCode, info
 from fms.server.calls import answer_encoder_call
@@ -475,10 +470,12 @@ class RTMPServerProtocol(TwistedProtocol):
         )
 
     def _publish_started(self, stream: LiveStream) -> None:
-        """A publish was accepted: the factory's listener (the worker relay) hears of it."""
+        """A publish went on air: the listener (the worker relay) and plugins hear of it."""
         listener = self.server.publish_listener
         if listener is not None:
             listener.publish_started(stream, self.peer)
+        if self.application is not None:
+            self.application.published(stream)
 
     def _stop_publishing(self, sid: int, *, notify: bool = True) -> None:
         stream = self.publishing.pop(sid, None)
@@ -499,8 +496,7 @@ class RTMPServerProtocol(TwistedProtocol):
         if listener is not None:
             listener.publish_stopped(stream)
         if self.application is not None and self.client_view is not None:
-            self.application.notify("unpublish", self.client_view, StreamView(stream))
-            self.application.publish_ended(stream)
+            self.application.publish_ended(self.client_view, stream)
 
     def _on_media(self, event: ev.MediaReceived) -> None:
         stream = self.publishing.get(event.stream_id)
@@ -567,18 +563,22 @@ class RTMPServerProtocol(TwistedProtocol):
         self.flush_output()
         stream, player = self.server.registry.play(self.app, name, PlaySink(self, sid, name), sid)
         self.playing[sid] = (stream, player)
+        if self.application is not None and self.client_view is not None:
+            self.application.play_started(self.client_view, stream)
         log.info(
             "play {app}/{name} for {peer}{waiting}",
             app=self.app, name=name, peer=self.peer,
             waiting="" if stream.published else " (waiting for publisher)",
         )  # fmt: skip
 
-    def _stop_playing(self, sid: int) -> None:
+    def _stop_playing(self, sid: int, *, lost: bool = False) -> None:
+        """End play ``sid`` (``lost``: the stream already dropped the player): plugins hear."""
         entry = self.playing.pop(sid, None)
         if entry is not None:
-            self.server.registry.leave(*entry)
+            if not lost:
+                self.server.registry.leave(*entry)
             if self.application is not None and self.client_view is not None:
-                self.application.notify("stop", self.client_view, entry[0].name)
+                self.application.play_stopped(self.client_view, entry[0])
 
     def _on_delete_stream(self, event: ev.DeleteStreamRequested) -> None:
         self._stop_publishing(event.stream_id)
@@ -644,7 +644,7 @@ class RTMPServerProtocol(TwistedProtocol):
         return buffered(self.transport)
 
     def lose_play(self, stream_id: int) -> None:
-        self.playing.pop(stream_id, None)
+        self._stop_playing(stream_id, lost=True)
         if not self._closing:
             self._abort()
 

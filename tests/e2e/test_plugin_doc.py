@@ -31,13 +31,6 @@ def block(title: str) -> str:
     return match.group(1)
 
 
-def unit_test_block() -> str:
-    match = re.search(r"```python\n(from types import SimpleNamespace.*?)```", DOC.read_text(),
-                      re.S)  # fmt: skip
-    assert match is not None
-    return match.group(1)
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     (tmp_path / "plugins").mkdir()
@@ -57,7 +50,7 @@ def test_the_documented_config_checks(site: Path) -> None:
 
 def test_the_documented_unit_test_passes(site: Path) -> None:
     test_file = site / "plugins" / "test_mykey.py"
-    test_file.write_text(unit_test_block())
+    test_file.write_text(block("plugins/test_mykey.py"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
         capture_output=True, text=True, timeout=120, cwd=site / "plugins",

@@ -56,6 +56,8 @@ class NoLink:
     def close(self, reason: str) -> None:
         pass
 
+    application = None
+
 
 def client(
     query: str = "", *, app: str = "live", host: str = "127.0.0.1", publisher: bool = True

@@ -57,6 +57,7 @@ class FakeClient:
     agent: str = "FMLE/3.0 (compatible; Lavf61.7.100)"
     publishing: tuple[str, ...] = ()
     playing: tuple[str, ...] = ()
+    application: Any = None
 
     def call(self, method: str, *args: Any) -> Any:
         raise NotImplementedError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -16,26 +15,17 @@ from fms.apps.interfaces import IApplication
 from fms.apps.loader import build, build_all
 from fms.config import PluginSpec, parse_config
 from fms.errors import ConfigError
-
-
-@dataclass
-class FakeClient:
-    """The parts of an IClientView that the plugin reads."""
-
-    host: str
-    app: str = "live"
-    query: dict[str, str] = field(default_factory=dict)
-    peer: str = ""
+from fms.testing import FakeClient, run_hook
 
 
 def may_publish(plugin: IPFilter, host: str) -> bool:
-    decision = plugin.publish(FakeClient(host), "cam", {}, "live")  # type: ignore[arg-type]
+    decision = run_hook(plugin.publish, FakeClient(host=host), "cam", {}, "live")
     assert decision is None or isinstance(decision, Reject)
     return decision is None
 
 
 def may_play(plugin: IPFilter, host: str) -> bool:
-    decision = plugin.play(FakeClient(host), "cam", {})  # type: ignore[arg-type]
+    decision = run_hook(plugin.play, FakeClient(host=host), "cam", {})
     assert decision is None or isinstance(decision, Reject)
     return decision is None
 
@@ -122,12 +112,8 @@ def test_an_unreadable_address_is_admitted_when_no_list_applies() -> None:
 
 
 def test_the_refusal_names_the_action_and_the_client_address() -> None:
-    decision = IPFilter(publish_allow=["10.0.0.0/8"]).publish(
-        FakeClient("192.0.2.1"),  # type: ignore[arg-type]
-        "cam",
-        {},
-        "live",
-    )
+    plugin = IPFilter(publish_allow=["10.0.0.0/8"])
+    decision = run_hook(plugin.publish, FakeClient(host="192.0.2.1"), "cam", {}, "live")
     assert decision == Reject("192.0.2.1 may not publish here")
 
 

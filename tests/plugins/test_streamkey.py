@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,19 +17,10 @@ from fms.apps.interfaces import IApplication
 from fms.apps.loader import build, build_all
 from fms.config import PluginSpec, parse_config
 from fms.errors import ConfigError
+from fms.testing import FakeClient, run_hook
 
 NOW = 1_700_000_000
 HMAC_SECRET = "hmac-secret-do-not-leak"
-
-
-@dataclass
-class FakeClient:
-    """The parts of an IClientView that the plugin reads."""
-
-    app: str = "live"
-    query: dict[str, str] = field(default_factory=dict)
-    host: str = "127.0.0.1"
-    peer: str = "127.0.0.1:50000"
 
 
 def clock() -> float:
@@ -47,12 +37,12 @@ def signed(**options: Any) -> StreamKey:
 
 def publish(plugin: StreamKey, name: str, key: str | None, client: FakeClient | None = None) -> Any:
     query = {} if key is None else {"key": key}
-    return plugin.publish(client or FakeClient(), name, query, "live")  # type: ignore[arg-type]
+    return run_hook(plugin.publish, client or FakeClient(), name, query, "live")
 
 
 def play(plugin: StreamKey, name: str, key: str | None) -> Any:
     query = {} if key is None else {"key": key}
-    return plugin.play(FakeClient(), name, query)  # type: ignore[arg-type]
+    return run_hook(plugin.play, FakeClient(), name, query)
 
 
 # ------------------------------------------------------------------------------ static keys
