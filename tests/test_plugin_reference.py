@@ -14,7 +14,7 @@ import pytest
 from zope.interface.interface import InterfaceClass
 
 from fms.apps import api
-from fms.apps.interfaces import IApplication, IAppView, IClientView, IStreamView
+from fms.apps.interfaces import IAppView, IClientView, IPlugin, IStreamView
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "plugins.md"
@@ -58,8 +58,8 @@ def test_every_member_of_a_view_has_a_row(interface: InterfaceClass, var: str) -
 
 def test_every_hook_has_a_row() -> None:
     text = DOC.read_text()
-    hooks = text[text.index("### Hooks (`IApplication`)") : text.index("### `IClientView`")]
-    assert sorted(re.findall(r"^\| `(\w+)\(", hooks, re.M)) == sorted(IApplication.names())
+    hooks = text[text.index("### Hooks (`IPlugin`)") : text.index("### `IClientView`")]
+    assert sorted(re.findall(r"^\| `(\w+)\(", hooks, re.M)) == sorted(IPlugin.names(all=True))
 
 
 @pytest.mark.parametrize("record", [api.Reject, api.Redirect, api.Rename, api.MediaFrame])

@@ -18,7 +18,14 @@ from typing import Any
 
 from zope.interface import implementer
 
-from fms.apps.interfaces import IApplication, IAppView, IClientView, IStreamView
+from fms.apps.interfaces import (
+    IApplication,
+    IAppView,
+    IClientView,
+    INotifications,
+    IPlugin,
+    IStreamView,
+)
 from fms.errors import ApplicationError
 from fms.rtmp.status import StatusCode
 
@@ -104,7 +111,7 @@ class CallError(ApplicationError):
     """Raise from :meth:`Plugin.call` to answer with an ``_error`` carrying ``description``."""
 
 
-@implementer(IApplication)
+@implementer(IPlugin)
 class Plugin:
     """A plugin with every hook implemented as "no objection"; override what you need.
 
@@ -163,6 +170,8 @@ __all__ = [
     "IAppView",
     "IApplication",
     "IClientView",
+    "INotifications",
+    "IPlugin",
     "IStreamView",
     "MediaFrame",
     "NotHandled",

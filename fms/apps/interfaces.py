@@ -137,6 +137,22 @@ class IApplication(Interface):
         """A play ended (the older notification, with the stream name only; ``play_stopped``
         is called as well)."""
 
+    def media(stream: IStreamView, message: Any) -> None:
+        """A message of a stream this application publishes, after it was relayed: a
+        :class:`fms.apps.api.MediaFrame` (kind, timestamp, payload or values, codec, keyframe
+        and sequence-header flags); for recorders. Must not block: no Deferred."""
+
+    def call(client: IClientView, method: str, args: tuple[Any, ...]) -> Any:
+        """A client called ``method`` (``NetConnection.call``). The returned value (or what a
+        Deferred fires with) becomes the ``_result``; an exception the ``_error``. Raise
+        :class:`fms.apps.api.NotHandled` to let the next plugin answer."""
+
+
+class INotifications(Interface):
+    """Notifications after the fact, which a plugin may implement or not (a plugin that
+    implements only :class:`IApplication`, as plugins written before these existed do, is
+    simply not told). :class:`fms.apps.api.Plugin` implements them as no-ops."""
+
     def published(stream: IStreamView) -> Any:
         """A publish went on air: the server accepted it (after the chain did) and its
         players now get its media. Called once per publish, on the publisher's worker only;
@@ -159,12 +175,6 @@ class IApplication(Interface):
         stream, played another name on the same stream id, left, or was dropped as too slow.
         Called once per play. The answer is ignored; may return a Deferred."""
 
-    def media(stream: IStreamView, message: Any) -> None:
-        """A message of a stream this application publishes, after it was relayed: a
-        :class:`fms.apps.api.MediaFrame` (kind, timestamp, payload or values, codec, keyframe
-        and sequence-header flags); for recorders. Must not block: no Deferred."""
 
-    def call(client: IClientView, method: str, args: tuple[Any, ...]) -> Any:
-        """A client called ``method`` (``NetConnection.call``). The returned value (or what a
-        Deferred fires with) becomes the ``_result``; an exception the ``_error``. Raise
-        :class:`fms.apps.api.NotHandled` to let the next plugin answer."""
+class IPlugin(IApplication, INotifications):
+    """Everything a plugin may implement: what :class:`fms.apps.api.Plugin` provides."""
