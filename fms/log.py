@@ -1,7 +1,8 @@
 """Log output for the ``fms`` command: one line per event on stderr, filtered by level.
 
 Only the Twisted layer logs (:class:`Logger`, Twisted's with named fields); the sans-IO layers
-return events and raise errors instead.
+return events and raise errors instead. Plugins may also use stdlib ``logging`` (bridged by
+:class:`StdlibBridge`) or Twisted's legacy ``log.msg``: their lines look like the server's.
 
 Logging is on the connection-setup path (a line per connect and per play), so it is kept
 cheap, as measured with py-spy while 12,000 players connected: Twisted's ``Logger.emit`` and the
@@ -13,7 +14,9 @@ in one reactor iteration leave in one write at its end (errors at once).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import re
 import select
 import sys
 import time
@@ -30,6 +33,7 @@ from twisted.logger import (
     PredicateResult,
     formatEvent,
     globalLogBeginner,
+    globalLogPublisher,
 )
 from twisted.logger import Logger as TwistedLogger
 from zope.interface import implementer
@@ -164,6 +168,12 @@ class LineObserver:
             data = data[written:]
 
 
+_TWISTED_CHATTER = re.compile(
+    r"\S+ starting on \S+$|\(\S+ Port \S+ Closed\)$|(Starting|Stopping) (factory|protocol) "
+)
+"""What Twisted itself logs through its legacy ``log.msg`` (listeners and factories)."""
+
+
 @implementer(ILogFilterPredicate)
 class AlwaysOrLevel:
     """Lets through events marked ``always=True`` (the listening line is a contract that scripts
@@ -178,9 +188,13 @@ class AlwaysOrLevel:
     def __call__(self, event: LogEvent) -> Any:  # a PredicateResult constant
         if event.get("always"):
             return PredicateResult.yes
-        if event.get("log_namespace") == "log_legacy" and not event.get("isError"):
+        if (
+            event.get("log_namespace") == "log_legacy"
+            and not event.get("isError")
+            and _TWISTED_CHATTER.match(" ".join(str(m) for m in event.get("message", ())))
+        ):
             # Twisted's own chatter ("Factory starting on 1935", "Port closed") repeats what
-            # we log ourselves: keep it for debug.
+            # we log ourselves: keep it for debug. A plugin's ``twisted.python.log.msg`` passes.
             event = dict(event, log_level=LogLevel.debug)
         return self._by_level(event)
 
@@ -251,6 +265,86 @@ class EMFILESummary:
         )
 
 
+_STDLIB_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+_FROM_STDLIB: list[tuple[int, LogLevel]] = [
+    (logging.CRITICAL, LogLevel.critical),
+    (logging.ERROR, LogLevel.error),
+    (logging.WARNING, LogLevel.warn),
+    (logging.INFO, LogLevel.info),
+    (logging.NOTSET, LogLevel.debug),
+]
+
+
+def level_of_record(levelno: int) -> LogLevel:
+    """The Twisted level of a stdlib ``logging`` level number (custom numbers round down)."""
+    for threshold, level in _FROM_STDLIB:
+        if levelno >= threshold:
+            return level
+    return _FROM_STDLIB[-1][1]
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+class StdlibBridge(logging.Handler):
+    """Hands stdlib ``logging`` records (what plugins and libraries write with
+    ``logging.getLogger(__name__)``) to the server's log: the logger's name becomes the line's
+    namespace, the level is mapped, and the server's level filter applies as to any line.
+
+    Installed on the root logger by :func:`start_logging`, whose level it keeps equal to the
+    server's, so that a ``debug`` call below the level in force costs no record at all."""
+
+    def __init__(self, observer: ILogObserver | None = None) -> None:
+        super().__init__()
+        self._observer = observer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text = f"{text}\n{_TRACEBACKS.formatException(record.exc_info)}"
+            elif record.exc_text:
+                text = f"{text}\n{record.exc_text}"
+            if record.stack_info:
+                text = f"{text}\n{record.stack_info}"
+        except Exception:
+            self.handleError(record)
+            return
+        event = {
+            "log_format": "{log_text}",
+            "log_text": text,
+            "log_level": level_of_record(record.levelno),
+            "log_namespace": record.name,
+            "log_source": None,
+            "log_time": record.created,
+        }
+        (self._observer or globalLogPublisher)(event)
+
+
+_bridge: StdlibBridge | None = None
+
+
+def _bridge_stdlib_logging(level: str) -> None:
+    """Route the root logger (and so every stdlib logger that propagates) to the server's log,
+    replacing whatever handlers it had (Python's last-resort handler wrote warnings raw)."""
+    global _bridge
+    root = logging.getLogger()
+    if _bridge is None:
+        _bridge = StdlibBridge()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(_bridge)
+    root.setLevel(_STDLIB_LEVELS[level])
+
+
 _level_filter: AlwaysOrLevel | None = None
 
 
@@ -267,6 +361,7 @@ def start_logging(level: str, stream: IO[str] | None = None, tag: str = "") -> N
         lines = LineObserver(stream, tag)
     observer = FilteringLogObserver(lines, [_level_filter])
     globalLogBeginner.beginLoggingTo([EMFILESummary(observer)], redirectStandardIO=False)
+    _bridge_stdlib_logging(level)
 
 
 def set_log_level(level: str) -> None:
@@ -274,3 +369,5 @@ def set_log_level(level: str) -> None:
     if _level_filter is not None:
         _level_filter.set_level(LEVELS[level])
         _set_lowest(level)
+    if _bridge is not None:
+        logging.getLogger().setLevel(_STDLIB_LEVELS[level])
