@@ -57,8 +57,11 @@ def check_config(path: str) -> int:
     return 1, or confirm and return 0."""
     from fms.apps.loader import build_all
 
+    def warn(text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr)
+
     try:
-        chains = build_all(load_config(path))
+        chains = build_all(load_config(path), warn)
     except ConfigError as exc:
         _report(exc)
         return 1
