@@ -157,7 +157,7 @@ def build(
     is wrong. ``base`` is the folder relative paths in options start from (the configuration
     file's; the working directory when None); ``warn`` receives the warnings."""
     where = f"{spec.where}: " if spec.where else ""
-    key_where = spec.where or "plugin"
+    key_where = spec.where or "options"
     use = spec.use
     try:
         factory = resolve(use, search_dirs)
