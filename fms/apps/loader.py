@@ -93,6 +93,17 @@ def _from_module(module: ModuleType, attribute: str | None, use: str) -> Callabl
 _loaded: dict[Path, tuple[str, ModuleType]] = {}
 """Each plugin file loaded, by path, with the digest of the text it was loaded from."""
 
+_changed: list[Path] = []
+"""Plugin files executed again because their text changed, since :func:`changed_files`."""
+
+
+def changed_files() -> list[Path]:
+    """The plugin files whose new text was loaded since the last call (for the reload's log
+    line), and forget them."""
+    found = list(dict.fromkeys(_changed))
+    _changed.clear()
+    return found
+
 
 def _load_file(path: Path) -> ModuleType:
     """The module of a plugin file, executed again when the file's text has changed."""
@@ -118,6 +129,8 @@ def _load_file(path: Path) -> ModuleType:
         else:
             sys.modules[name] = previous
         raise ConfigError([f"plugin file {path}: {type(exc).__name__}: {exc}"]) from exc
+    if known is not None:
+        _changed.append(path)
     _loaded[path.resolve()] = (digest, module)
     return module
 
