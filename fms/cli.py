@@ -120,7 +120,8 @@ def run(
         stop_on_signals,
     )
 
-    start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "")
+    # Lines wait for the listening line, which comes first (a worker's: for its supervisor's).
+    start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "", hold=True)
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
     try:

@@ -105,10 +105,14 @@ class LineObserver:
     A worker of ``fms run --workers`` puts its name before the namespace (``info w1
     [fms.server.protocol]``), so the lines of all workers, which share stderr, can be told apart."""
 
-    def __init__(self, stream: IO[str] | None, tag: str = "", *, fd: int | None = None) -> None:
+    def __init__(
+        self, stream: IO[str] | None, tag: str = "", *, fd: int | None = None, hold: bool = False
+    ) -> None:
         self._stream = stream
         self._fd = fd
         """With a descriptor (and no stream), lines are batched and written to it directly."""
+        self._held: list[str] | None = [] if hold else None
+        """Lines kept back until the listening line (see :meth:`release`); None: not holding."""
         self._pending: list[str] = []
         self._tag = f"{tag} " if tag else ""
         self._flush_due = False
@@ -129,16 +133,39 @@ class LineObserver:
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
         line = f"{stamp} {level} {self._tag}[{namespace}] {text}\n"
+        urgent = _PRIORITY.get(level_constant, 0) >= _PRIORITY[LogLevel.error]
+        if self._held is not None:
+            if event.get("announce"):  # the listening line goes first, then what waited
+                self.release(first=line)
+                return
+            if not urgent:
+                self._held.append(line)
+                return
+            self.release()  # an error is seen at once, after what led to it
+        self._write([line], urgent)
+
+    def release(self, first: str | None = None) -> None:
+        """Stop holding lines back: write ``first`` (the listening line), then the held ones.
+
+        A server that logs from several places while it starts (workers, Twisted, plugins)
+        holds its lines until it announces where it listens, so that the ``listening on``
+        line is the first line of the log, as the README promises."""
+        held, self._held = self._held or [], None
+        lines = ([first] if first is not None else []) + held
+        if lines:
+            self._write(lines, urgent=True)
+
+    def _write(self, lines: list[str], urgent: bool) -> None:
         if self._fd is None:
             try:
                 assert self._stream is not None
-                self._stream.write(line)
+                self._stream.write("".join(lines))
                 self._stream.flush()
             except (OSError, ValueError):
                 pass  # a closed stderr must never take the server down
             return
-        self._pending.append(line)
-        if _PRIORITY.get(level_constant, 0) >= _PRIORITY[LogLevel.error]:
+        self._pending.extend(lines)
+        if urgent:
             self.flush()
         elif not self._flush_due:
             self._flush_due = True
@@ -348,20 +375,49 @@ def _bridge_stdlib_logging(level: str) -> None:
 _level_filter: AlwaysOrLevel | None = None
 
 
-def start_logging(level: str, stream: IO[str] | None = None, tag: str = "") -> None:
+HOLD_LIMIT = 30.0
+"""Seconds at most that lines are held back waiting for the listening line (a server that
+takes longer to start shows what it is doing anyway)."""
+
+_lines: LineObserver | None = None
+
+
+def start_logging(
+    level: str, stream: IO[str] | None = None, tag: str = "", *, hold: bool = False
+) -> None:
     """Send every Twisted log event at ``level`` or above to ``stream`` (stderr by default),
-    each line marked with ``tag`` when given (a worker's name)."""
-    global _level_filter
+    each line marked with ``tag`` when given (a worker's name). With ``hold``, lines below
+    ``error`` wait (at most :data:`HOLD_LIMIT` seconds) for the event logged with
+    ``announce=True`` (the listening line), which is written first, or for
+    :func:`release_held_lines` (a worker, told by its supervisor)."""
+    global _level_filter, _lines
     _level_filter = AlwaysOrLevel(LEVELS[level])
     _set_lowest(level)
     if stream is None:
-        lines = LineObserver(None, tag, fd=sys.stderr.fileno())
-        atexit.register(lines.flush)
+        lines = LineObserver(None, tag, fd=sys.stderr.fileno(), hold=hold)
+
+        def at_exit() -> None:
+            lines.release()
+            lines.flush()
+
+        atexit.register(at_exit)
     else:
-        lines = LineObserver(stream, tag)
+        lines = LineObserver(stream, tag, hold=hold)
+    _lines = lines
+    if hold:
+        from twisted.internet import reactor
+
+        reactor.callLater(HOLD_LIMIT, lines.release)
     observer = FilteringLogObserver(lines, [_level_filter])
     globalLogBeginner.beginLoggingTo([EMFILESummary(observer)], redirectStandardIO=False)
     _bridge_stdlib_logging(level)
+
+
+def release_held_lines() -> None:
+    """Write the lines held back since :func:`start_logging` and stop holding (a worker does
+    this when its supervisor has written the listening line)."""
+    if _lines is not None:
+        _lines.release()
 
 
 def set_log_level(level: str) -> None:

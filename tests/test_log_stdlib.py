@@ -96,3 +96,48 @@ def test_twisted_legacy_log_msg_of_a_plugin_passes_but_twisted_chatter_is_debug(
     assert level(legacy("plugin says hello")) is PredicateResult.maybe
     assert level(legacy("RTMPServerFactory starting on 1935")) is PredicateResult.no
     assert level(legacy("(TCP Port 1935 Closed)")) is PredicateResult.no
+
+
+def held_lines() -> tuple[LineObserver, io.StringIO]:
+    out = io.StringIO()
+    return LineObserver(out, hold=True), out
+
+
+def event(text: str, level: LogLevel = LogLevel.info, **extra: object) -> dict[str, object]:
+    return {"log_format": text, "log_level": level, "log_namespace": "t", "log_time": 0, **extra}
+
+
+def test_held_lines_follow_the_announced_listening_line() -> None:
+    lines, out = held_lines()
+    lines(event("worker 0 started"))
+    lines(event("Factory starting on 1935"))
+    assert out.getvalue() == ""
+    lines(event("listening on rtmp://127.0.0.1:1935", announce=True))
+    lines(event("after"))
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "listening on rtmp://127.0.0.1:1935",
+        "worker 0 started",
+        "Factory starting on 1935",
+        "after",
+    ]
+
+
+def test_an_error_is_not_held_back_and_comes_after_what_led_to_it() -> None:
+    lines, out = held_lines()
+    lines(event("worker 0 started"))
+    lines(event("cannot listen", LogLevel.critical))
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "worker 0 started",
+        "cannot listen",
+    ]
+
+
+def test_release_writes_the_held_lines_and_ends_the_hold() -> None:
+    lines, out = held_lines()
+    lines(event("accepting"))
+    lines.release()  # a worker, told by its supervisor that the listening line is out
+    lines(event("next"))
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "accepting",
+        "next",
+    ]
