@@ -215,3 +215,18 @@ def test_a_file_without_a_plugin_class_says_so_in_the_docs_words(tmp_path: Path)
         f"fms.toml: apps.live.plugins[0]: plugin 'empty': {tmp_path / 'empty.py'} defines no "
         "plugin class (a class derived from fms.apps.api.Plugin)"
     )
+
+
+def test_the_shipped_recorders_relative_directory_starts_from_the_configuration_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = parse_config(
+        "[[apps.live.plugins]]\nuse = 'recorder'\ndirectory = 'recordings'\n",
+        str(tmp_path / "fms.toml"),
+    )
+    (recorder,) = build_all(config)["live"]
+    assert recorder.directory == tmp_path.resolve() / "recordings"
+    assert recorder.directory.is_dir() and not (elsewhere / "recordings").exists()
