@@ -187,9 +187,7 @@ def build(
             )
     try:
         plugin = factory(**options)
-    except TypeError as exc:
-        raise ConfigError([f"{where}plugin {use!r}: bad options: {exc}"]) from None
-    except Exception as exc:
+    except Exception as exc:  # the plugin's own check of its options
         raise ConfigError(
             [f"{where}plugin {use!r}: refused its options: {type(exc).__name__}: {exc}"]
         ) from exc
