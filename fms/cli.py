@@ -4,7 +4,8 @@ The contract here is stable (tests, scripts and operators rely on it): ``fms run
 configuration listens on ``0.0.0.0:1935``; its first log line is ``listening on rtmp://H:P`` with
 the port actually bound; SIGINT and SIGTERM stop it gracefully (clients are told, recordings
 closed, at most ``[server] shutdown_timeout`` seconds) with exit status 0; SIGHUP reloads the
-configuration file (a broken one is reported and the running configuration kept).
+configuration file and the plugin files of ``plugin_dirs`` that changed (a broken one is
+reported and the running configuration kept); installed plugins need a restart.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def check_config(path: str) -> int:
     return 1, or confirm and return 0."""
     from fms.apps.loader import build_all
 
+    def warn(text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr)
+
     try:
-        chains = build_all(load_config(path))
+        chains = build_all(load_config(path), warn)
     except ConfigError as exc:
         _report(exc)
         return 1
@@ -70,8 +74,10 @@ def check_config(path: str) -> int:
 def reload_config(factory: Any, source: str, overrides: dict[str, Any], log: Any) -> Config | None:
     """Read ``source`` again and hand it to ``factory``; on any problem log every one of them
     and keep the running configuration. Returns the new configuration, or None."""
+    from fms.apps.loader import changed_files
     from fms.log import set_log_level
 
+    changed_files()  # what an earlier, failed reload loaded is not this reload's news
     try:
         config = with_overrides(load_config(source), **overrides)
         factory.reload(config)
@@ -84,7 +90,12 @@ def reload_config(factory: Any, source: str, overrides: dict[str, Any], log: Any
             log.error("  {problem}", problem=problem)
         return None
     set_log_level(config.server.log_level)
-    log.info("configuration reloaded from {path}", path=source)
+    changed = ", ".join(str(path) for path in changed_files())
+    log.info(
+        "configuration reloaded from {path}; {code}", path=source,
+        code=f"new plugin code from {changed} for new clients (connected clients keep theirs)"
+        if changed else "no plugin file in plugin_dirs changed (installed plugins need a restart)",
+    )  # fmt: skip
     return config
 
 
@@ -109,7 +120,8 @@ def run(
         stop_on_signals,
     )
 
-    start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "")
+    # Lines wait for the listening line, which comes first (a worker's: for its supervisor's).
+    start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "", hold=True)
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
     try:

@@ -1,7 +1,8 @@
 """Log output for the ``fms`` command: one line per event on stderr, filtered by level.
 
 Only the Twisted layer logs (:class:`Logger`, Twisted's with named fields); the sans-IO layers
-return events and raise errors instead.
+return events and raise errors instead. Plugins may also use stdlib ``logging`` (bridged by
+:class:`StdlibBridge`) or Twisted's legacy ``log.msg``: their lines look like the server's.
 
 Logging is on the connection-setup path (a line per connect and per play), so it is kept
 cheap, as measured with py-spy while 12,000 players connected: Twisted's ``Logger.emit`` and the
@@ -13,7 +14,9 @@ in one reactor iteration leave in one write at its end (errors at once).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import re
 import select
 import sys
 import time
@@ -30,6 +33,7 @@ from twisted.logger import (
     PredicateResult,
     formatEvent,
     globalLogBeginner,
+    globalLogPublisher,
 )
 from twisted.logger import Logger as TwistedLogger
 from zope.interface import implementer
@@ -101,10 +105,14 @@ class LineObserver:
     A worker of ``fms run --workers`` puts its name before the namespace (``info w1
     [fms.server.protocol]``), so the lines of all workers, which share stderr, can be told apart."""
 
-    def __init__(self, stream: IO[str] | None, tag: str = "", *, fd: int | None = None) -> None:
+    def __init__(
+        self, stream: IO[str] | None, tag: str = "", *, fd: int | None = None, hold: bool = False
+    ) -> None:
         self._stream = stream
         self._fd = fd
         """With a descriptor (and no stream), lines are batched and written to it directly."""
+        self._held: list[str] | None = [] if hold else None
+        """Lines kept back until the listening line (see :meth:`release`); None: not holding."""
         self._pending: list[str] = []
         self._tag = f"{tag} " if tag else ""
         self._flush_due = False
@@ -125,16 +133,39 @@ class LineObserver:
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
         line = f"{stamp} {level} {self._tag}[{namespace}] {text}\n"
+        urgent = _PRIORITY.get(level_constant, 0) >= _PRIORITY[LogLevel.error]
+        if self._held is not None:
+            if event.get("announce"):  # the listening line goes first, then what waited
+                self.release(first=line)
+                return
+            if not urgent:
+                self._held.append(line)
+                return
+            self.release()  # an error is seen at once, after what led to it
+        self._write([line], urgent)
+
+    def release(self, first: str | None = None) -> None:
+        """Stop holding lines back: write ``first`` (the listening line), then the held ones.
+
+        A server that logs from several places while it starts (workers, Twisted, plugins)
+        holds its lines until it announces where it listens, so that the ``listening on``
+        line is the first line of the log, as the README promises."""
+        held, self._held = self._held or [], None
+        lines = ([first] if first is not None else []) + held
+        if lines:
+            self._write(lines, urgent=True)
+
+    def _write(self, lines: list[str], urgent: bool) -> None:
         if self._fd is None:
             try:
                 assert self._stream is not None
-                self._stream.write(line)
+                self._stream.write("".join(lines))
                 self._stream.flush()
             except (OSError, ValueError):
                 pass  # a closed stderr must never take the server down
             return
-        self._pending.append(line)
-        if _PRIORITY.get(level_constant, 0) >= _PRIORITY[LogLevel.error]:
+        self._pending.extend(lines)
+        if urgent:
             self.flush()
         elif not self._flush_due:
             self._flush_due = True
@@ -164,6 +195,12 @@ class LineObserver:
             data = data[written:]
 
 
+_TWISTED_CHATTER = re.compile(
+    r"\S+ starting on \S+$|\(\S+ Port \S+ Closed\)$|(Starting|Stopping) (factory|protocol) "
+)
+"""What Twisted itself logs through its legacy ``log.msg`` (listeners and factories)."""
+
+
 @implementer(ILogFilterPredicate)
 class AlwaysOrLevel:
     """Lets through events marked ``always=True`` (the listening line is a contract that scripts
@@ -178,9 +215,13 @@ class AlwaysOrLevel:
     def __call__(self, event: LogEvent) -> Any:  # a PredicateResult constant
         if event.get("always"):
             return PredicateResult.yes
-        if event.get("log_namespace") == "log_legacy" and not event.get("isError"):
+        if (
+            event.get("log_namespace") == "log_legacy"
+            and not event.get("isError")
+            and _TWISTED_CHATTER.match(" ".join(str(m) for m in event.get("message", ())))
+        ):
             # Twisted's own chatter ("Factory starting on 1935", "Port closed") repeats what
-            # we log ourselves: keep it for debug.
+            # we log ourselves: keep it for debug. A plugin's ``twisted.python.log.msg`` passes.
             event = dict(event, log_level=LogLevel.debug)
         return self._by_level(event)
 
@@ -251,22 +292,132 @@ class EMFILESummary:
         )
 
 
+_STDLIB_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+_FROM_STDLIB: list[tuple[int, LogLevel]] = [
+    (logging.CRITICAL, LogLevel.critical),
+    (logging.ERROR, LogLevel.error),
+    (logging.WARNING, LogLevel.warn),
+    (logging.INFO, LogLevel.info),
+    (logging.NOTSET, LogLevel.debug),
+]
+
+
+def level_of_record(levelno: int) -> LogLevel:
+    """The Twisted level of a stdlib ``logging`` level number (custom numbers round down)."""
+    for threshold, level in _FROM_STDLIB:
+        if levelno >= threshold:
+            return level
+    return _FROM_STDLIB[-1][1]
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+class StdlibBridge(logging.Handler):
+    """Hands stdlib ``logging`` records (what plugins and libraries write with
+    ``logging.getLogger(__name__)``) to the server's log: the logger's name becomes the line's
+    namespace, the level is mapped, and the server's level filter applies as to any line.
+
+    Installed on the root logger by :func:`start_logging`, whose level it keeps equal to the
+    server's, so that a ``debug`` call below the level in force costs no record at all."""
+
+    def __init__(self, observer: ILogObserver | None = None) -> None:
+        super().__init__()
+        self._observer = observer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text = f"{text}\n{_TRACEBACKS.formatException(record.exc_info)}"
+            elif record.exc_text:
+                text = f"{text}\n{record.exc_text}"
+            if record.stack_info:
+                text = f"{text}\n{record.stack_info}"
+        except Exception:
+            self.handleError(record)
+            return
+        event = {
+            "log_format": "{log_text}",
+            "log_text": text,
+            "log_level": level_of_record(record.levelno),
+            "log_namespace": record.name,
+            "log_source": None,
+            "log_time": record.created,
+        }
+        (self._observer or globalLogPublisher)(event)
+
+
+_bridge: StdlibBridge | None = None
+
+
+def _bridge_stdlib_logging(level: str) -> None:
+    """Route the root logger (and so every stdlib logger that propagates) to the server's log,
+    replacing whatever handlers it had (Python's last-resort handler wrote warnings raw)."""
+    global _bridge
+    root = logging.getLogger()
+    if _bridge is None:
+        _bridge = StdlibBridge()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(_bridge)
+    root.setLevel(_STDLIB_LEVELS[level])
+
+
 _level_filter: AlwaysOrLevel | None = None
 
 
-def start_logging(level: str, stream: IO[str] | None = None, tag: str = "") -> None:
+HOLD_LIMIT = 30.0
+"""Seconds at most that lines are held back waiting for the listening line (a server that
+takes longer to start shows what it is doing anyway)."""
+
+_lines: LineObserver | None = None
+
+
+def start_logging(
+    level: str, stream: IO[str] | None = None, tag: str = "", *, hold: bool = False
+) -> None:
     """Send every Twisted log event at ``level`` or above to ``stream`` (stderr by default),
-    each line marked with ``tag`` when given (a worker's name)."""
-    global _level_filter
+    each line marked with ``tag`` when given (a worker's name). With ``hold``, lines below
+    ``error`` wait (at most :data:`HOLD_LIMIT` seconds) for the event logged with
+    ``announce=True`` (the listening line), which is written first, or for
+    :func:`release_held_lines` (a worker, told by its supervisor)."""
+    global _level_filter, _lines
     _level_filter = AlwaysOrLevel(LEVELS[level])
     _set_lowest(level)
     if stream is None:
-        lines = LineObserver(None, tag, fd=sys.stderr.fileno())
-        atexit.register(lines.flush)
+        lines = LineObserver(None, tag, fd=sys.stderr.fileno(), hold=hold)
+
+        def at_exit() -> None:
+            lines.release()
+            lines.flush()
+
+        atexit.register(at_exit)
     else:
-        lines = LineObserver(stream, tag)
+        lines = LineObserver(stream, tag, hold=hold)
+    _lines = lines
+    if hold:
+        from twisted.internet import reactor
+
+        reactor.callLater(HOLD_LIMIT, lines.release)
     observer = FilteringLogObserver(lines, [_level_filter])
     globalLogBeginner.beginLoggingTo([EMFILESummary(observer)], redirectStandardIO=False)
+    _bridge_stdlib_logging(level)
+
+
+def release_held_lines() -> None:
+    """Write the lines held back since :func:`start_logging` and stop holding (a worker does
+    this when its supervisor has written the listening line)."""
+    if _lines is not None:
+        _lines.release()
 
 
 def set_log_level(level: str) -> None:
@@ -274,3 +425,5 @@ def set_log_level(level: str) -> None:
     if _level_filter is not None:
         _level_filter.set_level(LEVELS[level])
         _set_lowest(level)
+    if _bridge is not None:
+        logging.getLogger().setLevel(_STDLIB_LEVELS[level])

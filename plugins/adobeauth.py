@@ -13,15 +13,15 @@ and the challenge (``authmod=adobe``, or its digest variant ``authmod=llnw``)::
 Options (all but the users are optional):
 
 - ``users``: a table of user name = password; and/or ``users_file``: the path of a file (relative
-  to the working directory) with one ``user:password`` per line. Blank lines and lines starting
-  with ``#`` are ignored; everything after the first ``:`` is the password, without the spaces
-  around it. Both schemes need the password itself (each challenge hashes it anew), so it is
-  stored as written: the server refuses to start while group or others may read or write the
+  to the configuration file's folder) with one ``user:password`` per line. Blank lines and lines
+  starting with ``#`` are ignored; everything after the first ``:`` is the password, without the
+  spaces around it. Both schemes need the password itself (each challenge hashes it anew), so it
+  is stored as written: the server refuses to start while group or others may read or write the
   file (``chmod 600``, owned by the user the server runs as), and a configuration file holding
-  ``users`` deserves the same protection. The file is read at start and on ``SIGHUP``. User
-  names are 1 to 64 of the characters ``A-Z a-z 0-9 . _ - @`` (FFmpeg sends at most 49
-  characters of a user name or password; letters, digits and ``- . _ ~`` are safe in every
-  client's URL, anything else must be percent-encoded there, which not every client decodes).
+  ``users`` deserves the same protection. The file is read at start and on ``SIGHUP``. User names
+  are 1 to 64 of the characters ``A-Z a-z 0-9 . _ - @`` (FFmpeg sends at most 49 characters of a
+  user name or password; letters, digits and ``- . _ ~`` are safe in every client's URL, anything
+  else must be percent-encoded there, which not every client decodes).
 - ``scope``: ``"publish"`` (the default) or ``"all"``. With ``"all"`` every connection must log
   in, players too (``ffplay rtmp://alice:secret@host/live/cam``). With ``"publish"`` players may
   watch without credentials. The schemes log in at ``connect``, before the client says what it
@@ -222,12 +222,12 @@ class AdobeAuth(Plugin):
         self,
         *,
         users: Mapping[str, str] | None = None,
-        users_file: str | None = None,
+        users_file: str | Path | None = None,
         scope: str = "publish",
         authmods: Sequence[str] = AUTHMODS,
         challenge_ttl: float = 60.0,
         secret: str | None = None,
-        secret_file: str | None = None,
+        secret_file: str | Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """See the module docstring for the options; ``clock``: the current Unix time in
@@ -244,7 +244,7 @@ class AdobeAuth(Plugin):
                     raise ValueError(f"users.{name}: the password must be a non-empty string")
                 table[name] = password
         if users_file is not None:
-            if not isinstance(users_file, str) or not users_file:
+            if not isinstance(users_file, (str, Path)) or not str(users_file):
                 raise ValueError("users_file: expected the path of a file")
             for name, password in read_users_file(Path(users_file)).items():
                 if name in table:
@@ -279,12 +279,12 @@ class AdobeAuth(Plugin):
 
     @staticmethod
     def _signing_key(
-        users: Mapping[str, str], secret: str | None, secret_file: str | None
+        users: Mapping[str, str], secret: str | None, secret_file: str | Path | None
     ) -> bytes:
         if secret is not None and secret_file is not None:
             raise ValueError("give secret or secret_file, not both")
         if secret_file is not None:
-            if not isinstance(secret_file, str) or not secret_file:
+            if not isinstance(secret_file, (str, Path)) or not str(secret_file):
                 raise ValueError("secret_file: expected the path of a file")
             path = Path(secret_file)
             _check_private(path, "secret_file")

@@ -5,7 +5,7 @@ glob pattern) is written to ``<directory>/<app>/<name>-<UTC time>.flv``::
 
     [[apps.live.plugins]]
     use = "recorder"
-    directory = "recordings"             # created if missing; relative to the working directory
+    directory = "recordings"             # created if missing; relative to the configuration file
     streams = "cam*"                     # optional glob on the stream name; default "*"
     record_types = ["record", "append"]  # optional; default all of "live", "record", "append"
     max_bytes = 1_000_000_000            # optional; a new file at the next keyframe past it
@@ -373,7 +373,7 @@ class Recorder(Plugin):
     def __init__(
         self,
         *,
-        directory: str,
+        directory: str | Path,
         streams: str = "*",
         record_types: Iterable[str] = RECORD_TYPES,
         max_bytes: int | None = None,

@@ -267,7 +267,8 @@ def test_a_broken_plugin_is_a_startup_error_naming_it_and_the_missing_hook() -> 
         factory_with("[[apps.live.plugins]]\nuse = 'tests.test_application:Incomplete'\n")
     (problem,) = raised.value.problems
     assert "apps.live.plugins[0]" in problem and "Incomplete" in problem
-    assert "does not implement IApplication" in problem
+    assert "the class lacks the hooks app_start, app_stop, call," in problem
+    assert "IApplication" not in problem  # the docs' words, not the interface's
 
 
 def test_unknown_plugin_and_bad_options_are_startup_errors() -> None:
@@ -278,7 +279,8 @@ def test_unknown_plugin_and_bad_options_are_startup_errors() -> None:
         )
     first, second = raised.value.problems
     assert "no entry point 'nosuchplugin'" in first
-    assert "bad options" in second and "colour" in second
+    assert "plugins[1].colour: unknown option of plugin" in second
+    assert "its options: seconds" in second
 
 
 def test_an_unknown_status_code_from_a_plugin_falls_back_to_the_default() -> None:

@@ -65,5 +65,7 @@ def test_check_config_loads_and_verifies_the_plugins(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "apps.live.plugins[0]: plugin 'broken' does not implement IApplication" in result.stderr
-    assert "app_start" in result.stderr  # the missing hook is named
+    assert "apps.live.plugins[0]: plugin 'broken': the class lacks the hooks app_start," in (
+        result.stderr
+    )  # the missing hooks are named, in the docs' words
+    assert "derive it from fms.apps.api.Plugin" in result.stderr

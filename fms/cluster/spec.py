@@ -12,6 +12,10 @@ from fms.config import Config
 READY_FD = 3
 """The worker writes ``ready`` to this descriptor once it accepts connections."""
 
+RELEASE_LOG = b"log\n"
+"""The supervisor writes this to a worker's stdin once its listening line is out: the worker
+may write the log lines it held back while starting."""
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:

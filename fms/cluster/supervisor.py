@@ -33,7 +33,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-from fms.cluster.spec import READY_FD, WorkerSpec, worker_count
+from fms.cluster.spec import READY_FD, RELEASE_LOG, WorkerSpec, worker_count
 from fms.config import Config
 from fms.log import Logger
 from fms.server.endpoints import format_url, reuseport_socket
@@ -147,6 +147,8 @@ class Supervisor:
         )
         worker.pid = transport.pid
         log.info("worker {index} started (pid {pid})", index=index, pid=worker.pid)
+        if self.announced:  # a restarted worker: nothing to wait for
+            self.release_log(worker)
 
     def worker_ready(self, worker: _WorkerProcess) -> None:
         if self.announced or not all(w.ready for w in self.workers.values()):
@@ -154,11 +156,25 @@ class Supervisor:
         self.announced = True
 
         url = format_url(self.config.server.host, self.port)
-        log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
+        log.info(
+            "listening on {url} ({count} workers)",
+            url=url, count=self.count, always=True, announce=True,
+        )  # fmt: skip
+        for started in self.workers.values():
+            self.release_log(started)
         if self.spec_base["tls_port"]:
             host = self.config.tls.host or self.config.server.host
             url = format_url(host, self.spec_base["tls_port"]).replace("rtmp:", "rtmps:", 1)
             log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
+
+    def release_log(self, worker: _WorkerProcess) -> None:
+        """Let ``worker`` write the lines it held back while starting: the listening line is
+        out (a worker holds its lines until then, so that the listening line is the first of
+        the log; see :func:`fms.log.start_logging`)."""
+        try:
+            worker.transport.writeToChild(0, RELEASE_LOG)  # type: ignore[union-attr]
+        except Exception:  # already gone: processEnded follows
+            pass
 
     def worker_ended(self, worker: _WorkerProcess, code: int | None, sig: int | None) -> None:
         if self.workers.get(worker.index) is worker:
@@ -252,7 +268,7 @@ def run_supervisor(config: Config, argv: list[str]) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    start_logging(config.server.log_level)
+    start_logging(config.server.log_level, hold=True)  # the listening line comes first
     count = worker_count(config)
     supervisor = Supervisor(reactor, config, argv, count)
     try:

@@ -11,9 +11,9 @@ from twisted.python.failure import Failure
 
 from fms.cluster.claims import NameLocks
 from fms.cluster.relay import RelayHub
-from fms.cluster.spec import READY_FD, WorkerSpec
+from fms.cluster.spec import READY_FD, RELEASE_LOG, WorkerSpec
 from fms.config import Config
-from fms.log import Logger
+from fms.log import Logger, release_held_lines
 from fms.server.endpoints import ReusePortEndpoint
 from fms.server.factory import RTMPServerFactory
 from fms.server.service import ExtraListenerService, RTMPListenerService
@@ -93,6 +93,10 @@ class ParentWatch:
         watch = self
 
         class _Pipe(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                if RELEASE_LOG.strip() in data:
+                    release_held_lines()
+
             def connectionLost(self, reason: Failure | None = None) -> None:
                 watch.parent_gone()
 

@@ -114,7 +114,7 @@ class RTMPListenerService(Service):
         assert isinstance(address, (IPv4Address, IPv6Address))
         url = format_url(address.host, address.port).replace("rtmp://", f"{self.scheme}://", 1)
         if self._announce.startswith("listening on"):
-            log.info(self._announce, url=url, always=True)  # the contract line
+            log.info(self._announce, url=url, always=True, announce=True)  # the contract line
         else:
             log.info(self._announce, url=url)
         self.listening.callback(port)

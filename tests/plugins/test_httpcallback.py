@@ -431,7 +431,7 @@ def test_the_entry_point_builds_a_verified_plugin_from_config_options() -> None:
         ({"on_publish": "http:///auth"}, "not an http:// or https:// URL"),
         ({"on_publish": "http://host:99999/auth"}, "invalid port"),
         ({"on_publish": URL, "timeout": 0}, "positive number"),
-        ({"on_publish": URL, "timeout": "5"}, "positive number"),
+        ({"on_publish": URL, "timeout": "5"}, "timeout: expected number, got string '5'"),
     ],
 )
 def test_bad_options_are_a_startup_error(options: dict[str, Any], message: str) -> None:
@@ -454,7 +454,9 @@ def test_a_timeout_not_below_the_decision_timeout_is_warned_about_at_start() -> 
 
 
 def test_an_unknown_option_is_a_startup_error() -> None:
-    with pytest.raises(ConfigError, match="bad options"):
+    with pytest.raises(
+        ConfigError, match="on_publsh_done: unknown option of plugin 'httpcallback'"
+    ):
         build(PluginSpec("httpcallback", {"on_publish": URL, "on_publsh_done": URL}))
 
 
