@@ -67,7 +67,9 @@ def test_a_connection_lost_before_connect_frees_its_per_address_slot() -> None:
 def test_losing_a_connected_client_does_not_release_another_clients_slot() -> None:
     """A connection counts as connecting once: after ``connect`` released its slot, losing it
     must not release the slot of a second, still-handshaking connection from that address."""
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nmax_connections = 10\n")
+    factory = factory_for(
+        "[limits]\nmax_connecting_per_ip = 1\nconnecting_grace = 0\nmax_connections = 10\n"
+    )
     first = Peer(factory, port=1).connect()
     Peer(factory, port=2)  # still connecting: holds the one slot of 192.0.2.1
     first.lose()
@@ -80,10 +82,10 @@ def test_the_per_address_table_forgets_an_address_once_nothing_from_it_is_connec
     zero, so clients from ever new addresses that connected do not make it grow."""
     factory = factory_for("[limits]\nmax_connecting_per_ip = 4\n")
     peers = [Peer(factory, host=f"192.0.2.{i}").connect() for i in range(1, 6)]
-    assert factory._connecting == {}
+    assert factory.admission._connecting == {}
     for peer in peers:
         peer.lose()
-    assert factory._connecting == {}
+    assert factory.admission._connecting == {}
 
 
 def test_a_deadline_asked_for_after_the_connection_was_lost_is_not_queued() -> None:
