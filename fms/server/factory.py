@@ -22,11 +22,18 @@ from fms.config import Config
 from fms.live.registry import StreamRegistry
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
-from fms.server.admission import REFUSAL_LOG_INTERVAL, Admission, address_group
+from fms.server.admission import (
+    REFUSAL_LOG_INTERVAL,
+    Admission,
+    address_group,
+    effective_max_connections,
+)
 from fms.server.deadlines import EPSILON, DeadlineQueue
 from fms.server.host import NameClaims, PublishListener
 from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
+from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
+from fms.server.proxy import TrustedProxies
 
 log = Logger(namespace="fms.server.factory")
 
@@ -56,6 +63,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.deadlines: DeadlineQueue[int] = DeadlineQueue()
         self.shutting_down = False
         self.admission = Admission()
+        self.max_connections = effective_max_connections(config.limits.max_connections)
+        """``[limits] max_connections``, or (0) what the open-file ceiling allows."""
+        self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
         self._by_id: dict[int, RTMPServerProtocol] = {}
         self._retired: set[Application] = set()
         self._timer: IDelayedCall | None = None
@@ -148,37 +158,72 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
         limits = self.config.limits
-        host = address_group(str(getattr(addr, "host", "?")), limits.ipv6_prefix_length)
+        peer = str(getattr(addr, "host", "?"))
+        host = address_group(peer, limits.ipv6_prefix_length)
+        proxied = self.config.server.proxy_protocol and peer in self.trusted_proxies
+        now = self.clock.seconds()
         if self.shutting_down:
             reason: str | None = "the server is shutting down"
+        elif proxied:  # the proxy is exempt from the per-address cap: its clients are not
+            reason = self.admission.total_refusal(self.max_connections)
         else:
-            reason = self.admission.refusal(host, limits)
+            reason = self.admission.refusal(host, limits, now, self.max_connections)
         if reason is not None:
-            held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
-            if held is not None:
-                log.warn(
-                    "refusing connection from {host}: {reason}{held}",
-                    host=host, reason=reason,
-                    held=f"; {held} more refused since the last report" if held else "",
-                )  # fmt: skip
+            self._refuse(host, reason)
             return None  # Twisted closes the socket at once
-        proto = RTMPServerProtocol(self)
+        proto: RTMPServerProtocol
+        if proxied:
+            proto = ProxiedRTMPServerProtocol(self)
+        elif self.config.server.proxy_protocol:
+            proto = ProxyCheckingRTMPServerProtocol(self)
+        else:
+            proto = RTMPServerProtocol(self)
         proto.factory = self
         return proto
 
+    def _refuse(self, host: str, reason: str) -> None:
+        held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
+        if held is not None:
+            log.warn(
+                "refusing connection from {host}: {reason}{held}",
+                host=host, reason=reason,
+                held=f"; {held} more refused since the last report" if held else "",
+            )  # fmt: skip
+
     def admit(self, proto: RTMPServerProtocol) -> None:
-        """A connection was made: count it until it is forgotten."""
+        """A connection was made: count it until it is forgotten. One from a trusted proxy
+        counts as connecting once its PROXY header named the client (:meth:`proxied`)."""
         self.connections.add(proto)
         self._by_id[proto.id] = proto
+        if isinstance(proto, ProxiedRTMPServerProtocol):
+            self.admission.open += 1
+            return
         proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
-        self.admission.admit(proto.address_group)
+        self.admission.admit(proto.address_group, proto.id, self.clock.seconds())
         proto.counted_connecting = True
+
+    def proxied(self, proto: RTMPServerProtocol) -> bool:
+        """``proto``'s PROXY header named its client (``proto.host``): count it as connecting
+        from the client's address, or refuse it (logged, closed; False) when that address has
+        ``max_connecting_per_ip`` parked connections already."""
+        limits = self.config.limits
+        group = address_group(proto.host, limits.ipv6_prefix_length)
+        now = self.clock.seconds()
+        reason = self.admission.address_refusal(group, limits, now)
+        if reason is not None:
+            self._refuse(group, reason)
+            proto._abort()
+            return False
+        proto.address_group = group
+        self.admission.connecting_from(group, proto.id, now)
+        proto.counted_connecting = True
+        return True
 
     def connected(self, proto: RTMPServerProtocol) -> None:
         """``connect`` was accepted: the connection no longer counts as connecting."""
         if proto.counted_connecting:
             proto.counted_connecting = False
-            self.admission.connected(proto.address_group)
+            self.admission.connected(proto.address_group, proto.id)
 
     def forget(self, proto: RTMPServerProtocol) -> None:
         """A connection was lost."""
@@ -299,6 +344,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.config = config
         self.chains = chains
         self.limits = connection_limits(config)
+        self.max_connections = effective_max_connections(config.limits.max_connections)
+        self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
         if old.streams.flush_interval != config.streams.flush_interval and self._flusher:
             self._stop_flusher()
