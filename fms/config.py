@@ -150,8 +150,8 @@ class LimitsConfig:
     connecting_grace: float = _opt(
         2.0,
         minimum=0.0,
-        doc="seconds a new connection may take to reach 'connect' before it counts toward"
-        " max_connecting_per_ip",
+        doc="seconds a new connection may take to finish its handshake, and then to reach"
+        " 'connect', before it counts toward max_connecting_per_ip",
     )
     ipv6_prefix_length: int = _opt(
         64, minimum=1, maximum=128, doc="IPv6 addresses in one such prefix count as one address"

@@ -83,6 +83,21 @@ def test_a_slowloris_trickle_does_not_make_a_connection_young_again() -> None:
     assert not arrive(factory, 100)
 
 
+def test_a_finished_handshake_starts_the_grace_again() -> None:
+    """``CAP`` connections finish their handshake just before the grace and then wait for
+    ``connect``: they count only ``GRACE`` after the handshake, not after their accept."""
+    factory = factory_for(CONFIG)
+    clock = clock_of(factory)
+    peers = [Peer(factory, port=port) for port in range(CAP)]
+    clock.advance(GRACE - 0.5)
+    for peer in peers:
+        peer.handshake()
+    clock.advance(GRACE - 0.01)  # 2 * GRACE - 0.51 after the accept
+    assert arrive(factory, 100)
+    clock.advance(0.01)
+    assert not arrive(factory, 101)
+
+
 def test_refusal_names_the_grace_and_the_cap(logged: list[str]) -> None:
     factory = factory_for(CONFIG)
     for port in range(CAP):

@@ -2,7 +2,8 @@
 
 At most ``max_connections`` connections, and at most ``max_connecting_per_ip`` *parked*
 connections from one address: connections that have not had ``connect`` accepted
-``connecting_grace`` seconds after they were admitted. Judging a pending connection by its age
+``connecting_grace`` seconds after they were admitted or, since, finished their handshake (the
+progress the server sees). Judging a pending connection by its age
 rather than counting every one tells an attacker who parks connections (idle sockets,
 slowloris) from a legitimate burst behind one address (a NAT, a restreaming service): under
 load the server itself takes a while to bring a connection to ``connect``, so a burst of 250 a
@@ -123,6 +124,15 @@ class Admission:
         ``now``: how a connection through a trusted proxy is counted once its PROXY header
         named the client."""
         self._connecting.setdefault(group, {})[key] = now
+
+    def progressed(self, group: str, key: int, now: float) -> None:
+        """Connection ``key`` made progress at ``now`` (its handshake finished): its age
+        starts again, and it moves behind the others of ``group`` (which keeps them ordered by
+        age)."""
+        pending = self._connecting.get(group)
+        if pending is not None and key in pending:
+            del pending[key]
+            pending[key] = now
 
     def connected(self, group: str, key: int) -> None:
         """Its ``connect`` was accepted: it no longer counts as connecting."""

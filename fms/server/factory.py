@@ -219,6 +219,15 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         proto.counted_connecting = True
         return True
 
+    def handshake_done(self, proto: RTMPServerProtocol, digest: bool) -> None:
+        """The handshake finished (``digest``: in its FP9 form). That is progress: a
+        connection still connecting is judged by the per-address cap from now on, so a
+        legitimate client has ``connecting_grace`` for each step however slow the server is
+        to bring it there."""
+        log.debug("handshake with {peer} done (digest: {d})", peer=proto.peer, d=digest)
+        if proto.counted_connecting:
+            self.admission.progressed(proto.address_group, proto.id, self.clock.seconds())
+
     def connected(self, proto: RTMPServerProtocol) -> None:
         """``connect`` was accepted: the connection no longer counts as connecting."""
         if proto.counted_connecting:
