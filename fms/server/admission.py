@@ -119,6 +119,11 @@ class Admission:
         self.open += 1
         self.connecting_from(group, key, now)
 
+    def opened(self) -> None:
+        """A connection was made that counts as open only (one from a trusted proxy, until its
+        PROXY header names the client: :meth:`connecting_from`)."""
+        self.open += 1
+
     def connecting_from(self, group: str, key: int, now: float) -> None:
         """Connection ``key`` (already open) counts as connecting from ``group`` since
         ``now``: how a connection through a trusted proxy is counted once its PROXY header

@@ -196,7 +196,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.connections.add(proto)
         self._by_id[proto.id] = proto
         if isinstance(proto, ProxiedRTMPServerProtocol):
-            self.admission.open += 1
+            self.admission.opened()
             return
         proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
         self.admission.admit(proto.address_group, proto.id, self.clock.seconds())
