@@ -15,7 +15,12 @@ import resource
 import pytest
 from twisted.internet.address import IPv4Address
 
-from fms.server.admission import FILE_DESCRIPTOR_MARGIN, descriptor_ceiling
+from fms.server.admission import (
+    FILE_DESCRIPTOR_MARGIN,
+    PULSE_INTERVAL,
+    AttentionClock,
+    descriptor_ceiling,
+)
 from fms.server.admission import effective_max_connections as effective
 from fms.server.factory import RTMPServerFactory
 from tests.support.server_peer import HOST, Peer, clock_of, factory_for
@@ -139,3 +144,46 @@ def test_an_unlimited_hard_limit_falls_back_to_the_kernel_ceiling(
     ceiling = descriptor_ceiling()
     assert ceiling > 1024
     assert effective(0) == ceiling - FILE_DESCRIPTOR_MARGIN
+
+
+# ------------------------------------------------------------ the server's lateness left out
+
+
+def test_the_attention_clock_runs_with_the_wall_clock_while_beats_are_on_time() -> None:
+    clock = AttentionClock(0.1)
+    for step in range(11):
+        clock.beat(step * 0.1)
+    assert clock.time(1.05) == pytest.approx(1.05)
+
+
+def test_the_attention_clock_leaves_out_a_late_beat_and_an_overdue_one() -> None:
+    """A beat 3 s late (the loop was busy) adds only its interval; so does one overdue now."""
+    clock = AttentionClock(0.1)
+    clock.beat(0.0)
+    clock.beat(3.1)
+    assert clock.time(3.1) == pytest.approx(0.1)
+    assert clock.time(6.1) == pytest.approx(0.2)  # 3 s overdue: frozen one interval on
+
+
+def test_pending_connections_do_not_age_while_the_server_is_too_busy_to_serve_them() -> None:
+    """The event loop stalls for 5 s (its timers run once, late): the ``CAP`` connections
+    pending through it are not parked, so one more from their address is admitted."""
+    factory = factory_for(CONFIG)
+    factory.startFactory()
+    for port in range(CAP):
+        Peer(factory, port=port)
+    clock_of(factory).advance(5.0)
+    assert arrive(factory, 100)
+
+
+def test_pending_connections_age_while_the_server_keeps_up() -> None:
+    """The same connections while the loop runs its timers on time: parked at the grace."""
+    factory = factory_for(CONFIG)
+    factory.startFactory()
+    for port in range(CAP):
+        Peer(factory, port=port)
+    beats = round(GRACE / PULSE_INTERVAL)
+    clock_of(factory).pump([PULSE_INTERVAL] * (beats - 1))
+    assert arrive(factory, 100)  # not parked before the grace
+    clock_of(factory).pump([PULSE_INTERVAL] * 2)
+    assert not arrive(factory, 101)

@@ -3,7 +3,8 @@
 At most ``max_connections`` connections, and at most ``max_connecting_per_ip`` *parked*
 connections from one address: connections that have not had ``connect`` accepted
 ``connecting_grace`` seconds after they were admitted or, since, finished their handshake (the
-progress the server sees). Judging a pending connection by its age
+progress the server sees), measured on an :class:`AttentionClock` that leaves out the time
+the server itself was too busy to serve them. Judging a pending connection by its age
 rather than counting every one tells an attacker who parks connections (idle sockets,
 slowloris) from a legitimate burst behind one address (a NAT, a restreaming service): under
 load the server itself takes a while to bring a connection to ``connect``, so a burst of 250 a
@@ -66,6 +67,40 @@ def effective_max_connections(configured: int, ceiling: int | None = None) -> in
     if ceiling is None:
         ceiling = descriptor_ceiling()
     return max(ceiling - FILE_DESCRIPTOR_MARGIN, 1)
+
+
+PULSE_INTERVAL = 0.1
+"""Seconds between two beats of the :class:`AttentionClock` (a cheap timer in the factory)."""
+
+
+class AttentionClock:
+    """Time that passes only while the server keeps up: the ages of pending connections are
+    measured on it, so that the server's own lateness does not count against a client.
+
+    The factory beats it every ``interval`` seconds. A beat that comes late (the event loop
+    was busy: a burst of arrivals, a large fan-out) means the server did not get to its
+    connections either; that lateness is left out, as is the lateness of a beat overdue now.
+    Under normal load it runs with the wall clock.
+    """
+
+    def __init__(self, interval: float = PULSE_INTERVAL) -> None:
+        self.interval = interval
+        self.lost = 0.0
+        """Seconds left out so far."""
+        self._last: float | None = None
+
+    def beat(self, now: float) -> None:
+        """The timer ran at ``now`` (seconds)."""
+        if self._last is not None:
+            self.lost += max(now - self._last - self.interval, 0.0)
+        self._last = now
+
+    def time(self, now: float) -> float:
+        """The attention time at wall time ``now``; the wall time itself before any beat."""
+        if self._last is None:
+            return now
+        overdue = max(now - self._last - self.interval, 0.0)
+        return now - self.lost - overdue
 
 
 class Admission:

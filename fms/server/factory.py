@@ -23,8 +23,10 @@ from fms.live.registry import StreamRegistry
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
 from fms.server.admission import (
+    PULSE_INTERVAL,
     REFUSAL_LOG_INTERVAL,
     Admission,
+    AttentionClock,
     address_group,
     effective_max_connections,
 )
@@ -66,6 +68,10 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.max_connections = effective_max_connections(config.limits.max_connections)
         """``[limits] max_connections``, or (0) what the open-file ceiling allows."""
         self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
+        self.attention = AttentionClock(PULSE_INTERVAL)
+        """What the ages of pending connections are measured on (the server's lateness left
+        out), beaten by ``_pulse``."""
+        self._pulse: LoopingCall | None = None
         self._by_id: dict[int, RTMPServerProtocol] = {}
         self._retired: set[Application] = set()
         self._timer: IDelayedCall | None = None
@@ -83,6 +89,19 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def startFactory(self) -> None:
         self._start_flusher()
+        if self._pulse is None:
+            self._pulse = LoopingCall(lambda: self.attention.beat(self.clock.seconds()))
+            self._pulse.clock = self.clock
+            self._pulse.start(PULSE_INTERVAL, now=True)
+
+    def _stop_pulse(self) -> None:
+        if self._pulse is not None and self._pulse.running:
+            self._pulse.stop()
+        self._pulse = None
+
+    def admission_time(self) -> float:
+        """Now on the :class:`~fms.server.admission.AttentionClock` (seconds)."""
+        return self.attention.time(self.clock.seconds())
 
     def _start_flusher(self) -> None:
         interval = self.config.streams.flush_interval
@@ -100,6 +119,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         if self.shutting_down:
             return  # shutdown() stops the applications once their clients were told
         self._stop_flusher()
+        self._stop_pulse()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -150,6 +170,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         except Exception:
             log.failure("stopping the applications failed")
         self._stop_flusher()
+        self._stop_pulse()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -161,7 +182,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         peer = str(getattr(addr, "host", "?"))
         host = address_group(peer, limits.ipv6_prefix_length)
         proxied = self.config.server.proxy_protocol and peer in self.trusted_proxies
-        now = self.clock.seconds()
+        now = self.admission_time()
         if self.shutting_down:
             reason: str | None = "the server is shutting down"
         elif proxied:  # the proxy is exempt from the per-address cap: its clients are not
@@ -199,7 +220,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             self.admission.opened()
             return
         proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
-        self.admission.admit(proto.address_group, proto.id, self.clock.seconds())
+        self.admission.admit(proto.address_group, proto.id, self.admission_time())
         proto.counted_connecting = True
 
     def proxied(self, proto: RTMPServerProtocol) -> bool:
@@ -208,7 +229,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         ``max_connecting_per_ip`` parked connections already."""
         limits = self.config.limits
         group = address_group(proto.host, limits.ipv6_prefix_length)
-        now = self.clock.seconds()
+        now = self.admission_time()
         reason = self.admission.address_refusal(group, limits, now)
         if reason is not None:
             self._refuse(group, reason)
@@ -226,7 +247,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         to bring it there."""
         log.debug("handshake with {peer} done (digest: {d})", peer=proto.peer, d=digest)
         if proto.counted_connecting:
-            self.admission.progressed(proto.address_group, proto.id, self.clock.seconds())
+            self.admission.progressed(proto.address_group, proto.id, self.admission_time())
 
     def connected(self, proto: RTMPServerProtocol) -> None:
         """``connect`` was accepted: the connection no longer counts as connecting."""
