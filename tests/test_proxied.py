@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from fms.config import parse_config
+from fms.errors import ConfigError
 from fms.server.proxied import ProxiedRTMPServerProtocol
 from tests.support.server_peer import Peer, clock_of, factory_for
 from tests.test_proxy_header import v1, v2
@@ -136,3 +138,11 @@ def test_the_wait_for_the_header_counts_against_the_handshake_deadline(
     assert not peer.closed
     clock_of(factory).advance(0.2)
     assert peer.closed_for(logged, "handshake deadline")
+
+
+def test_a_trusted_proxy_that_is_no_address_is_a_config_error() -> None:
+    with pytest.raises(
+        ConfigError, match=r"server\.trusted_proxies: 'proxy\.example' is no address"
+    ):
+        parse_config('[server]\ntrusted_proxies = ["10.0.0.0/8", "proxy.example"]\n')
+    assert parse_config('[server]\ntrusted_proxies = ["10.0.0.0/8", "::1"]\n')
