@@ -662,6 +662,11 @@ class Scenario:
     drain: float
     baseline: float
     pin: bool
+    sources: tuple[str, ...] = ()
+    """Local addresses the players connect from (generator i uses the (i mod n)-th); empty:
+    the kernel's choice (127.0.0.1)."""
+    arrival_rate: float = 0.0
+    """New players per second, all generators together (0: as fast as the concurrency allows)."""
     app: str = "live"
     stream: str = "bench"
 
@@ -729,6 +734,10 @@ def run_scenario(
                 "setup-timeout": scenario.setup_timeout, "setup-budget": scenario.setup_budget,
                 "max-seconds": bound, "out": out,
             }  # fmt: skip
+            if scenario.sources:
+                gen_options["source"] = scenario.sources[i % len(scenario.sources)]
+            if scenario.arrival_rate > 0:
+                gen_options["rate"] = scenario.arrival_rate * share / scenario.players
             generator = Child([str(loadgen), *options(gen_options)], f"loadgen {i}")
             children_.append(generator)
             pin(generator.process.pid, load_cpus)
@@ -901,6 +910,19 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="seconds of publisher alone before the baseline RSS",
     )
+    parser.add_argument(
+        "--sources",
+        default="",
+        help="comma-separated local addresses the players connect from (127.0.0.N), one per "
+        "generator in turn (a NAT or a restreaming service is one address)",
+    )
+    parser.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=0.0,
+        help="new players per second, all generators together (0: as fast as "
+        "--setup-concurrency allows)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and generator")
     parser.add_argument("--fms-config", type=Path, help="use this fms.toml instead of defaults")
     parser.add_argument("--fms-log-level", default="info")
@@ -930,7 +952,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.duration <= MAX_DURATION or args.players < 1:
         print(f"--duration must be in (0, {MAX_DURATION:g}], --players >= 1", file=sys.stderr)
         return 2
-    procs = args.procs or max(1, math.ceil(args.players / 5000))
+    sources = tuple(a.strip() for a in args.sources.split(",") if a.strip())
+    procs = max(args.procs or max(1, math.ceil(args.players / 5000)), len(sources))
     scenario = Scenario(
         players=args.players,
         duration=args.duration,
@@ -943,6 +966,8 @@ def main(argv: list[str] | None = None) -> int:
         drain=args.drain,
         baseline=args.baseline,
         pin=not args.no_pin and args.fms_workers <= 1,
+        sources=sources,
+        arrival_rate=args.arrival_rate,
     )
     profile = PROFILES[args.profile]
     print(

@@ -87,7 +87,9 @@ static struct player *players;
 static int n_players, concurrency = 100, ack_divisor = 2;
 static int next_player, in_setup, n_playing, n_failed, n_disconnected, ready_sent;
 static double setup_timeout = 30.0, setup_budget = 120.0, max_seconds = 600.0;
-static struct sockaddr_in server;
+static struct sockaddr_in server, source;
+static int bind_source;            /* --source: connect from this local address */
+static double arrival_rate;        /* --rate: new players per second (0: as fast as allowed) */
 static const char *app = "live", *stream_name = "bench", *out_path = "loadgen.json";
 static char tc_url[256];
 static uint64_t t0_ns = UINT64_MAX, t1_ns = UINT64_MAX, first_connect_ns, last_playing_ns;
@@ -229,6 +231,15 @@ static void start_player(struct player *p, uint64_t now) {
     }
     int one = 1;
     setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind_source) {
+        /* the port is picked at connect(), per destination: no ephemeral-port shortage */
+        setsockopt(p->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(p->fd, (struct sockaddr *)&source, sizeof source) < 0) {
+            connect_errors++;
+            close_player(p, S_FAILED);
+            return;
+        }
+    }
     if (connect(p->fd, (struct sockaddr *)&server, sizeof server) < 0 && errno != EINPROGRESS) {
         connect_errors++;
         close_player(p, S_FAILED);
@@ -676,6 +687,7 @@ static void write_summary(void) {
 static void usage(void) {
     fprintf(stderr, "usage: loadgen --port P --players N [--host H] [--app A] [--stream S]\n"
                     "  [--concurrency C] [--setup-timeout S] [--setup-budget S] [--max-seconds S]\n"
+                    "  [--source ADDRESS] [--rate PLAYERS_PER_SECOND]\n"
                     "  [--ack-divisor D] [--out FILE]\n");
     exit(2);
 }
@@ -715,6 +727,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-seconds")) max_seconds = atof(v);
         else if (!strcmp(a, "--ack-divisor")) ack_divisor = atoi(v);
         else if (!strcmp(a, "--out")) out_path = v;
+        else if (!strcmp(a, "--source")) {
+            source.sin_family = AF_INET;
+            if (inet_pton(AF_INET, v, &source.sin_addr) != 1) usage();
+            bind_source = 1;
+        }
+        else if (!strcmp(a, "--rate")) arrival_rate = atof(v);
         else usage();
         i++;
     }
@@ -746,14 +764,19 @@ int main(int argc, char **argv) {
     static struct epoll_event events[1024];
     while (now_ns() < deadline) {
         uint64_t now = now_ns();
-        while (next_player < n_players && in_setup < concurrency)
+        int due = n_players;  /* with --rate: the players whose arrival time has come */
+        if (arrival_rate > 0) {
+            double arrived = (now - start) / 1e9 * arrival_rate + 1;
+            if (arrived < n_players) due = (int)arrived;
+        }
+        while (next_player < due && in_setup < concurrency)
             start_player(&players[next_player++], now);
         if (!ready_sent && next_player == n_players && in_setup == 0) {
             printf("READY %d %d %llu %llu\n", n_playing, n_failed,
                    (unsigned long long)first_connect_ns, (unsigned long long)last_playing_ns);
             ready_sent = 1;
         }
-        int k = epoll_wait(epfd, events, 1024, 50);
+        int k = epoll_wait(epfd, events, 1024, arrival_rate > 0 ? 2 : 50);
         now = now_ns();
         for (int e = 0; e < k; e++) {
             uint32_t id = events[e].data.u32;

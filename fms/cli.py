@@ -157,8 +157,13 @@ def run(
         reactor.stop()
 
     def listening(_: object) -> None:
-        limit = raise_open_file_limit(config.limits.max_connections + FILE_DESCRIPTOR_MARGIN)
-        log.info("fms {version} ready; open-file limit {limit}", version=__version__, limit=limit)
+        cap = getattr(listener.factory, "max_connections", config.limits.max_connections)
+        limit = raise_open_file_limit(cap + FILE_DESCRIPTOR_MARGIN)
+        log.info(
+            "fms {version} ready; open-file limit {limit}; max_connections {cap}{why}",
+            version=__version__, limit=limit, cap=cap,
+            why=" (from the open-file limit)" if config.limits.max_connections == 0 else "",
+        )  # fmt: skip
         if watch is not None:
             watch.ready()
 

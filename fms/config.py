@@ -10,6 +10,7 @@ Units are in the option names' docstrings: times in seconds (float), sizes in by
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 import types
 import typing
@@ -60,6 +61,13 @@ class ServerConfig:
     )
     worker_ports: tuple[int, ...] = _opt(
         (), doc="an extra port per worker (worker i also listens on the i-th), to reach one"
+    )
+    proxy_protocol: bool = _opt(
+        False, doc="connections from trusted_proxies start with a PROXY header (v1 or v2)"
+    )
+    trusted_proxies: tuple[str, ...] = _opt(
+        ("127.0.0.1", "::1"),
+        doc="addresses or networks (CIDR) allowed to send a PROXY header; others may not",
     )
 
 
@@ -127,9 +135,23 @@ class LimitsConfig:
     )
     max_app_name: int = _opt(128, minimum=1, maximum=4096, doc="longest app name (bytes)")
     max_tc_url: int = _opt(512, minimum=16, maximum=8192, doc="longest tcUrl (bytes)")
-    max_connections: int = _opt(10_000, minimum=1, doc="open connections in this process")
+    max_connections: int = _opt(
+        0,
+        minimum=0,
+        doc="open connections in this process; 0: the open-file limit the process can raise"
+        " itself to, less 64",
+    )
     max_connecting_per_ip: int = _opt(
-        50, minimum=1, doc="connections per IP address whose 'connect' is not accepted yet"
+        50,
+        minimum=1,
+        doc="connections per IP address whose 'connect' is not accepted connecting_grace"
+        " seconds after they were accepted",
+    )
+    connecting_grace: float = _opt(
+        2.0,
+        minimum=0.0,
+        doc="seconds a new connection may take to finish its handshake, and then to reach"
+        " 'connect', before it counts toward max_connecting_per_ip",
     )
     ipv6_prefix_length: int = _opt(
         64, minimum=1, maximum=128, doc="IPv6 addresses in one such prefix count as one address"
@@ -368,6 +390,11 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         bad = [p for p in server.worker_ports if not 1 <= p <= 65535]
         if bad:
             problems.append(f"{source}: server.worker_ports: {bad} outside 1..65535")
+        for proxy in server.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                problems.append(f"{source}: server.trusted_proxies: {proxy!r} is no address")
     if problems:
         raise ConfigError(problems)
     return Config(source=source, **sections)

@@ -67,7 +67,9 @@ def test_a_connection_lost_before_connect_frees_its_per_address_slot() -> None:
 def test_losing_a_connected_client_does_not_release_another_clients_slot() -> None:
     """A connection counts as connecting once: after ``connect`` released its slot, losing it
     must not release the slot of a second, still-handshaking connection from that address."""
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nmax_connections = 10\n")
+    factory = factory_for(
+        "[limits]\nmax_connecting_per_ip = 1\nconnecting_grace = 0\nmax_connections = 10\n"
+    )
     first = Peer(factory, port=1).connect()
     Peer(factory, port=2)  # still connecting: holds the one slot of 192.0.2.1
     first.lose()

@@ -33,14 +33,18 @@ from tests.support.server_peer import Peer, arrive_v6, clock_of, factory_for
 
 
 def test_with_a_48_bit_prefix_two_slash_64s_of_one_slash_48_share_the_per_address_cap() -> None:
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nipv6_prefix_length = 48\n")
+    factory = factory_for(
+        "[limits]\nmax_connecting_per_ip = 1\nconnecting_grace = 0\nipv6_prefix_length = 48\n"
+    )
     assert arrive_v6(factory, "2001:db8:1:1::1") is not None
     assert arrive_v6(factory, "2001:db8:1:2::1") is None  # another /64, the same /48
     assert arrive_v6(factory, "2001:db8:2:1::1") is not None  # another /48
 
 
 def test_with_a_128_bit_prefix_each_ipv6_address_has_its_own_cap() -> None:
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nipv6_prefix_length = 128\n")
+    factory = factory_for(
+        "[limits]\nmax_connecting_per_ip = 1\nconnecting_grace = 0\nipv6_prefix_length = 128\n"
+    )
     assert arrive_v6(factory, "2001:db8:0:1::a") is not None
     assert arrive_v6(factory, "2001:db8:0:1::b") is not None  # the same /64: counted apart
     assert arrive_v6(factory, "2001:db8:0:1::a") is None

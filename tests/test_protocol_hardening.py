@@ -186,7 +186,7 @@ def test_connections_past_max_connections_are_refused_at_once(logged: list[str])
 
 
 def test_the_per_address_cap_counts_only_connections_not_yet_connected() -> None:
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 2\n")
+    factory = factory_for("[limits]\nmax_connecting_per_ip = 2\nconnecting_grace = 0\n")
     first = Peer(factory, port=1)
     Peer(factory, port=2)
     assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 3)) is None
@@ -214,7 +214,7 @@ def test_the_per_address_cap_counts_ipv6_by_prefix(host: str, prefix: int, group
 
 
 def test_ipv6_addresses_of_one_slash_64_share_the_per_address_cap() -> None:
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 2\n")
+    factory = factory_for("[limits]\nmax_connecting_per_ip = 2\nconnecting_grace = 0\n")
 
     assert arrive_v6(factory, "2001:db8:0:1::a") is not None
     assert arrive_v6(factory, "2001:db8:0:1::b") is not None
@@ -224,7 +224,7 @@ def test_ipv6_addresses_of_one_slash_64_share_the_per_address_cap() -> None:
 
 
 def test_refusals_are_logged_once_per_interval_with_a_count(logged: list[str]) -> None:
-    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\n")
+    factory = factory_for("[limits]\nmax_connecting_per_ip = 1\nconnecting_grace = 0\n")
     Peer(factory)
     for port in range(100):
         assert factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", port)) is None

@@ -22,11 +22,20 @@ from fms.config import Config
 from fms.live.registry import StreamRegistry
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
-from fms.server.admission import REFUSAL_LOG_INTERVAL, Admission, address_group
+from fms.server.admission import (
+    PULSE_INTERVAL,
+    REFUSAL_LOG_INTERVAL,
+    Admission,
+    AttentionClock,
+    address_group,
+    effective_max_connections,
+)
 from fms.server.deadlines import EPSILON, DeadlineQueue
 from fms.server.host import NameClaims, PublishListener
 from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
+from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
+from fms.server.proxy import TrustedProxies
 
 log = Logger(namespace="fms.server.factory")
 
@@ -56,6 +65,13 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.deadlines: DeadlineQueue[int] = DeadlineQueue()
         self.shutting_down = False
         self.admission = Admission()
+        self.max_connections = effective_max_connections(config.limits.max_connections)
+        """``[limits] max_connections``, or (0) what the open-file ceiling allows."""
+        self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
+        self.attention = AttentionClock(PULSE_INTERVAL)
+        """What the ages of pending connections are measured on (the server's lateness left
+        out), beaten by ``_pulse``."""
+        self._pulse: LoopingCall | None = None
         self._by_id: dict[int, RTMPServerProtocol] = {}
         self._retired: set[Application] = set()
         self._timer: IDelayedCall | None = None
@@ -73,6 +89,19 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def startFactory(self) -> None:
         self._start_flusher()
+        if self._pulse is None:
+            self._pulse = LoopingCall(lambda: self.attention.beat(self.clock.seconds()))
+            self._pulse.clock = self.clock
+            self._pulse.start(PULSE_INTERVAL, now=True)
+
+    def _stop_pulse(self) -> None:
+        if self._pulse is not None and self._pulse.running:
+            self._pulse.stop()
+        self._pulse = None
+
+    def admission_time(self) -> float:
+        """Now on the :class:`~fms.server.admission.AttentionClock` (seconds)."""
+        return self.attention.time(self.clock.seconds())
 
     def _start_flusher(self) -> None:
         interval = self.config.streams.flush_interval
@@ -90,6 +119,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         if self.shutting_down:
             return  # shutdown() stops the applications once their clients were told
         self._stop_flusher()
+        self._stop_pulse()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -140,6 +170,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         except Exception:
             log.failure("stopping the applications failed")
         self._stop_flusher()
+        self._stop_pulse()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -148,37 +179,81 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def buildProtocol(self, addr: Any) -> RTMPServerProtocol | None:
         limits = self.config.limits
-        host = address_group(str(getattr(addr, "host", "?")), limits.ipv6_prefix_length)
+        peer = str(getattr(addr, "host", "?"))
+        host = address_group(peer, limits.ipv6_prefix_length)
+        proxied = self.config.server.proxy_protocol and peer in self.trusted_proxies
+        now = self.admission_time()
         if self.shutting_down:
             reason: str | None = "the server is shutting down"
+        elif proxied:  # the proxy is exempt from the per-address cap: its clients are not
+            reason = self.admission.total_refusal(self.max_connections)
         else:
-            reason = self.admission.refusal(host, limits)
+            reason = self.admission.refusal(host, limits, now, self.max_connections)
         if reason is not None:
-            held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
-            if held is not None:
-                log.warn(
-                    "refusing connection from {host}: {reason}{held}",
-                    host=host, reason=reason,
-                    held=f"; {held} more refused since the last report" if held else "",
-                )  # fmt: skip
+            self._refuse(host, reason)
             return None  # Twisted closes the socket at once
-        proto = RTMPServerProtocol(self)
+        proto: RTMPServerProtocol
+        if proxied:
+            proto = ProxiedRTMPServerProtocol(self)
+        elif self.config.server.proxy_protocol:
+            proto = ProxyCheckingRTMPServerProtocol(self)
+        else:
+            proto = RTMPServerProtocol(self)
         proto.factory = self
         return proto
 
+    def _refuse(self, host: str, reason: str) -> None:
+        held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
+        if held is not None:
+            log.warn(
+                "refusing connection from {host}: {reason}{held}",
+                host=host, reason=reason,
+                held=f"; {held} more refused since the last report" if held else "",
+            )  # fmt: skip
+
     def admit(self, proto: RTMPServerProtocol) -> None:
-        """A connection was made: count it until it is forgotten."""
+        """A connection was made: count it until it is forgotten. One from a trusted proxy
+        counts as connecting once its PROXY header named the client (:meth:`proxied`)."""
         self.connections.add(proto)
         self._by_id[proto.id] = proto
+        if isinstance(proto, ProxiedRTMPServerProtocol):
+            self.admission.opened()
+            return
         proto.address_group = address_group(proto.host, self.config.limits.ipv6_prefix_length)
-        self.admission.admit(proto.address_group)
+        self.admission.admit(proto.address_group, proto.id, self.admission_time())
         proto.counted_connecting = True
+
+    def proxied(self, proto: RTMPServerProtocol) -> bool:
+        """``proto``'s PROXY header named its client (``proto.host``): count it as connecting
+        from the client's address, or refuse it (logged, closed; False) when that address has
+        ``max_connecting_per_ip`` parked connections already."""
+        limits = self.config.limits
+        group = address_group(proto.host, limits.ipv6_prefix_length)
+        now = self.admission_time()
+        reason = self.admission.address_refusal(group, limits, now)
+        if reason is not None:
+            self._refuse(group, reason)
+            proto._abort()
+            return False
+        proto.address_group = group
+        self.admission.connecting_from(group, proto.id, now)
+        proto.counted_connecting = True
+        return True
+
+    def handshake_done(self, proto: RTMPServerProtocol, digest: bool) -> None:
+        """The handshake finished (``digest``: in its FP9 form). That is progress: a
+        connection still connecting is judged by the per-address cap from now on, so a
+        legitimate client has ``connecting_grace`` for each step however slow the server is
+        to bring it there."""
+        log.debug("handshake with {peer} done (digest: {d})", peer=proto.peer, d=digest)
+        if proto.counted_connecting:
+            self.admission.progressed(proto.address_group, proto.id, self.admission_time())
 
     def connected(self, proto: RTMPServerProtocol) -> None:
         """``connect`` was accepted: the connection no longer counts as connecting."""
         if proto.counted_connecting:
             proto.counted_connecting = False
-            self.admission.connected(proto.address_group)
+            self.admission.connected(proto.address_group, proto.id)
 
     def forget(self, proto: RTMPServerProtocol) -> None:
         """A connection was lost."""
@@ -299,6 +374,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.config = config
         self.chains = chains
         self.limits = connection_limits(config)
+        self.max_connections = effective_max_connections(config.limits.max_connections)
+        self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
         if old.streams.flush_interval != config.streams.flush_interval and self._flusher:
             self._stop_flusher()

@@ -613,7 +613,7 @@ class RTMPServerProtocol(TwistedProtocol):
             self.client_view.resolve(event.transaction_id, event.values, ok)
 
     def _on_handshake(self, event: ev.HandshakeCompleted) -> None:
-        log.debug("handshake with {peer} done (digest: {d})", peer=self.peer, d=event.digest)
+        self.server.handshake_done(self, event.digest)  # logs it; renews its admission age
 
     def _on_peer_chunk_size(self, event: ev.PeerChunkSizeChanged) -> None:
         log.debug("{peer} sends with chunk size {size}", peer=self.peer, size=event.size)

@@ -24,13 +24,10 @@ from twisted.python.failure import Failure
 
 from fms.config import Config
 from fms.log import Logger
+from fms.server.admission import FILE_DESCRIPTOR_MARGIN as FILE_DESCRIPTOR_MARGIN
 from fms.server.endpoints import format_url
 
 log = Logger(namespace="fms.server.service")
-
-
-FILE_DESCRIPTOR_MARGIN = 64
-"""Descriptors kept beyond ``max_connections`` for the listener, logs, recordings and plugins."""
 
 
 def raise_open_file_limit(needed: int | None = None) -> int:
