@@ -71,10 +71,9 @@ a new challenge (FFmpeg, which tries once, reports "Authentication failed").
 Workers and replays: a challenge carries its issue time, a random part and an HMAC-SHA256 of
 them (with the user, the client's address and the application) under the key, so any worker
 checks a challenge that another issued without shared memory. That a challenge was used is
-remembered by the worker that checked it, until it expires: an answer replayed to the same
-worker is refused, but one replayed to another worker within ``challenge_ttl`` seconds, from the
-same address, is accepted. Run one worker, or keep ``challenge_ttl`` short, where someone who can
-read the traffic (plain RTMP, not RTMPS) and send from the client's address must not publish.
+marked in a private folder (``used_dir``; by default one under the temporary directory named
+after the key, so every worker of the server finds the same one): an answer replayed to any
+worker of this machine is refused. Markers are removed once their challenge expired.
 """
 
 from __future__ import annotations
@@ -82,9 +81,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import stat
+import tempfile
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -228,6 +229,7 @@ class AdobeAuth(Plugin):
         challenge_ttl: float = 60.0,
         secret: str | None = None,
         secret_file: str | Path | None = None,
+        used_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """See the module docstring for the options; ``clock``: the current Unix time in
@@ -275,7 +277,38 @@ class AdobeAuth(Plugin):
         self._clock = clock
         self._decoy = secrets.token_hex(16)
         self._used: dict[str, float] = {}
+        self._used_dir = self._spent_folder(used_dir)
         self._logged_in: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+    def _spent_folder(self, folder: Path | None) -> Path:
+        """Where a used challenge is marked for every process of this server on this machine
+        (the workers of ``fms run --workers`` share the key, so they derive the same folder
+        under the temporary directory); created private (0700) and refused when another user
+        owns it."""
+        if folder is None:
+            name = "fms-adobeauth-" + hashlib.sha256(b"spent\0" + self._key).hexdigest()[:16]
+            folder = Path(tempfile.gettempdir()) / name
+        folder = Path(folder)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise ValueError(f"used_dir: {folder} must belong to this user with mode 0700")
+        return folder
+
+    def _mark_spent(self, token: str, expires: float, now: float) -> bool:
+        """Mark ``token`` used in the shared folder; False when a process marked it already.
+        Markers of expired challenges are removed on the way (their names carry the expiry)."""
+        digest = hashlib.sha256(token.encode()).hexdigest()[:32]
+        marker = self._used_dir / f"{int(expires)}-{digest}"
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        for old in self._used_dir.iterdir():
+            stamp = old.name.split("-", 1)[0]
+            if stamp.isdigit() and int(stamp) + 1 < now:
+                old.unlink(missing_ok=True)
+        return True
 
     @staticmethod
     def _signing_key(
@@ -406,6 +439,8 @@ class AdobeAuth(Plugin):
         if token in self._used:
             return "used"
         self._used[token] = expires
+        if not self._mark_spent(token, expires, now):
+            return "used"  # another worker took it
         return None
 
     def _answer_matches(

@@ -465,3 +465,26 @@ def test_a_secret_file_others_may_read_is_refused(tmp_path: Path) -> None:
     os.chmod(path, 0o644)
     with pytest.raises(ValueError, match="chmod 600"):
         plugin(secret_file=str(path))
+
+
+def test_an_answer_replayed_to_another_worker_is_challenged_again(tmp_path: Path) -> None:
+    """Two instances with one key and one ``used_dir``, as two workers of one server: the
+    answer the first accepted is used up for the second too."""
+    folder = tmp_path / "spent"
+    first, second = plugin(used_dir=folder), plugin(used_dir=folder)
+    answer = adobe_answer(adobe_challenge(first), "secret1")
+    assert first.connect(client(answer)) is None
+    authmod, again = refusal(second.connect(client(answer)))
+    assert (authmod, again["reason"]) == ("adobe", "needauth")
+
+
+def test_the_workers_of_one_server_share_the_default_used_folder() -> None:
+    assert plugin()._used_dir == plugin()._used_dir
+
+
+def test_a_used_folder_others_may_read_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "open"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    with pytest.raises(ValueError, match="used_dir"):
+        plugin(used_dir=folder)
