@@ -209,3 +209,20 @@ def test_fan_out_bytes_follow_what_the_connection_queued(make_wire: MakeWire) ->
     received = wire.receive(1 + 1536 + 1536 + len(media))
     client.receive_data(received)
     assert client.done and client.leftover == media
+
+
+def test_a_players_pending_bytes_are_what_twisted_still_holds(make_wire: MakeWire) -> None:
+    """``player_buffer`` counts what the transport holds unsent: after a direct write that the
+    kernel took only in part, ``buffered`` is the rest, exactly."""
+    from fms.server.delivery import buffered
+
+    wire = make_wire(small=True)
+    assert buffered(wire.transport) == 0
+    data = pattern(b"a", 1 << 20)
+    wire.proto._write(data)
+    held = buffered(wire.transport)
+    assert 0 < held < len(data)
+    assert held == len(wire.transport.dataBuffer) - wire.transport.offset + (
+        wire.transport._tempDataLen
+    )
+    assert wire.proto.pending_bytes() == held

@@ -82,6 +82,10 @@ def buffered(transport: Any) -> int:
     keeps them in ``_tempDataBuffer`` (``_tempDataLen``) and in ``dataBuffer`` from ``offset``
     (the same private state :func:`write_through` reads). A wrapper such as TLS keeps almost
     nothing itself and hands its bytes to the TCP transport below, which is counted."""
+    try:  # plain TCP, the fan-out hot path
+        return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+    except AttributeError:
+        pass
     total = 0
     for _ in range(4):
         data = getattr(transport, "dataBuffer", None)
