@@ -9,8 +9,9 @@ has accepted (a test moves it), the rest is what the player holds in user space 
 from __future__ import annotations
 
 from fms.live.stream import FanoutLimits, LiveStream, PlayerState
+from fms.rtmp.chunks import encode_shared
 from fms.rtmp.constants import MessageType
-from fms.rtmp.messages import Media
+from fms.rtmp.messages import Media, encode_message
 from tests.support.live_sink import AVC_HEADER, Sink, inter, key, published
 
 BUFFER = 64 * 1024
@@ -222,3 +223,103 @@ def test_a_skip_waits_for_the_message_under_way_to_be_finished() -> None:
     stream.flush(30.0)
     for message in slow.messages():  # decodes: no message was cut by the skip
         assert message.type_id in (MessageType.VIDEO, MessageType.DATA_AMF0)
+
+
+def test_a_player_slightly_behind_a_steady_stream_is_never_skipped() -> None:
+    """What a player lacks is judged by how long it has waited since the flush that could
+    first have sent it, not since the first flush of all: a player whose socket takes exactly
+    one frame per flush, five frames behind, keeps every frame for 20 s (six times
+    soft_seconds)."""
+    stream = published(limits(soft_seconds=3.0, player_buffer=4096))
+    sink = SocketSink(kernel_free=0)
+    stream.add_player(sink, 1)
+    size = len(encode_shared(encode_message(inter(0, 2_000)), 4096))
+    ts = 0
+    for _ in range(5):  # a backlog of half a second
+        stream.publish_message(key(ts, 2_000) if ts == 0 else inter(ts, 2_000))
+        ts += 100
+    for flush in range(200):
+        stream.publish_message(key(ts, 2_000) if flush % 50 == 0 else inter(ts, 2_000))
+        ts += 100
+        stream.flush(flush * 0.1)
+        sink.drain(size)
+    stamps = [m.timestamp for m in sink.messages() if m.type_id == MessageType.VIDEO]
+    assert stamps == list(range(0, len(stamps) * 100, 100))  # nothing skipped
+    assert len(stamps) >= 195
+
+
+def test_the_shared_log_forgets_the_flush_marks_of_what_it_trimmed() -> None:
+    """Memory bound: one mark per flush that found new entries, forgotten with the entries."""
+    stream = published(limits())
+    fast = SocketSink(drains=True)
+    player = stream.add_player(fast, 1)
+    ts = 0
+    for flush in range(1_000):
+        stream.publish_message(key(ts, 100) if flush % 25 == 0 else inter(ts, 100))
+        ts += 40
+        stream.flush(flush * 0.04)
+    log = player.log
+    assert log is not None
+    assert len(log.marks) <= len(log.entries) + 1
+
+
+def test_a_player_blocked_before_a_pause_gets_a_fresh_stall_clock_when_it_resumes() -> None:
+    stall = 10.0
+    stream = published(limits(stall_timeout=stall))
+    sink = SocketSink(drains=True)
+    player = stream.add_player(sink, 1)
+    sink.writable = False
+    stream.publish_message(key(0))
+    stream.flush(0.0)  # blocked since 0
+    stream.set_paused(player, True)
+    stream.set_paused(player, False)
+    stream.publish_message(key(40))
+    stream.flush(stall + 5.0)  # blocked again, but only since now
+    assert sink.closed is None
+
+
+def test_a_player_sharing_a_cursor_with_a_fast_one_still_gets_at_most_its_room() -> None:
+    """Players at one cursor share one joined ``bytes``, but only a player with room for all of
+    it is handed it: the slow one next to a fast one gets pieces of its own room."""
+    stream = published(limits())
+    fast = [SocketSink(drains=True) for _ in range(16)]
+    slow = [SocketSink() for _ in range(16)]
+    for pair in zip(fast, slow, strict=True):  # whatever order the flush takes them in
+        for sink in pair:
+            stream.add_player(sink, 1)
+    burst(stream, 10, 40_000)
+    stream.flush(0.0)
+    assert all(sink.written() > BUFFER for sink in fast)
+    assert all(0 < sink.written() <= BUFFER for sink in slow)
+
+
+def test_when_the_log_is_over_its_bound_only_the_players_beyond_it_skip() -> None:
+    cap = 1024 * 1024
+    stream = published(limits(soft_bytes=1 << 40, soft_seconds=1e9, log_max_bytes=cap))
+    fast = SocketSink(drains=True)
+    slow = SocketSink(kernel_free=64 * 1024)
+    stream.add_player(fast, 1)
+    stream.add_player(slow, 1)
+    burst(stream, 60, 40_000)  # 2.4 MB: the slow player ends up beyond the bound
+    stream.flush(0.0)
+    for n in range(60, 70):  # no keyframe: a player parked by mistake would get none of these
+        stream.publish_message(inter(n * 40, 40_000))
+    stream.flush(0.1)
+    fast_frames = [m for m in fast.messages() if m.type_id == MessageType.VIDEO]
+    assert len(fast_frames) == 70  # the fast player lost nothing
+
+
+def test_a_player_with_little_room_left_is_not_handed_bytes_joined_for_a_roomier_one() -> None:
+    """The joined ``bytes`` of a cursor fit the room of the player that joined them; a player at
+    the same cursor that still holds part of its buffer gets only what fits its own room."""
+    stream = published(limits())
+    fast = [SocketSink(drains=True) for _ in range(16)]
+    slow = [SocketSink() for _ in range(16)]
+    for pair in zip(fast, slow, strict=True):
+        for sink in pair:
+            stream.add_player(sink, 1)
+    stream.publish_message(key(0, 40_000))
+    stream.flush(0.0)  # every player took it; the slow ones still hold it
+    stream.publish_message(inter(40, 40_000))
+    stream.flush(0.1)
+    assert all(sink.pending() <= BUFFER for sink in slow)
