@@ -413,3 +413,29 @@ def test_a_player_resumed_at_a_keyframe_keeps_receiving_in_later_flushes() -> No
     stream.publish_message(inter(120))
     stream.flush(0.2)
     assert sink.stamps() == [80, 120]
+
+
+def test_a_player_without_audio_still_gets_the_data_messages() -> None:
+    """Data messages (onTextData, cue points) belong to every selection, video-only included."""
+    from fms.rtmp.messages import Data
+
+    stream = LiveStream("live", "cam", FanoutLimits())
+    stream.start_publish(object())
+    sink = Sink()
+    player = stream.add_player(sink, 1, audio=False)
+    assert player.log is not None
+    stream.publish_message(Data(("onTextData", {"text": "hello"}), 1, 0))
+    stream.flush(0.0)
+    decoder = ChunkDecoder()
+    decoder.enable_media()
+    decoder.receive_data(ChunkEncoder().encode(encode_message(SetChunkSize(4096))))
+    got = decoder.receive_data(b"".join(sink.writes))
+    assert any(m.type_id == MessageType.DATA_AMF0 for m in got)
+
+
+def test_bytes_behind_count_exactly_the_entries_after_the_cursor() -> None:
+    log = _Log(1, True, True)
+    for size in (100, 200, 300, 400):
+        log.append(b"x" * size, 0, False)
+    assert [log.behind(seq)[0] for seq in range(4)] == [1000, 900, 700, 400]
+    assert log.behind(1, within=50)[0] == 850
