@@ -175,8 +175,9 @@ def test_media_past_its_limit_is_refused_after_publish(
     client = Client(good.port).connect()
     sid = client.publish(f"big{type_id}")
     client.sock.sendall(basic(0, 20) + fmt0_header(length, type_id, stream_id=sid))
-    closed_within(client.sock, CLOSE_TIMEOUT)
-    wait_for_log(good.process, rf"closing 127\.0\.0\.1:{client.port}: .*{reason}", mark)
+    assert closed_within(client.sock, CLOSE_TIMEOUT) < CLOSE_TIMEOUT
+    line = wait_for_log(good.process, rf"closing 127\.0\.0\.1:{client.port}: .*{reason}", mark)
+    assert reason in line
 
 
 def test_partial_messages_are_capped_per_connection(good: HostileServer) -> None:

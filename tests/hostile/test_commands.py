@@ -29,8 +29,9 @@ def test_a_command_before_connect_closes_the_connection(good: HostileServer) -> 
     sock = open_socket(good.port)
     handshake(sock)
     sock.sendall(encoded(RawMessage(20, 0, 0, string("createStream") + number(1.0) + b"\x05", 3)))
-    closed_within(sock, CLOSE_TIMEOUT)
-    wait_for_log(good.process, rf"{local_port(sock)}: .*'createStream' before connect", mark)
+    assert closed_within(sock, CLOSE_TIMEOUT) < CLOSE_TIMEOUT
+    line = wait_for_log(good.process, rf"{local_port(sock)}: .*'createStream' before connect", mark)
+    assert "'createStream' before connect" in line
 
 
 def test_streams_past_the_limit_are_refused_and_the_connection_goes_on(
