@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.apps.views import StreamFigures
 
 __all__ = [
     "FakeApp",
@@ -118,10 +119,13 @@ class FakeClient:
 
 
 @implementer(IStreamView)
-class FakeStream:
+class FakeStream(StreamFigures):
     """A stand-in :class:`~fms.apps.interfaces.IStreamView`: stream ``name`` of ``app``,
     published by ``publisher`` (None: players wait for it), with ``subscriber_count``
-    players and the ``metadata`` (onMetaData object) the publisher sent."""
+    players and the ``metadata`` (onMetaData object) the publisher sent. ``figures`` are
+    what :attr:`~fms.apps.interfaces.IStreamView.figures` returns (e.g.
+    ``{"bitrate_kbps": {"total": 2500.0}, "video": {"codec": "h264", "width": 1280}}``);
+    ``bitrate_kbps``, ``video_codec``, ``width``, ``height`` and ``fps`` read them."""
 
     def __init__(
         self,
@@ -131,12 +135,18 @@ class FakeStream:
         publisher: IClientView | None = None,
         subscriber_count: int = 0,
         metadata: Mapping[str, Any] | None = None,
+        figures: Mapping[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.name = name
         self.publisher = publisher
         self.subscriber_count = subscriber_count
         self.metadata = dict(metadata) if metadata is not None else None
+        self._figures = dict(figures or {})
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        return dict(self._figures)
 
     def __repr__(self) -> str:
         return f"<FakeStream {self.app}/{self.name}>"

@@ -49,6 +49,30 @@ class IStreamView(Interface):
     metadata = Attribute(
         "The onMetaData object the publisher sent (dict, a copy), or None before it sent one."
     )
+    figures = Attribute(
+        "The stream's figures now (dict, JSON-able, computed afresh at each read), from what "
+        "the publisher sends (codec configuration records, FLV headers, onMetaData), never by "
+        "decoding media: 'uptime' (seconds of this publish), 'bytes_in', 'messages_in', "
+        "'bytes_out', 'players', 'published', 'bitrate_kbps' ({'total', 'video', 'audio'}, "
+        "kbit/s over the last 5 seconds), 'video' (None, or 'codec' such as 'h264', 'hevc', "
+        "'av1', 'vp9', 'fourcc', 'profile', 'level', 'width', 'height', 'fps', "
+        "'keyframe_interval' in seconds, 'tracks': one dict per Enhanced RTMP track), "
+        "'audio' (None, or 'codec' such as 'aac', 'opus', 'mp3', 'sample_rate' in Hz, "
+        "'channels', 'tracks'), 'metadata'. A figure not known yet is None. On a worker "
+        "that relays a stream published on another worker (``--workers``), the figures are "
+        "those of the relayed copy."
+    )
+    bitrate_kbps = Attribute(
+        "Bitrate in (audio and video) over the last 5 seconds, kbit/s (float); 0.0 without "
+        "a publisher."
+    )
+    video_codec = Attribute("'h264', 'hevc', 'av1', 'vp9'... (str), or None without video.")
+    width = Attribute("Displayed video width in pixels (int), or None while unknown.")
+    height = Attribute("Displayed video height in pixels (int), or None while unknown.")
+    fps = Attribute(
+        "Video frames per second measured on the timestamps of the last 5 seconds (float), "
+        "or None while unknown."
+    )
 
 
 class IClientView(Interface):

@@ -125,8 +125,47 @@ class ClientView:
         return f"<ClientView {self.id} {self.peer} {self.app!r}>"
 
 
+class StreamFigures:
+    """The figures of :attr:`IStreamView.figures` that plugins use most, as properties; for
+    a class with a ``figures`` dict (read once per property)."""
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def bitrate_kbps(self) -> float:
+        """Bitrate in (audio and video) over the last 5 seconds, kbit/s."""
+        rates = self.figures.get("bitrate_kbps") or {}
+        return float(rates.get("total") or 0.0)
+
+    def _video(self, key: str) -> Any:
+        video = self.figures.get("video")
+        return None if video is None else video.get(key)
+
+    @property
+    def video_codec(self) -> str | None:
+        """ "h264", "hevc", "av1", "vp9"... or None without video."""
+        return self._video("codec")  # type: ignore[no-any-return]
+
+    @property
+    def width(self) -> int | None:
+        """Displayed width in pixels, or None while unknown."""
+        return self._video("width")  # type: ignore[no-any-return]
+
+    @property
+    def height(self) -> int | None:
+        """Displayed height in pixels, or None while unknown."""
+        return self._video("height")  # type: ignore[no-any-return]
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second over the last 5 seconds of timestamps, or None while unknown."""
+        return self._video("fps")  # type: ignore[no-any-return]
+
+
 @implementer(IStreamView)
-class StreamView:
+class StreamView(StreamFigures):
     """The read-only view of a :class:`~fms.live.stream.LiveStream` that plugins get."""
 
     def __init__(self, stream: LiveStream) -> None:
@@ -162,6 +201,11 @@ class StreamView:
             if isinstance(value, dict):
                 return dict(value)
         return None
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The stream's figures now: :meth:`fms.live.stream.LiveStream.figures`."""
+        return self._stream.figures()
 
     def __repr__(self) -> str:
         return f"<StreamView {self.app}/{self.name}>"

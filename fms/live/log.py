@@ -50,12 +50,16 @@ class Player:
     __slots__ = (
         "audio",
         "blocked_since",
+        "bytes_sent",
         "cursor",
         "headers_version",
         "log",
         "offset",
+        "parked_slow",
         "sink",
         "skip_pending",
+        "skipped_messages",
+        "skips",
         "state",
         "stream_id",
         "video",
@@ -76,6 +80,14 @@ class Player:
         self.log: SharedLog | None = None
         self.blocked_since: float | None = None
         self.headers_version = 0
+        self.bytes_sent = 0
+        """Bytes handed to the sink (its connection) for this play."""
+        self.skips = 0
+        """Times it was too slow and skipped ahead (to a newer keyframe, or parked)."""
+        self.skipped_messages = 0
+        """Messages of its log it never got because it was too slow."""
+        self.parked_slow = False
+        """Parked because it was too slow: what passes until the next keyframe is skipped."""
 
 
 class SharedLog:

@@ -16,7 +16,13 @@ from fms.live.stream import FanoutLimits, LiveStream, Player, PlayerSink
 class StreamRegistry:
     """All live streams of one server process."""
 
-    def __init__(self, limits: Callable[[str], FanoutLimits] | FanoutLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: Callable[[str], FanoutLimits] | FanoutLimits | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """``clock``: reactor time in seconds, for the streams' figures (:mod:`fms.live.stats`)."""
+        self.clock = clock
         if limits is None:
             limits = FanoutLimits()
         if isinstance(limits, FanoutLimits):
@@ -38,7 +44,9 @@ class StreamRegistry:
     def _stream(self, app: str, name: str) -> LiveStream:
         stream = self._streams.get((app, name))
         if stream is None:
-            stream = self._streams[(app, name)] = LiveStream(app, name, self._limits(app))
+            stream = self._streams[(app, name)] = LiveStream(
+                app, name, self._limits(app), self.clock
+            )
         return stream
 
     def claim(self, app: str, name: str, publisher: Any) -> LiveStream | None:

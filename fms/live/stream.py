@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from fms.live.log import Player, PlayerSink, PlayerState, SharedLog
 from fms.live.media import DATA_INFO, MediaInfo, describe
+from fms.live.stats import StreamStats
 from fms.rtmp.chunks import RawMessage, encode_shared
 from fms.rtmp.constants import ChunkStreamId, MessageType
 from fms.rtmp.messages import Data, Media, encode_message
@@ -85,7 +86,13 @@ class FanoutLimits:
 class LiveStream:
     """(app, name) -> publisher, players, caches and logs."""
 
-    def __init__(self, app: str, name: str, limits: FanoutLimits | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        name: str,
+        limits: FanoutLimits | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.app = app
         self.name = name
         self.limits = limits or FanoutLimits()
@@ -109,6 +116,14 @@ class LiveStream:
         self._last_flush = 0.0
         self.observer: StreamObserver | None = None
         """The worker relay's end of this stream (:mod:`fms.cluster`), or None."""
+        self.clock = clock
+        """Reactor time in seconds, for the figures when a caller passes no ``now`` (None:
+        the last time a caller passed)."""
+        self._now = 0.0
+        self.stats = StreamStats()
+        """Figures of the current (or last) publish: a new one at each publish."""
+        self.bytes_out_gone = 0
+        """Bytes sent to players that have left (``bytes_out`` adds those still here)."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -122,9 +137,34 @@ class LiveStream:
         observer = self.observer
         return len(self.players) + (observer.remote_players if observer is not None else 0)
 
-    def start_publish(self, publisher: object) -> None:
-        """A publisher claimed the stream: waiting players start receiving from now."""
+    def now(self, now: float | None = None) -> float:
+        """``now`` if given (and remembered), else the clock's time, else the last known."""
+        if now is not None:
+            self._now = now
+        elif self.clock is not None:
+            self._now = self.clock()
+        return self._now
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes sent to this stream's players, those gone included."""
+        return self.bytes_out_gone + sum(player.bytes_sent for player in self.players)
+
+    def figures(self, now: float | None = None) -> dict[str, Any]:
+        """:meth:`StreamStats.snapshot <fms.live.stats.StreamStats.snapshot>` at ``now``
+        (default: the stream's clock), with ``bytes_out`` and ``players`` (here, and on every
+        worker) added: what the HTTP API and plugins show of a stream."""
+        figures = self.stats.snapshot(self.now(now))
+        figures["bytes_out"] = self.bytes_out
+        figures["players"] = self.subscriber_count
+        figures["published"] = self.published
+        return figures
+
+    def start_publish(self, publisher: object, now: float | None = None) -> None:
+        """A publisher claimed the stream: waiting players start receiving from now; the
+        figures start afresh."""
         self.publisher = publisher
+        self.stats = StreamStats(self.now(now) if now is not None or self.clock else None)
         for player in list(self.players):
             if player.state is PlayerState.WAITING:
                 self._attach(player, at_head=True)
@@ -163,9 +203,10 @@ class LiveStream:
         if self.observer is not None:
             self.observer.published(Data(("@clearDataFrame",), 0, 0), DATA_INFO)
 
-    def publish_message(self, message: Media | Data) -> MediaInfo:
-        """Update the caches with one message and append it, encoded once, to every log.
-        Returns what the message is (its header is read here, once)."""
+    def publish_message(self, message: Media | Data, now: float | None = None) -> MediaInfo:
+        """Update the caches with one message and append it, encoded once, to every log, and
+        count it in :attr:`stats` as arrived at ``now`` (reactor seconds; default: the
+        stream's clock). Returns what the message is (its header is read here, once)."""
         if isinstance(message, Media):
             info = describe(message.type_id, message.payload)
             self.last_timestamp = message.timestamp
@@ -185,6 +226,7 @@ class LiveStream:
             info = DATA_INFO
             sync = False
         self._cache_gop(message, sync)
+        self.stats.observe(message, info, self.now(now))
         if self.observer is not None:
             self.observer.published(message, info)
         for log in self._logs.values():
@@ -280,6 +322,7 @@ class LiveStream:
         self._detach(player, finish=False)
         if player in self.players:
             self.players.discard(player)
+            self.bytes_out_gone += player.bytes_sent
             if self.observer is not None:
                 self.observer.players_changed(self)
 
@@ -362,6 +405,7 @@ class LiveStream:
             data, player.cursor, player.offset = log.take(
                 player.cursor, player.offset, 1 << 62, True
             )
+            player.bytes_sent += len(data)
             self._tell(player, player.sink.write, data)
 
     def _park(self, player: Player) -> None:
@@ -371,6 +415,7 @@ class LiveStream:
         player.cursor = log.head
         player.offset = 0
         player.skip_pending = False
+        player.parked_slow = False
         player.state = PlayerState.PARKED
 
     def _send_preamble(self, player: Player) -> None:
@@ -394,6 +439,7 @@ class LiveStream:
         player.headers_version = self.headers_version
         if parts:
             data = b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
+            player.bytes_sent += len(data)
             self._tell(player, player.sink.write, data)
 
     # ------------------------------------------------------------------------------ flush
@@ -414,6 +460,9 @@ class LiveStream:
             if player.state is PlayerState.PARKED:
                 if log.keyframe is None or log.keyframe < player.cursor:
                     continue
+                if player.parked_slow:
+                    player.skipped_messages += log.keyframe - player.cursor
+                    player.parked_slow = False
                 player.cursor = log.keyframe
                 player.state = PlayerState.ACTIVE
                 if player.headers_version != self.headers_version:
@@ -479,12 +528,14 @@ class LiveStream:
                     data = joined[player.cursor] = log.since(player.cursor)
                 if data is not None and len(data) <= room:
                     player.cursor = log.head
+                    player.bytes_sent += len(data)
                     self._tell(player, sink.write, data)
                     return True
             data, player.cursor, player.offset = log.take(
                 player.cursor, player.offset, room, player.skip_pending
             )
             progressed = True
+            player.bytes_sent += len(data)
             self._tell(player, sink.write, data)
             if player.skip_pending and player.offset == 0:
                 break  # the entry under way is done: now it may skip
@@ -494,12 +545,17 @@ class LiveStream:
         """Skip a player that fell past the soft bound to the newest keyframe, or park it until
         the next one (after the sequence headers it missed, if they changed)."""
         player.skip_pending = False
+        player.skips += 1
         if log.keyframe is not None and log.keyframe > player.cursor:
+            player.skipped_messages += log.keyframe - player.cursor
             player.cursor = log.keyframe
             if player.headers_version != self.headers_version:
                 self._send_preamble(player)  # the headers it skipped
         else:
+            behind = log.head - player.cursor  # its entry under way is finished (offset 0)
             self._park(player)
+            player.skipped_messages += behind
+            player.parked_slow = True
 
     def _tell(self, player: Player, action: Callable[..., None], *args: Any) -> None:
         """Call one player's sink. A sink that raises loses its player, never the fan-out to

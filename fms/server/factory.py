@@ -58,7 +58,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.config = config
         self.limits = connection_limits(config)
         self.connections: set[RTMPServerProtocol] = set()
-        self.registry = StreamRegistry(lambda app: fanout_limits(self.config, app))
+        self.registry = StreamRegistry(
+            lambda app: fanout_limits(self.config, app), clock=self.clock.seconds
+        )
         self.chains = build_all(config)  # raises ConfigError: a broken plugin stops startup
         self.applications: dict[str, Application] = {}
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
