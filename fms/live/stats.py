@@ -22,8 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fms.live import codecs
 from fms.live.log import Player
@@ -94,9 +93,8 @@ _ONE_TRACK = 0
 _COMMAND_FRAME = 5
 
 
-@dataclass(frozen=True, slots=True)
-class TrackPacket:
-    """One track's part of one audio or video message."""
+class TrackPacket(NamedTuple):
+    """One track's part of one audio or video message (a tuple: one is made per message)."""
 
     track_id: int
     fourcc: str | None
