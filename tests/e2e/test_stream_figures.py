@@ -7,7 +7,9 @@ then a publisher sends that same file with ``-re -c copy`` (the same bytes). Onc
 has sent 8 seconds, players come: the plugin logs the figures it read and refuses the player
 whose plan allows less than the stream's bitrate, accepting the one whose plan allows more.
 Debian's FFmpeg publishes H.264+AAC; the FFmpeg 9 of the imageio-ffmpeg wheel publishes
-HEVC+Opus over Enhanced RTMP.
+HEVC+Opus over Enhanced RTMP, and two HEVC tracks over Enhanced RTMP multitrack. The sources
+are encoded at constant bitrates (VBV): the figures measure the last 5 seconds, ffprobe the
+whole file.
 """
 
 from __future__ import annotations
@@ -45,22 +47,16 @@ class Source:
     keyframe_interval: float
 
 
+def probe(path: Path) -> dict[str, Any]:
+    """ffprobe's streams and packets of ``path``."""
+    command = [require_client("ffprobe"), "-v", "error", "-show_streams", "-show_packets"]
+    found = run_client([*command, "-of", "json", str(path)], timeout=120)
+    assert found.returncode == 0, found.stderr.decode(errors="replace")
+    return dict(json.loads(found.stdout))
+
+
 def measure(path: Path) -> Source:
-    probe = run_client(
-        [
-            require_client("ffprobe"),
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_packets",
-            "-of",
-            "json",
-            str(path),
-        ],
-        timeout=120,
-    )
-    assert probe.returncode == 0, probe.stderr.decode(errors="replace")
-    found = json.loads(probe.stdout)
+    found = probe(path)
     (video,) = [s for s in found["streams"] if s["codec_type"] == "video"]
     (audio,) = [s for s in found["streams"] if s["codec_type"] == "audio"]
     packets = found["packets"]
@@ -75,10 +71,12 @@ def measure(path: Path) -> Source:
     return Source(video, audio, size * 8 / 1000 / (end - start), keys[-1] - keys[-2])
 
 
-def send(ffmpeg: str, source: Path, url: str) -> subprocess.Popen[bytes]:
+def send(
+    ffmpeg: str, source: Path, url: str, extra: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     """Publish ``source`` in real time, unchanged; progress lines on stdout."""
     command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"]
-    command += ["-re", "-i", str(source), "-c", "copy", "-f", "flv", url]
+    command += ["-re", "-i", str(source), *(extra or []), "-c", "copy", "-f", "flv", url]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -167,9 +165,9 @@ def test_h264_aac_figures_match_the_source_and_the_plugin_caps_the_bitrate(
         publisher = send(ffmpeg, source_file, url)
         server.wait_for_line(r"publish started live/cam", timeout=30)
         wait_until_sent(publisher, 8)
-        probe = [require_client("ffprobe"), "-v", "error", "-show_entries"]
-        probe += ["stream=codec_name,width,height", "-of", "json"]
-        played = refused_and_accepted(server, lambda u: [*probe, u], url)
+        player = [require_client("ffprobe"), "-v", "error", "-show_entries"]
+        player += ["stream=codec_name,width,height", "-of", "json"]
+        played = refused_and_accepted(server, lambda u: [*player, u], url)
         decoded = json.loads(played[: played.rindex(b"}") + 1])["streams"]
         streams = {s["codec_name"]: s for s in decoded}
         assert (streams["h264"]["width"], streams["h264"]["height"]) == (640, 360)
@@ -225,3 +223,61 @@ def test_hevc_opus_over_enhanced_rtmp_figures_match_the_source(tmp_path: Path) -
         assert finish(publisher, timeout=60)[0] == 0
     finally:
         assert server.stop() == 0
+
+
+def test_every_track_of_a_multitrack_publish_has_figures_matching_the_source(
+    tmp_path: Path,
+) -> None:
+    """FFmpeg 9 publishes two HEVC tracks (854x480 and 426x240) over Enhanced RTMP
+    multitrack: each track's codec, size, frame rate and bitrate are those of its source
+    stream (the bitrate within 10 % of its packets' bytes), and the stream's video figures
+    are track 0's."""
+    modern = ffmpeg9()
+    source_file = tmp_path / "source.mkv"
+    encode = [modern, "-v", "error", "-y"]
+    for size in ("854x480", "426x240"):
+        encode += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25"]
+    encode += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(SECONDS)]
+    encode += ["-map", "0:v", "-map", "1:v", "-map", "2:a", "-c:v", "libx265"]
+    encode += ["-preset", "ultrafast", "-b:v:0", "600k", "-b:v:1", "200k"]
+    encode += ["-maxrate:v:0", "600k", "-bufsize:v:0", "300k"]
+    encode += ["-maxrate:v:1", "200k", "-bufsize:v:1", "100k"]  # constant rates: see above
+    encode += ["-x265-params", "log-level=error:keyint=50:min-keyint=50:scenecut=0:strict-cbr=1"]
+    encode += ["-c:a", "libopus", "-b:a", "64k", "-ac", "2", str(source_file)]
+    assert run_client(encode, timeout=300).returncode == 0
+    source = measure_tracks(source_file)
+    server = ServerProcess(config=site(tmp_path, Source({}, {}, 1.0, 0.0)))
+    try:
+        url = f"{server.url}/live/cam"
+        publisher = send(modern, source_file, url, ["-map", "0"])
+        server.wait_for_line(r"publish started live/cam", timeout=30)
+        wait_until_sent(publisher, 8)
+        player = [require_client("ffprobe"), "-v", "error", f"{url}?plan=basic"]
+        assert run_client(player, timeout=60).returncode != 0  # 1 kbit/s is below any stream
+        video = figures_logged(server, "basic")["video"]
+        assert len(video["tracks"]) == len(source) == 2
+        for track, (stream, kbps) in zip(video["tracks"], source, strict=True):
+            assert track["track_id"] == stream["index"]
+            assert track["codec"] == stream["codec_name"] == "hevc"
+            assert (track["width"], track["height"]) == (stream["width"], stream["height"])
+            assert track["fps"] == pytest.approx(float(Fraction(stream["r_frame_rate"])))
+            assert track["bitrate_kbps"] == pytest.approx(kbps, rel=0.10)
+        assert video["width"] == video["tracks"][0]["width"] == 854
+        assert finish(publisher, timeout=60)[0] == 0
+    finally:
+        assert server.stop() == 0
+
+
+def measure_tracks(path: Path) -> list[tuple[dict[str, Any], float]]:
+    """Each video stream of ``path`` with its bitrate (its packets' bytes over the file's
+    duration, kbit/s), as ffprobe reads them."""
+    found = probe(path)
+    packets = found["packets"]
+    start = min(float(p["pts_time"]) for p in packets)
+    end = max(float(p["pts_time"]) + float(p.get("duration_time", 0)) for p in packets)
+    out = []
+    for stream in found["streams"]:
+        if stream["codec_type"] == "video":
+            size = sum(int(p["size"]) for p in packets if p["stream_index"] == stream["index"])
+            out.append((stream, size * 8 / 1000 / (end - start)))
+    return out
