@@ -401,3 +401,23 @@ def test_the_figures_are_json(now: float) -> None:
     stream.publish_message(Media(9, 0, 1, AVC_CONFIG), now=0.0)
     stream.publish_message(audio(0, 50), now=0.0)
     assert json.loads(json.dumps(stream.figures(now)))["video"]["width"] == 640
+
+
+def test_a_modex_prefix_is_skipped_to_the_real_packet_type() -> None:
+    """Enhanced RTMP v2 ModEx (TimestampOffsetNano, 3 bytes of data) before CodedFramesX:
+    the frame is found, with its FourCC and body."""
+    payload = bytes([0x80 | 0x10 | 7, 2]) + b"\x01\x02\x03" + bytes([0x00 | 3]) + b"av01body"
+    (packet,) = video_packets(payload)
+    assert (packet.fourcc, packet.codec, packet.keyframe) == ("av01", "av1", True)
+    assert payload[packet.start : packet.end] == b"body"
+
+
+def test_command_frames_and_metadata_packets_are_not_counted_as_frames() -> None:
+    """Enhanced video command frames (frame type 5) and Metadata packets carry no picture:
+    the frame rate counts only the coded frames."""
+    stats = StreamStats(started=0.0)
+    for i in range(26):
+        feed(stats, Media(9, i * 40, 1, bytes([0x80 | 0x20 | 3]) + b"av01" + b"f" * 10), i * 0.04)
+        feed(stats, Media(9, i * 40 + 1, 1, bytes([0x80 | 0x50 | 1, 0x01])), i * 0.04)
+        feed(stats, Media(9, i * 40 + 2, 1, bytes([0x80 | 0x10 | 4]) + b"av01" + b"\x02"), i * 0.04)
+    assert stats.snapshot(1.0)["video"]["fps"] == 25.0
