@@ -1,0 +1,166 @@
+"""Enhanced RTMP v2 end to end: FFmpeg 9 publishes multitrack and enhanced-codec streams; FFmpeg
+9 players that were there from the start and players that join about 3 s late decode every
+track from their first frame.
+
+FFmpeg 9 comes from the imageio-ffmpeg wheel (Debian's 5.1 predates Enhanced RTMP); under CI a
+missing wheel fails the test. Generated media: 25 fps video with a keyframe every second on
+every track (no scene cuts, no B-frames, so the tracks' keyframes share their timestamps), for
+``SECONDS`` seconds in real time. A player decodes everything it gets (``-f framecrc``: one line
+per decoded frame, stream index first) and its log says which stream is which codec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from tests.e2e.harness import ServerProcess, finish, start
+from tests.support.ci import IN_CI
+
+pytestmark = pytest.mark.e2e
+
+FPS = 25
+GOP = FPS
+SECONDS = 8
+LATE_FRAMES = 3 * FPS
+"""The late joiner starts once a reader has taken this many frames of the main track."""
+
+
+@pytest.fixture
+def ffmpeg9() -> str:
+    """The static FFmpeg of the imageio-ffmpeg wheel."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        message = "imageio-ffmpeg is not installed (pip install -e '.[test]')"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@dataclass(frozen=True)
+class Track:
+    """One published track: its kind, FFmpeg encoder (and options) and the decoder name an
+    FFmpeg player reports for it."""
+
+    kind: str
+    encoder: list[str]
+    decoded_as: str
+
+
+def h264(size: str) -> tuple[str, Track]:
+    return f"testsrc2=size={size}:rate={FPS}", Track(
+        "v", ["libx264", "-preset", "ultrafast", "-tune", "zerolatency"], "h264"
+    )
+
+
+def hevc(size: str) -> tuple[str, Track]:
+    params = f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=0:open-gop=0:log-level=error"
+    return f"testsrc=size={size}:rate={FPS}", Track(
+        "v", ["libx265", "-preset", "ultrafast", "-x265-params", params], "hevc"
+    )
+
+
+def aac() -> tuple[str, Track]:
+    return "sine=frequency=440:sample_rate=48000", Track("a", ["aac", "-b", "64k"], "aac")
+
+
+def publish_command(ffmpeg: str, url: str, tracks: list[tuple[str, Track]]) -> list[str]:
+    """FFmpeg 9 publishing ``tracks`` (one lavfi input each, mapped in order) for ``SECONDS``
+    in real time; video tracks after the first and audio tracks after the first are sent as
+    Enhanced RTMP multitrack."""
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-re"]
+    for source, _track in tracks:
+        command += ["-f", "lavfi", "-i", source]
+    counts: Counter[str] = Counter()
+    for index, (_source, track) in enumerate(tracks):
+        command += ["-map", f"{index}:{track.kind}"]
+        n = counts[track.kind]
+        counts[track.kind] += 1
+        command += [f"-c:{track.kind}:{n}", track.encoder[0]]
+        options = track.encoder[1:]
+        for name, value in zip(options[::2], options[1::2], strict=True):
+            command += [f"{name}:{track.kind}:{n}", value]
+    command += ["-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-bf", "0"]
+    command += ["-pix_fmt", "yuv420p", "-t", str(SECONDS), "-f", "flv", url]
+    return command
+
+
+def play_command(ffmpeg: str, url: str) -> list[str]:
+    """An FFmpeg 9 player decoding every stream of ``url`` until the publisher stops."""
+    return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "info", "-i", url, "-map", "0", "-f",
+            "framecrc", "-"]  # fmt: skip
+
+
+def clock_command(ffmpeg: str, url: str) -> list[str]:
+    """A reader that leaves after ``LATE_FRAMES`` frames of the first video stream: the
+    publisher (real time) is then about 3 s into its stream."""
+    return [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", url, "-map", "0:v:0",
+            "-frames:v", str(LATE_FRAMES), "-f", "null", "-"]  # fmt: skip
+
+
+STREAM = re.compile(r"Stream #0:(\d+).*?: (Video|Audio): (\w+)")
+
+
+def decoded(out: bytes, err: bytes) -> dict[int, tuple[str, int]]:
+    """``{stream index: (codec, decoded frames)}`` from a player's framecrc and log."""
+    inputs = err.decode(errors="replace").split("Output #0", 1)[0]
+    codecs = {int(m.group(1)): m.group(3) for m in STREAM.finditer(inputs)}
+    frames: Counter[int] = Counter()
+    for line in out.decode().splitlines():
+        if line and not line.startswith("#"):
+            frames[int(line.split(",", 1)[0])] += 1
+    return {index: (codec, frames[index]) for index, codec in codecs.items()}
+
+
+BAD = (b"Could not find codec parameters", b"non-existing PPS", b"Could not find ref",
+       b"error while decoding", b"Invalid data", b"no frame!")  # fmt: skip
+
+
+CASES = {
+    "two-h264": [h264("320x240"), h264("160x120"), aac()],
+    "h264-hevc": [h264("320x240"), hevc("160x120"), aac()],
+    "three-video": [h264("320x240"), hevc("160x120"), h264("128x96"), aac()],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_multitrack_plays_from_the_start_and_for_a_late_joiner(
+    server: ServerProcess, ffmpeg9: str, case: str
+) -> None:
+    tracks = CASES[case]
+    url = f"{server.url}/live/{case}"
+    early = start(play_command(ffmpeg9, url))
+    server.wait_for_line(rf"play live/{case} for .*waiting for publisher", timeout=15)
+    publisher = start(publish_command(ffmpeg9, url, tracks))
+    server.wait_for_line(rf"publish started live/{case}", timeout=30)
+    status, _, err = finish(start(clock_command(ffmpeg9, url)), timeout=60)
+    assert status == 0, err.decode(errors="replace")
+    late = start(play_command(ffmpeg9, url))
+    status, _, err = finish(publisher, timeout=60)
+    assert status == 0, err.decode(errors="replace")
+    expected = [t.decoded_as for _s, t in tracks]
+    video_tracks = sum(1 for _s, t in tracks if t.kind == "v")
+    for name, player in (("from the start", early), ("late", late)):
+        status, out, err = finish(player, timeout=60)
+        assert status == 0, f"{name}: " + err.decode(errors="replace")
+        for bad in BAD:
+            assert bad not in err, f"{name}: " + err.decode(errors="replace")
+        streams = decoded(out, err)
+        assert sorted(c for c, _n in streams.values()) == sorted(expected), (name, streams)
+        assert all(n > 0 for _c, n in streams.values()), (name, streams)
+        video = [n for c, n in streams.values() if c in ("h264", "hevc")]
+        assert len(video) == video_tracks
+        # Every video track decodes from a keyframe they share: the same count on each, and
+        # what is missing (the late joiner's) is whole GOPs.
+        assert len(set(video)) == 1, (name, streams)
+        if name == "from the start":
+            assert video[0] == SECONDS * FPS, streams
+        else:
+            assert video[0] <= SECONDS * FPS - 2 * GOP, streams  # joined 2 s late or more
+            assert (SECONDS * FPS - video[0]) % GOP == 0, streams
+    server.wait_for_line(rf"publish stopped live/{case}")
