@@ -1,6 +1,9 @@
 """Enhanced RTMP v2 end to end: FFmpeg 9 publishes multitrack and enhanced-codec streams; FFmpeg
 9 players that were there from the start and players that join about 3 s late decode every
-track from their first frame.
+track from their first frame, and the late joiner's demuxer describes every stream as the first
+player's does (what it learnt from the replayed sequence headers: an Opus or AAC decoder without
+its header guesses stereo or the FLV header's rate). AC-3, E-AC-3, MP3 and FLAC frames describe
+themselves, so for them the check is that they decode, not that their header arrived.
 
 FFmpeg 9 comes from the imageio-ffmpeg wheel (Debian's 5.1 predates Enhanced RTMP); under CI a
 missing wheel fails the test. Generated media: 25 fps video with a keyframe every second on
@@ -65,8 +68,24 @@ def hevc(size: str) -> tuple[str, Track]:
     )
 
 
+def av1(size: str) -> tuple[str, Track]:
+    params = "pred-struct=1:scd=0"  # low delay, no scene-change keyframes
+    return f"testsrc=size={size}:rate={FPS}", Track(
+        "v", ["libsvtav1", "-preset", "10", "-svtav1-params", params], "av1"
+    )
+
+
+def vp9(size: str) -> tuple[str, Track]:
+    options = ["-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0"]
+    return f"testsrc=size={size}:rate={FPS}", Track("v", ["libvpx-vp9", *options], "vp9")
+
+
+def audio(encoder: str, decoded_as: str, frequency: int = 440) -> tuple[str, Track]:
+    return f"sine=frequency={frequency}:sample_rate=48000", Track("a", [encoder], decoded_as)
+
+
 def aac() -> tuple[str, Track]:
-    return "sine=frequency=440:sample_rate=48000", Track("a", ["aac", "-b", "64k"], "aac")
+    return audio("aac", "aac")
 
 
 def publish_command(ffmpeg: str, url: str, tracks: list[tuple[str, Track]]) -> list[str]:
@@ -103,7 +122,15 @@ def clock_command(ffmpeg: str, url: str) -> list[str]:
             "-frames:v", str(LATE_FRAMES), "-f", "null", "-"]  # fmt: skip
 
 
-STREAM = re.compile(r"Stream #0:(\d+).*?: (Video|Audio): (\w+)")
+STREAM = re.compile(r"Stream #0:(\d+).*?: (Video|Audio): (\w+)(.*)")
+
+
+def described(err: bytes) -> list[str]:
+    """How the player's demuxer described each input stream (codec, profile, size or sample
+    rate and channels...): what it learnt from the sequence headers."""
+    inputs = err.decode(errors="replace").split("Output #0", 1)[0]
+    found = [f"{m.group(2)}: {m.group(3)}{m.group(4)}" for m in STREAM.finditer(inputs)]
+    return [re.sub(r", start [\d.]+", "", line) for line in found]  # when it joined
 
 
 def decoded(out: bytes, err: bytes) -> dict[int, tuple[str, int]]:
@@ -125,11 +152,19 @@ CASES = {
     "two-h264": [h264("320x240"), h264("160x120"), aac()],
     "h264-hevc": [h264("320x240"), hevc("160x120"), aac()],
     "three-video": [h264("320x240"), hevc("160x120"), h264("128x96"), aac()],
+    "two-audio": [h264("320x240"), aac(), audio("libopus", "opus", 880)],
+    "hevc-opus": [hevc("320x240"), audio("libopus", "opus")],
+    "av1-aac": [av1("320x240"), aac()],
+    "vp9-opus": [vp9("320x240"), audio("libopus", "opus")],
+    "h264-flac": [h264("320x240"), audio("flac", "flac")],
+    "h264-ac3": [h264("320x240"), audio("ac3", "ac3")],
+    "h264-eac3": [h264("320x240"), audio("eac3", "eac3")],
+    "h264-mp3": [h264("320x240"), audio("libmp3lame", "mp3")],
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_multitrack_plays_from_the_start_and_for_a_late_joiner(
+def test_enhanced_stream_plays_from_the_start_and_for_a_late_joiner(
     server: ServerProcess, ffmpeg9: str, case: str
 ) -> None:
     tracks = CASES[case]
@@ -145,15 +180,17 @@ def test_multitrack_plays_from_the_start_and_for_a_late_joiner(
     assert status == 0, err.decode(errors="replace")
     expected = [t.decoded_as for _s, t in tracks]
     video_tracks = sum(1 for _s, t in tracks if t.kind == "v")
+    descriptions = []
     for name, player in (("from the start", early), ("late", late)):
         status, out, err = finish(player, timeout=60)
+        descriptions.append(described(err))
         assert status == 0, f"{name}: " + err.decode(errors="replace")
         for bad in BAD:
             assert bad not in err, f"{name}: " + err.decode(errors="replace")
         streams = decoded(out, err)
         assert sorted(c for c, _n in streams.values()) == sorted(expected), (name, streams)
         assert all(n > 0 for _c, n in streams.values()), (name, streams)
-        video = [n for c, n in streams.values() if c in ("h264", "hevc")]
+        video = [n for c, n in streams.values() if c in ("h264", "hevc", "av1", "vp9")]
         assert len(video) == video_tracks
         # Every video track decodes from a keyframe they share: the same count on each, and
         # what is missing (the late joiner's) is whole GOPs.
@@ -163,4 +200,7 @@ def test_multitrack_plays_from_the_start_and_for_a_late_joiner(
         else:
             assert video[0] <= SECONDS * FPS - 2 * GOP, streams  # joined 2 s late or more
             assert (SECONDS * FPS - video[0]) % GOP == 0, streams
+    # The late joiner learnt every track's parameters as the first player did (audio decoders
+    # guess at stereo or at the FLV header's rate without their sequence header).
+    assert descriptions[1] == descriptions[0]
     server.wait_for_line(rf"publish stopped live/{case}")
