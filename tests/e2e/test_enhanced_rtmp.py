@@ -15,12 +15,18 @@ per decoded frame, stream index first) and its log says which stream is which co
 from __future__ import annotations
 
 import re
+import subprocess
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from fms.rtmp.capabilities import CapsExMask, FourCcInfoMask
+from fms.rtmp.events import Connected
 from tests.e2e.harness import ServerProcess, finish, start
+from tests.e2e.test_workers import Workers
+from tests.hostile.support import Client
 from tests.support.ci import IN_CI
 
 pytestmark = pytest.mark.e2e
@@ -163,21 +169,13 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_enhanced_stream_plays_from_the_start_and_for_a_late_joiner(
-    server: ServerProcess, ffmpeg9: str, case: str
+def check_players(
+    tracks: list[tuple[str, Track]],
+    early: subprocess.Popen[bytes],
+    late: subprocess.Popen[bytes],
 ) -> None:
-    tracks = CASES[case]
-    url = f"{server.url}/live/{case}"
-    early = start(play_command(ffmpeg9, url))
-    server.wait_for_line(rf"play live/{case} for .*waiting for publisher", timeout=15)
-    publisher = start(publish_command(ffmpeg9, url, tracks))
-    server.wait_for_line(rf"publish started live/{case}", timeout=30)
-    status, _, err = finish(start(clock_command(ffmpeg9, url)), timeout=60)
-    assert status == 0, err.decode(errors="replace")
-    late = start(play_command(ffmpeg9, url))
-    status, _, err = finish(publisher, timeout=60)
-    assert status == 0, err.decode(errors="replace")
+    """Both players decoded every track from a keyframe, the early one every frame, the late
+    one whole GOPs less, and the late one's streams are described as the early one's."""
     expected = [t.decoded_as for _s, t in tracks]
     video_tracks = sum(1 for _s, t in tracks if t.kind == "v")
     descriptions = []
@@ -203,4 +201,85 @@ def test_enhanced_stream_plays_from_the_start_and_for_a_late_joiner(
     # The late joiner learnt every track's parameters as the first player did (audio decoders
     # guess at stereo or at the FLV header's rate without their sequence header).
     assert descriptions[1] == descriptions[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_enhanced_stream_plays_from_the_start_and_for_a_late_joiner(
+    server: ServerProcess, ffmpeg9: str, case: str
+) -> None:
+    tracks = CASES[case]
+    url = f"{server.url}/live/{case}"
+    early = start(play_command(ffmpeg9, url))
+    server.wait_for_line(rf"play live/{case} for .*waiting for publisher", timeout=15)
+    publisher = start(publish_command(ffmpeg9, url, tracks))
+    server.wait_for_line(rf"publish started live/{case}", timeout=30)
+    status, _, err = finish(start(clock_command(ffmpeg9, url)), timeout=60)
+    assert status == 0, err.decode(errors="replace")
+    late = start(play_command(ffmpeg9, url))
+    status, _, err = finish(publisher, timeout=60)
+    assert status == 0, err.decode(errors="replace")
+    check_players(tracks, early, late)
     server.wait_for_line(rf"publish stopped live/{case}")
+
+
+def test_multitrack_relayed_to_another_worker_plays_for_a_late_joiner(
+    tmp_path: Path, ffmpeg9: str
+) -> None:
+    """Published on worker 0, played on worker 1: the relay carries every track's header
+    (``LiveStream.replay``) and the other worker's late joiner gets them all."""
+    tracks = CASES["h264-hevc"]
+    workers = Workers(tmp_path)
+    try:
+        url = f"{workers.url(1)}/live/mt"
+        early = start(play_command(ffmpeg9, url))
+        workers.line(1, "play live/mt for .*waiting for publisher")
+        publisher = start(publish_command(ffmpeg9, f"{workers.url(0)}/live/mt", tracks))
+        workers.line(1, "publish started live/mt from .* via worker 0", timeout=30)
+        status, _, err = finish(start(clock_command(ffmpeg9, url)), timeout=60)
+        assert status == 0, err.decode(errors="replace")
+        late = start(play_command(ffmpeg9, url))
+        status, _, err = finish(publisher, timeout=60)
+        assert status == 0, err.decode(errors="replace")
+        check_players(tracks, early, late)
+    finally:
+        assert workers.server.stop() == 0, workers.server.log()
+
+
+@pytest.mark.parametrize("encoding", [0, 3])
+def test_a_raw_client_announcing_enhanced_rtmp_learns_what_the_server_forwards(
+    server: ServerProcess, encoding: int
+) -> None:
+    """As OBS 30 connects (AMF0) and in AMF3: the connect ``_result`` carries the FourCC maps
+    with CanForward alone and capsEx Multitrack|ModEx; a client announcing nothing gets none
+    of it."""
+    client = Client(server.port)
+    try:
+        client.conn.connect(
+            "live",
+            "rtmp://127.0.0.1/live",
+            extra={
+                "fourCcList": ["av01", "vp09", "hvc1", "avc1", "Opus", "mp4a"],
+                "videoFourCcInfoMap": {"hvc1": 7.0, "av01": 7.0},
+                "capsEx": float(CapsExMask.RECONNECT | CapsExMask.MULTITRACK),
+            },
+            object_encoding=encoding,
+        )
+        event = client.until(lambda e: isinstance(e, Connected))
+        assert isinstance(event, Connected)
+        props = event.properties
+        forward = float(FourCcInfoMask.CAN_FORWARD)
+        assert props["videoFourCcInfoMap"]["hvc1"] == forward
+        assert props["videoFourCcInfoMap"]["*"] == forward
+        assert set(props["audioFourCcInfoMap"].values()) == {forward}
+        assert "Opus" in props["audioFourCcInfoMap"] and "av01" in props["fourCcList"]
+        assert props["capsEx"] == float(CapsExMask.MULTITRACK | CapsExMask.MOD_EX)
+    finally:
+        client.close()
+    plain = Client(server.port)
+    try:
+        plain.conn.connect("live", "rtmp://127.0.0.1/live", object_encoding=encoding)
+        event = plain.until(lambda e: isinstance(e, Connected))
+        assert isinstance(event, Connected)
+        assert set(event.properties) == {"fmsVer", "capabilities", "mode"}
+    finally:
+        plain.close()
