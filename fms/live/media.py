@@ -11,8 +11,10 @@ understood. Pure functions, no state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+
+from fms.live.tracks import Role, TaggedPayload, split
 
 
 class VideoCodec(IntEnum):
@@ -59,24 +61,12 @@ _LEGACY_FOURCC = {VideoCodec.AVC: "avc1", VideoCodec.HEVC_LEGACY: "hvc1"}
 
 
 def parse_video(payload: bytes) -> VideoTag:
-    """Read the header of a video payload (an empty payload is a non-key, non-header frame)."""
-    if not payload:
-        return VideoTag(False, False, "")
-    first = payload[0]
-    if first & 0x80:  # Enhanced RTMP
-        frame_type = (first >> 4) & 0x07
-        packet_type = first & 0x0F
-        fourcc = payload[1:5].decode("latin-1") if len(payload) >= 5 else ""
-        header = packet_type in (
-            VideoPacketType.SEQUENCE_START,
-            VideoPacketType.MPEG2TS_SEQUENCE_START,
-        )
-        return VideoTag(frame_type == KEYFRAME and not header, header, fourcc)
-    frame_type = first >> 4
-    codec_id = first & 0x0F
-    fourcc = _LEGACY_FOURCC.get(codec_id, str(codec_id))  # type: ignore[call-overload]
-    header = codec_id in _LEGACY_FOURCC and len(payload) > 1 and payload[1] == 0
-    return VideoTag(frame_type == KEYFRAME and not header, header, fourcc)
+    """Read the header of a video payload (an empty payload is a non-key, non-header frame).
+    Multitrack and ModEx are unwrapped (:mod:`fms.live.tracks`); ``codec`` is the lowest
+    track's."""
+    tagged = split(9, payload)
+    codec = tagged.tracks[0].codec if tagged.tracks else ""
+    return VideoTag(tagged.keyframe, tagged.role is Role.CONFIG, codec)
 
 
 def is_audio_sequence_header(payload: bytes) -> bool:
@@ -97,15 +87,19 @@ class MediaInfo:
     handed with it to everyone who follows the stream (logs, the relay, plugins).
 
     ``kind`` is ``"audio"``, ``"video"`` or ``"data"``; ``codec`` a FourCC (``"avc1"``,
-    ``"hvc1"``, ``"av01"``...), or for legacy audio its FLV sound format number as text;
-    ``keyframe`` is true for a video keyframe (never for a sequence header), and for every
-    audio frame; ``sequence_header`` for decoder configuration that a late joiner needs first.
+    ``"hvc1"``, ``"av01"``...), or for legacy audio its FLV sound format number as text (the
+    lowest track's in a multitrack message); ``keyframe`` is true for a video keyframe (coded
+    frames only: never a sequence header, metadata or command), and for every audio frame;
+    ``sequence_header`` for decoder configuration that a late joiner needs first; ``track`` the
+    lowest track id the message carries (0 without multitrack); ``tagged`` every track of it.
     """
 
     kind: str
     codec: str
     keyframe: bool
     sequence_header: bool
+    track: int = 0
+    tagged: TaggedPayload | None = field(default=None, compare=False, repr=False)
 
 
 DATA_INFO = MediaInfo("data", "", False, False)
@@ -113,21 +107,13 @@ DATA_INFO = MediaInfo("data", "", False, False)
 
 def describe(type_id: int, payload: bytes) -> MediaInfo:
     """Read the header of an RTMP message of type ``type_id`` (8 audio, 9 video, other data)."""
+    if type_id not in (8, 9):
+        return DATA_INFO
+    tagged = split(type_id, payload)
+    codec = tagged.tracks[0].codec if tagged.tracks else ""
+    header = tagged.role is Role.CONFIG
     if type_id == 9:
-        tag = parse_video(payload)
-        return MediaInfo("video", tag.codec, tag.keyframe, tag.sequence_header)
-    if type_id == 8:
-        header = is_audio_sequence_header(payload)
-        return MediaInfo("audio", _audio_codec(payload), not header, header)
-    return DATA_INFO
-
-
-def _audio_codec(payload: bytes) -> str:
-    if not payload:
-        return ""
-    sound_format = payload[0] >> 4
-    if sound_format == SOUND_FORMAT_EX and len(payload) >= 5:
-        return payload[1:5].decode("latin-1")
-    if sound_format == SOUND_FORMAT_AAC:
-        return "mp4a"
-    return str(sound_format)
+        keyframe = tagged.keyframe
+    else:
+        keyframe = tagged.role not in (Role.CONFIG, Role.METADATA)
+    return MediaInfo(tagged.kind, codec, keyframe, header, tagged.lowest_track, tagged)

@@ -27,11 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fms.live.headers import TrackHeaders
 from fms.live.log import Player, PlayerSink, PlayerState, SharedLog
 from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.live.stats import StreamStats
+from fms.live.tracks import Role
 from fms.rtmp.chunks import RawMessage, encode_shared
-from fms.rtmp.constants import ChunkStreamId, MessageType
+from fms.rtmp.constants import ChunkStreamId
 from fms.rtmp.messages import Data, Media, encode_message
 
 
@@ -101,8 +103,8 @@ class LiveStream:
         view, which plugins see as ``StreamView.publisher``), or None."""
         self.players: set[Player] = set()
         self.metadata: Data | None = None
-        self.video_header: Media | None = None
-        self.audio_header: Media | None = None
+        self.headers = TrackHeaders()
+        """Every track's sequence header and metadata packet, for late joiners."""
         self.headers_version = 0
         self.has_video = False
         self.encodes = 0
@@ -179,7 +181,8 @@ class LiveStream:
             self._detach(player)
             player.state = PlayerState.WAITING
             self._tell(player, player.sink.publish_stopped)
-        self.metadata = self.video_header = self.audio_header = None
+        self.metadata = None
+        self.headers.clear()
         self.has_video = False
         self._gop.clear()
         self._gop_bytes = 0
@@ -210,22 +213,17 @@ class LiveStream:
         if isinstance(message, Media):
             info = describe(message.type_id, message.payload)
             self.last_timestamp = message.timestamp
+            if self.headers.update(message, info):
+                self.headers_version += 1
             if message.is_video:
                 self.has_video = True
-                if info.sequence_header:
-                    self.video_header = message
-                    self.headers_version += 1
-                sync = info.keyframe
-            elif info.sequence_header:
-                self.audio_header = message
-                self.headers_version += 1
-                sync = False
+                sync = info.keyframe and info.track == self.headers.main_track()
             else:
-                sync = not self.has_video
+                sync = info.keyframe and not info.sequence_header and not self.has_video
         else:
             info = DATA_INFO
             sync = False
-        self._cache_gop(message, sync)
+        self._cache_gop(message, sync, info)
         self.stats.observe(message, info, self.now(now))
         if self.observer is not None:
             self.observer.published(message, info)
@@ -242,24 +240,24 @@ class LiveStream:
     def replay(self) -> list[Media | Data]:
         """What a newcomer that already has the metadata needs to start decoding now: the
         sequence headers and the cached GOP (from the newest keyframe), in publishing order."""
-        out: list[Media | Data] = []
-        for header in (self.video_header, self.audio_header):
-            if header is not None:
-                out.append(header)
+        out: list[Media | Data] = list(self.headers.messages())
         if self._gop_valid:
             out.extend(m for m in self._gop if m is not self.metadata)
         return out
 
     def is_cached_header(self, message: Media) -> bool:
         """Whether ``message`` is a sequence header identical to the one in force."""
-        for header in (self.video_header, self.audio_header):
-            if (
-                header is not None
-                and header.type_id == message.type_id
-                and header.payload == message.payload
-            ):
-                return True
-        return False
+        return self.headers.matches(message)
+
+    @property
+    def video_header(self) -> Media | None:
+        """The main video track's sequence header (see :attr:`headers` for every track)."""
+        return self.headers.config("video")
+
+    @property
+    def audio_header(self) -> Media | None:
+        """The main audio track's sequence header (see :attr:`headers` for every track)."""
+        return self.headers.config("audio")
 
     def forget_media(self) -> None:
         """Drop the GOP cache and the logs of a stream nobody plays (a relayed stream whose flow
@@ -272,7 +270,7 @@ class LiveStream:
         self._gop_valid = False
         self._logs.clear()
 
-    def _cache_gop(self, message: Media | Data, sync: bool) -> None:
+    def _cache_gop(self, message: Media | Data, sync: bool, info: MediaInfo) -> None:
         if not self.limits.gop_cache:
             return
         if sync and isinstance(message, Media) and (message.is_video or not self.has_video):
@@ -281,10 +279,8 @@ class LiveStream:
             self._gop_valid = True
         if not self._gop_valid:
             return
-        if isinstance(message, Media) and (
-            message is self.video_header or message is self.audio_header
-        ):
-            return
+        if info.sequence_header or (info.tagged is not None and info.tagged.role is Role.METADATA):
+            return  # replayed from the header cache
         self._gop.append(message)
         self._gop_bytes += len(message.payload) if isinstance(message, Media) else 64
         if (
@@ -428,14 +424,8 @@ class LiveStream:
         parts: list[Media | Data] = []
         if self.metadata is not None:
             parts.append(Data(self.metadata.values, player.stream_id, 0))
-        if self.video_header is not None and player.video:
-            parts.append(
-                Media(MessageType.VIDEO, stamp, player.stream_id, self.video_header.payload)
-            )
-        if self.audio_header is not None and player.audio:
-            parts.append(
-                Media(MessageType.AUDIO, stamp, player.stream_id, self.audio_header.payload)
-            )
+        for header in self.headers.messages(audio=player.audio, video=player.video):
+            parts.append(Media(header.type_id, stamp, player.stream_id, header.payload))
         player.headers_version = self.headers_version
         if parts:
             data = b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)

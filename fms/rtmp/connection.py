@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fms.amf import AMFLimits
 from fms.errors import LocalProtocolError
 from fms.rtmp import events as ev
+from fms.rtmp.capabilities import connect_properties
 from fms.rtmp.chunks import ChunkLimits, RawMessage, encode_shared
 from fms.rtmp.constants import U32_MASK, MessageType, PeerBandwidthLimit, UserControlEvent
 from fms.rtmp.errors import LimitExceeded, MessageError
@@ -343,6 +344,7 @@ class ServerConnection(Session[ev.Event]):
             "capabilities": FMS_CAPABILITIES,
             "mode": 1,
         }
+        props.update(connect_properties(event.command_object))  # Enhanced RTMP negotiation
         props.update(properties or {})
         details = info(
             StatusCode.CONNECT_SUCCESS,
