@@ -8,6 +8,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +256,16 @@ def test_an_unknown_log_format_is_refused_naming_the_choices() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config('[server]\nlog_format = "xml"\n', "fms.toml")
     assert caught.value.problems == ["fms.toml: server.log_format: 'xml' is not one of text, json"]
+
+
+def test_check_config_refuses_an_unknown_log_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fms.cli import main
+
+    path = tmp_path / "fms.toml"
+    path.write_text('[server]\nlog_format = "xml"\n')
+    assert main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {path}: server.log_format: 'xml' is not one of text, json\n"
+    )
