@@ -121,7 +121,12 @@ def run(
     )
 
     # Lines wait for the listening line, which comes first (a worker's: for its supervisor's).
-    start_logging(config.server.log_level, tag=f"w{worker.index}" if worker else "", hold=True)
+    start_logging(
+        config.server.log_level,
+        tag=f"w{worker.index}" if worker else "",
+        hold=True,
+        format=config.server.log_format,
+    )
     log = Logger(namespace="fms.cli")
     status = {"code": 0}
     try:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from fms.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+LOG_FORMATS = ("text", "json")
 
 
 def _opt(
@@ -44,6 +45,11 @@ class ServerConfig:
     host: str = _opt("0.0.0.0", doc="interface to listen on ('::' for IPv6)")
     port: int = _opt(1935, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one")
     log_level: str = _opt("info", choices=LOG_LEVELS, doc="lowest level written to the log")
+    log_format: str = _opt(
+        "text",
+        choices=LOG_FORMATS,
+        doc="'text' lines, or 'json': one JSON object per line for log shippers (at start only)",
+    )
     plugin_dirs: tuple[str, ...] = _opt(
         ("plugins",), doc="folders (relative to the config file) searched for plugin files"
     )

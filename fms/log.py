@@ -38,6 +38,9 @@ from twisted.logger import (
 from twisted.logger import Logger as TwistedLogger
 from zope.interface import implementer
 
+from fms.jsonlog import CONTEXT_FIELDS, JSONRenderer
+from fms.jsonlog import PeerLabel as PeerLabel
+
 LEVELS = {
     "debug": LogLevel.debug,
     "info": LogLevel.info,
@@ -98,17 +101,36 @@ def _format(event: LogEvent) -> str:
     return formatEvent(event)
 
 
+def _traceback(event: LogEvent) -> str | None:
+    """The event's traceback: a Twisted failure's (``log.failure``), or what a stdlib record
+    carried (:class:`StdlibBridge`); None without one."""
+    failure = event.get("log_failure")
+    if failure is not None:
+        return str(failure.getTraceback())
+    trace = event.get("log_traceback")
+    return trace if isinstance(trace, str) else None
+
+
 @implementer(ILogObserver)
 class LineObserver:
-    """Writes ``2026-01-01T12:00:00Z info [fms.server.protocol] text`` lines, with tracebacks.
+    """Writes ``2026-01-01T12:00:00Z info [fms.server.protocol] text`` lines, with tracebacks;
+    with ``format="json"`` one JSON object per line instead (:class:`JSONRenderer`).
 
     A worker of ``fms run --workers`` puts its name before the namespace (``info w1
     [fms.server.protocol]``), so the lines of all workers, which share stderr, can be told apart."""
 
     def __init__(
-        self, stream: IO[str] | None, tag: str = "", *, fd: int | None = None, hold: bool = False
+        self,
+        stream: IO[str] | None,
+        tag: str = "",
+        *,
+        fd: int | None = None,
+        hold: bool = False,
+        format: str = "text",
     ) -> None:
         self._stream = stream
+        self._json = JSONRenderer(tag) if format == "json" else None
+        """With ``format="json"``: one JSON object per line (:mod:`fms.jsonlog`)."""
         self._fd = fd
         """With a descriptor (and no stream), lines are batched and written to it directly."""
         self._held: list[str] | None = [] if hold else None
@@ -120,19 +142,21 @@ class LineObserver:
         self._stamp = ""
 
     def __call__(self, event: LogEvent) -> None:
-        second = int(event.get("log_time", 0))
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-        stamp = self._stamp
         level_constant = event.get("log_level", LogLevel.info)
         level = level_constant.name
         namespace = event.get("log_namespace", "-")
         text = _format(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text = f"{text}\n{failure.getTraceback()}"
-        line = f"{stamp} {level} {self._tag}[{namespace}] {text}\n"
+        trace = _traceback(event)
+        if self._json is not None:
+            line = self._json(event, level, namespace, text, trace)
+        else:
+            second = int(event.get("log_time", 0))
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+            if trace is not None:
+                text = f"{text}\n{trace}"
+            line = f"{self._stamp} {level} {self._tag}[{namespace}] {text}\n"
         urgent = _PRIORITY.get(level_constant, 0) >= _PRIORITY[LogLevel.error]
         if self._held is not None:
             if event.get("announce"):  # the listening line goes first, then what waited
@@ -336,12 +360,13 @@ class StdlibBridge(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage()
+            traces = []
             if record.exc_info:
-                text = f"{text}\n{_TRACEBACKS.formatException(record.exc_info)}"
+                traces.append(_TRACEBACKS.formatException(record.exc_info))
             elif record.exc_text:
-                text = f"{text}\n{record.exc_text}"
+                traces.append(record.exc_text)
             if record.stack_info:
-                text = f"{text}\n{record.stack_info}"
+                traces.append(record.stack_info)
         except Exception:
             self.handleError(record)
             return
@@ -353,6 +378,12 @@ class StdlibBridge(logging.Handler):
             "log_source": None,
             "log_time": record.created,
         }
+        if traces:
+            event["log_traceback"] = "\n".join(traces)
+        for key in CONTEXT_FIELDS:  # given with ``extra={"app": ...}``: for the JSON form
+            value = record.__dict__.get(key)
+            if value is not None:
+                event[key] = value
         (self._observer or globalLogPublisher)(event)
 
 
@@ -383,10 +414,16 @@ _lines: LineObserver | None = None
 
 
 def start_logging(
-    level: str, stream: IO[str] | None = None, tag: str = "", *, hold: bool = False
+    level: str,
+    stream: IO[str] | None = None,
+    tag: str = "",
+    *,
+    hold: bool = False,
+    format: str = "text",
 ) -> None:
     """Send every Twisted log event at ``level`` or above to ``stream`` (stderr by default),
-    each line marked with ``tag`` when given (a worker's name). With ``hold``, lines below
+    each line marked with ``tag`` when given (a worker's name), as text or, with
+    ``format="json"``, as one JSON object per line (:mod:`fms.jsonlog`). With ``hold``, lines below
     ``error`` wait (at most :data:`HOLD_LIMIT` seconds) for the event logged with
     ``announce=True`` (the listening line), which is written first, or for
     :func:`release_held_lines` (a worker, told by its supervisor)."""
@@ -394,7 +431,7 @@ def start_logging(
     _level_filter = AlwaysOrLevel(LEVELS[level])
     _set_lowest(level)
     if stream is None:
-        lines = LineObserver(None, tag, fd=sys.stderr.fileno(), hold=hold)
+        lines = LineObserver(None, tag, fd=sys.stderr.fileno(), hold=hold, format=format)
 
         def at_exit() -> None:
             lines.release()
@@ -402,7 +439,7 @@ def start_logging(
 
         atexit.register(at_exit)
     else:
-        lines = LineObserver(stream, tag, hold=hold)
+        lines = LineObserver(stream, tag, hold=hold, format=format)
     _lines = lines
     if hold:
         from twisted.internet import reactor

@@ -22,7 +22,7 @@ SANS_IO = ["fms.rtmp", "fms.amf", "fms.rtmp.connection", "fms.rtmp.client", "fms
            "fms.live.stream", "fms.live.registry", "fms.live.media", "fms.live.names"]  # fmt: skip
 
 BASE = {"errors"}
-UTIL = BASE | {"config", "log", "__init__"}
+UTIL = BASE | {"config", "log", "jsonlog", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     # room -> the rooms (first name below fms) its modules may import
     "errors": set(),
@@ -31,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "rtmp": BASE | {"amf"},
     "live": BASE | {"rtmp", "amf"},
     "config": BASE,
-    "log": BASE,
+    "log": BASE | {"jsonlog"},
+    "jsonlog": set(),
     "apps": UTIL | {"live", "rtmp", "amf"},
     "server": UTIL | {"apps", "live", "rtmp", "amf"},
     "cluster": UTIL | {"server", "apps", "live", "rtmp", "amf"},

@@ -257,14 +257,14 @@ class Application:
             )  # fmt: skip
         elif v.by_application:
             log.info(
-                "{action} {app}/{name} {by} {peer} refused by the application: {reason}",
-                action=action, app=client.app, name=name, peer=client.peer,
+                "{action} {app}/{stream} {by} {peer} refused by the application: {reason}",
+                action=action, app=client.app, stream=name, peer=client.peer,
                 reason=v.description, by="from" if action == "publish" else "for",
             )  # fmt: skip
         else:
             log.info(
-                "refusing {action} {app}/{name!r} {by} {peer}: {problem}",
-                action=action, app=client.app, name=name, peer=client.peer,
+                "refusing {action} {app}/{stream!r} {by} {peer}: {problem}",
+                action=action, app=client.app, stream=name, peer=client.peer,
                 problem=v.description, by="from" if action == "publish" else "for",
             )  # fmt: skip
 
@@ -373,8 +373,8 @@ class Application:
             except Exception:
                 self._media_failed.add(key)
                 log.failure(
-                    "{plugin} failed in media for {app}/{name}: it gets no more of this publish",
-                    plugin=_plugin_name(plugin), app=stream.app, name=stream.name,
+                    "{plugin} failed in media for {app}/{stream}: it gets no more of this publish",
+                    plugin=_plugin_name(plugin), app=stream.app, stream=stream.name,
                 )  # fmt: skip
 
     @property

@@ -268,7 +268,8 @@ def run_supervisor(config: Config, argv: list[str]) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    start_logging(config.server.log_level, hold=True)  # the listening line comes first
+    # the listening line comes first
+    start_logging(config.server.log_level, hold=True, format=config.server.log_format)
     count = worker_count(config)
     supervisor = Supervisor(reactor, config, argv, count)
     try:

@@ -104,6 +104,8 @@ class PlayerConnection(Protocol):
     """What a :class:`PlaySink` needs of its connection (the RTMP protocol)."""
 
     peer: str
+    app: str | None
+    """The application it connected to (for log lines)."""
     write_paused: bool
     """True while the transport pushes back (its buffer is full)."""
     connection: ServerConnection | None
@@ -141,8 +143,8 @@ class PlaySink:
 
     def _failed(self, what: str) -> None:
         log.failure(
-            "closing player {peer} of {name}: internal error while {what}",
-            peer=self.proto.peer, name=self.name, what=what,
+            "closing player {peer} of {stream}: internal error while {what}",
+            peer=self.proto.peer, app=self.proto.app, stream=self.name, what=what,
         )  # fmt: skip
         self.proto.lose_play(self.stream_id)
 
@@ -160,9 +162,10 @@ class PlaySink:
 
     def close(self, reason: str) -> None:
         log.info(
-            "closing player {peer} of {name}: {reason}",
+            "closing player {peer} of {stream}: {reason}",
             peer=self.proto.peer,
-            name=self.name,
+            app=self.proto.app,
+            stream=self.name,
             reason=reason,
         )
         self.proto.lose_play(self.stream_id)

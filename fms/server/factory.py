@@ -401,6 +401,6 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         flush fails is logged and skipped; the loop and the other streams go on."""
         for stream, failure in self.registry.flush(self.clock.seconds()):
             log.failure(
-                "internal error while delivering {app}/{name}",
-                Failure(failure), app=stream.app, name=stream.name,
+                "internal error while delivering {app}/{stream}",
+                Failure(failure), app=stream.app, stream=stream.name,
             )  # fmt: skip

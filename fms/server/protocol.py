@@ -32,7 +32,7 @@ from fms.errors import ApplicationError, RemoteProtocolError
 from fms.live.media import DATA_INFO, MediaInfo
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
-from fms.log import Logger
+from fms.log import Logger, PeerLabel
 from fms.rtmp import events as ev
 from fms.rtmp.connection import ConnectionState, ServerConnection, StreamState, split_query
 from fms.rtmp.messages import Data, Media
@@ -89,7 +89,7 @@ class RTMPServerProtocol(TwistedProtocol):
         address = self.transport.getPeer()  # type: ignore[union-attr]
         host = getattr(address, "host", "?")
         self.host = str(host)
-        self.peer = f"{host}:{getattr(address, 'port', '?')}"
+        self.peer = PeerLabel(f"{host}:{getattr(address, 'port', '?')}", self.id)
         self.connection = ServerConnection(factory.limits, factory.settings, now=now)
         factory.admit(self)
         # Commands and fan-out flushes are small writes that must leave at once: no Nagle.
@@ -403,8 +403,8 @@ class RTMPServerProtocol(TwistedProtocol):
         """Whether the stream id is already in use (logged once): the request is refused before
         the application is asked. Names are the application's to check."""
         if busy:
-            log.info("refusing {action} {app}/{name!r} {by} {peer}: {problem}", action=action,
-                     app=self.app, name=name, peer=self.peer, problem=BUSY,
+            log.info("refusing {action} {app}/{stream!r} {by} {peer}: {problem}", action=action,
+                     app=self.app, stream=name, peer=self.peer, problem=BUSY,
                      by="from" if action == "publish" else "for")  # fmt: skip
         return busy
 
@@ -449,8 +449,8 @@ class RTMPServerProtocol(TwistedProtocol):
             if claimed and self.claims_names:  # a relay link of an ended publish holds it here
                 self.server.release_name(self.app, name)
             log.info(
-                "refusing publish {app}/{name} from {peer}: already published",
-                app=self.app, name=name, peer=self.peer,
+                "refusing publish {app}/{stream} from {peer}: already published",
+                app=self.app, stream=name, peer=self.peer,
             )  # fmt: skip
             conn.reject_publish(
                 sid, name, StatusCode.PUBLISH_BAD_NAME, f"{name} is already being published."
@@ -458,15 +458,15 @@ class RTMPServerProtocol(TwistedProtocol):
             return
         if event.publish_type not in ("live", ""):
             log.info(
-                "{app}/{name}: publish type {kind!r}: relayed live (recording is a plugin's job)",
-                app=self.app, name=name, kind=event.publish_type,
+                "{app}/{stream}: publish type {kind!r}: relayed live (recording is a plugin's job)",
+                app=self.app, stream=name, kind=event.publish_type, peer=self.peer,
             )  # fmt: skip
         self.publishing[sid] = stream
         conn.accept_publish(sid, name)
         self._publish_started(stream)
         self._reschedule()
         log.info(
-            "publish started {app}/{name} from {peer}", app=self.app, name=name, peer=self.peer
+            "publish started {app}/{stream} from {peer}", app=self.app, stream=name, peer=self.peer
         )
 
     def _publish_started(self, stream: LiveStream) -> None:
@@ -485,8 +485,8 @@ class RTMPServerProtocol(TwistedProtocol):
         self.server.registry.release(stream, self.client_view)
         if self.claims_names:
             self.server.release_name(stream.app, stream.name)
-        log.info("publish stopped {app}/{name} from {peer}",
-                 app=stream.app, name=stream.name, peer=self.peer)  # fmt: skip
+        log.info("publish stopped {app}/{stream} from {peer}",
+                 app=stream.app, stream=stream.name, peer=self.peer)  # fmt: skip
         if notify and self.connection is not None:
             self.connection.end_publish(sid, stream.name)
 
@@ -566,8 +566,8 @@ class RTMPServerProtocol(TwistedProtocol):
         if self.application is not None and self.client_view is not None:
             self.application.play_started(self.client_view, stream)
         log.info(
-            "play {app}/{name} for {peer}{waiting}",
-            app=self.app, name=name, peer=self.peer,
+            "play {app}/{stream} for {peer}{waiting}",
+            app=self.app, stream=name, peer=self.peer,
             waiting="" if stream.published else " (waiting for publisher)",
         )  # fmt: skip
 

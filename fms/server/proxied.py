@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol, cast
 
-from fms.log import Logger
+from fms.log import Logger, PeerLabel
 from fms.server.protocol import RTMPServerProtocol
 from fms.server.proxy import ProxyHeaderError, ProxyHeaderParser, looks_like_proxy_header
 
@@ -58,7 +58,7 @@ class ProxiedRTMPServerProtocol(RTMPServerProtocol):
         if header.source is not None:
             host, port = header.source
             self.host = host
-            self.peer = f"{host}:{port}"
+            self.peer = PeerLabel(f"{host}:{port}", self.id)
         log.debug("{peer} arrives through {proxy}", peer=self.peer, proxy=proxy)
         if not cast(ProxyAdmission, self.server).proxied(self):
             return

@@ -21,7 +21,8 @@ import pytest
 
 from tests.support.ci import IN_CI
 
-LISTENING = re.compile(r"listening on (rtmp://\S+)")
+LISTENING = re.compile(r"listening on (rtmp://[^\s\"]+)")
+"""The listening line, in the text form or inside a JSON line (``[server] log_format``)."""
 
 
 def require_client(name: str) -> str:
@@ -53,19 +54,24 @@ class ServerProcess:
         *args: str,
         config: Path | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        stdout: Path | None = None,
     ) -> None:
+        """``stdout``: a file that receives the server's standard output (discarded without)."""
         command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
         if config is not None:
             command += ["--config", str(config)]
         command += list(args)
+        out = None if stdout is None else stdout.open("wb")
         self.process = subprocess.Popen(
             command,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if out is None else out,
             stderr=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parents[2],
             preexec_fn=functools.partial(_child_setup, preexec_fn),
         )
+        if out is not None:
+            out.close()  # the child has its own copy of the descriptor
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
