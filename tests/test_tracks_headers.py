@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fms.live import tracks as tracks_module
 from fms.live.headers import TrackHeaders
 from fms.live.media import describe
 from fms.live.tracks import Role, split
@@ -126,7 +127,21 @@ def test_every_track_of_every_packet_type_and_multitrack_kind_is_read(packet: Pa
 def test_arbitrary_bytes_are_read_without_raising(type_id: int, payload: bytes) -> None:
     tagged = split(type_id, payload)
     for track in tagged.tracks:
-        assert 0 <= track.start <= track.end <= len(payload)
+        end = len(payload) if track.end is None else track.end
+        assert 0 <= track.start <= end <= len(payload)
+
+
+@given(st.one_of(packets(), st.tuples(st.sampled_from(["audio", "video"]), st.binary(max_size=12))))
+def test_reading_from_the_cached_prefix_equals_reading_the_whole_payload(
+    sample: Packet | tuple[str, bytes],
+) -> None:
+    """Most payloads are read once per distinct prefix (a cache): the reading must be the one
+    the whole payload gives."""
+    if isinstance(sample, Packet):
+        type_id, payload = (9 if sample.kind == "video" else 8), sample.payload()
+    else:
+        type_id, payload = (9 if sample[0] == "video" else 8), sample[1]
+    assert split(type_id, payload) == tracks_module._split(type_id, payload)
 
 
 @given(packets(kind="video"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fms.live.media import MediaInfo
-from fms.live.tracks import Role, TaggedPayload, one_track, split
+from fms.live.tracks import CONFIG, END, FRAMES, METADATA, OTHER, TaggedPayload, one_track, split
 from fms.rtmp.messages import Media
 
 Key = tuple[str, int, str]
@@ -36,12 +36,17 @@ class TrackHeaders:
 
     def __init__(self) -> None:
         self._tracks: dict[Key, _Track] = {}
+        self._main: dict[str, int] = {}
+        """:meth:`main_track` per kind, until the cache changes."""
 
     def update(self, message: Media, info: MediaInfo) -> bool:
         """Take what ``message`` configures, replaces or ends; True when what a newcomer would
         be sent changed (an identical resend changes nothing)."""
         tagged = _tagged(message, info)
-        if tagged.role is Role.END:
+        if tagged.role is FRAMES or tagged.role is OTHER:
+            return False
+        self._main.clear()
+        if tagged.role is END:
             changed = False
             for track in tagged.tracks:
                 changed |= (
@@ -87,8 +92,11 @@ class TrackHeaders:
         """The track whose keyframes start a GOP: track 0 if it has a configuration (the
         specification recommends 0 for the default track), else the lowest configured one; 0
         when none is configured yet."""
-        ids = [k[1] for k, entry in self._tracks.items() if k[0] == kind and entry.config]
-        return min(ids, default=0)
+        main = self._main.get(kind)
+        if main is None:
+            ids = [k[1] for k, entry in self._tracks.items() if k[0] == kind and entry.config]
+            main = self._main[kind] = min(ids, default=0)
+        return main
 
     def config(self, kind: str) -> Media | None:
         """The configuration of the main track of ``kind`` (what single-track code reads)."""
@@ -100,9 +108,7 @@ class TrackHeaders:
 
     def clear(self) -> None:
         self._tracks.clear()
-
-    def __bool__(self) -> bool:
-        return any(e.config or e.metadata for e in self._tracks.values())
+        self._main.clear()
 
 
 def _tagged(message: Media, info: MediaInfo) -> TaggedPayload:
@@ -114,9 +120,9 @@ def _tagged(message: Media, info: MediaInfo) -> TaggedPayload:
 def _parts(message: Media, tagged: TaggedPayload) -> list[tuple[Key, str, Media]]:
     """What a configuration or metadata message holds for each of its tracks, as the message to
     replay for that track (itself when it carries one track)."""
-    if tagged.role is Role.CONFIG:
+    if tagged.role is CONFIG:
         slot = "config"
-    elif tagged.role is Role.METADATA:
+    elif tagged.role is METADATA:
         slot = "metadata"
     else:
         return []

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
-from fms.live.tracks import Role, TaggedPayload, split
+from fms.live.tracks import CONFIG, METADATA, TaggedPayload, from_prefix, prefix_key, split
 
 
 class VideoCodec(IntEnum):
@@ -66,7 +67,7 @@ def parse_video(payload: bytes) -> VideoTag:
     track's."""
     tagged = split(9, payload)
     codec = tagged.tracks[0].codec if tagged.tracks else ""
-    return VideoTag(tagged.keyframe, tagged.role is Role.CONFIG, codec)
+    return VideoTag(tagged.keyframe, tagged.role is CONFIG, codec)
 
 
 def is_audio_sequence_header(payload: bytes) -> bool:
@@ -109,11 +110,24 @@ def describe(type_id: int, payload: bytes) -> MediaInfo:
     """Read the header of an RTMP message of type ``type_id`` (8 audio, 9 video, other data)."""
     if type_id not in (8, 9):
         return DATA_INFO
-    tagged = split(type_id, payload)
+    key = prefix_key(type_id, payload)
+    if key is not None:
+        return _prefix_info(*key)
+    return _info(split(type_id, payload))
+
+
+@lru_cache(maxsize=4096)
+def _prefix_info(type_id: int, prefix: bytes) -> MediaInfo:
+    """Most payloads are read from a short prefix (:func:`fms.live.tracks.prefix_key`): once
+    per distinct prefix."""
+    return _info(from_prefix(type_id, prefix))
+
+
+def _info(tagged: TaggedPayload) -> MediaInfo:
     codec = tagged.tracks[0].codec if tagged.tracks else ""
-    header = tagged.role is Role.CONFIG
-    if type_id == 9:
+    header = tagged.role is CONFIG
+    if tagged.kind == "video":
         keyframe = tagged.keyframe
     else:
-        keyframe = tagged.role not in (Role.CONFIG, Role.METADATA)
+        keyframe = tagged.role not in (CONFIG, METADATA)
     return MediaInfo(tagged.kind, codec, keyframe, header, tagged.lowest_track, tagged)

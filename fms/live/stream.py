@@ -31,7 +31,7 @@ from fms.live.headers import TrackHeaders
 from fms.live.log import Player, PlayerSink, PlayerState, SharedLog
 from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.live.stats import StreamStats
-from fms.live.tracks import Role
+from fms.live.tracks import METADATA
 from fms.rtmp.chunks import RawMessage, encode_shared
 from fms.rtmp.constants import ChunkStreamId
 from fms.rtmp.messages import Data, Media, encode_message
@@ -279,7 +279,7 @@ class LiveStream:
             self._gop_valid = True
         if not self._gop_valid:
             return
-        if info.sequence_header or (info.tagged is not None and info.tagged.role is Role.METADATA):
+        if info.sequence_header or (info.tagged is not None and info.tagged.role is METADATA):
             return  # replayed from the header cache
         self._gop.append(message)
         self._gop_bytes += len(message.payload) if isinstance(message, Media) else 64

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from functools import lru_cache
 
 
 class Role(Enum):
@@ -32,6 +33,11 @@ class Role(Enum):
     """Coded frames (CodedFrames, CodedFramesX, legacy frames)."""
     OTHER = "other"
     """Video command frames, unknown packet types, unreadable payloads."""
+
+
+CONFIG, METADATA, END, FRAMES, OTHER = Role.CONFIG, Role.METADATA, Role.END, Role.FRAMES, Role.OTHER
+"""The roles as plain module names: reading an Enum member off its class costs a lookup per
+message on Python 3.11."""
 
 
 class AvMultitrackType(IntEnum):
@@ -83,15 +89,22 @@ _AUDIO_ROLES: dict[int, Role] = {
 }
 
 
+_ONE_TRACK = int(AvMultitrackType.ONE_TRACK)
+_MANY_TRACKS_MANY_CODECS = int(AvMultitrackType.MANY_TRACKS_MANY_CODECS)
+_VIDEO_MULTITRACK = int(VideoPacketType.MULTITRACK)
+_AUDIO_MULTITRACK = int(AudioPacketType.MULTITRACK)
+
+
 @dataclass(frozen=True, slots=True)
 class Track:
     """One track of a message: its id, its codec (a FourCC; a legacy sound format as text) and
-    where its body lies in the payload (``start``..``end``, byte offsets)."""
+    where its body lies in the payload (``payload[start:end]``, byte offsets; ``end`` None: to
+    the end of the payload)."""
 
     track_id: int
     codec: str
     start: int
-    end: int
+    end: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,62 +126,95 @@ class TaggedPayload:
     @property
     def keyframe(self) -> bool:
         """A video keyframe with coded frames (never a header, metadata or command)."""
-        return self.frame_type == VIDEO_KEYFRAME and self.role is Role.FRAMES
+        return self.frame_type == VIDEO_KEYFRAME and self.role is FRAMES
 
     @property
     def lowest_track(self) -> int:
         return min((t.track_id for t in self.tracks), default=0)
 
 
-_OPAQUE_VIDEO = TaggedPayload("video", Role.OTHER, 0, None, None, ())
-_OPAQUE_AUDIO = TaggedPayload("audio", Role.OTHER, 0, None, None, ())
+_OPAQUE_VIDEO = TaggedPayload("video", OTHER, 0, None, None, ())
+_OPAQUE_AUDIO = TaggedPayload("audio", OTHER, 0, None, None, ())
 
 
 def split(type_id: int, payload: bytes) -> TaggedPayload:
     """Read the tag header of an audio (type 8) or video (type 9) message."""
-    if type_id == 9:
-        return _split_video(payload)
-    return _split_audio(payload)
+    key = prefix_key(type_id, payload)
+    if key is not None:
+        return from_prefix(*key)
+    return _split(type_id, payload)
 
 
-def _split_video(payload: bytes) -> TaggedPayload:
+def prefix_key(type_id: int, payload: bytes) -> tuple[int, bytes] | None:
+    """``(8 or 9, prefix)`` when the reading of ``payload`` depends only on a short prefix of
+    it (legacy: 2 bytes; Enhanced single track: 5; OneTrack: 7; every track body then runs to
+    the end of the payload), so that it can be read once per distinct prefix; None for
+    ManyTracks and ModEx payloads, whose reading depends on their sizes."""
+    kind = 9 if type_id == 9 else 8
     if not payload:
-        return _OPAQUE_VIDEO
+        return (kind, b"")
     first = payload[0]
-    if not first & 0x80:
+    if not ((first & 0x80) if kind == 9 else (first >> 4 == SOUND_FORMAT_EX)):
+        return (kind, payload[:2])
+    packet_type = first & 0x0F
+    if packet_type == 7:
+        return None
+    if packet_type == (_VIDEO_MULTITRACK if kind == 9 else _AUDIO_MULTITRACK):
+        if len(payload) > 1 and payload[1] >> 4 == _ONE_TRACK:
+            return (kind, payload[:7])
+        return None
+    return (kind, payload[:5])
+
+
+@lru_cache(maxsize=4096)
+def from_prefix(type_id: int, prefix: bytes) -> TaggedPayload:
+    """:func:`split` of a payload of which ``prefix`` (from :func:`prefix_key`) is all that
+    counts: most messages share a handful of prefixes (one per track and frame type)."""
+    return _split(type_id, prefix)
+
+
+def _split(type_id: int, payload: bytes) -> TaggedPayload:
+    if not payload:
+        return _OPAQUE_VIDEO if type_id == 9 else _OPAQUE_AUDIO
+    first = payload[0]
+    second = payload[1] if len(payload) > 1 else -1
+    if type_id == 9:
+        if first & 0x80:
+            return _split_enhanced(
+                "video", payload, (first >> 4) & 0x07, _VIDEO_MULTITRACK, _VIDEO_ROLES
+            )
+        return _legacy(9, first, second)
+    if first >> 4 == SOUND_FORMAT_EX:
+        return _split_enhanced("audio", payload, 0, _AUDIO_MULTITRACK, _AUDIO_ROLES)
+    return _legacy(8, first, second)
+
+
+def _legacy(type_id: int, first: int, second: int) -> TaggedPayload:
+    """A legacy payload from its first two bytes (``second`` -1: absent)."""
+    if type_id == 9:
         frame_type = first >> 4
         fourcc = _LEGACY_VIDEO_FOURCC.get(first & 0x0F)
         if fourcc is None:
-            role = Role.OTHER if frame_type == VIDEO_COMMAND else Role.FRAMES
-            codec = str(first & 0x0F)
-            return TaggedPayload("video", role, frame_type, None, None, _whole(codec, payload))
-        if len(payload) < 2:
+            role = OTHER if frame_type == VIDEO_COMMAND else FRAMES
+            return TaggedPayload("video", role, frame_type, None, None, _whole(str(first & 15)))
+        if second < 0:
             return _OPAQUE_VIDEO
-        role = (Role.CONFIG, Role.FRAMES, Role.END)[payload[1]] if payload[1] < 3 else Role.OTHER
+        role = (CONFIG, FRAMES, END)[second] if second < 3 else OTHER
         if frame_type == VIDEO_COMMAND:
-            role = Role.OTHER
-        return TaggedPayload("video", role, frame_type, None, None, _whole(fourcc, payload))
-    frame_type = (first >> 4) & 0x07
-    return _split_enhanced("video", payload, frame_type, VideoPacketType.MULTITRACK, _VIDEO_ROLES)
-
-
-def _split_audio(payload: bytes) -> TaggedPayload:
-    if not payload:
-        return _OPAQUE_AUDIO
-    sound_format = payload[0] >> 4
-    if sound_format == SOUND_FORMAT_EX:
-        return _split_enhanced("audio", payload, 0, AudioPacketType.MULTITRACK, _AUDIO_ROLES)
+            role = OTHER
+        return TaggedPayload("video", role, frame_type, None, None, _whole(fourcc))
+    sound_format = first >> 4
     if sound_format == SOUND_FORMAT_AAC:
-        if len(payload) < 2:
+        if second < 0:
             return _OPAQUE_AUDIO
-        role = Role.CONFIG if payload[1] == 0 else Role.FRAMES
-        return TaggedPayload("audio", role, 0, None, None, _whole("mp4a", payload))
-    return TaggedPayload("audio", Role.FRAMES, 0, None, None, _whole(str(sound_format), payload))
+        role = CONFIG if second == 0 else FRAMES
+        return TaggedPayload("audio", role, 0, None, None, _whole("mp4a"))
+    return TaggedPayload("audio", FRAMES, 0, None, None, _whole(str(sound_format)))
 
 
-def _whole(codec: str, payload: bytes) -> tuple[Track, ...]:
+def _whole(codec: str) -> tuple[Track, ...]:
     """A legacy payload: one track 0 (its body after the first byte)."""
-    return (Track(0, codec, 1, len(payload)),)
+    return (Track(0, codec, 1, None),)
 
 
 def _split_enhanced(
@@ -176,74 +222,78 @@ def _split_enhanced(
 ) -> TaggedPayload:
     """The ExHeader layout shared by audio and video: ModEx prefixes, then either one FourCC or
     a multitrack header and its tracks."""
-    opaque = TaggedPayload(kind, Role.OTHER, frame_type, None, None, ())
     size = len(payload)
     packet_type = payload[0] & 0x0F
     pos = 1
     while packet_type == 7:  # ModEx: a size, its data, then (mod-ex type, packet type)
         if pos >= size:
-            return opaque
+            return _opaque(kind, frame_type)
         data_size = payload[pos] + 1
         pos += 1
         if data_size == 256:
             if pos + 2 > size:
-                return opaque
+                return _opaque(kind, frame_type)
             data_size = int.from_bytes(payload[pos : pos + 2], "big") + 1
             pos += 2
         pos += data_size
         if pos >= size:
-            return opaque
+            return _opaque(kind, frame_type)
         packet_type = payload[pos] & 0x0F
         pos += 1
     if kind == "video" and frame_type == VIDEO_COMMAND and packet_type != 4:
-        return TaggedPayload(kind, Role.OTHER, frame_type, packet_type, None, ())
+        return TaggedPayload(kind, OTHER, frame_type, packet_type, None, ())
     if packet_type != multitrack_type:
         if pos + 4 > size:
-            return opaque
+            return _opaque(kind, frame_type)
         fourcc = payload[pos : pos + 4].decode("latin-1")
-        role = roles.get(packet_type, Role.OTHER)
+        role = roles.get(packet_type, OTHER)
         return TaggedPayload(
-            kind, role, frame_type, packet_type, None, (Track(0, fourcc, pos + 4, size),)
+            kind, role, frame_type, packet_type, None, (Track(0, fourcc, pos + 4, None),)
         )
     if pos >= size:
-        return opaque
+        return _opaque(kind, frame_type)
     multitrack = payload[pos] >> 4
     packet_type = payload[pos] & 0x0F
     pos += 1
     if multitrack > 2 or packet_type in (multitrack_type, 7):
-        return opaque
+        return _opaque(kind, frame_type)
     fourcc = ""
-    if multitrack != AvMultitrackType.MANY_TRACKS_MANY_CODECS:
+    if multitrack != _MANY_TRACKS_MANY_CODECS:
         if pos + 4 > size:
-            return opaque
+            return _opaque(kind, frame_type)
         fourcc = payload[pos : pos + 4].decode("latin-1")
         pos += 4
     tracks: list[Track] = []
     while pos < size:
-        if multitrack == AvMultitrackType.MANY_TRACKS_MANY_CODECS:
+        if multitrack == _MANY_TRACKS_MANY_CODECS:
             if pos + 4 > size:
-                return opaque
+                return _opaque(kind, frame_type)
             fourcc = payload[pos : pos + 4].decode("latin-1")
             pos += 4
         if pos >= size:
-            return opaque
+            return _opaque(kind, frame_type)
         track_id = payload[pos]
         pos += 1
-        if multitrack == AvMultitrackType.ONE_TRACK:
-            tracks.append(Track(track_id, fourcc, pos, size))
+        if multitrack == _ONE_TRACK:
+            tracks.append(Track(track_id, fourcc, pos, None))
             break
         if pos + 3 > size:
-            return opaque
+            return _opaque(kind, frame_type)
         length = int.from_bytes(payload[pos : pos + 3], "big")
         pos += 3
         if pos + length > size:
-            return opaque
+            return _opaque(kind, frame_type)
         tracks.append(Track(track_id, fourcc, pos, pos + length))
         pos += length
     if not tracks:
-        return opaque
-    role = roles.get(packet_type, Role.OTHER)
+        return _opaque(kind, frame_type)
+    role = roles.get(packet_type, OTHER)
     return TaggedPayload(kind, role, frame_type, packet_type, multitrack, tuple(tracks))
+
+
+@lru_cache(maxsize=64)
+def _opaque(kind: str, frame_type: int) -> TaggedPayload:
+    return TaggedPayload(kind, OTHER, frame_type, None, None, ())
 
 
 def one_track(kind: str, tagged: TaggedPayload, track: Track, payload: bytes) -> bytes:
@@ -252,11 +302,11 @@ def one_track(kind: str, tagged: TaggedPayload, track: Track, payload: bytes) ->
     configuration)."""
     assert tagged.packet_type is not None
     if kind == "video":
-        first = 0x80 | (tagged.frame_type << 4) | VideoPacketType.MULTITRACK
+        first = 0x80 | (tagged.frame_type << 4) | _VIDEO_MULTITRACK
     else:
-        first = (SOUND_FORMAT_EX << 4) | AudioPacketType.MULTITRACK
+        first = (SOUND_FORMAT_EX << 4) | _AUDIO_MULTITRACK
     return (
-        bytes((first, (AvMultitrackType.ONE_TRACK << 4) | tagged.packet_type))
+        bytes((first, (_ONE_TRACK << 4) | tagged.packet_type))
         + track.codec.encode("latin-1")
         + bytes((track.track_id,))
         + payload[track.start : track.end]

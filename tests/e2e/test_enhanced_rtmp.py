@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from fms.live.tracks import CONFIG, FRAMES, METADATA, split
 from fms.rtmp.capabilities import CapsExMask, FourCcInfoMask
-from fms.rtmp.events import Connected
+from fms.rtmp.events import Connected, MediaArrived
+from fms.rtmp.messages import Media
 from tests.e2e.harness import ServerProcess, finish, start
 from tests.e2e.test_workers import Workers
 from tests.hostile.support import Client
@@ -283,3 +285,62 @@ def test_a_raw_client_announcing_enhanced_rtmp_learns_what_the_server_forwards(
         assert set(event.properties) == {"fmsVer", "capabilities", "mode"}
     finally:
         plain.close()
+
+
+def test_a_late_joiner_gets_the_hdr_metadata_packet_before_any_frame(
+    server: ServerProcess, ffmpeg9: str
+) -> None:
+    """FFmpeg 9 publishes 10-bit HDR HEVC and sends a video Metadata packet (``colorInfo``)
+    once, at the start. A raw client that plays 2 s or more later receives the same packet
+    (byte for byte) after the sequence header and before the first frame. (FFmpeg's own
+    player shows nothing of it, hence a raw client.)"""
+    url = f"{server.url}/live/hdr"
+    hdr = (
+        "log-level=error:hdr10=1:max-cll=1000,400:"
+        "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+    )
+    early = Client(server.port)
+    late: Client | None = None
+    try:
+        early.connect()
+        early.conn.play(early.create_stream(), "hdr")
+        early.flush()
+        server.wait_for_line(r"play live/hdr for .*waiting for publisher", timeout=15)
+        publisher = start([
+            ffmpeg9, "-hide_banner", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}", "-t", str(SECONDS),
+            "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", hdr, "-g", str(GOP),
+            "-pix_fmt", "yuv420p10le", "-color_primaries", "bt2020", "-color_trc", "smpte2084",
+            "-colorspace", "bt2020nc", "-f", "flv", url,
+        ])  # fmt: skip
+
+        def frames(client: Client, count: int) -> list[Media]:
+            """The video messages the client got until ``count`` coded frames arrived."""
+
+            def enough(_event: object) -> bool:
+                got = [e.message for e in client.events if isinstance(e, MediaArrived)]
+                coded = [m for m in got if m.is_video and split(9, m.payload).role is FRAMES]
+                return len(coded) >= count
+
+            client.until(enough, timeout=60)
+            return [
+                e.message for e in client.events
+                if isinstance(e, MediaArrived) and e.message.is_video
+            ]  # fmt: skip
+
+        sent = frames(early, 2 * GOP + 1)  # the publisher is 2 s or more into its stream
+        late = Client(server.port).connect()
+        late.conn.play(late.create_stream(), "hdr")
+        got = frames(late, 1)
+        assert finish(publisher, timeout=60)[0] == 0
+    finally:
+        early.close()
+        if late is not None:
+            late.close()
+    published_metadata = [m.payload for m in sent if split(9, m.payload).role is METADATA]
+    assert len(published_metadata) == 1 and b"colorInfo" in published_metadata[0]
+    roles = [split(9, m.payload).role for m in got]
+    first_frame = roles.index(FRAMES)
+    assert roles[:first_frame] == [CONFIG, METADATA]
+    assert got[1].payload == published_metadata[0]
+    assert got[first_frame].timestamp >= 2 * 1000  # it did join late
