@@ -427,3 +427,26 @@ def test_a_player_exactly_log_max_bytes_from_the_head_keeps_its_backlog() -> Non
 
 def test_a_player_one_byte_further_than_log_max_bytes_from_the_head_skips() -> None:
     assert video_stamps(player_behind_by_two_frames(2 * ENTRY - 1)) == [0, 40]
+
+
+def test_a_skip_resends_no_preamble_to_a_player_attached_after_the_last_header_change() -> None:
+    """A player that waited through a republish is attached with the headers in force: when it
+    later skips, and no header changed since, it gets no second copy of the metadata."""
+    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream.publish_message(Media(MessageType.VIDEO, 0, 1, AVC_HEADER))
+    stream.stop_publish()  # the headers are gone, the header count stays
+    sink = Sink()
+    stream.add_player(sink, 1)  # waits for the next publisher
+    stream.start_publish(object())
+    stream.set_metadata(("onMetaData", {"width": 320}))
+    stream.publish_message(key(0))
+    stream.flush(0.0)
+    sink.writable = False
+    for ts in range(40, 440, 40):
+        stream.publish_message(inter(ts, 500))
+    stream.publish_message(key(440))
+    stream.flush(1.0)  # past the soft bound: skips to the keyframe at 440 ms
+    sink.writable = True
+    stream.flush(1.1)
+    assert video_stamps(sink) == [0, 440]
+    assert [m.type_id for m in sink.messages()].count(MessageType.DATA_AMF0) == 1
