@@ -450,3 +450,24 @@ def test_a_skip_resends_no_preamble_to_a_player_attached_after_the_last_header_c
     stream.flush(1.1)
     assert video_stamps(sink) == [0, 440]
     assert [m.type_id for m in sink.messages()].count(MessageType.DATA_AMF0) == 1
+
+
+def test_a_player_that_catches_up_while_finishing_the_message_under_way_is_not_skipped() -> None:
+    """The skip waited for the end of the message; with it the player reached the head, so it
+    has no lag left to skip: it keeps every later frame."""
+    stream = published(FanoutLimits(player_buffer=300, soft_seconds=1.0))
+    sink = Socket()
+    player = stream.add_player(sink, 1)
+    stream.publish_message(key(0, BIG))
+    stream.flush(0.0)
+    sink.drain(300)
+    stream.flush(2.0)
+    assert (player.skip_pending, player.offset) == (True, 600)
+    sink.drain(1 << 62)
+    stream.flush(2.1)  # the rest of the keyframe: at the head
+    stream.publish_message(inter(40, BIG))
+    stream.publish_message(inter(80, BIG))
+    stream.flush(2.2)
+    stream.publish_message(inter(120, BIG))
+    stream.flush(2.3)
+    assert video_stamps(sink) == [0, 40, 80, 120]
