@@ -528,8 +528,6 @@ class LiveStream:
             if player.state is PlayerState.ACTIVE and player.cursor < keep:
                 keep = player.cursor
         log.trim(keep)
-        if not log.players and not self.limits.gop_cache:
-            log.trim(log.head)
 
     def memory(self) -> int:
         """Bytes held in logs and the GOP cache (for bounds tests and stats)."""
