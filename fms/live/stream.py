@@ -470,7 +470,10 @@ class LiveStream:
             elif now - player.blocked_since > limits.stall_timeout:
                 self._drop(player, f"no write progress for {limits.stall_timeout:g}s")
                 continue
-            if player.log is not log or player.cursor >= head:
+            if player.log is not log:
+                continue
+            if player.cursor >= head:
+                player.skip_pending = False  # it caught up finishing its message: no lag left
                 continue
             # Still behind: the bounds judge its cursor in the shared log. A player that took
             # nothing is judged on its lag; one that is taking a burst on how long what it
@@ -571,8 +574,6 @@ class LiveStream:
             if player.state is PlayerState.ACTIVE and player.cursor < keep:
                 keep = player.cursor
         log.trim(keep)
-        if not log.players and not self.limits.gop_cache:
-            log.trim(log.head)
 
     def memory(self) -> int:
         """Bytes held in logs and the GOP cache (for bounds tests and stats)."""
