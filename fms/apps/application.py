@@ -22,6 +22,7 @@ from fms.apps.interfaces import IAppView, IClientView, IStreamView
 from fms.apps.verdict import REFUSED_BY_DEFAULT, Action, Verdict, name_verdict, status_for
 from fms.apps.views import StreamView
 from fms.config import AppConfig
+from fms.counters import COUNTERS
 from fms.live.media import MediaInfo, describe
 from fms.live.registry import StreamRegistry
 from fms.live.stream import LiveStream
@@ -228,7 +229,11 @@ class Application:
             client.peer if action == "connect" else
             f"{client.peer} {action}ing {client.app}/{name}"
         )  # fmt: skip
+        started = self.clock.seconds()
         decision, final = await self._chain(action, subject, make_args, name, max_name)
+        COUNTERS.observe("plugin_decision_seconds", self.clock.seconds() - started, action=action)
+        if isinstance(decision, (Redirect, Reject)):
+            COUNTERS.add("plugin_refusals", action=action)
         if isinstance(decision, Redirect):
             verdict = Verdict(
                 False, final, REFUSED_BY_DEFAULT[action],

@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from fms.apps.application import Application
 from fms.apps.loader import build_all
 from fms.config import Config
+from fms.counters import COUNTERS
 from fms.live.registry import StreamRegistry
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
@@ -36,6 +37,7 @@ from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
 from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
 from fms.server.proxy import TrustedProxies
+from fms.server.tally import count_handshake_failure, refusal_kind
 
 log = Logger(namespace="fms.server.factory")
 
@@ -205,6 +207,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         return proto
 
     def _refuse(self, host: str, reason: str) -> None:
+        COUNTERS.add("admission_refusals", reason=refusal_kind(reason))
         held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
         if held is not None:
             log.warn(
@@ -259,6 +262,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def forget(self, proto: RTMPServerProtocol) -> None:
         """A connection was lost."""
+        count_handshake_failure(proto, self.clock.seconds())
         self.connected(proto)
         if proto in self.connections:
             self.connections.discard(proto)
