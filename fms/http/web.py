@@ -155,6 +155,9 @@ class LimitedHTTPChannel(HTTPChannel):
         message = f"the request body is over max_body_bytes ({self.limits.max_body_bytes})"
         self._close_with(_raw_error(b"413 Payload Too Large", message))
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._respondToBadRequestAndDisconnect()
+
     def _respondToBadRequestAndDisconnect(self) -> None:
         # Twisted's own answer to a malformed request line or headers, or headers over
         # totalHeadersSize, is a bare 400: ours says why, as JSON.
