@@ -207,18 +207,25 @@ def test_reads_need_no_token_by_default(api: API) -> None:
     assert answer(api, "GET", b"/api/v1/server")[0].status == 200
 
 
+MALFORMED_ID = "malformed client id '7' (expected WORKER-NUMBER, e.g. 0-12)"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "query", "status", "message"),
     [
         ("GET", b"/api/v2/streams", {}, 404, "no such resource: /api/v2/streams"),
-        ("GET", b"/api/v1/clients/7", {}, 400, "malformed client id '7' (expected WORKER-NUMBER, e.g. 0-12)"),
-        ("GET", b"/api/v1/clients", {b"colour": [b"red"]}, 400, "unknown query parameter 'colour' (known: app, stream)"),
-        ("GET", b"/api/v1/clients", {b"app": [b"a", b"b"]}, 400, "query parameter 'app' given more than once"),
+        ("GET", b"/api/v1/clients/7", {}, 400, MALFORMED_ID),
+        ("GET", b"/api/v1/clients", {b"colour": [b"red"]}, 400,
+         "unknown query parameter 'colour' (known: app, stream)"),
+        ("GET", b"/api/v1/clients", {b"app": [b"a", b"b"]}, 400,
+         "query parameter 'app' given more than once"),
         ("GET", b"/api/v1/streams", {b"app": [b"a"]}, 400, "unknown query parameter 'app'"),
-        ("GET", b"/api/v1/streams/live/%ff", {}, 400, "the path is not UTF-8 once percent-decoded"),
+        ("GET", b"/api/v1/streams/live/%ff", {}, 400,
+         "the path is not UTF-8 once percent-decoded"),
         ("GET", b"/api/v1/streams/live/a%00b", {}, 400, "the path holds control characters"),
         ("POST", b"/api/v1/streams", {}, 405, "method POST is not allowed here (allowed: GET)"),
-        ("PUT", b"/api/v1/clients/0-1", {}, 405, "method PUT is not allowed here (allowed: DELETE, GET)"),
+        ("PUT", b"/api/v1/clients/0-1", {}, 405,
+         "method PUT is not allowed here (allowed: DELETE, GET)"),
     ],
 )  # fmt: skip
 def test_malformed_or_unknown_requests_get_a_json_error_with_the_reason(
