@@ -166,6 +166,8 @@ class ControlProtocol(NetstringReceiver):
 
 
 class _ControlFactory(Factory):
+    noisy = False
+
     def __init__(self, handlers: dict[str, Handler]) -> None:
         self.handlers = handlers
 
