@@ -1,8 +1,8 @@
 """Seats (``app.take_seat``): how many there are and when each goes back.
 
 :class:`Seating` over :class:`LocalSeats` decides alone; then the real server (in memory,
-:class:`tests.support.server_peer.Peer`) with a viewer-limit plugin written as
-``docs/plugins.md`` shows it, where a seat must come back when the play ends, when the client
+:class:`tests.support.server_peer.Peer`) with the viewer-limit plugin of ``docs/plugins.md``
+(its block, as written), where a seat must come back when the play ends, when the client
 leaves, and when the play is refused after the plugin took the seat. The seats of several
 processes are in ``tests/test_seats_lock.py``.
 """
@@ -18,6 +18,7 @@ from fms.apps.interfaces import IClientView
 from fms.apps.shared import MAX_SEATS, LocalSeats, Seating
 from fms.testing import FakeApp, run_hook
 from tests.support.server_peer import Peer, factory_for
+from tests.test_notifications import documented_plugin
 
 
 def seating() -> tuple[Seating, LocalSeats]:
@@ -109,7 +110,7 @@ def test_release_gives_a_seat_back_at_once() -> None:
 def test_the_stand_in_app_counts_seats_until_the_client_leaves() -> None:
     app = FakeApp()
     a, b = app.connect(), app.connect()
-    plugin = ViewerLimit(max_players=1)
+    plugin = documented_plugin("plugins/viewerlimit.py").ViewerLimit(max_players=1)
     assert run_hook(plugin.play, a, "cam", {}) is None
     assert isinstance(run_hook(plugin.play, b, "cam", {}), Reject)
     assert app.seated("cam") == 1
@@ -120,16 +121,7 @@ def test_the_stand_in_app_counts_seats_until_the_client_leaves() -> None:
 # ------------------------------------------------------------------ the server, in memory
 
 
-class ViewerLimit(Plugin):
-    """The viewer limit of ``docs/plugins.md``."""
-
-    def __init__(self, *, max_players: int) -> None:
-        self.max_players = max_players
-
-    def play(self, client: IClientView, name: str, query: dict[str, str]) -> Any:
-        if not client.application.take_seat(name, self.max_players, client):
-            return Reject("this stream has all the players it can take")
-        return None
+documented_plugin("plugins/viewerlimit.py")  # module tests.doc_viewerlimit
 
 
 class RefuseLate(Plugin):
@@ -140,7 +132,7 @@ class RefuseLate(Plugin):
 
 
 LIMIT_2 = (
-    "[[apps.live.plugins]]\nuse = 'tests.test_seats:ViewerLimit'\nmax_players = 2\n"
+    "[[apps.live.plugins]]\nuse = 'tests.doc_viewerlimit:ViewerLimit'\nmax_players = 2\n"
     "[[apps.live.plugins]]\nuse = 'tests.test_seats:RefuseLate'\n"
 )
 

@@ -1,10 +1,10 @@
 """A viewer limit and a broadcast that hold for the whole server with ``fms run --workers 2``
 (issue 13, item 5).
 
-The plugins are written as ``docs/plugins.md`` says: a viewer limit that takes a seat per
-player (``app.take_seat(name, max_players, client)``), and an on-air notifier that broadcasts
-``onAir`` from the ``published`` notification. Players go to each worker's own port
-(``[server] worker_ports``), so both workers serve some.
+The plugins are written as ``docs/plugins.md`` says: its viewer limit, taken from the page
+as written (a seat per player: ``app.take_seat(name, max_players, client)``), and an on-air
+notifier that broadcasts ``onAir`` from the ``published`` notification. Players go to each
+worker's own port (``[server] worker_ports``), so both workers serve some.
 
 What must hold: six players starting at once against ``max_players = 2`` let exactly 2 in
 (they decode the stream) and refuse 4 (``NetStream.Play.Failed``, no frame), round after round;
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 
 from fms.rtmp.client import CallReceived, StatusReceived
 from tests.e2e.harness import ffmpeg_publish_command, finish, require_client, start
+from tests.e2e.test_plugin_doc import block
 from tests.e2e.test_workers import Workers
 from tests.hostile.support import Client
 
@@ -37,22 +39,10 @@ PER_WORKER = 3
 """Players per worker in the six-at-once rounds: more than the limit on each worker."""
 
 REFUSAL = "this stream has all the players it can take"
+"""The documented plugin's refusal."""
 
-VIEWER_LIMIT = '''
-from fms.apps.api import Plugin, Reject
-
-
-class ViewerLimit(Plugin):
-    """At most max_players players per stream, on every worker together."""
-
-    def __init__(self, *, max_players: int) -> None:
-        self.max_players = max_players
-
-    def play(self, client, name, query):
-        if not client.application.take_seat(name, self.max_players, client):
-            return Reject("this stream has all the players it can take")
-        return None
-'''
+VIEWER_LIMIT = block("plugins/viewerlimit.py")
+"""The viewer limit of docs/plugins.md, as written there."""
 
 ON_AIR = '''
 from fms.apps.api import Plugin
@@ -238,3 +228,15 @@ def calls_of(client: Client) -> list[tuple[str, list[Any]]]:
         for e in client.events
         if isinstance(e, CallReceived) and e.name.startswith("onAir")
     ]
+
+
+def test_the_documented_unit_test_of_the_viewer_limit_passes(tmp_path: Path) -> None:
+    (tmp_path / "viewerlimit.py").write_text(VIEWER_LIMIT, encoding="utf-8")
+    test_file = tmp_path / "test_viewerlimit.py"
+    test_file.write_text(block("plugins/test_viewerlimit.py"), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
