@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 
 from fms.apps.api import Plugin, Reject
 from fms.apps.interfaces import IClientView
@@ -131,6 +132,20 @@ class RefuseLate(Plugin):
         return Reject("not this one") if name.startswith("no") else None
 
 
+class LateSeat(Plugin):
+    """Takes one seat of the name after a gate the test opens (``gates``, in order)."""
+
+    gates: list[Deferred[None]] = []
+
+    async def play(self, client: IClientView, name: str, query: dict[str, str]) -> Any:
+        gate: Deferred[None] = Deferred()
+        LateSeat.gates.append(gate)
+        await gate
+        if not client.application.take_seat(name, 1, client):
+            return Reject("taken")
+        return None
+
+
 LIMIT_2 = (
     "[[apps.live.plugins]]\nuse = 'tests.doc_viewerlimit:ViewerLimit'\nmax_players = 2\n"
     "[[apps.live.plugins]]\nuse = 'tests.test_seats:RefuseLate'\n"
@@ -181,3 +196,16 @@ def test_players_waiting_for_a_publisher_hold_seats() -> None:
     waiting = [player(factory, port, "later") for port in (1, 2)]
     assert all(p.statuses()[-1] == "NetStream.Play.Start" for p in waiting)
     assert player(factory, 3, "later").statuses()[-1] == "NetStream.Play.Failed"
+
+
+def test_a_hook_that_takes_a_seat_after_its_client_left_gets_none() -> None:
+    """Nothing would ever give back a seat taken for a client that is gone."""
+    LateSeat.gates.clear()
+    factory = factory_for("[[apps.live.plugins]]\nuse = 'tests.test_seats:LateSeat'\n")
+    gone = player(factory, 1)
+    gone.lose()
+    LateSeat.gates[0].callback(None)
+    second = player(factory, 2)
+    LateSeat.gates[1].callback(None)
+    second.pump()
+    assert second.statuses()[-1] == "NetStream.Play.Start"

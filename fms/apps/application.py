@@ -10,6 +10,7 @@ with its traceback and counts as a refusal, for that one client only.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -110,6 +111,9 @@ class Application:
         self._stopping: Deferred[None] | None = None
         self._notifying: set[Deferred[None]] = set()
         self.seating = Seating(name, seats if seats is not None else LocalSeats())
+        self._departed: weakref.WeakSet[IClientView] = weakref.WeakSet()
+        """Clients that have left (as long as a hook still holds their view): a hook that
+        finishes late gets no seat for them."""
         self.elsewhere = elsewhere
 
     def _overriding(self, hook: str) -> list[Any]:
@@ -144,6 +148,8 @@ class Application:
         return count
 
     def take_seat(self, key: str, limit: int, client: IClientView) -> bool:
+        if client in self._departed:
+            return False  # a hook that finished after its client left: nothing would free it
         return self.seating.take(key, limit, client.id)
 
     def release_seat(self, key: str, client: IClientView) -> None:
@@ -179,6 +185,7 @@ class Application:
         self._clients[client.id] = client
 
     def remove_client(self, client: IClientView) -> None:
+        self._departed.add(client)
         self.seating.client_left(client.id)
         if self._clients.pop(client.id, None) is not None:
             self.notify("disconnect", client)
@@ -320,7 +327,7 @@ class Application:
                 accepted, final = verdict.accepted, verdict.name
                 return verdict
             finally:
-                self.seating.decided(decision, accepted, final)
+                self.seating.decided(decision, accepted and client not in self._departed, final)
 
         return Deferred.fromCoroutine(run())
 
