@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from fms.apps.application import Application
 from fms.apps.loader import build_all
+from fms.apps.shared import Elsewhere, LocalSeats, SeatTable
 from fms.config import Config
 from fms.counters import COUNTERS
 from fms.live.registry import StreamRegistry
@@ -88,6 +89,11 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.name_claims: NameClaims | None = None
         """Asked before a client's publish is accepted: the names claimed across the workers
         (:mod:`fms.cluster.claims`) with ``fms run --workers``, else None."""
+        self.seats: SeatTable = LocalSeats()
+        """The applications' seats (``app.take_seat``): in memory, or shared by the workers
+        (:mod:`fms.cluster.seats`) with ``fms run --workers``."""
+        self.elsewhere: Elsewhere | None = None
+        """The other workers, for ``app.broadcast`` (:mod:`fms.cluster.everywhere`)."""
 
     # --------------------------------------------------------------------------- start/stop
 
@@ -342,10 +348,20 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         application = self.applications.get(key)
         if application is None:
             chain = self.chains.get(settings.name, [])
-            application = Application(key, settings, chain, self.registry, self.clock)
+            application = Application(
+                key, settings, chain, self.registry, self.clock,
+                seats=self.seats, elsewhere=self.elsewhere,
+            )  # fmt: skip
             self.applications[key] = application
             application.start()
         return application
+
+    def applications_named(self, name: str) -> list[Application]:
+        """The applications called ``name``: the current one and those a reload replaced
+        that still have clients."""
+        current = self.applications.get(name)
+        retired = [a for a in self._retired if a.name == name and a is not current]
+        return ([current] if current is not None else []) + retired
 
     def client_left(self, application: Application) -> None:
         """Stop an application replaced by a reload once its last client has gone."""
