@@ -563,14 +563,17 @@ def parse_opus_head(head: bytes) -> AudioConfig | None:
 
 
 def parse_flac_config(data: bytes) -> AudioConfig | None:
-    """``fLaC`` and a STREAMINFO block (FLAC format 8.2): sample rate and channels."""
+    """FLAC's STREAMINFO (FLAC format 8.2): sample rate and channels. Enhanced RTMP writes
+    ``fLaC`` and a metadata block header before it; FFmpeg sends the bare 34-byte block:
+    both are read."""
     if data[:4] == b"fLaC":
         data = data[4:]
-    if len(data) < 4 + 18 or data[0] & 0x7F != 0:
+    if len(data) >= 38 and data[0] & 0x7F == 0 and int.from_bytes(data[1:4], "big") == 34:
+        data = data[4:]  # a STREAMINFO block header
+    if len(data) < 34:
         return None
-    info = data[4:]
-    rate = int.from_bytes(info[10:13], "big") >> 4
-    channels = ((info[12] >> 1) & 0x07) + 1
+    rate = int.from_bytes(data[10:13], "big") >> 4
+    channels = ((data[12] >> 1) & 0x07) + 1
     return AudioConfig(None, rate or None, channels)
 
 

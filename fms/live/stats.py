@@ -108,6 +108,14 @@ class TrackPacket:
     """Offset of the packet's body (configuration record or frame) in the payload."""
     end: int
     """Offset just past the body."""
+    composition: int = 0
+    """Composition time offset (ms) of an AVC/HEVC/VVC frame: its presentation time is the
+    message timestamp plus this."""
+
+
+def _si24(data: bytes) -> int:
+    value = int.from_bytes(data, "big")
+    return value - (1 << 24) if value & 0x800000 else value
 
 
 def _modex(payload: bytes, pos: int, packet_type: int) -> tuple[int, int]:
@@ -186,7 +194,9 @@ def _video_packets(payload: bytes) -> list[TrackPacket]:
         if fourcc is not None:  # AVC / legacy HEVC: AVCPacketType and composition time
             packet = payload[1]
             kind = CONFIG if packet == 0 else FRAME if packet == 1 else OTHER
-            return [TrackPacket(0, fourcc, codec, kind, frame_type == 1, 5, len(payload))]
+            composition = _si24(payload[2:5]) if kind == FRAME else 0
+            keyframe = frame_type == 1
+            return [TrackPacket(0, fourcc, codec, kind, keyframe, 5, len(payload), composition)]
         start = 2 if codec_id in (4, 5) else 1  # VP6: a byte of adjustment (two with alpha)
         return [TrackPacket(0, None, codec, FRAME, frame_type == 1, start, len(payload))]
     frame_type = (first >> 4) & 0x07
@@ -202,10 +212,15 @@ def _video_packets(payload: bytes) -> list[TrackPacket]:
         kind = OTHER
     out = []
     for track_id, track_fourcc, start, end in _tracks(payload, pos, mode, fourcc):
+        composition = 0
         if kind == FRAME and packet_type == 1 and track_fourcc in ("avc1", "hvc1", "vvc1"):
-            start += 3  # compositionTimeOffset
+            composition = _si24(payload[start : start + 3])
+            start += 3
         codec = VIDEO_FOURCC_CODECS.get(track_fourcc, track_fourcc)
-        out.append(TrackPacket(track_id, track_fourcc, codec, kind, frame_type == 1, start, end))
+        keyframe = frame_type == 1
+        out.append(
+            TrackPacket(track_id, track_fourcc, codec, kind, keyframe, start, end, composition)
+        )
     return out
 
 
@@ -396,11 +411,12 @@ class StreamStats:
         track.frames.append((now, timestamp))
         track.trim(now - WINDOW)
         if packet.keyframe:
+            shown = (timestamp + packet.composition) & U32_MASK  # presentation time
             if track.last_keyframe is not None:
-                interval = ((timestamp - track.last_keyframe) & U32_MASK) / 1000.0
+                interval = ((shown - track.last_keyframe) & U32_MASK) / 1000.0
                 if interval > 0:
                     track.keyframe_interval = interval
-            track.last_keyframe = timestamp
+            track.last_keyframe = shown
             if packet.codec == "vp9" and track.width is None:
                 found = codecs.parse_vp9_keyframe(payload[packet.start : packet.start + 16])
                 if found is not None:
@@ -439,14 +455,15 @@ class StreamStats:
         source = "config"
         codec = track.codec
         if packet.kind == CONFIG:
-            track.config_seen = True
             if codec == "aac":
                 found = codecs.parse_aac_config(body)
             elif codec == "opus":
                 found = codecs.parse_opus_head(body)
             elif codec == "flac":
                 found = codecs.parse_flac_config(body)
-        elif packet.kind == FRAME and not track.config_seen:
+            track.config_seen = found is not None
+        elif packet.kind == FRAME and track.sample_rate is None and not track.config_seen:
+            # No configuration says it (yet): frame headers do, or the legacy flags.
             source = "frame"
             if codec == "mp3":
                 found = codecs.parse_mp3_frame(body)
@@ -455,7 +472,6 @@ class StreamStats:
             elif packet.fourcc is None:
                 found = codecs.legacy_audio(payload[0])
                 source = "flags"
-            track.config_seen = found is not None
         if found is not None:
             track.profile = found.profile or track.profile
             track.sample_rate = found.sample_rate or track.sample_rate
