@@ -85,6 +85,20 @@ def make_worker_service(
     control = ControlChannel(reactor, worker.directory, worker.index, worker.count)
     factory.elsewhere = Everywhere(control, factory)
     control.setServiceParent(root)
+    if config.http.enabled:
+        from fms.cluster.observe import ControlPeers
+        from fms.http.web import make_http_service
+
+        http = make_http_service(
+            reactor, config.http, factory,
+            peers=ControlPeers(control, worker.index, worker.count),
+            endpoint=ReusePortEndpoint(
+                reactor, config.http.host, worker.http_port, server.listen_backlog
+            ),
+            announce=tag + " accepting on {url}",
+        )  # fmt: skip
+        http.api.metrics_extra = lambda: {"worker_restarts": worker.restarts}
+        http.setServiceParent(root)
     return root, listener
 
 

@@ -72,7 +72,7 @@ class APIResource(Resource):
         gone: list[bool] = []
         finished.addErrback(lambda _: gone.append(True))
         d = self.api.handle(method, request.path, request.args or {}, headers)
-        d.addCallback(self._write, request, gone, method == "HEAD")
+        d.addCallback(self._write, request, gone, method == "HEAD", self.api.peers.index)
         return NOT_DONE_YET
 
     def _allowed_origin(self, origin: str | None) -> str | None:
@@ -84,10 +84,13 @@ class APIResource(Resource):
         return origin if origin in origins else None
 
     @staticmethod
-    def _write(response: Response, request: Request, gone: list[bool], head: bool) -> None:
+    def _write(
+        response: Response, request: Request, gone: list[bool], head: bool, worker: int
+    ) -> None:
         if gone:
             return  # the client went away meanwhile
         request.setResponseCode(response.status)
+        request.setHeader(b"X-FMS-Worker", str(worker).encode())  # which worker answered
         request.setHeader(b"Content-Type", response.content_type.encode("latin-1"))
         request.setHeader(b"Cache-Control", b"no-store")
         for name, value in response.headers:
@@ -242,6 +245,7 @@ class HTTPListenerService(Service):
         self._reactor = reactor
         self._config = config
         self.site = site
+        self.api: API = site.resource.api
         self._endpoint = endpoint
         self._announce = announce
         self.port: IListeningPort | None = None
