@@ -417,6 +417,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     tls = sections.get("tls")
     if tls is not None and bool(tls.certificate) != bool(tls.private_key):
         problems.append(f"{source}: tls: certificate and private_key go together")
+    http = sections.get("http")
+    if http is not None and http.read_token and not http.token:
+        problems.append(f"{source}: http.read_token needs http.token (reads would all be 403)")
     server = sections.get("server")
     if server is not None:
         bad = [p for p in server.worker_ports if not 1 <= p <= 65535]

@@ -98,3 +98,16 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
 def test_tls_needs_both_files() -> None:
     with pytest.raises(ConfigError, match="certificate and private_key go together"):
         parse_config("[tls]\ncertificate = 'c.pem'\n")
+
+
+def test_http_read_token_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match="http.read_token needs http.token"):
+        parse_config("[http]\nread_token = true\n")
+
+
+def test_http_port_on_the_command_line_turns_the_listener_on() -> None:
+    from fms.config import Config, with_overrides
+
+    config = with_overrides(Config(), http_port=0)
+    assert (config.http.enabled, config.http.port, config.http.host) == (True, 0, "127.0.0.1")
+    assert not Config().http.enabled

@@ -174,7 +174,7 @@ class Supervisor:
             host = self.config.tls.host or self.config.server.host
             url = format_url(host, self.spec_base["tls_port"]).replace("rtmp:", "rtmps:", 1)
             log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
-        if self.spec_base["http_port"]:
+        if self.spec_base.get("http_port"):
             url = format_url(self.config.http.host, self.spec_base["http_port"], "http") + "/"
             log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
 

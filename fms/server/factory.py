@@ -392,6 +392,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             old.server.worker_ports,
         ):
             log.warn("server.workers and server.worker_ports take effect at the next restart")
+        if config.http != old.http:
+            log.warn("[http] changes take effect at the next restart")
         chains = build_all(config)  # ConfigError: nothing has changed yet
         self.config = config
         self.chains = chains
