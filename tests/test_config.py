@@ -101,7 +101,7 @@ def test_tls_needs_both_files() -> None:
 
 
 def test_http_read_token_needs_a_token() -> None:
-    with pytest.raises(ConfigError, match="http.read_token needs http.token"):
+    with pytest.raises(ConfigError, match=r"http\.read_token needs http\.token"):
         parse_config("[http]\nread_token = true\n")
 
 
