@@ -1,7 +1,9 @@
 """The HTTP API of ``fms run --workers 2`` answers for both workers, whichever one the kernel
 hands the HTTP connection to: a stream published on worker 0 with players on both workers
-shows the exact total from either, every client is listed with its worker's id, and a kick
-sent to one worker ends a player held by the other (checked on the player side)."""
+shows the exact total from either, every client is listed with its worker's id, a kick sent
+to one worker ends a player held by the other (checked on the player side), and a stop sent
+to worker 1 ends the publish held by worker 0 (the publisher is cut off, a player on worker 1
+ends)."""
 
 from __future__ import annotations
 
@@ -147,5 +149,22 @@ def test_figures_cover_both_workers_and_a_kick_reaches_the_other_worker(
             return samples.get(key) == 3 and samples[("fms_workers_answering", ())] == 2
 
         wait_until("3 players in the metrics", three_left)
+
+        # Stop the publish (held by worker 0) through worker 1.
+        for _ in range(50):  # each fresh connection lands on either worker
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            if on(conn, "GET", "/api/v1/server")[2] == 1:
+                break
+            conn.close()
+        else:
+            raise AssertionError("50 connections in a row went to worker 0")
+        try:
+            status, body, answered = on(conn, "DELETE", "/api/v1/streams/live/cam", TOKEN)
+        finally:
+            conn.close()
+        assert (status, body["stopped"], answered) == (200, "live/cam", 1)
+        assert body["publisher"].startswith("0-")
+        assert publisher.wait(30) != 0  # cut off
+        running["w1 ffmpeg"].wait(30)  # a player on the other worker saw the publish end
     finally:
         assert server.stop() == 0, server.log()
