@@ -11,7 +11,7 @@ import pytest
 from fms.config import HTTPConfig
 from fms.http.api import API, Response
 from fms.server.factory import RTMPServerFactory
-from tests.support.server_peer import Peer, factory_for
+from tests.support.server_peer import Peer, clock_of, factory_for
 
 TOKEN = "s3cret-token"
 
@@ -216,7 +216,7 @@ MALFORMED_ID = "malformed client id '7' (expected WORKER-NUMBER, e.g. 0-12)"
         ("GET", b"/api/v2/streams", {}, 404, "no such resource: /api/v2/streams"),
         ("GET", b"/api/v1/clients/7", {}, 400, MALFORMED_ID),
         ("GET", b"/api/v1/clients", {b"colour": [b"red"]}, 400,
-         "unknown query parameter 'colour' (known: app, stream)"),
+         "unknown query parameter 'colour' (known: app, limit, stream)"),
         ("GET", b"/api/v1/clients", {b"app": [b"a", b"b"]}, 400,
          "query parameter 'app' given more than once"),
         ("GET", b"/api/v1/streams", {b"app": [b"a"]}, 400, "unknown query parameter 'app'"),
@@ -248,3 +248,22 @@ def test_a_stream_name_with_a_slash_is_one_percent_encoded_segment(
 def test_delete_of_an_unknown_client_or_stream_is_404(api: API) -> None:
     assert answer(api, "DELETE", b"/api/v1/clients/0-999", bearer())[0].status == 404
     assert answer(api, "DELETE", b"/api/v1/streams/live/none", bearer())[0].status == 404
+
+
+def test_clients_limit_gives_the_oldest_and_the_total_that_matched(
+    factory: RTMPServerFactory, api: API
+) -> None:
+    peers = []
+    for port in (3001, 3002, 3003, 3004):
+        peers.append(Peer(factory, port).connect(create_stream=True).play("cam"))
+        clock_of(factory).advance(1.0)
+    _, body = answer(api, "GET", b"/api/v1/clients", query={b"limit": [b"2"]})
+    assert body["total"] == 4
+    assert [doc["id"] for doc in body["clients"]] == [f"0-{p.proto.id}" for p in peers[:2]]
+    assert body["clients"][0]["connected_seconds"] == 4.0
+
+
+@pytest.mark.parametrize("limit", [b"0", b"-1", b"many", b""])
+def test_a_limit_that_is_not_a_positive_number_is_400(api: API, limit: bytes) -> None:
+    response, body = answer(api, "GET", b"/api/v1/clients", query={b"limit": [limit]})
+    assert response.status == 400 and body["error"].startswith("limit must be a whole number")

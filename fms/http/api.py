@@ -52,6 +52,7 @@ OP_SERVER = "http.server"
 OP_METRICS = "http.metrics"
 OP_KICK = "http.kick"
 OP_STOP = "http.stop"
+OP_APPS = "http.apps"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,8 @@ class API:
         """Figures of this process the metrics add (the worker restarts of a worker)."""
         for op, handler in (
             (OP_STREAMS, lambda p: {"streams": self.local_streams()}),
-            (OP_CLIENTS, lambda p: {"clients": self.local_clients(p.get("app"), p.get("stream"))}),
+            (OP_CLIENTS, self._clients_here),
+            (OP_APPS, lambda p: {"clients": docs.clients_per_app(self.server)}),
             (OP_SERVER, lambda p: self.local_server()),
             (OP_METRICS, lambda p: self.local_metrics()),
             (OP_KICK, self._kick_here),
@@ -136,10 +138,12 @@ class API:
     def local_streams(self) -> list[dict[str, Any]]:
         return docs.local_streams(self.server, self.peers.index, self.now())
 
-    def local_clients(
-        self, app: str | None = None, stream: str | None = None
-    ) -> list[dict[str, Any]]:
-        return docs.local_clients(self.server, self.peers.index, self.now(), app, stream)
+    def _clients_here(self, payload: dict[str, Any]) -> dict[str, Any]:
+        app, stream, limit = payload.get("app"), payload.get("stream"), payload.get("limit")
+        found, total = docs.local_clients(
+            self.server, self.peers.index, self.now(), app, stream, limit
+        )
+        return {"clients": found, "total": total}
 
     def local_server(self) -> dict[str, Any]:
         return docs.local_server(self.server, self.started, self.now())
@@ -178,13 +182,17 @@ class API:
         return self._gather(OP_STREAMS, {}, here).addCallback(merge)
 
     def all_clients(
-        self, app: str | None = None, stream: str | None = None
-    ) -> Deferred[tuple[list[dict[str, Any]], int]]:
-        def merge(parts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-            return docs.merge_clients([p["clients"] for p in parts]), len(parts)
+        self, app: str | None = None, stream: str | None = None, limit: int | None = None
+    ) -> Deferred[tuple[list[dict[str, Any]], int, int]]:
+        """(clients oldest first, at most ``limit``; workers that answered; clients that
+        matched on those workers)."""
 
-        here = {"clients": self.local_clients(app, stream)}
-        payload = {"app": app, "stream": stream}
+        def merge(parts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int, int]:
+            clients = docs.merge_clients([p["clients"] for p in parts], limit)
+            return clients, len(parts), sum(p["total"] for p in parts)
+
+        payload = {"app": app, "stream": stream, "limit": limit}
+        here = self._clients_here(payload)
         return self._gather(OP_CLIENTS, payload, here).addCallback(merge)
 
     def all_metrics(self) -> Deferred[list[dict[str, Any]]]:
@@ -244,7 +252,7 @@ class API:
             )
         if segments and (method in route.action or self.config.read_token):
             self._authorize(headers, method in route.action)
-        known = {"app", "stream"} if segments == ["api", "v1", "clients"] else set()
+        known = {"app", "stream", "limit"} if segments == ["api", "v1", "clients"] else set()
         params: dict[str, str] = {}
         for key, values in query.items():
             name = _text(key, "query parameter name")
@@ -346,13 +354,22 @@ class API:
 
         return self.all_streams().addCallback(answer)
 
-    def get_clients(self, app: str | None = None, stream: str | None = None) -> Deferred[Response]:
-        return self.all_clients(app, stream).addCallback(
-            lambda r: json_response(200, self._with_workers({"clients": r[0]}, r[1]))
+    def get_clients(
+        self, app: str | None = None, stream: str | None = None, limit: str | None = None
+    ) -> Deferred[Response]:
+        count = None
+        if limit is not None:
+            if not limit.isdigit() or not 0 < int(limit) <= 1_000_000:
+                raise RequestError(
+                    error(400, f"limit must be a whole number from 1, not {limit!r}")
+                )
+            count = int(limit)
+        return self.all_clients(app, stream, count).addCallback(
+            lambda r: json_response(200, self._with_workers({"clients": r[0], "total": r[2]}, r[1]))
         )
 
     def get_client(self, ident: str) -> Deferred[Response]:
-        def answer(result: tuple[list[dict[str, Any]], int]) -> Response:
+        def answer(result: tuple[list[dict[str, Any]], int, int]) -> Response:
             for doc in result[0]:
                 if doc["id"] == ident:
                     return json_response(200, doc)
@@ -362,13 +379,18 @@ class API:
         return self.all_clients().addCallback(answer)
 
     def get_apps(self) -> Deferred[Response]:
-        def answer(results: tuple[Any, Any]) -> Response:
-            (streams, _), (clients, answered) = results
-            doc = {"apps": docs.apps_document(streams, clients)}
-            return json_response(200, self._with_workers(doc, answered))
+        def answer(results: tuple[Any, list[dict[str, Any]]]) -> Response:
+            (streams, _), parts = results
+            counts: dict[str, int] = {}
+            for part in parts:
+                for app, count in part["clients"].items():
+                    counts[app] = counts.get(app, 0) + count
+            doc = {"apps": docs.apps_document(streams, counts)}
+            return json_response(200, self._with_workers(doc, len(parts)))
 
+        here = {"clients": docs.clients_per_app(self.server)}
         d: Deferred[Any] = self.all_streams().addCallback(
-            lambda streams: self.all_clients().addCallback(lambda clients: (streams, clients))
+            lambda streams: self._gather(OP_APPS, {}, here).addCallback(lambda p: (streams, p))
         )
         return d.addCallback(answer)
 

@@ -12,11 +12,18 @@ come from the worker that holds the publisher (``origin``) and its ``players`` a
 
 from __future__ import annotations
 
+import heapq
 import os
 import resource
 from typing import TYPE_CHECKING, Any
 
-from fms.server.actions import client_figures, connection_state, is_client
+from fms.server.actions import (
+    client_figures,
+    connection_state,
+    is_client,
+    plays_or_publishes,
+    started_at,
+)
 
 if TYPE_CHECKING:
     from fms.server.factory import RTMPServerFactory
@@ -51,21 +58,21 @@ def _publisher(stream: Any, worker: int) -> dict[str, Any] | None:
     }
 
 
+def _origin(stream: Any) -> bool:
+    """Whether ``stream``'s publisher is a client of this process (not a relay link)."""
+    link = getattr(stream.publisher, "_link", None)
+    return link is not None and bool(getattr(link, "claims_names", False))
+
+
 def local_streams(server: RTMPServerFactory, worker: int, now: float) -> list[dict[str, Any]]:
     """This process's streams: the figures of :meth:`LiveStream.figures
     <fms.live.stream.LiveStream.figures>` with ``app``, ``name``, ``publisher`` (the client
     publishing here, else None), ``origin`` (whether it publishes on this process),
     ``players`` and ``bytes_out`` of this process's players only."""
-    origins = {
-        id(stream)
-        for proto in server.connections
-        if is_client(proto)
-        for stream in proto.publishing.values()
-    }
     out = []
     for stream in server.registry:
         figures = stream.figures(now)
-        origin = id(stream) in origins
+        origin = _origin(stream)
         figures.update(
             app=stream.app,
             name=stream.name,
@@ -106,26 +113,32 @@ def local_clients(
     now: float,
     app: str | None = None,
     stream: str | None = None,
-) -> list[dict[str, Any]]:
+    limit: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
     """This process's clients (relay links left out), those of ``app`` and publishing or
-    playing ``stream`` when given; see :func:`fms.server.actions.client_figures`."""
-    out = []
-    for proto in server.connections:
-        if not is_client(proto) or (app is not None and proto.app != app):
-            continue
-        doc = client_figures(proto, now)
-        names = doc["streams"]
-        if stream is not None and stream not in names["publishing"] + names["playing"]:
-            continue
-        out.append({"id": client_id(worker, proto.id), **doc})
-    return out
+    playing ``stream`` when given, oldest first, at most ``limit``; and how many matched. See
+    :func:`fms.server.actions.client_figures`."""
+    chosen = [
+        proto
+        for proto in server.connections
+        if is_client(proto)
+        and (app is None or proto.app == app)
+        and (stream is None or plays_or_publishes(proto, stream))
+    ]
+    matched = len(chosen)
+    if limit is not None and limit < matched:
+        chosen = heapq.nsmallest(limit, chosen, key=lambda p: (started_at(p), p.id))
+    docs = [{"id": client_id(worker, proto.id), **client_figures(proto, now)} for proto in chosen]
+    return docs, matched
 
 
-def merge_clients(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Every worker's clients, oldest connection first."""
+def merge_clients(
+    parts: list[list[dict[str, Any]]], limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Every worker's clients, oldest connection first, at most ``limit``."""
     clients = [doc for part in parts for doc in part]
     clients.sort(key=lambda doc: (-doc["connected_seconds"], doc["id"]))
-    return clients
+    return clients if limit is None else clients[:limit]
 
 
 def find_client(server: RTMPServerFactory, proto_id: int) -> RTMPServerProtocol | None:
@@ -153,25 +166,39 @@ def cpu_seconds() -> float:
 CONNECTION_STATES = ("connecting", "idle", "publishing", "playing")
 
 
+def connection_counts(server: RTMPServerFactory) -> dict[str, int]:
+    """Client connections by state (:data:`CONNECTION_STATES`, a connection counted once)
+    and ``playing_any``: those that play, whatever else they do."""
+    counts = dict.fromkeys(CONNECTION_STATES, 0)
+    playing_any = 0
+    for proto in server.connections:
+        if not proto.claims_names:  # a relay link
+            continue
+        if proto.publishing:
+            counts["publishing"] += 1
+        elif proto.playing:
+            counts["playing"] += 1
+        else:
+            counts[connection_state(proto)] += 1
+        if proto.playing:
+            playing_any += 1
+    counts["playing_any"] = playing_any
+    return counts
+
+
 def local_server(server: RTMPServerFactory, started: float, now: float) -> dict[str, Any]:
     """This process's part of ``/api/v1/server``: its uptime (seconds), client connections by
-    state, CPU seconds and resident memory bytes."""
-    states = dict.fromkeys(CONNECTION_STATES, 0)
-    playing = 0
-    for proto in server.connections:
-        if is_client(proto):
-            states[connection_state(proto)] += 1
-            if proto.playing:
-                playing += 1
-    total = sum(states.values())
+    state (``playing`` counts every connection that plays), CPU seconds and resident memory
+    bytes."""
+    counts = connection_counts(server)
     return {
         "uptime": round(max(now - started, 0.0), 3),
         "connections": {
-            "total": total,
-            "connecting": states["connecting"],
-            "idle": states["idle"],
-            "publishing": states["publishing"],
-            "playing": playing,
+            "total": sum(counts[state] for state in CONNECTION_STATES),
+            "connecting": counts["connecting"],
+            "idle": counts["idle"],
+            "publishing": counts["publishing"],
+            "playing": counts["playing_any"],
         },
         "cpu_seconds": round(cpu_seconds(), 3),
         "memory_bytes": memory_bytes(),
@@ -199,16 +226,23 @@ def merge_server(
     }
 
 
-def apps_document(
-    streams: list[dict[str, Any]], clients: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def clients_per_app(server: RTMPServerFactory) -> dict[str, int]:
+    """This process's clients per application name (those that named one)."""
+    counts: dict[str, int] = {}
+    for proto in server.connections:
+        if proto.app is not None and is_client(proto):
+            counts[proto.app] = counts.get(proto.app, 0) + 1
+    return counts
+
+
+def apps_document(streams: list[dict[str, Any]], clients: dict[str, int]) -> list[dict[str, Any]]:
     """``/api/v1/apps``: per application name, its published streams and its clients."""
-    names = sorted({doc["app"] for doc in streams} | {doc["app"] for doc in clients if doc["app"]})
+    names = sorted({doc["app"] for doc in streams} | set(clients))
     return [
         {
             "name": name,
             "streams": sum(1 for doc in streams if doc["app"] == name and doc["published"]),
-            "clients": sum(1 for doc in clients if doc["app"] == name),
+            "clients": clients.get(name, 0),
         }
         for name in names
     ]

@@ -32,8 +32,12 @@ from prometheus_client.core import (
 )
 
 from fms.counters import COUNTERS, merge
-from fms.http.documents import CONNECTION_STATES, local_streams, merge_streams
-from fms.server.actions import connection_state, is_client
+from fms.http.documents import (
+    CONNECTION_STATES,
+    connection_counts,
+    local_streams,
+    merge_streams,
+)
 
 if TYPE_CHECKING:
     from fms.server.factory import RTMPServerFactory
@@ -41,18 +45,16 @@ if TYPE_CHECKING:
 
 def local_figures(server: RTMPServerFactory, now: float, extra: dict[str, Any]) -> dict[str, Any]:
     """This process's part of a scrape, as JSON (it may travel between workers)."""
-    states = dict.fromkeys(CONNECTION_STATES, 0)
+    counts = connection_counts(server)
+    del counts["playing_any"]
     players = {"bytes": 0, "skips": 0, "skipped": 0}
-    for proto in server.connections:
-        if not is_client(proto):
-            continue
-        states[connection_state(proto)] += 1
-        for _, player in proto.playing.values():
+    for stream in server.registry:
+        for player in stream.players:
             players["bytes"] += player.bytes_sent
             players["skips"] += player.skips
             players["skipped"] += player.skipped_messages
     return {
-        "connections": states,
+        "connections": counts,
         "streams": local_streams(server, 0, now),
         "players": players,
         "counters": COUNTERS.snapshot(),
