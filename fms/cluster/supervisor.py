@@ -123,7 +123,12 @@ class Supervisor:
             tls_port = tls_sock.getsockname()[1]
         http_port = 0
         if self.config.http.enabled:
-            http_sock = reuseport_socket(self.config.http.host, self.config.http.port)
+            http = self.config.http
+            try:
+                http_sock = reuseport_socket(http.host, http.port)
+            except OSError as exc:  # say which port: the caller's message names RTMP's
+                reason = f"{exc.strerror or exc} (the [http] port {http.host}:{http.port})"
+                raise OSError(exc.errno, reason) from None
             self.reserved.append(http_sock)
             http_port = http_sock.getsockname()[1]
         self.spec_base = {"port": port, "tls_port": tls_port, "http_port": http_port}
