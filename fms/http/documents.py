@@ -12,7 +12,6 @@ come from the worker that holds the publisher (``origin``) and its ``players`` a
 
 from __future__ import annotations
 
-import heapq
 import os
 import resource
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,6 @@ from fms.server.actions import (
     connection_state,
     is_client,
     plays_or_publishes,
-    started_at,
 )
 
 if TYPE_CHECKING:
@@ -118,16 +116,18 @@ def local_clients(
     """This process's clients (relay links left out), those of ``app`` and publishing or
     playing ``stream`` when given, oldest first, at most ``limit``; and how many matched. See
     :func:`fms.server.actions.client_figures`."""
-    chosen = [
-        proto
-        for proto in server.connections
-        if is_client(proto)
-        and (app is None or proto.app == app)
-        and (stream is None or plays_or_publishes(proto, stream))
-    ]
-    matched = len(chosen)
-    if limit is not None and limit < matched:
-        chosen = heapq.nsmallest(limit, chosen, key=lambda p: (started_at(p), p.id))
+    chosen = []
+    matched = 0
+    for proto in server.by_age():  # oldest first: the first ``limit`` are the ones shown
+        if (
+            not proto.claims_names
+            or (app is not None and proto.app != app)
+            or (stream is not None and not plays_or_publishes(proto, stream))
+        ):
+            continue
+        matched += 1
+        if limit is None or matched <= limit:
+            chosen.append(proto)
     docs = [{"id": client_id(worker, proto.id), **client_figures(proto, now)} for proto in chosen]
     return docs, matched
 

@@ -82,11 +82,6 @@ def client_figures(proto: RTMPServerProtocol, now: float) -> dict[str, Any]:
     }
 
 
-def started_at(proto: RTMPServerProtocol) -> float:
-    """When ``proto`` was accepted (reactor seconds)."""
-    return float(getattr(proto.connection, "_started", 0.0))
-
-
 def plays_or_publishes(proto: RTMPServerProtocol, name: str) -> bool:
     """Whether ``proto`` publishes or plays a stream called ``name``."""
     return any(s.name == name for s in proto.publishing.values()) or any(

@@ -280,6 +280,10 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             waiter, self._all_closed = self._all_closed, None
             waiter.callback(None)
 
+    def by_age(self) -> list[RTMPServerProtocol]:
+        """The open connections, oldest first (admission order)."""
+        return list(self._by_id.values())
+
     def connecting_from(self, host: str) -> int:
         """Connections from ``host`` whose ``connect`` was not accepted yet."""
         return self.admission.connecting(address_group(host, self.config.limits.ipv6_prefix_length))
