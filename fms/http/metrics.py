@@ -49,10 +49,11 @@ def local_figures(server: RTMPServerFactory, now: float, extra: dict[str, Any]) 
     del counts["playing_any"]
     players = {"bytes": 0, "skips": 0, "skipped": 0}
     for stream in server.registry:
-        for player in stream.players:
-            players["bytes"] += player.bytes_sent
-            players["skips"] += player.skips
-            players["skipped"] += player.skipped_messages
+        here = stream.players
+        if here:
+            players["bytes"] += sum(p.bytes_sent for p in here)
+            players["skips"] += sum(p.skips for p in here)
+            players["skipped"] += sum(p.skipped_messages for p in here)
     return {
         "connections": counts,
         "streams": local_streams(server, 0, now),

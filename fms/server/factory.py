@@ -86,6 +86,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.publish_listener: PublishListener | None = None
         """Told of every publish accepted from a client (not from a relay link): the worker
         relay (:mod:`fms.cluster.relay`) with ``fms run --workers``, else None."""
+        self.relay_links = 0
+        """Connections among :attr:`connections` that are relay links from other workers
+        (:mod:`fms.cluster.link`), not clients."""
         self.name_claims: NameClaims | None = None
         """Asked before a client's publish is accepted: the names claimed across the workers
         (:mod:`fms.cluster.claims`) with ``fms run --workers``, else None."""
