@@ -27,7 +27,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from fms.config import HTTPConfig
 from fms.http.api import API, Response
-from fms.log import Logger
+from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
 
 log = Logger(namespace="fms.http.web")
@@ -210,13 +210,17 @@ class APISite(Site):
         self.clock = clock
         self.open: set[LimitedHTTPChannel] = set()
         self.displayTracebacks = False
+        self._refusals = LogThrottle(10.0)
 
     def buildProtocol(self, addr: Any) -> Any:
         if len(self.open) >= self.config.max_connections:
-            log.warn(
-                "refusing HTTP connection from {host}: {count} open (max_connections)",
-                host=getattr(addr, "host", "?"), count=len(self.open),
-            )  # fmt: skip
+            held = self._refusals.allow("full", self.clock.seconds())
+            if held is not None:  # one line per 10 s in a flood
+                log.warn(
+                    "refusing HTTP connection from {host}: {count} open (max_connections)"
+                    "{more}", host=getattr(addr, "host", "?"), count=len(self.open),
+                    more=f"; {held} more refused since the last report" if held else "",
+                )  # fmt: skip
             return None
         channel = LimitedHTTPChannel(self.config, self.clock)
         channel.factory = self
