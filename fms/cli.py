@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes sharing the port (default 1; 0: one per CPU core)",
     )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve the HTTP API, metrics and dashboard on PORT ([http]; 0 picks a free one)",
+    )
     run.add_argument("--worker", help=argparse.SUPPRESS)  # set by the supervisor: a WorkerSpec
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", help="TOML configuration file")
@@ -137,6 +143,10 @@ def run(
     except ConfigError as exc:  # a plugin or the TLS files are unusable
         _report(exc)
         return 1
+    if worker is None and config.http.enabled:
+        from fms.http.web import make_http_service
+
+        make_http_service(reactor, config.http, listener.factory).setServiceParent(root)
     watch = None
     if worker is not None:
         # Ctrl-C reaches the whole process group: the supervisor alone answers it (with
@@ -202,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "port": args.port,
         "log_level": args.log_level,
         "workers": args.workers,
+        "http_port": args.http_port,
     }
     config = with_overrides(config, **overrides)
     if args.worker:
@@ -226,4 +237,6 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--host", args.host]
     if args.log_level:
         argv += ["--log-level", args.log_level]
+    if args.http_port is not None:
+        argv += ["--http-port", str(args.http_port)]
     return argv

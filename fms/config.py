@@ -92,6 +92,36 @@ class TLSConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HTTPConfig:
+    """The HTTP listener: the JSON API (``/api/v1``), Prometheus metrics (``/metrics``) and the
+    dashboard page (``/``). Off by default: see ``conf/fms.toml`` for why."""
+
+    enabled: bool = _opt(False, doc="serve the API, metrics and dashboard over HTTP")
+    host: str = _opt("127.0.0.1", doc="interface of the HTTP listener (loopback by default)")
+    port: int = _opt(8080, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one")
+    token: str = _opt("", doc="bearer token for actions (DELETE); empty: actions refused")
+    read_token: bool = _opt(False, doc="reads (GET of the API and /metrics) need the token too")
+    cors_origins: tuple[str, ...] = _opt(
+        (), doc="origins whose pages may call the API from a browser (CORS); '*' for any"
+    )
+    request_timeout: float = _opt(
+        10.0,
+        minimum=0.1,
+        doc="seconds from accept (or the end of the previous response) to a request's last"
+        " byte; bytes arriving do not extend it",
+    )
+    max_header_bytes: int = _opt(
+        16384, minimum=1024, maximum=1 << 20, doc="bytes of a request line and headers"
+    )
+    max_body_bytes: int = _opt(
+        65536, minimum=0, maximum=1 << 24, doc="bytes of a request body (413 beyond)"
+    )
+    max_connections: int = _opt(
+        64, minimum=1, doc="HTTP connections at once; more are closed at accept"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Per-connection protocol limits, deadlines and admission caps; a peer that breaks one
     loses its own connection only."""
@@ -245,6 +275,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
     apps: dict[str, AppConfig] = field(default_factory=dict)
     default_app: AppConfig | None = None
     source: str | None = None
@@ -285,6 +316,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsConfig,
     "streams": StreamsConfig,
     "tls": TLSConfig,
+    "http": HTTPConfig,
 }
 
 T = TypeVar("T")
@@ -391,6 +423,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     tls = sections.get("tls")
     if tls is not None and bool(tls.certificate) != bool(tls.private_key):
         problems.append(f"{source}: tls: certificate and private_key go together")
+    http = sections.get("http")
+    if http is not None and http.read_token and not http.token:
+        problems.append(f"{source}: http.read_token needs http.token (reads would all be 403)")
     server = sections.get("server")
     if server is not None:
         bad = [p for p in server.worker_ports if not 1 <= p <= 65535]
@@ -514,8 +549,10 @@ def with_overrides(
     port: int | None = None,
     log_level: str | None = None,
     workers: int | None = None,
+    http_port: int | None = None,
 ) -> Config:
-    """Return ``config`` with the ``[server]`` options given on the command line replaced."""
+    """Return ``config`` with the ``[server]`` options given on the command line replaced;
+    ``http_port`` turns the HTTP listener on, on that port."""
     server = config.server
     server = dataclasses.replace(
         server,
@@ -524,4 +561,7 @@ def with_overrides(
         log_level=server.log_level if log_level is None else log_level,
         workers=server.workers if workers is None else workers,
     )
-    return dataclasses.replace(config, server=server)
+    http = config.http
+    if http_port is not None:
+        http = dataclasses.replace(http, enabled=True, port=http_port)
+    return dataclasses.replace(config, server=server, http=http)

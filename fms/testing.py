@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.apps.shared import LocalSeats, Seating
 from fms.apps.views import StreamFigures
 
 __all__ = [
@@ -156,13 +157,16 @@ class FakeStream(StreamFigures):
 class FakeApp:
     """A stand-in :class:`~fms.apps.interfaces.IAppView`: application ``name`` with the
     clients and streams a test adds. ``broadcasts`` lists the ``(method, args)`` of
-    :meth:`broadcast` (each client's ``sent`` has them too)."""
+    :meth:`broadcast` (each client's ``sent`` has them too); :meth:`seated` counts the seats
+    a plugin took."""
 
     def __init__(self, name: str = "live") -> None:
         self.name = name
         self._clients: list[IClientView] = []
         self._streams: dict[str, IStreamView] = {}
         self.broadcasts: list[tuple[str, tuple[Any, ...]]] = []
+        self._seats = LocalSeats()
+        self._seating = Seating(name, self._seats)
 
     @property
     def clients(self) -> tuple[IClientView, ...]:
@@ -175,11 +179,22 @@ class FakeApp:
     def stream(self, name: str) -> IStreamView | None:
         return self._streams.get(name)
 
-    def broadcast(self, method: str, *args: Any) -> int:
+    def broadcast(self, method: str, *args: Any, everywhere: bool = True) -> int:
         self.broadcasts.append((method, args))
         for client in self._clients:
             client.send(method, *args)
         return len(self._clients)
+
+    def take_seat(self, key: str, limit: int, client: IClientView) -> bool:
+        return self._seating.take(key, limit, client.id)
+
+    def release_seat(self, key: str, client: IClientView) -> None:
+        self._seating.release(key, client.id)
+
+    def seated(self, key: str) -> int:
+        """How many seats of ``key`` are taken (a seat lasts until ``release_seat`` or
+        :meth:`leave`: the stand-in knows no plays)."""
+        return self._seats.held(self.name, key)
 
     def connect(self, **fields: Any) -> FakeClient:
         """A :class:`FakeClient` of this application (``fields`` as FakeClient takes them),
@@ -189,8 +204,9 @@ class FakeApp:
         return client
 
     def leave(self, client: IClientView) -> None:
-        """``client`` is gone from ``clients``."""
+        """``client`` is gone from ``clients``; its seats are given back."""
         self._clients = [c for c in self._clients if c is not client]
+        self._seating.client_left(client.id)
 
     def publish(self, name: str, publisher: IClientView | None = None, **fields: Any) -> FakeStream:
         """A :class:`FakeStream` of this application, listed in ``streams`` (``fields`` as

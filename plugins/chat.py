@@ -7,7 +7,8 @@ written as a pyFMS plugin. Clients call (``NetConnection.call`` in Flash, ``call
 - ``join(nick)``: enter the room; answers the list of nicknames present, tells everyone else
   ``onJoin(nick)``, then the server calls the newcomer's ``getClientInfo()`` and keeps what it
   answers (shown by ``who``);
-- ``say(text)``: every client of the application receives ``onMessage(nick, text)``;
+- ``say(text)``: every client of the application (on this worker) receives
+  ``onMessage(nick, text)``;
 - ``who()``: answers ``{nick: info}`` for everyone present.
 
 Configuration::
@@ -17,6 +18,9 @@ Configuration::
     max_length = 500     # longest message, in characters
 
 Leaving (or disconnecting) tells everyone ``onLeave(nick)``.
+
+With ``fms run --workers``, the room (its nicknames, and who hears a message) is the worker's
+the client connected to: the plugin keeps it in memory.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class Chat(Plugin):
         if not isinstance(text, str) or not text or len(text) > self.max_length:
             raise CallError(f"a message is 1 to {self.max_length} characters")
         assert self.app is not None
-        self.app.broadcast("onMessage", nick, text)
+        self.app.broadcast("onMessage", nick, text, everywhere=False)  # the room is this worker's
         return True
 
     def _tell_others(self, client: IClientView, method: str, *args: Any) -> None:

@@ -10,6 +10,7 @@ attribute or hook is documented where plugin authors look. Regenerate after chan
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import re
@@ -44,13 +45,31 @@ def plain(text: str) -> str:
 
 
 def signature(name: str, method: Method) -> str:
-    info = method.getSignatureInfo()
-    parts = list(info["positional"])
-    optional = info["optional"]
-    shown = [f"{p}={optional[p]!r}" if p in optional else p for p in parts]
-    if info["varargs"]:
-        shown.append("*" + info["varargs"])
-    return f"{name}({', '.join(shown)})"
+    """``name(args)`` as the interface's source writes it (zope.interface's signature info
+    takes a keyword-only argument after ``*args`` for the ``*args`` name, so the source is
+    read instead)."""
+    source = inspect.getsource(sys.modules[method.interface.__module__])
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == method.interface.__name__:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == name:
+                    return f"{name}({_arguments(item.args)})"
+    raise LookupError(f"{method.interface.__name__}.{name} is not in its module's source")
+
+
+def _arguments(args: ast.arguments) -> str:
+    positional = [a.arg for a in args.args]
+    first_default = len(positional) - len(args.defaults)
+    defaults = dict(zip(positional[first_default:], args.defaults, strict=True))
+    shown = [f"{p}={ast.unparse(defaults[p])}" if p in defaults else p for p in positional]
+    if args.vararg is not None:
+        shown.append("*" + args.vararg.arg)
+    elif args.kwonlyargs:
+        shown.append("*")
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        shown.append(arg.arg if default is None else f"{arg.arg}={ast.unparse(default)}")
+    return ", ".join(shown)
 
 
 def members(interface: InterfaceClass) -> list[tuple[str, Any]]:

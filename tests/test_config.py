@@ -66,13 +66,13 @@ def test_a_plugin_entry_needs_use() -> None:
         parse_config("[[apps.live.plugins]]\nsecret = 's'\n")
 
 
-@pytest.mark.parametrize("section", ["server", "limits", "streams", "tls"])
+@pytest.mark.parametrize("section", ["server", "limits", "streams", "tls", "http"])
 def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(section: str) -> None:
     import dataclasses
     import tomllib
     from pathlib import Path
 
-    from fms.config import LimitsConfig, ServerConfig, StreamsConfig, TLSConfig
+    from fms.config import HTTPConfig, LimitsConfig, ServerConfig, StreamsConfig, TLSConfig
 
     path = Path(__file__).resolve().parents[1] / "conf" / "fms.toml"
     text = path.read_text()
@@ -82,6 +82,7 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
         "limits": LimitsConfig,
         "streams": StreamsConfig,
         "tls": TLSConfig,
+        "http": HTTPConfig,
     }[section]
     lines = text.splitlines()
     for spec in dataclasses.fields(cls):
@@ -97,3 +98,16 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
 def test_tls_needs_both_files() -> None:
     with pytest.raises(ConfigError, match="certificate and private_key go together"):
         parse_config("[tls]\ncertificate = 'c.pem'\n")
+
+
+def test_http_read_token_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match=r"http\.read_token needs http\.token"):
+        parse_config("[http]\nread_token = true\n")
+
+
+def test_http_port_on_the_command_line_turns_the_listener_on() -> None:
+    from fms.config import Config, with_overrides
+
+    config = with_overrides(Config(), http_port=0)
+    assert (config.http.enabled, config.http.port, config.http.host) == (True, 0, "127.0.0.1")
+    assert not Config().http.enabled

@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SANS_IO = ["fms.rtmp", "fms.amf", "fms.rtmp.connection", "fms.rtmp.client", "fms.live",
            "fms.live.stream", "fms.live.registry", "fms.live.media", "fms.live.names"]  # fmt: skip
 
-BASE = {"errors"}
+BASE = {"errors", "counters"}
 UTIL = BASE | {"config", "log", "jsonlog", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     # room -> the rooms (first name below fms) its modules may import
     "errors": set(),
+    "counters": set(),
     "__init__": set(),
     "amf": BASE,
     "rtmp": BASE | {"amf"},
@@ -35,8 +36,9 @@ ALLOWED: dict[str, set[str]] = {
     "jsonlog": set(),
     "apps": UTIL | {"live", "rtmp", "amf"},
     "server": UTIL | {"apps", "live", "rtmp", "amf"},
-    "cluster": UTIL | {"server", "apps", "live", "rtmp", "amf"},
-    "cli": UTIL | {"server", "cluster", "apps"},
+    "http": UTIL | {"server", "apps", "live", "rtmp", "amf"},
+    "cluster": UTIL | {"http", "server", "apps", "live", "rtmp", "amf"},
+    "cli": UTIL | {"http", "server", "cluster", "apps"},
     "__main__": {"cli"},
     # the test kit for plugin authors: stand-in views of the plugin API, and `fms run`
     "testing": UTIL | {"apps"},

@@ -10,6 +10,7 @@ with its traceback and counts as a refusal, for that one client only.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,11 +18,14 @@ from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDe
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from fms.amf import encode_values
 from fms.apps.api import Accept, MediaFrame, NotHandled, Plugin, Redirect, Reject, Rename
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.apps.shared import Elsewhere, LocalSeats, Seating, SeatTable
 from fms.apps.verdict import REFUSED_BY_DEFAULT, Action, Verdict, name_verdict, status_for
 from fms.apps.views import StreamView
 from fms.config import AppConfig
+from fms.counters import COUNTERS
 from fms.live.media import MediaInfo, describe
 from fms.live.registry import StreamRegistry
 from fms.live.stream import LiveStream
@@ -89,7 +93,13 @@ class Application:
         plugins: Iterable[Any],
         registry: StreamRegistry,
         clock: IReactorTime,
+        *,
+        seats: SeatTable | None = None,
+        elsewhere: Elsewhere | None = None,
     ) -> None:
+        """``seats``: the seat table shared by every process serving the port (a fresh
+        :class:`~fms.apps.shared.LocalSeats` when not given); ``elsewhere``: the other
+        processes, for broadcasts (None: there are none)."""
         self.name = name
         self.config = config
         self.plugins = list(plugins)
@@ -101,6 +111,11 @@ class Application:
         self._media_failed: set[tuple[int, str, str]] = set()
         self._stopping: Deferred[None] | None = None
         self._notifying: set[Deferred[None]] = set()
+        self.seating = Seating(name, seats if seats is not None else LocalSeats())
+        self._departed: weakref.WeakSet[IClientView] = weakref.WeakSet()
+        """Clients that have left (as long as a hook still holds their view): a hook that
+        finishes late gets no seat for them."""
+        self.elsewhere = elsewhere
 
     def _overriding(self, hook: str) -> list[Any]:
         """The plugins that do something in ``hook`` (they have it, and it is not
@@ -123,12 +138,23 @@ class Application:
                 return StreamView(stream)
         return None
 
-    def broadcast(self, method: str, *args: Any) -> int:
+    def broadcast(self, method: str, *args: Any, everywhere: bool = True) -> int:
+        values = encode_values(args)  # AMFEncodeError before anyone is called
         count = 0
         for client in self.clients:
             client.send(method, *args)
             count += 1
+        if everywhere and self.elsewhere is not None:
+            self.elsewhere.broadcast(self.name, method, values)
         return count
+
+    def take_seat(self, key: str, limit: int, client: IClientView) -> bool:
+        if client in self._departed:
+            return False  # a hook that finished after its client left: nothing would free it
+        return self.seating.take(key, limit, client.id)
+
+    def release_seat(self, key: str, client: IClientView) -> None:
+        self.seating.release(key, client.id)
 
     def _owns(self, app: str) -> bool:
         return app == self.name or app.startswith(self.name + "/")
@@ -160,6 +186,8 @@ class Application:
         self._clients[client.id] = client
 
     def remove_client(self, client: IClientView) -> None:
+        self._departed.add(client)
+        self.seating.client_left(client.id)
         if self._clients.pop(client.id, None) is not None:
             self.notify("disconnect", client)
 
@@ -228,7 +256,11 @@ class Application:
             client.peer if action == "connect" else
             f"{client.peer} {action}ing {client.app}/{name}"
         )  # fmt: skip
+        started = self.clock.seconds()
         decision, final = await self._chain(action, subject, make_args, name, max_name)
+        COUNTERS.observe("plugin_decision_seconds", self.clock.seconds() - started, action=action)
+        if isinstance(decision, (Redirect, Reject)):
+            COUNTERS.add("plugin_refusals", action=action)
         if isinstance(decision, Redirect):
             verdict = Verdict(
                 False, final, REFUSED_BY_DEFAULT[action],
@@ -287,10 +319,22 @@ class Application:
     def decide_play(
         self, client: IClientView, name: str, query: dict[str, str], max_name: int
     ) -> Deferred[Verdict]:
-        """The verdict on playing ``name``."""
-        return Deferred.fromCoroutine(
-            self._decide("play", client, lambda n: (client, n, dict(query)), name, max_name)
-        )
+        """The verdict on playing ``name``. Seats the chain takes for ``client`` meanwhile
+        belong to this play (:class:`~fms.apps.shared.Seating`)."""
+
+        async def run() -> Verdict:
+            decision = self.seating.deciding(client.id)
+            accepted, final = False, name
+            try:
+                verdict = await self._decide(
+                    "play", client, lambda n: (client, n, dict(query)), name, max_name
+                )
+                accepted, final = verdict.accepted, verdict.name
+                return verdict
+            finally:
+                self.seating.decided(decision, accepted and client not in self._departed, final)
+
+        return Deferred.fromCoroutine(run())
 
     def call(self, client: IClientView, method: str, args: tuple[Any, ...]) -> Deferred[Any]:
         """A client's call: the first plugin that handles ``method`` answers it."""
@@ -349,7 +393,9 @@ class Application:
         self._notify_in_turn(("play_started", (client, StreamView(stream))))
 
     def play_stopped(self, client: IClientView, stream: LiveStream) -> None:
-        """A play that started ended: ``play_stopped``, then the older ``stop``."""
+        """A play that started ended: its seats go back, then ``play_stopped`` and the older
+        ``stop``."""
+        self.seating.play_stopped(client.id, stream.name)
         view = StreamView(stream)
         self._notify_in_turn(("play_stopped", (client, view)), ("stop", (client, stream.name)))
 

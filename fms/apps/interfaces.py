@@ -108,7 +108,8 @@ class IClientView(Interface):
 
 
 class IAppView(Interface):
-    """A view of one application: its clients and streams, and a broadcast."""
+    """A view of one application: its clients and streams, a broadcast, and seats (a limit
+    shared by every worker)."""
 
     name = Attribute("Application name (str).")
     clients = Attribute("The connected clients (tuple of IClientView).")
@@ -119,8 +120,26 @@ class IAppView(Interface):
         knows no such stream. A stream that players wait for but nobody publishes yet has a
         view, whose ``publisher`` is None."""
 
-    def broadcast(method: str, *args: Any) -> int:
-        """Call ``method`` (no answer expected) on every client; return how many."""
+    def broadcast(method: str, *args: Any, everywhere: bool = True) -> int:
+        """Call ``method`` (no answer expected) on every client of the application, on every
+        worker with ``fms run --workers`` (``everywhere=False``: this worker's clients only);
+        return how many clients of this worker it called. ``args`` must be what AMF0 carries
+        (None, bool, int, float, str, list, dict with str keys...); anything else raises
+        ``AMFEncodeError`` before any client is called. The other workers' clients get the
+        call within milliseconds, in the order this worker broadcast them."""
+
+    def take_seat(key: str, limit: int, client: IClientView) -> bool:
+        """Take one of ``limit`` seats named ``key`` (a str: a stream name, say) for
+        ``client``: True when it holds one now, False when all ``limit`` are taken. Atomic on
+        every worker with ``fms run --workers``: the seats of all workers count, and two
+        workers never give away the same seat. A client holds at most one seat per key (taking
+        it again answers True). Taken in ``play``, the seat is held until that play ends (or
+        given back at once when the play is refused after all: by a later plugin or the
+        server); taken in any other hook, until the client leaves. A worker that dies gives
+        its seats back with it. ``limit`` is between 0 and 1,048,576."""
+
+    def release_seat(key: str, client: IClientView) -> None:
+        """Give ``client``'s seat of ``key`` back now (nothing if it holds none)."""
 
 
 class IApplication(Interface):

@@ -71,15 +71,18 @@ class RelayLinkProtocol(RTMPServerProtocol):
 
     def __init__(self, server: RTMPServerFactory) -> None:
         super().__init__(server)
+        self.factory_of_links = server
         self.relayed_from: int | None = None
         self._report_due: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
+        self.factory_of_links.relay_links += 1  # not a client: the HTTP figures leave it out
         super().connectionMade()
         if self.connection is not None:
             self.connection.judge_publishers = False
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self.factory_of_links.relay_links -= 1
         if self._report_due is not None and self._report_due.active():
             self._report_due.cancel()
         self._report_due = None

@@ -27,6 +27,10 @@ class WorkerSpec:
     directory: str
     port: int
     tls_port: int = 0
+    http_port: int = 0
+    """The HTTP port reserved by the supervisor (``[http]``), 0 without one."""
+    restarts: int = 0
+    """How many times the supervisor restarted this worker (for the metrics)."""
 
     def socket_path(self, index: int) -> str:
         """The Unix socket on which worker ``index`` takes relayed streams."""

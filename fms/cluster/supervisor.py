@@ -101,6 +101,8 @@ class Supervisor:
         self.spec_base: dict[str, Any] = {}
         self.workers: dict[int, _WorkerProcess] = {}
         self.delays: dict[int, float] = {}
+        self.restarts: dict[int, int] = {}
+        """Restarts per worker index (a worker reports its own in the metrics)."""
         self.stopping = False
         self.announced = False
         self.exit_code = 0
@@ -119,14 +121,25 @@ class Supervisor:
             tls_sock = reuseport_socket(tls_host, self.config.tls.port)
             self.reserved.append(tls_sock)
             tls_port = tls_sock.getsockname()[1]
-        self.spec_base = {"port": port, "tls_port": tls_port}
+        http_port = 0
+        if self.config.http.enabled:
+            http = self.config.http
+            try:
+                http_sock = reuseport_socket(http.host, http.port)
+            except OSError as exc:  # say which port: the caller's message names RTMP's
+                reason = f"{exc.strerror or exc} (the [http] port {http.host}:{http.port})"
+                raise OSError(exc.errno, reason) from None
+            self.reserved.append(http_sock)
+            http_port = http_sock.getsockname()[1]
+        self.spec_base = {"port": port, "tls_port": tls_port, "http_port": http_port}
 
     @property
     def port(self) -> int:
         return int(self.spec_base["port"])
 
     def spec(self, index: int) -> WorkerSpec:
-        return WorkerSpec(index, self.count, self.directory, **self.spec_base)
+        restarts = self.restarts.get(index, 0)
+        return WorkerSpec(index, self.count, self.directory, **self.spec_base, restarts=restarts)
 
     def start(self) -> None:
         for index in range(self.count):
@@ -166,6 +179,9 @@ class Supervisor:
             host = self.config.tls.host or self.config.server.host
             url = format_url(host, self.spec_base["tls_port"]).replace("rtmp:", "rtmps:", 1)
             log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
+        if self.spec_base.get("http_port"):
+            url = format_url(self.config.http.host, self.spec_base["http_port"], "http") + "/"
+            log.info("listening on {url} ({count} workers)", url=url, count=self.count, always=True)
 
     def release_log(self, worker: _WorkerProcess) -> None:
         """Let ``worker`` write the lines it held back while starting: the listening line is
@@ -202,6 +218,7 @@ class Supervisor:
             "worker {index} (pid {pid}) ended ({how}); restarting it in {delay:g}s",
             index=worker.index, pid=worker.pid, how=how, delay=delay,
         )  # fmt: skip
+        self.restarts[worker.index] = self.restarts.get(worker.index, 0) + 1
         self.reactor.callLater(delay, self.spawn, worker.index)
 
     def signal_all(self, signum: int) -> None:

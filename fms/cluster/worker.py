@@ -10,7 +10,10 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.python.failure import Failure
 
 from fms.cluster.claims import NameLocks
+from fms.cluster.control import ControlChannel
+from fms.cluster.everywhere import Everywhere
 from fms.cluster.relay import RelayHub
+from fms.cluster.seats import LockSeats
 from fms.cluster.spec import READY_FD, RELEASE_LOG, WorkerSpec
 from fms.config import Config
 from fms.log import Logger, release_held_lines
@@ -28,8 +31,10 @@ def make_worker_service(
     (SO_REUSEPORT), the worker's own port (``[server] worker_ports``) is added, and so is the
     relay to the other workers (:class:`~fms.cluster.relay.RelayHub`), which the factory tells
     of every accepted publish, and the name claims shared by the workers
-    (:class:`~fms.cluster.claims.NameLocks`), which it asks before it accepts one. Every
-    service that listens has a ``listening`` Deferred."""
+    (:class:`~fms.cluster.claims.NameLocks`), which it asks before it accepts one; the
+    applications get the seats shared by the workers (:class:`~fms.cluster.seats.LockSeats`)
+    and the control channel (:mod:`fms.cluster.control`) that takes their broadcasts to the
+    other workers. Every service that listens has a ``listening`` Deferred."""
     root = MultiService()
     factory = RTMPServerFactory(config)
     server = config.server
@@ -76,6 +81,24 @@ def make_worker_service(
     factory.publish_listener = hub
     factory.name_claims = NameLocks(worker.directory)
     hub.setServiceParent(root)
+    factory.seats = LockSeats(worker.directory)
+    control = ControlChannel(reactor, worker.directory, worker.index, worker.count)
+    factory.elsewhere = Everywhere(control, factory)
+    control.setServiceParent(root)
+    if config.http.enabled:
+        from fms.cluster.observe import ControlPeers
+        from fms.http.web import make_http_service
+
+        http = make_http_service(
+            reactor, config.http, factory,
+            peers=ControlPeers(control, worker.index, worker.count),
+            endpoint=ReusePortEndpoint(
+                reactor, config.http.host, worker.http_port, server.listen_backlog
+            ),
+            announce=tag + " accepting on {url}",
+        )  # fmt: skip
+        http.api.metrics_extra = lambda: {"worker_restarts": worker.restarts}
+        http.setServiceParent(root)
     return root, listener
 
 

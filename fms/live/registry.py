@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from fms.counters import COUNTERS
 from fms.live.stream import FanoutLimits, LiveStream, Player, PlayerSink
 
 
@@ -80,6 +81,10 @@ class StreamRegistry:
         return stream, stream.add_player(sink, stream_id, audio=audio, video=video)
 
     def leave(self, stream: LiveStream, player: Player) -> None:
+        # What a player leaves behind in the metrics (fms.http.metrics adds those still here).
+        COUNTERS.add("player_bytes_delivered", player.bytes_sent)
+        COUNTERS.add("slow_player_skips", player.skips)
+        COUNTERS.add("slow_player_skipped_messages", player.skipped_messages)
         stream.remove_player(player)
         self._forget_if_idle(stream)
 

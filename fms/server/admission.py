@@ -191,6 +191,10 @@ class Admission:
         """Addresses the table holds (only those with a connection still connecting)."""
         return len(self._connecting)
 
+    def connecting_total(self) -> int:
+        """Connections whose ``connect`` was not accepted yet, from every address."""
+        return sum(len(pending) for pending in self._connecting.values())
+
     def connecting(self, group: str) -> int:
         """Connections from ``group`` whose ``connect`` was not accepted yet."""
         return len(self._connecting.get(group, {}))

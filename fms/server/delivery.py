@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Protocol
 
+from fms.counters import COUNTERS
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger
 from fms.rtmp.connection import ConnectionState, ServerConnection
@@ -161,6 +162,7 @@ class PlaySink:
         return self.proto.pending_bytes()
 
     def close(self, reason: str) -> None:
+        COUNTERS.add("slow_player_closes")  # the stream drops players that fall behind
         log.info(
             "closing player {peer} of {stream}: {reason}",
             peer=self.proto.peer,

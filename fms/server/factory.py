@@ -18,7 +18,9 @@ from twisted.python.failure import Failure
 
 from fms.apps.application import Application
 from fms.apps.loader import build_all
+from fms.apps.shared import Elsewhere, LocalSeats, SeatTable
 from fms.config import Config
+from fms.counters import COUNTERS
 from fms.live.registry import StreamRegistry
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
@@ -36,6 +38,7 @@ from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
 from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
 from fms.server.proxy import TrustedProxies
+from fms.server.tally import count_handshake_failure, refusal_kind
 
 log = Logger(namespace="fms.server.factory")
 
@@ -83,9 +86,17 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.publish_listener: PublishListener | None = None
         """Told of every publish accepted from a client (not from a relay link): the worker
         relay (:mod:`fms.cluster.relay`) with ``fms run --workers``, else None."""
+        self.relay_links = 0
+        """Connections among :attr:`connections` that are relay links from other workers
+        (:mod:`fms.cluster.link`), not clients."""
         self.name_claims: NameClaims | None = None
         """Asked before a client's publish is accepted: the names claimed across the workers
         (:mod:`fms.cluster.claims`) with ``fms run --workers``, else None."""
+        self.seats: SeatTable = LocalSeats()
+        """The applications' seats (``app.take_seat``): in memory, or shared by the workers
+        (:mod:`fms.cluster.seats`) with ``fms run --workers``."""
+        self.elsewhere: Elsewhere | None = None
+        """The other workers, for ``app.broadcast`` (:mod:`fms.cluster.everywhere`)."""
 
     # --------------------------------------------------------------------------- start/stop
 
@@ -205,6 +216,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         return proto
 
     def _refuse(self, host: str, reason: str) -> None:
+        COUNTERS.add("admission_refusals", reason=refusal_kind(reason))
         held = self._refusals.allow(reason.split(" (")[-1], self.clock.seconds())
         if held is not None:
             log.warn(
@@ -259,6 +271,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def forget(self, proto: RTMPServerProtocol) -> None:
         """A connection was lost."""
+        count_handshake_failure(proto, self.clock.seconds())
         self.connected(proto)
         if proto in self.connections:
             self.connections.discard(proto)
@@ -269,6 +282,10 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         if not self.connections and self._all_closed is not None:
             waiter, self._all_closed = self._all_closed, None
             waiter.callback(None)
+
+    def by_age(self) -> list[RTMPServerProtocol]:
+        """The open connections, oldest first (admission order)."""
+        return list(self._by_id.values())
 
     def connecting_from(self, host: str) -> int:
         """Connections from ``host`` whose ``connect`` was not accepted yet."""
@@ -338,10 +355,20 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         application = self.applications.get(key)
         if application is None:
             chain = self.chains.get(settings.name, [])
-            application = Application(key, settings, chain, self.registry, self.clock)
+            application = Application(
+                key, settings, chain, self.registry, self.clock,
+                seats=self.seats, elsewhere=self.elsewhere,
+            )  # fmt: skip
             self.applications[key] = application
             application.start()
         return application
+
+    def applications_named(self, name: str) -> list[Application]:
+        """The applications called ``name``: the current one and those a reload replaced
+        that still have clients."""
+        current = self.applications.get(name)
+        retired = [a for a in self._retired if a.name == name and a is not current]
+        return ([current] if current is not None else []) + retired
 
     def client_left(self, application: Application) -> None:
         """Stop an application replaced by a reload once its last client has gone."""
@@ -372,6 +399,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             old.server.worker_ports,
         ):
             log.warn("server.workers and server.worker_ports take effect at the next restart")
+        if config.http != old.http:
+            log.warn("[http] changes take effect at the next restart")
         chains = build_all(config)  # ConfigError: nothing has changed yet
         self.config = config
         self.chains = chains

@@ -1,0 +1,179 @@
+"""``/metrics``: the server's figures in the Prometheus text format.
+
+Built at scrape time by a collector (:class:`FiguresCollector`) from what every worker reports
+(:func:`local_figures`), so a stream that ended is absent from the next scrape rather than left
+behind with its last values. ``prometheus_client`` writes the format. Families (names without
+the ``_total``/``_bucket`` suffixes the format adds):
+
+- ``fms_workers``, ``fms_workers_answering``; ``fms_connections{state}`` (connecting, idle,
+  publishing, playing); ``fms_streams`` (published streams);
+- per published stream, labels ``app`` and ``stream``: ``fms_stream_players``,
+  ``fms_stream_bytes_in``, ``fms_stream_bytes_out``, ``fms_stream_messages_in``,
+  ``fms_stream_bitrate_kbps``, ``fms_stream_uptime_seconds``;
+- ``fms_player_bytes_delivered`` and ``fms_slow_player_skips``,
+  ``fms_slow_player_skipped_messages``, ``fms_slow_player_closes`` (players still here and
+  those gone added up);
+- ``fms_plugin_decision_seconds{action}`` (histogram) and ``fms_plugin_refusals{action}``;
+- ``fms_admission_refusals{reason}``, ``fms_handshake_failures{reason}``;
+- ``fms_worker_restarts`` (restarts of the workers serving now, each counted by itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from fms.counters import COUNTERS, merge
+from fms.http.documents import (
+    CONNECTION_STATES,
+    connection_counts,
+    local_streams,
+    merge_streams,
+)
+
+if TYPE_CHECKING:
+    from fms.server.factory import RTMPServerFactory
+
+
+def local_figures(server: RTMPServerFactory, now: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """This process's part of a scrape, as JSON (it may travel between workers)."""
+    counts = connection_counts(server)
+    del counts["playing_any"]
+    players = {"bytes": 0, "skips": 0, "skipped": 0}
+    for stream in server.registry:
+        here = stream.players
+        if here:
+            players["bytes"] += sum(p.bytes_sent for p in here)
+            players["skips"] += sum(p.skips for p in here)
+            players["skipped"] += sum(p.skipped_messages for p in here)
+    return {
+        "connections": counts,
+        "streams": local_streams(server, 0, now),
+        "players": players,
+        "counters": COUNTERS.snapshot(),
+        "worker_restarts": int(extra.get("worker_restarts", 0)),
+    }
+
+
+def _counter(
+    counters: dict[str, Any], name: str, label: str | None = None
+) -> Iterator[tuple[list[str], float]]:
+    for labels, value in counters.get(name, []):
+        yield ([labels.get(label, "")] if label else []), value
+
+
+class FiguresCollector:
+    """Turns the workers' :func:`local_figures` into metric families (see the module
+    docstring); registered on a registry made for one scrape."""
+
+    def __init__(self, parts: list[dict[str, Any]], workers: int) -> None:
+        self.parts = parts
+        self.workers = workers
+
+    def collect(self) -> Iterator[Metric]:
+        parts = self.parts
+        counted = merge([part["counters"] for part in parts])
+        counters, histograms = counted["counters"], counted["histograms"]
+        yield GaugeMetricFamily(
+            "fms_workers", "Worker processes of the server.", value=self.workers
+        )
+        yield GaugeMetricFamily(
+            "fms_workers_answering", "Workers whose figures this scrape holds.", value=len(parts)
+        )
+        connections = GaugeMetricFamily(
+            "fms_connections", "Client connections by state.", labels=["state"]
+        )
+        for state in CONNECTION_STATES:
+            connections.add_metric([state], sum(part["connections"][state] for part in parts))
+        yield connections
+        streams = [doc for doc in merge_streams([p["streams"] for p in parts]) if doc["published"]]
+        yield GaugeMetricFamily("fms_streams", "Streams being published.", value=len(streams))
+        labels = ["app", "stream"]
+        players = GaugeMetricFamily("fms_stream_players", "Players of a stream.", labels=labels)
+        bytes_in = CounterMetricFamily(
+            "fms_stream_bytes_in", "Media bytes received from a stream's publisher.", labels=labels
+        )
+        bytes_out = CounterMetricFamily(
+            "fms_stream_bytes_out", "Bytes sent to a stream's players.", labels=labels
+        )
+        messages = CounterMetricFamily(
+            "fms_stream_messages_in", "Messages received from a stream's publisher.", labels=labels
+        )
+        bitrate = GaugeMetricFamily(
+            "fms_stream_bitrate_kbps", "Incoming bitrate over the last 5 seconds.", labels=labels
+        )
+        uptime = GaugeMetricFamily(
+            "fms_stream_uptime_seconds", "Seconds since the publish started.", labels=labels
+        )
+        for doc in streams:
+            key = [doc["app"], doc["name"]]
+            players.add_metric(key, doc["players"])
+            bytes_in.add_metric(key, doc["bytes_in"])
+            bytes_out.add_metric(key, doc["bytes_out"])
+            messages.add_metric(key, doc["messages_in"])
+            bitrate.add_metric(key, doc["bitrate_kbps"]["total"])
+            uptime.add_metric(key, doc["uptime"])
+        yield from (players, bytes_in, bytes_out, messages, bitrate, uptime)
+        gone = {name: sum(v for _, v in _counter(counters, name)) for name in (
+            "player_bytes_delivered", "slow_player_skips", "slow_player_skipped_messages",
+            "slow_player_closes",
+        )}  # fmt: skip
+        here = {
+            key: sum(part["players"][key] for part in parts)
+            for key in ("bytes", "skips", "skipped")
+        }
+        for name, text, value in (
+            ("fms_player_bytes_delivered", "Bytes sent to players.",
+             gone["player_bytes_delivered"] + here["bytes"]),
+            ("fms_slow_player_skips", "Times a slow player skipped ahead to a newer keyframe.",
+             gone["slow_player_skips"] + here["skips"]),
+            ("fms_slow_player_skipped_messages", "Messages slow players never received.",
+             gone["slow_player_skipped_messages"] + here["skipped"]),
+            ("fms_slow_player_closes", "Players closed for falling too far behind.",
+             gone["slow_player_closes"]),
+        ):  # fmt: skip
+            yield CounterMetricFamily(name, text, value=value)
+        decisions = HistogramMetricFamily(
+            "fms_plugin_decision",
+            "Seconds the plugin chain took to decide a connect, publish or play.",
+            labels=["action"],
+            unit="seconds",
+        )
+        for labels_, bounds, counts, total in histograms.get("plugin_decision_seconds", []):
+            cumulative, buckets = 0, []
+            for bound, count in zip([*bounds, float("inf")], counts, strict=True):
+                cumulative += count
+                buckets.append(
+                    ("+Inf" if bound == float("inf") else repr(float(bound)), cumulative)
+                )
+            decisions.add_metric([labels_.get("action", "")], buckets, total)
+        yield decisions
+        for name, label, text in (
+            ("plugin_refusals", "action", "Connects, publishes and plays the plugins refused."),
+            ("admission_refusals", "reason", "Connections refused at accept, by reason."),
+            ("handshake_failures", "reason", "RTMP handshakes that failed, by reason."),
+        ):
+            family = CounterMetricFamily(f"fms_{name}", text, labels=[label])
+            for key, value in _counter(counters, name, label):
+                family.add_metric(key, value)
+            yield family
+        yield CounterMetricFamily(
+            "fms_worker_restarts",
+            "Restarts of the worker processes serving now.",
+            value=sum(part.get("worker_restarts", 0) for part in parts),
+        )
+
+
+def render(parts: list[dict[str, Any]], workers: int | None = None) -> bytes:
+    """The exposition text of the workers' figures (``parts``, this worker's first)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FiguresCollector(parts, workers or len(parts)))
+    return generate_latest(registry)

@@ -1,0 +1,105 @@
+"""/metrics from a server factory driven in memory, read back with prometheus_client's own
+parser: per-stream families exist while a stream is published and are gone at the next scrape
+after it ended (even while its players wait), and events are counted where they happen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from fms.config import HTTPConfig
+from fms.counters import COUNTERS
+from fms.http.api import API
+from fms.http.metrics import render
+from fms.server.factory import RTMPServerFactory
+from tests.support.server_peer import Peer, clock_of, factory_for
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+CAM = (("app", "live"), ("stream", "cam"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters() -> Iterator[None]:
+    COUNTERS.clear()
+    yield
+    COUNTERS.clear()
+
+
+def scrape(factory: RTMPServerFactory) -> Samples:
+    api = API(factory, HTTPConfig(enabled=True))
+    text = render([api.local_metrics()], 1).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_a_published_stream_has_its_families_with_its_player_count() -> None:
+    factory = factory_for()
+    Peer(factory, 1001).connect(create_stream=True).publish("cam")
+    Peer(factory, 1002).connect(create_stream=True).play("cam")
+    Peer(factory, 1003).connect(create_stream=True).play("cam")
+    samples = scrape(factory)
+    assert samples[("fms_stream_players", CAM)] == 2
+    assert samples[("fms_streams", ())] == 1
+    assert samples[("fms_connections", (("state", "playing"),))] == 2
+    assert samples[("fms_connections", (("state", "publishing"),))] == 1
+    assert ("fms_stream_bytes_in_total", CAM) in samples
+
+
+def test_the_families_of_an_ended_stream_are_gone_while_its_players_wait() -> None:
+    factory = factory_for()
+    publisher = Peer(factory, 1001).connect(create_stream=True).publish("cam")
+    Peer(factory, 1002).connect(create_stream=True).play("cam")
+    assert ("fms_stream_players", CAM) in scrape(factory)
+    publisher.lose()
+    assert factory.registry.get("live", "cam") is not None  # its player waits
+    samples = scrape(factory)
+    assert not [key for key in samples if dict(key[1]).get("stream") == "cam"]
+    assert samples[("fms_streams", ())] == 0
+
+
+def test_a_refused_connection_is_counted_by_the_limit_that_refused_it() -> None:
+    factory = factory_for("[limits]\nmax_connections = 1\n")
+    Peer(factory, 1001)
+    assert factory.buildProtocol(None) is None
+    samples = scrape(factory)
+    assert samples[("fms_admission_refusals_total", (("reason", "max_connections"),))] == 1
+
+
+def test_a_handshake_that_is_not_rtmp_and_one_that_times_out_are_counted() -> None:
+    factory = factory_for("[limits]\nhandshake_timeout = 5.0\n")
+    garbage = Peer(factory, 1001)
+    garbage.proto.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    garbage.lose()
+    silent = Peer(factory, 1002)  # says nothing
+    clock_of(factory).advance(5.0)
+    assert silent.transport.disconnected  # aborted by its deadline
+    silent.lose()  # as Twisted then reports it
+    samples = scrape(factory)
+    failures = "fms_handshake_failures_total"
+    assert samples[(failures, (("reason", "invalid"),))] == 1
+    assert samples[(failures, (("reason", "timeout"),))] == 1
+
+
+def test_a_peer_leaving_mid_handshake_is_counted_as_closed_and_a_finished_one_is_not() -> None:
+    factory = factory_for()
+    Peer(factory, 1001).lose()
+    Peer(factory, 1002).connect().lose()
+    samples = scrape(factory)
+    assert samples[("fms_handshake_failures_total", (("reason", "closed"),))] == 1
+    assert ("fms_handshake_failures_total", (("reason", "invalid"),)) not in samples
+
+
+def test_plugin_decisions_are_timed_per_action() -> None:
+    factory = factory_for()
+    Peer(factory, 1001).connect(create_stream=True).publish("cam")
+    Peer(factory, 1002).connect(create_stream=True).play("cam")
+    samples = scrape(factory)
+    count = "fms_plugin_decision_seconds_count"
+    assert samples[(count, (("action", "connect"),))] == 2
+    assert samples[(count, (("action", "publish"),))] == 1
+    assert samples[(count, (("action", "play"),))] == 1
