@@ -133,6 +133,7 @@ def test_six_players_at_once_against_a_limit_of_two_let_exactly_two_in(
         winners = [frames for status, frames in played if status == 0 and frames > 0]
         losers = [err for (status, out, err) in results if status != 0 and decoded_frames(out) == 0]
         assert len(winners) == LIMIT and len(losers) == 2 * PER_WORKER - LIMIT, (round_, played)
+        assert all(REFUSAL in err.decode(errors="replace") for err in losers), losers
         assert all(frames >= 25 for frames in winners), played  # 2 s at 25 fps, at least 1 s
         accepted, refused = play_lines(workers, name)
         assert (len(accepted), len(refused)) == (LIMIT, 2 * PER_WORKER - LIMIT), (
@@ -195,6 +196,8 @@ def test_players_waiting_for_a_publisher_hold_seats_on_every_worker(workers: Wor
     assert sorted(frames > 0 for _, frames in played) == [False, True, True], played
     assert [status == 0 for status, frames in played if frames > 0] == [True, True], played
     assert all(frames >= 3 * 25 - 1 for _, frames in played if frames), played  # all 3 s
+    [refused] = [err for status, out, err in results if decoded_frames(out) == 0]
+    assert REFUSAL in refused.decode(errors="replace")
     accepted, refused_lines = play_lines(workers, "next")
     assert (len(accepted), len(refused_lines)) == (LIMIT, 1), (accepted, refused_lines)
 
