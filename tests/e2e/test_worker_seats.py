@@ -16,7 +16,9 @@ by the workers (each worker counting its own), 3 players per worker would let 4 
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -243,3 +245,28 @@ def test_the_documented_unit_test_of_the_viewer_limit_passes(tmp_path: Path) -> 
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_the_seats_of_a_killed_worker_are_free_at_once(workers: Workers) -> None:
+    """Two players on worker 1 hold both seats; SIGKILL worker 1 (no cleanup runs: the kernel
+    drops its locks) and a player on worker 0 that was refused gets one."""
+    holders = [Client(workers.ports[1]).connect() for _ in range(LIMIT)]
+    late = Client(workers.ports[0]).connect()
+    try:
+        for holder in holders:
+            holder.play("held")
+        sid = late.create_stream()
+        late.conn.play(sid, "held")
+        late.flush()
+        assert play_answer(late, sid).code == "NetStream.Play.Failed"
+        os.kill(workers.pid(1), signal.SIGKILL)
+        workers.server.wait_for_line(r"worker 1 \(pid \d+\) ended \(signal 9\)")
+        late.events.clear()  # the client's waits read its events from the first
+        sid = late.create_stream()
+        late.conn.play(sid, "held")
+        late.flush()
+        answer = play_answer(late, sid)
+        assert answer.code == "NetStream.Play.Start", (sid, answer.info)
+    finally:
+        for client in (*holders, late):
+            client.close()
