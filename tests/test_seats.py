@@ -97,6 +97,29 @@ def test_a_seat_bound_to_two_plays_lasts_until_both_stopped() -> None:
     assert table.held("live", "all") == 0
 
 
+def test_a_seat_taken_outside_a_play_and_again_in_one_outlasts_the_play() -> None:
+    seats, table = seating()
+    seats.take("cam", 1, 1)  # in connect, say
+    decision = seats.deciding(1)
+    assert seats.take("cam", 1, 1)
+    seats.decided(decision, True, "cam")
+    seats.play_stopped(1, "cam")
+    assert table.held("live", "cam") == 1
+    seats.client_left(1)
+    assert table.held("live", "cam") == 0
+
+
+def test_nothing_is_kept_of_a_client_that_left() -> None:
+    seats, _ = seating()
+    accepted, open_ = seats.deciding(1), seats.deciding(1)
+    seats.take("cam", 2, 1)
+    seats.decided(accepted, True, "cam")
+    seats.client_left(1)
+    assert seats.tracked == 0
+    seats.decided(open_, True, "other")  # a decision that ends after the client left
+    assert seats.tracked == 0
+
+
 def test_release_gives_a_seat_back_at_once() -> None:
     seats, table = seating()
     decision = seats.deciding(1)
