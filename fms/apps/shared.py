@@ -64,6 +64,10 @@ class LocalSeats:
             if not held:
                 del self._held[(app, key)]
 
+    def __len__(self) -> int:
+        """How many keys have seats taken (keys without are forgotten)."""
+        return len(self._held)
+
     def held(self, app: str, key: str) -> int:
         """How many seats of (app, key) are held (for tests and figures)."""
         return len(self._held.get((app, key), ()))
