@@ -151,6 +151,7 @@ def test_the_largest_limit_is_2_to_the_20() -> None:
 def test_the_memory_table_forgets_keys_without_seats() -> None:
     table = LocalSeats()
     assert table.take("live", "cam", 0) is None
+    assert len(table) == 0
     seat = table.take("live", "cam", 1)
     assert seat == 0 and len(table) == 1
     table.release("live", "cam", seat)
