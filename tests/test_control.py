@@ -321,10 +321,41 @@ def test_an_unknown_operation_is_only_answered_with_the_error() -> None:
     mine = pair.b.request("x", {})  # b waits for its own request 1
     d = pair.a.request("nope", {})  # a's request 1 reaches b
     pair.tb.clear()
-    pair.move()
+    pair.b.dataReceived(pair.ta.value())
+    answered = pair.tb.value()
+    assert answered == b'38:{"id":1,"error":"no operation \'nope\'"},'  # one message
     assert not mine.called  # b took a's request for no reply of its own
+    pair.ta.clear()
+    pair.move()
     with pytest.raises(ControlError):
         result_of(d)
+
+
+def test_a_message_of_exactly_the_size_limit_is_sent() -> None:
+    proto = ControlProtocol({})
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    frame = json.dumps({"id": 1, "op": "big", "payload": {"text": ""}}, separators=(",", ":"))
+    proto.request("big", {"text": "x" * (ControlProtocol.MAX_LENGTH - len(frame))})
+    assert transport.value().startswith(b"%d:" % ControlProtocol.MAX_LENGTH)
+
+
+def test_a_reply_after_the_timeout_is_ignored_and_the_connection_goes_on() -> None:
+    cluster = Cluster()
+    late: list[Deferred[dict[str, Any]]] = []
+    cluster.channels[1].handle("slow", lambda p: late.append(Deferred()) or late[-1])
+    cluster.channels[1].handle("fast", lambda p: {"ok": True})
+    channel = cluster.channels[0]
+    timed_out = channel.ask(1, "slow", {})
+    cluster.move()
+    cluster.clock.advance(5.0)
+    late[0].callback({"too": "late"})
+    cluster.move()
+    with pytest.raises(ControlError, match="did not answer"):
+        result_of(timed_out)
+    after = channel.ask(1, "fast", {})
+    cluster.move()
+    assert result_of(after) == {"ok": True} and not cluster.pairs[1].ta.disconnecting
 
 
 def test_a_request_that_timed_out_is_forgotten() -> None:
@@ -381,7 +412,7 @@ def test_the_channel_listens_privately_on_its_socket_answering_its_operations(
     channel = ControlChannel(reactor, str(tmp_path), 1, 2)
     channel.handle("ping", lambda p: {"pong": p["n"]})
     channel.startService()
-    assert not stale.exists()
+    assert channel.running and not stale.exists()
     [(address, factory, _, mode, _)] = reactor.unixServers
     assert (address, mode) == (str(stale), 0o600)
     pair = Pair()
@@ -405,7 +436,11 @@ def test_the_channel_connects_to_the_other_workers_socket_and_closes_all_when_st
     factory.buildProtocol(None).makeConnection(transport)
     assert b'"op":"x"' in transport.value()
     channel.stopService()
-    assert transport.disconnecting and reactor.stopped == [str(tmp_path / "control-0.sock")]
+    assert (
+        not channel.running
+        and transport.disconnecting
+        and reactor.stopped == [str(tmp_path / "control-0.sock")]
+    )
     d.cancel()
     with pytest.raises(ControlError):
         result_of(d)
