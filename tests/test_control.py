@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from fms.amf import encode_values
@@ -274,3 +274,173 @@ def test_the_broadcast_operation_answers_how_many_clients_it_called() -> None:
     d = cluster.channels[0].ask(1, BROADCAST, payload)
     cluster.move()
     assert result_of(d) == {"clients": 1}
+
+
+def test_a_request_over_the_size_limit_is_refused_before_it_is_sent() -> None:
+    proto = ControlProtocol({})
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    with pytest.raises(ValueError, match="over"):
+        proto.request("big", {"text": "x" * ControlProtocol.MAX_LENGTH})
+    assert transport.value() == b""
+
+
+@pytest.mark.parametrize("message", [b"[1,2]", b'{"op":"x"}', b'{"id":"1","op":"x"}'])
+def test_a_message_that_is_not_an_object_with_a_numeric_id_closes_the_connection(
+    message: bytes,
+) -> None:
+    proto = ControlProtocol({"x": lambda p: {}})
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(str(len(message)).encode() + b":" + message + b",")
+    assert transport.disconnecting and transport.value() == b""
+
+
+def test_a_request_without_payload_gives_the_handler_an_empty_one_and_an_empty_reply() -> None:
+    seen: list[Any] = []
+    pair = Pair(right={"x": lambda p: seen.append(p)})
+    d = pair.a.request("x", {})
+    pair.move()
+    assert seen == [{}] and result_of(d) == {}
+    message = b'{"id":9,"op":"x"}'
+    pair.b.dataReceived(b"%d:%s," % (len(message), message))
+    assert seen == [{}, {}]
+
+
+def test_both_ends_may_ask_at_once_with_the_same_ids() -> None:
+    """Each end numbers its own requests: a request numbered 1 from the other end is never
+    taken for the reply to this end's request 1."""
+    pair = Pair(left={"who": lambda p: {"me": "a"}}, right={"who": lambda p: {"me": "b"}})
+    from_a, from_b = pair.a.request("who", {}), pair.b.request("who", {})
+    pair.move()
+    assert (result_of(from_a), result_of(from_b)) == ({"me": "b"}, {"me": "a"})
+
+
+def test_an_unknown_operation_is_only_answered_with_the_error() -> None:
+    pair = Pair()
+    mine = pair.b.request("x", {})  # b waits for its own request 1
+    d = pair.a.request("nope", {})  # a's request 1 reaches b
+    pair.tb.clear()
+    pair.b.dataReceived(pair.ta.value())
+    answered = pair.tb.value()
+    assert answered == b'38:{"id":1,"error":"no operation \'nope\'"},'  # one message
+    assert not mine.called  # b took a's request for no reply of its own
+    pair.ta.clear()
+    pair.move()
+    with pytest.raises(ControlError):
+        result_of(d)
+
+
+def test_a_message_of_exactly_the_size_limit_is_sent() -> None:
+    proto = ControlProtocol({})
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    frame = json.dumps({"id": 1, "op": "big", "payload": {"text": ""}}, separators=(",", ":"))
+    proto.request("big", {"text": "x" * (ControlProtocol.MAX_LENGTH - len(frame))})
+    assert transport.value().startswith(b"%d:" % ControlProtocol.MAX_LENGTH)
+
+
+def test_a_reply_after_the_timeout_is_ignored_and_the_connection_goes_on() -> None:
+    cluster = Cluster()
+    late: list[Deferred[dict[str, Any]]] = []
+    cluster.channels[1].handle("slow", lambda p: late.append(Deferred()) or late[-1])
+    cluster.channels[1].handle("fast", lambda p: {"ok": True})
+    channel = cluster.channels[0]
+    timed_out = channel.ask(1, "slow", {})
+    cluster.move()
+    cluster.clock.advance(5.0)
+    late[0].callback({"too": "late"})
+    cluster.move()
+    with pytest.raises(ControlError, match="did not answer"):
+        result_of(timed_out)
+    after = channel.ask(1, "fast", {})
+    cluster.move()
+    assert result_of(after) == {"ok": True} and not cluster.pairs[1].ta.disconnecting
+
+
+def test_a_request_that_timed_out_is_forgotten() -> None:
+    cluster = Cluster()
+    cluster.channels[1].handle("slow", lambda p: Deferred())
+    d = cluster.channels[0].ask(1, "slow", {})
+    cluster.move()
+    assert cluster.pairs[1].a.pending == 1
+    cluster.clock.advance(5.0)
+    with pytest.raises(ControlError):
+        result_of(d)
+    assert cluster.pairs[1].a.pending == 0
+
+
+def test_requests_asked_while_the_connection_opens_go_once_it_is_open_in_order() -> None:
+    opening: Deferred[ControlProtocol] = Deferred()
+    pair = Pair(right={"n": lambda p: {"n": p["n"]}})
+    channel = ControlChannel(Clock(), "/nonexistent", 0, 2, connect=lambda worker: opening)
+    asked = [channel.ask(1, "n", {"n": n}) for n in range(3)]
+    assert not any(d.called for d in asked)
+    opening.callback(pair.a)
+    pair.move()
+    assert [result_of(d)["n"] for d in asked] == [0, 1, 2]
+
+
+# --------------------------------------------------------------------- the service
+
+
+class Reactor(MemoryReactorClock):
+    """Records the listening ports it hands out, and whether they were stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: list[str] = []
+
+    def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666,
+                   wantPID: int = 0) -> Any:  # fmt: skip
+        super().listenUNIX(address, factory, backlog, mode, wantPID)
+        reactor = self
+
+        class Port:
+            def stopListening(self) -> None:
+                reactor.stopped.append(address)
+
+        return Port()
+
+
+def test_the_channel_listens_privately_on_its_socket_answering_its_operations(
+    tmp_path: Any,
+) -> None:
+    stale = tmp_path / "control-1.sock"
+    stale.write_text("left by this worker's previous life")
+    reactor = Reactor()
+    channel = ControlChannel(reactor, str(tmp_path), 1, 2)
+    channel.handle("ping", lambda p: {"pong": p["n"]})
+    channel.startService()
+    assert channel.running and not stale.exists()
+    [(address, factory, _, mode, _)] = reactor.unixServers
+    assert (address, mode) == (str(stale), 0o600)
+    pair = Pair()
+    pair.b = factory.buildProtocol(None)
+    pair.b.makeConnection(pair.tb)
+    d = pair.a.request("ping", {"n": 3})
+    pair.move()
+    assert result_of(d) == {"pong": 3}
+
+
+def test_the_channel_connects_to_the_other_workers_socket_and_closes_all_when_stopped(
+    tmp_path: Any,
+) -> None:
+    reactor = Reactor()
+    channel = ControlChannel(reactor, str(tmp_path), 0, 2)
+    channel.startService()
+    d = channel.ask(1, "x", {})
+    [(address, factory, _, _)] = reactor.unixClients
+    assert address == str(tmp_path / "control-1.sock")
+    transport = StringTransport()
+    factory.buildProtocol(None).makeConnection(transport)
+    assert b'"op":"x"' in transport.value()
+    channel.stopService()
+    assert (
+        not channel.running
+        and transport.disconnecting
+        and reactor.stopped == [str(tmp_path / "control-0.sock")]
+    )
+    d.cancel()
+    with pytest.raises(ControlError):
+        result_of(d)

@@ -97,6 +97,67 @@ def test_a_seat_bound_to_two_plays_lasts_until_both_stopped() -> None:
     assert table.held("live", "all") == 0
 
 
+def test_a_seat_taken_outside_a_play_and_again_in_one_outlasts_the_play() -> None:
+    seats, table = seating()
+    seats.take("cam", 1, 1)  # in connect, say
+    decision = seats.deciding(1)
+    assert seats.take("cam", 1, 1)
+    seats.decided(decision, True, "cam")
+    seats.play_stopped(1, "cam")
+    assert table.held("live", "cam") == 1
+    seats.client_left(1)
+    assert table.held("live", "cam") == 0
+
+
+def test_nothing_is_kept_of_a_client_that_left() -> None:
+    seats, _ = seating()
+    accepted, open_ = seats.deciding(1), seats.deciding(1)
+    seats.take("cam", 2, 1)
+    seats.decided(accepted, True, "cam")
+    seats.client_left(1)
+    assert seats.tracked == 0
+    seats.decided(open_, True, "other")  # a decision that ends after the client left
+    assert seats.tracked == 0
+
+
+def test_nothing_is_kept_of_a_play_that_ended() -> None:
+    seats, table = seating()
+    decision = seats.deciding(1)
+    seats.take("cam", 1, 1)
+    seats.decided(decision, True, "cam")
+    seats.play_stopped(1, "cam")
+    refused = seats.deciding(1)
+    seats.decided(refused, False, "cam")
+    assert seats.tracked == 0 and len(table) == 0
+
+
+def test_a_seat_taken_after_a_play_was_decided_lasts_until_the_client_leaves() -> None:
+    """A decision that ended no longer claims the seats its client takes (in a call, say)."""
+    seats, table = seating()
+    seats.decided(seats.deciding(1), True, "cam")
+    seats.take("all", 1, 1)
+    seats.play_stopped(1, "cam")
+    assert table.held("live", "all") == 1
+
+
+def test_the_largest_limit_is_2_to_the_20() -> None:
+    """As documented (``IAppView.take_seat``): 1,048,576 seats, no more."""
+    seats, _ = seating()
+    assert seats.take("cam", 1_048_576, 1)
+    with pytest.raises(ValueError):
+        seats.take("cam", 1_048_577, 2)
+
+
+def test_the_memory_table_forgets_keys_without_seats() -> None:
+    table = LocalSeats()
+    assert table.take("live", "cam", 0) is None
+    assert len(table) == 0
+    seat = table.take("live", "cam", 1)
+    assert seat == 0 and len(table) == 1
+    table.release("live", "cam", seat)
+    assert len(table) == 0
+
+
 def test_release_gives_a_seat_back_at_once() -> None:
     seats, table = seating()
     decision = seats.deciding(1)

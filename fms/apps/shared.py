@@ -64,6 +64,10 @@ class LocalSeats:
             if not held:
                 del self._held[(app, key)]
 
+    def __len__(self) -> int:
+        """How many keys have seats taken (keys without are forgotten)."""
+        return len(self._held)
+
     def held(self, app: str, key: str) -> int:
         """How many seats of (app, key) are held (for tests and figures)."""
         return len(self._held.get((app, key), ()))
@@ -96,6 +100,8 @@ class PlayDecision:
 
     client: int
     keys: set[str] = field(default_factory=set)
+    abandoned: bool = False
+    """The client left before the decision ended: its seats are already back."""
 
 
 class Seating:
@@ -152,6 +158,12 @@ class Seating:
         """The keys of the seats ``client`` holds."""
         return tuple(key for (cid, key) in self._holds if cid == client)
 
+    @property
+    def tracked(self) -> int:
+        """How many clients something is kept for (seats, plays, decisions): 0 once every
+        client has left, so memory follows the clients present."""
+        return len({c for c, _ in self._holds} | set(self._deciding) | {c for c, _ in self._plays})
+
     def deciding(self, client: int) -> PlayDecision:
         """A play decision for ``client`` begins: seats taken until :meth:`decided` are its."""
         decision = PlayDecision(client)
@@ -161,6 +173,8 @@ class Seating:
     def decided(self, decision: PlayDecision, accepted: bool, name: str) -> None:
         """The decision ended: an accepted play of ``name`` keeps its seats until
         :meth:`play_stopped`; a refused one gives them back now."""
+        if decision.abandoned:
+            return
         deciding = self._deciding.get(decision.client, [])
         if decision in deciding:
             deciding.remove(decision)
@@ -185,7 +199,8 @@ class Seating:
         """``client`` is gone: every seat it held goes back."""
         for key in self.holds(client):
             self.release(key, client)
-        self._deciding.pop(client, None)
+        for decision in self._deciding.pop(client, ()):
+            decision.abandoned = True
         for where in [w for w in self._plays if w[0] == client]:
             del self._plays[where]
 

@@ -94,10 +94,11 @@ class ControlProtocol(NetstringReceiver):
         self.handlers = handlers
         self._next_id = 1
         self._waiting: dict[int, Deferred[dict[str, Any]]] = {}
-        self.connected = False
 
-    def connectionMade(self) -> None:
-        self.connected = True
+    @property
+    def pending(self) -> int:
+        """Requests sent and waiting for their reply."""
+        return len(self._waiting)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.connected = False

@@ -16,7 +16,9 @@ by the workers (each worker counting its own), 3 players per worker would let 4 
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,6 +135,7 @@ def test_six_players_at_once_against_a_limit_of_two_let_exactly_two_in(
         winners = [frames for status, frames in played if status == 0 and frames > 0]
         losers = [err for (status, out, err) in results if status != 0 and decoded_frames(out) == 0]
         assert len(winners) == LIMIT and len(losers) == 2 * PER_WORKER - LIMIT, (round_, played)
+        assert all(REFUSAL in err.decode(errors="replace") for err in losers), losers
         assert all(frames >= 25 for frames in winners), played  # 2 s at 25 fps, at least 1 s
         accepted, refused = play_lines(workers, name)
         assert (len(accepted), len(refused)) == (LIMIT, 2 * PER_WORKER - LIMIT), (
@@ -195,6 +198,8 @@ def test_players_waiting_for_a_publisher_hold_seats_on_every_worker(workers: Wor
     assert sorted(frames > 0 for _, frames in played) == [False, True, True], played
     assert [status == 0 for status, frames in played if frames > 0] == [True, True], played
     assert all(frames >= 3 * 25 - 1 for _, frames in played if frames), played  # all 3 s
+    [refused] = [err for status, out, err in results if decoded_frames(out) == 0]
+    assert REFUSAL in refused.decode(errors="replace")
     accepted, refused_lines = play_lines(workers, "next")
     assert (len(accepted), len(refused_lines)) == (LIMIT, 1), (accepted, refused_lines)
 
@@ -240,3 +245,28 @@ def test_the_documented_unit_test_of_the_viewer_limit_passes(tmp_path: Path) -> 
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_the_seats_of_a_killed_worker_are_free_at_once(workers: Workers) -> None:
+    """Two players on worker 1 hold both seats; SIGKILL worker 1 (no cleanup runs: the kernel
+    drops its locks) and a player on worker 0 that was refused gets one."""
+    holders = [Client(workers.ports[1]).connect() for _ in range(LIMIT)]
+    late = Client(workers.ports[0]).connect()
+    try:
+        for holder in holders:
+            holder.play("held")
+        sid = late.create_stream()
+        late.conn.play(sid, "held")
+        late.flush()
+        assert play_answer(late, sid).code == "NetStream.Play.Failed"
+        os.kill(workers.pid(1), signal.SIGKILL)
+        workers.server.wait_for_line(r"worker 1 \(pid \d+\) ended \(signal 9\)")
+        late.events.clear()  # the client's waits read its events from the first
+        sid = late.create_stream()
+        late.conn.play(sid, "held")
+        late.flush()
+        answer = play_answer(late, sid)
+        assert answer.code == "NetStream.Play.Start", (sid, answer.info)
+    finally:
+        for client in (*holders, late):
+            client.close()
