@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ SCREENSHOT_ENV = "FMS_DASHBOARD_SCREENSHOT"
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Any]:
     executable = require_client("chromium")
     try:
         from playwright import sync_api
@@ -67,35 +68,49 @@ def http_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
     assert status == 0, f"server exited with {status}; log:\n{proc.log()}"
 
 
-def _players_cell(page: object, stream: str) -> str:
-    return page.locator(f'tr.stream[data-stream="{stream}"] td[data-field="players"]')  # type: ignore[attr-defined,no-any-return]
+def _players_selector(stream: str) -> str:
+    return f'tr.stream[data-stream="{stream}"] td[data-field="players"]'
+
+
+def _players_cell(page: Any, stream: str) -> Any:
+    return page.locator(_players_selector(stream))
+
+
+def _wait_text(page: Any, selector: str, predicate: str) -> None:
+    """Wait until the element at ``selector`` exists and ``predicate`` (JavaScript, of ``t``,
+    its text) holds. The page rebuilds its table at every refresh, so a handle to one element
+    would go stale: the selector is looked up anew at each check."""
+    page.wait_for_function(
+        "([selector, body]) => { const el = document.querySelector(selector);"
+        " if (!el) return false; const t = el.textContent; return eval(body); }",
+        arg=[selector, predicate],
+        timeout=30_000,
+    )
 
 
 def test_dashboard_lists_a_stream_counts_its_player_and_kicks_it(
-    http_server: tuple[ServerProcess, str], browser: object, tmp_path: Path
+    http_server: tuple[ServerProcess, str], browser: Any, tmp_path: Path
 ) -> None:
     server, base = http_server
     publisher = start(ffmpeg_publish_command(f"{server.url}/live/dash", 120))
     player = None
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 560})  # type: ignore[attr-defined]
+        page = browser.new_page(viewport={"width": 1280, "height": 560})
         page.goto(base + "/")
         row = page.locator('tr.stream[data-stream="live/dash"]')
         row.wait_for(timeout=30_000)
         video = row.locator('td[data-field="video"]')
         # the figures come from the stream's own headers: 320x240 H.264 from the publisher
-        page.wait_for_function(
-            "el => el.textContent.includes('320x240')", arg=video.element_handle(), timeout=30_000
+        _wait_text(
+            page,
+            'tr.stream[data-stream="live/dash"] td[data-field="video"]',
+            "t.includes('320x240')",
         )
         assert "h264" in video.text_content().lower()
         assert _players_cell(page, "live/dash").text_content() == "0"
 
         player = start(probe_command(f"{server.url}/live/dash"))
-        page.wait_for_function(
-            "el => el.textContent === '1'",
-            arg=_players_cell(page, "live/dash").element_handle(),
-            timeout=30_000,
-        )
+        _wait_text(page, _players_selector("live/dash"), "t === '1'")
         kick = page.locator('tr.clients[data-stream="live/dash"] button[data-action="kick"]')
         kick.wait_for(timeout=30_000)
 
@@ -114,11 +129,7 @@ def test_dashboard_lists_a_stream_counts_its_player_and_kicks_it(
         # publisher is still live
         assert frames_by_codec(out).get("h264", 0) > 0, err.decode(errors="replace")
         assert publisher.poll() is None
-        page.wait_for_function(
-            "el => el.textContent === '0'",
-            arg=_players_cell(page, "live/dash").element_handle(),
-            timeout=30_000,
-        )
+        _wait_text(page, _players_selector("live/dash"), "t === '0'")
     finally:
         for proc in (player, publisher):
             if proc is not None and proc.poll() is None:
@@ -127,20 +138,21 @@ def test_dashboard_lists_a_stream_counts_its_player_and_kicks_it(
 
 
 def test_a_kick_without_the_token_changes_nothing(
-    http_server: tuple[ServerProcess, str], browser: object
+    http_server: tuple[ServerProcess, str], browser: Any
 ) -> None:
     server, base = http_server
     publisher = start(ffmpeg_publish_command(f"{server.url}/live/keep", 120))
     player = start(probe_command(f"{server.url}/live/keep"))
     try:
-        page = browser.new_page()  # type: ignore[attr-defined]
+        page = browser.new_page()
         page.goto(base + "/")
         kick = page.locator('tr.clients[data-stream="live/keep"] button[data-action="kick"]')
         kick.wait_for(timeout=30_000)
         kick.click()
         status = page.locator("#status")
         page.wait_for_function(
-            "el => el.classList.contains('error')", arg=status.element_handle(), timeout=30_000
+            "() => document.getElementById('status').classList.contains('error')",
+            timeout=30_000,
         )
         assert re.search(r"\b40[13]\b", status.text_content())
         # the refused kick left the player playing: the page still counts it after the refusal
