@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import ServerProcess, finish, require_client, run_client
 from tests.e2e.test_plugin_doc import block
@@ -103,8 +105,32 @@ def site(tmp_path: Path, source: Source) -> Path:
         f"plans = {{ basic = {source.kbps * 0.8:.1f}, pro = {source.kbps * 1.2:.1f} }}",
     )
     assert "basic = 1500.0" not in config
+    config += '\n[http]\nenabled = true\nhost = "127.0.0.1"\nport = 0\n'
     (tmp_path / "fms.toml").write_text(config)
     return tmp_path / "fms.toml"
+
+
+def api_figures(server: ServerProcess) -> dict[str, Any]:
+    """The stream ``live/cam`` as the HTTP API shows it, and as /metrics counts it."""
+    line = server.wait_for_line(r"listening on http://", timeout=30)
+    match = re.search(r"listening on (http://[^\s/]+)", line)
+    assert match is not None, line
+    base = match.group(1)
+    with urllib.request.urlopen(f"{base}/api/v1/streams/live/cam", timeout=30) as answer:
+        stream = dict(json.load(answer))
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("app") == "live" and sample.labels.get("stream") == "cam"
+    }
+    # the metrics, read after the API, count the same stream: as many players, and at least
+    # the bytes the API had counted
+    assert samples["fms_stream_players"] == stream["players"]
+    assert samples["fms_stream_bytes_in_total"] >= stream["bytes_in"] > 0
+    return stream
 
 
 def figures_logged(server: ServerProcess, plan: str) -> dict[str, Any]:
@@ -219,6 +245,8 @@ def test_hevc_opus_over_enhanced_rtmp_figures_match_the_source(tmp_path: Path) -
         )
         for plan in ("basic", "pro"):
             check_figures(figures_logged(server, plan), source, "hvc1")
+        # the HTTP API reports the same figures as the plugin's view (issue 14)
+        check_figures(api_figures(server), source, "hvc1")
         assert re.search(rb"Video: hevc.*854x480", played)
         assert finish(publisher, timeout=60)[0] == 0
     finally:
