@@ -4,6 +4,7 @@ what, and the grace a shutdown gives such clients on the factory's fake clock.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fms.rtmp.capabilities import CapsExMask
@@ -18,7 +19,8 @@ RECONNECTING = {"capsEx": float(CapsExMask.RECONNECT | CapsExMask.MULTITRACK)}
 
 
 def config(**server: Any) -> str:
-    lines = [f"{key} = {value!r}".replace("'", '"') for key, value in server.items()]
+    """A configuration with ``server`` as its ``[server]`` table (values as TOML)."""
+    lines = [f"{key} = {json.dumps(value)}" for key, value in server.items()]
     return "[server]\n" + "\n".join(lines) + "\n[streams]\nflush_interval = 0\n[apps.live]\n"
 
 
@@ -137,3 +139,37 @@ def test_a_grace_of_zero_asks_nobody_and_closes_everyone_at_once() -> None:
     factory.shutdown(TIMEOUT)
     peer.pump()
     assert requests(peer) == [] and peer.closed
+
+
+def reload_with(tmp_path: Any, switch: bool) -> tuple[Peer, Peer]:
+    """A server reloaded (as SIGHUP does) from a file with ``reconnect_on_reload = switch``:
+    its client that announced Reconnect and one that did not."""
+    from fms.cli import reload_config
+    from fms.config import load_config
+    from fms.log import Logger
+
+    path = tmp_path / "fms.toml"
+    path.write_text(config(reconnect_on_reload=switch, reconnect_url="rtmp://c/{app}"))
+    factory = factory_for(path.read_text())
+    mover = Peer(factory, port=1).connect(create_stream=True, **RECONNECTING).publish()
+    legacy = Peer(factory, port=2).connect(create_stream=True).play()
+    assert reload_config(factory, str(path), {}, Logger()) is not None
+    assert load_config(str(path)).server.reconnect_on_reload is switch
+    mover.pump()
+    legacy.pump()
+    return mover, legacy
+
+
+def test_a_reload_asks_reconnecting_clients_when_configured_and_closes_nobody(
+    tmp_path: Any,
+) -> None:
+    mover, legacy = reload_with(tmp_path, True)
+    [(_, info)] = requests(mover)
+    assert info["tcUrl"] == "rtmp://c/live" and info["description"] == reconnect.ON_RELOAD
+    assert requests(legacy) == []
+    assert not mover.closed and not legacy.closed
+
+
+def test_a_reload_asks_nobody_by_default(tmp_path: Any) -> None:
+    mover, legacy = reload_with(tmp_path, False)
+    assert requests(mover) == requests(legacy) == []
