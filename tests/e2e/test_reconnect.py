@@ -1,0 +1,171 @@
+"""Enhanced RTMP reconnect requests with a real server process and raw RTMP clients
+(:class:`tests.hostile.support.Client`, pyFMS's client state machine over a socket) that
+announce ``capsEx`` Reconnect as an Enhanced RTMP v2 encoder does, or nothing as a legacy one:
+
+- SIGTERM: the announcing client receives ``NetConnection.Connect.ReconnectRequest`` (level
+  status, the configured ``tcUrl``) and is closed no earlier than ``reconnect_grace`` later,
+  the server exiting within grace + timeout + a margin; the legacy client gets today's
+  statuses at once; a client that leaves by itself lets the server exit without the grace;
+- the HTTP API: without the token or with a wrong one (401/403) nobody is asked; with it, the
+  announcing client is asked once and the legacy one is reported as unable (409).
+
+FFmpeg (9, the imageio-ffmpeg wheel, and Debian's 5.1) announces no capsEx in connect and does
+not act on the request, so no FFmpeg publisher can be moved (see docs/enhanced-rtmp.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fms.rtmp.capabilities import CapsExMask
+from fms.rtmp.events import ErrorReceived, StatusReceived
+from tests.e2e.harness import ServerProcess
+from tests.hostile.support import Client
+
+pytestmark = pytest.mark.e2e
+
+REQUEST = "NetConnection.Connect.ReconnectRequest"
+TOKEN = "e2e-reconnect-token"
+GRACE = 3.0
+TIMEOUT = 2.0
+MARGIN = 15.0
+"""Seconds beyond grace + shutdown timeout a loaded machine may take to exit (generous)."""
+HTTP_LISTENING = re.compile(r"listening on (http://\S+)/")
+
+
+def server_with(tmp_path: Path, grace: float, http: bool = False) -> ServerProcess:
+    config = tmp_path / "fms.toml"
+    text = (
+        f"[server]\nreconnect_grace = {grace}\nshutdown_timeout = {TIMEOUT}\n"
+        'reconnect_url = "rtmp://node2.example/{app}"\n'
+    )
+    if http:
+        text += f'[http]\nenabled = true\nport = 0\ntoken = "{TOKEN}"\n'
+    config.write_text(text)
+    return ServerProcess("--config", str(config))
+
+
+def reconnect_requests(client: Client) -> list[StatusReceived]:
+    return [e for e in client.events if isinstance(e, StatusReceived) and e.code == REQUEST]
+
+
+def read_until_closed(client: Client, timeout: float) -> float:
+    """Read until the server closes ``client``; the time (monotonic) it was seen closed."""
+    deadline = time.monotonic() + timeout
+    while client.read(max(min(deadline - time.monotonic(), 0.5), 0.01)):
+        assert time.monotonic() < deadline, f"not closed within {timeout}s: {client.events[-5:]}"
+    return time.monotonic()
+
+
+def test_sigterm_asks_a_reconnecting_client_then_closes_it_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    server = server_with(tmp_path, GRACE)
+    mover = Client(server.port).connect("live", capsEx=float(CapsExMask.RECONNECT))
+    mover.publish("cam")
+    legacy = Client(server.port).connect("live")
+    legacy.play("cam")
+    try:
+        signalled = time.monotonic()
+        server.process.send_signal(15)
+        asked = mover.status(REQUEST, timeout=20)
+        assert asked.stream_id == 0 and asked.info["level"] == "status"
+        assert asked.info["tcUrl"] == "rtmp://node2.example/live"
+        legacy.status("NetStream.Play.UnpublishNotify", timeout=20)  # today's, at once
+        read_until_closed(legacy, 20)
+        assert reconnect_requests(legacy) == []
+        assert not mover.closed  # still served while it may move
+        closed = read_until_closed(mover, GRACE + MARGIN)
+        assert closed - signalled >= GRACE  # not before the grace
+        codes = [e.code for e in mover.events if isinstance(e, StatusReceived)]
+        assert codes[-1] == "NetStream.Unpublish.Success"  # then closed as today
+        assert server.process.wait(GRACE + TIMEOUT + MARGIN) == 0
+    finally:
+        mover.close()
+        legacy.close()
+        server.stop()
+
+
+def test_a_client_that_leaves_when_asked_lets_the_server_exit_without_the_grace(
+    tmp_path: Path,
+) -> None:
+    long_grace = 60.0
+    server = server_with(tmp_path, long_grace)
+    mover = Client(server.port).connect("live", capsEx=float(CapsExMask.RECONNECT))
+    mover.publish("cam")
+    try:
+        server.process.send_signal(15)
+        mover.status(REQUEST, timeout=20)
+        mover.close()  # it moved to the other node
+        assert server.process.wait(long_grace / 2) == 0
+        server.wait_for_line("shutting down")
+    finally:
+        server.stop()
+
+
+def post(base: str, path: str, body: dict[str, Any] | None, token: str | None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(base + path, data=data, method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def client_ids(base: str) -> dict[int, str]:
+    """Client ids by the client's local port (the API's address is host:port)."""
+    with urllib.request.urlopen(base + "/api/v1/clients", timeout=20) as response:
+        doc = json.loads(response.read())
+    return {int(c["address"].rsplit(":", 1)[1]): c["id"] for c in doc["clients"]}
+
+
+def test_the_api_asks_only_with_the_token_and_only_clients_that_can(tmp_path: Path) -> None:
+    server = server_with(tmp_path, GRACE, http=True)
+    line = server.wait_for_line(HTTP_LISTENING, timeout=20)
+    match = HTTP_LISTENING.search(line)
+    assert match is not None
+    base = match.group(1)
+    mover = Client(server.port).connect("live", capsEx=float(CapsExMask.RECONNECT))
+    mover.publish("cam")
+    legacy = Client(server.port).connect("live")
+    legacy.play("cam")
+    try:
+        ids = client_ids(base)
+        mover_id, legacy_id = ids[mover.port], ids[legacy.port]
+        path = f"/api/v1/clients/{mover_id}/reconnect"
+        for token, status in ((None, 401), ("wrong", 403)):
+            assert post(base, path, {"tcUrl": "rtmp://x/{app}"}, token)[0] == status
+            assert post(base, "/api/v1/reconnect", None, token)[0] == status
+        status, doc = post(base, f"/api/v1/clients/{legacy_id}/reconnect", None, TOKEN)
+        assert (status, doc["asked"], doc["unable"]) == (409, [], [legacy_id])
+        status, doc = post(base, path, {"tcUrl": "rtmp://node3.example/{app}"}, TOKEN)
+        assert (status, doc) == (200, {"asked": [mover_id], "unable": []})
+        asked = mover.status(REQUEST, timeout=20)
+        assert asked.info["tcUrl"] == "rtmp://node3.example/live"
+        assert len(reconnect_requests(mover)) == 1  # the refused requests sent nothing first
+        status, doc = post(base, "/api/v1/reconnect", {}, TOKEN)
+        assert (status, doc["asked"], doc["unable"]) == (200, [mover_id], [legacy_id])
+        second = mover.until(
+            lambda e: isinstance(e, StatusReceived) and e.code == REQUEST and e is not asked
+        )
+        assert isinstance(second, StatusReceived)
+        assert second.info["tcUrl"] == "rtmp://node2.example/live"  # the configured one
+        legacy.conn.call("noSuchMethod")  # a round trip: anything sent to it came before
+        legacy.until(lambda e: isinstance(e, ErrorReceived))
+        assert reconnect_requests(legacy) == [] and not legacy.closed and not mover.closed
+    finally:
+        mover.close()
+        legacy.close()
+        assert server.stop() == 0, server.log()
