@@ -27,7 +27,8 @@ import pytest
 
 from fms.rtmp.capabilities import CapsExMask
 from fms.rtmp.events import ErrorReceived, StatusReceived
-from tests.e2e.harness import ServerProcess
+from tests.e2e.harness import ServerProcess, finish, start
+from tests.e2e.test_enhanced_rtmp import ffmpeg9 as ffmpeg9
 from tests.hostile.support import Client
 
 pytestmark = pytest.mark.e2e
@@ -168,4 +169,36 @@ def test_the_api_asks_only_with_the_token_and_only_clients_that_can(tmp_path: Pa
     finally:
         mover.close()
         legacy.close()
+        assert server.stop() == 0, server.log()
+
+
+def test_an_ffmpeg9_publisher_announces_no_reconnect_and_goes_on_unasked(
+    tmp_path: Path, ffmpeg9: str
+) -> None:
+    """FFmpeg 9's RTMP muxer sends no ``capsEx`` in connect (its connect carries app, type,
+    flashVer and tcUrl only): it cannot be asked, the API says so, and its publish goes on
+    to its end undisturbed."""
+    server = server_with(tmp_path, GRACE, http=True)
+    line = server.wait_for_line(HTTP_LISTENING, timeout=20)
+    match = HTTP_LISTENING.search(line)
+    assert match is not None
+    base = match.group(1)
+    source = "testsrc2=size=320x240:rate=25"
+    publisher = start(
+        [ffmpeg9, "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", source,
+         "-t", "6", "-c:v", "libx265", "-g", "25", "-f", "flv", f"{server.url}/live/hevc"]
+    )  # fmt: skip
+    try:
+        server.wait_for_line(r"publish started live/hevc", timeout=30)
+        with urllib.request.urlopen(base + "/api/v1/clients", timeout=20) as response:
+            [client] = json.loads(response.read())["clients"]
+        assert "Lavf" in client["agent"]
+        status, doc = post(base, "/api/v1/reconnect", None, TOKEN)
+        assert (status, doc["asked"], doc["unable"]) == (200, [], [client["id"]])
+        status, _, err = finish(publisher, timeout=60)
+        assert status == 0, err.decode(errors="replace")  # published to its end
+        assert re.search(r"\basked 127\.0\.0\.1:\S* to reconnect", server.log()) is None
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
         assert server.stop() == 0, server.log()
