@@ -6,6 +6,8 @@ announce ``capsEx`` Reconnect as an Enhanced RTMP v2 encoder does, or nothing as
   status, the configured ``tcUrl``) and is closed no earlier than ``reconnect_grace`` later,
   the server exiting within grace + timeout + a margin; the legacy client gets today's
   statuses at once; a client that leaves by itself lets the server exit without the grace;
+- SIGHUP with ``reconnect_on_reload``: the announcing client is asked, nobody is closed; with
+  two workers each asks its own clients on SIGTERM and the supervisor waits for the grace;
 - the HTTP API: without the token or with a wrong one (401/403) nobody is asked; with it, the
   announcing client is asked once and the legacy one is reported as unable (409).
 
@@ -202,3 +204,55 @@ def test_an_ffmpeg9_publisher_announces_no_reconnect_and_goes_on_unasked(
         if publisher.poll() is None:
             publisher.kill()
         assert server.stop() == 0, server.log()
+
+
+def test_sighup_asks_reconnecting_clients_when_configured_and_closes_nobody(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "fms.toml"
+    config.write_text("[server]\nreconnect_on_reload = true\n")
+    server = ServerProcess("--config", str(config))
+    mover = Client(server.port).connect("live", capsEx=float(CapsExMask.RECONNECT))
+    legacy = Client(server.port).connect("live")
+    try:
+        server.process.send_signal(1)
+        asked = mover.status(REQUEST, timeout=20)
+        assert "configuration changed" in asked.info["description"]
+        assert "tcUrl" not in asked.info  # none configured: the client's own URL
+        server.wait_for_line(r"SIGHUP: asked 1 clients to reconnect \(1 cannot be asked\)")
+        legacy.conn.call("noSuchMethod")  # a round trip: anything sent to it came before
+        legacy.until(lambda e: isinstance(e, ErrorReceived))
+        assert reconnect_requests(legacy) == [] and not legacy.closed
+        mover.conn.call("noSuchMethod")
+        mover.until(lambda e: isinstance(e, ErrorReceived))  # still served
+    finally:
+        mover.close()
+        legacy.close()
+        assert server.stop() == 0, server.log()
+
+
+def test_with_workers_each_worker_asks_its_clients_and_the_supervisor_waits_the_grace(
+    tmp_path: Path,
+) -> None:
+    """Two workers (clients land where the kernel puts them): SIGTERM to the supervisor
+    reaches each worker, which asks its reconnecting clients and closes them after the grace;
+    everything exits 0 (the supervisor's kill waits grace + shutdown timeout + its margin)."""
+    config = tmp_path / "fms.toml"
+    config.write_text(
+        f"[server]\nworkers = 2\nreconnect_grace = {GRACE}\nshutdown_timeout = {TIMEOUT}\n"
+    )
+    server = ServerProcess("--config", str(config))
+    movers = [Client(server.port).connect("live", capsEx=1.0) for _ in range(4)]
+    try:
+        signalled = time.monotonic()
+        server.process.send_signal(15)
+        for mover in movers:
+            mover.status(REQUEST, timeout=20)
+        for mover in movers:
+            assert read_until_closed(mover, GRACE + MARGIN) - signalled >= GRACE
+        assert server.process.wait(GRACE + TIMEOUT + MARGIN) == 0
+        assert "killing it" not in server.log()
+    finally:
+        for mover in movers:
+            mover.close()
+        server.stop()
