@@ -3,7 +3,8 @@
 The contract here is stable (tests, scripts and operators rely on it): ``fms run`` with no
 configuration listens on ``0.0.0.0:1935``; its first log line is ``listening on rtmp://H:P`` with
 the port actually bound; SIGINT and SIGTERM stop it gracefully (clients are told, recordings
-closed, at most ``[server] shutdown_timeout`` seconds) with exit status 0; SIGHUP reloads the
+closed, at most ``[server] shutdown_timeout`` seconds, after up to ``reconnect_grace`` seconds
+for clients asked to reconnect: :mod:`fms.server.reconnect`) with exit status 0; SIGHUP reloads the
 configuration file and the plugin files of ``plugin_dirs`` that changed (a broken one is
 reported and the running configuration kept); installed plugins need a restart.
 """
@@ -96,6 +97,14 @@ def reload_config(factory: Any, source: str, overrides: dict[str, Any], log: Any
             log.error("  {problem}", problem=problem)
         return None
     set_log_level(config.server.log_level)
+    if config.server.reconnect_on_reload:
+        from fms.server.reconnect import ON_RELOAD, request_all
+
+        asked, unable = request_all(factory.connections, config.server.reconnect_url, ON_RELOAD)
+        log.info(
+            "SIGHUP: asked {asked} clients to reconnect ({unable} cannot be asked)",
+            asked=len(asked), unable=len(unable),
+        )  # fmt: skip
     changed = ", ".join(str(path) for path in changed_files())
     log.info(
         "configuration reloaded from {path}; {code}", path=source,

@@ -62,6 +62,19 @@ class ServerConfig:
         doc="seconds SIGTERM/SIGINT wait for clients to be told and recordings"
         " closed before the process exits anyway",
     )
+    reconnect_grace: float = _opt(
+        10.0,
+        minimum=0.0,
+        doc="seconds clients that announced Enhanced RTMP Reconnect get to move after SIGTERM"
+        " asked them to, before shutdown_timeout starts; 0: they are not asked",
+    )
+    reconnect_url: str = _opt(
+        "",
+        doc="tcUrl clients are asked to reconnect to ({app}: their app); empty: the same URL",
+    )
+    reconnect_on_reload: bool = _opt(
+        False, doc="SIGHUP also asks clients that announced Reconnect to reconnect"
+    )
     workers: int = _opt(
         1, minimum=0, maximum=256, doc="processes sharing the port; 0: one per CPU core"
     )

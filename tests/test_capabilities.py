@@ -1,16 +1,23 @@
 """Enhanced RTMP v2 capability negotiation in the connect ``_result``, through the real server
 protocol on an in-memory transport: a client that announces codecs or ``capsEx`` learns what
 the server forwards (CanForward only: pyFMS decodes and encodes nothing) and its extended
-capabilities (Multitrack and ModEx, not Reconnect); any other client gets the old answer."""
+capabilities (Reconnect, Multitrack and ModEx); any other client gets the old answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fms.rtmp.capabilities import AUDIO_FOURCCS, VIDEO_FOURCCS, CapsExMask, FourCcInfoMask
+from fms.rtmp.capabilities import (
+    AUDIO_FOURCCS,
+    VIDEO_FOURCCS,
+    CapsExMask,
+    FourCcInfoMask,
+    announces_reconnect,
+)
 from fms.rtmp.connection import FMS_CAPABILITIES, FMS_VERSION
 from tests.support.server_peer import Peer, factory_for
 
@@ -46,11 +53,11 @@ def test_fourcc_maps_say_every_codec_is_forwarded_and_none_decoded_or_encoded() 
     assert "fourCcList" not in props  # a v2 client that did not use it gets none
 
 
-def test_caps_ex_says_multitrack_and_modex_but_not_reconnect() -> None:
+def test_caps_ex_says_reconnect_multitrack_and_modex_but_not_nano_offsets() -> None:
     props = connect_result(capsEx=float(CapsExMask.RECONNECT | CapsExMask.MULTITRACK))
     caps = CapsExMask(int(props["capsEx"]))
-    assert caps == CapsExMask.MULTITRACK | CapsExMask.MOD_EX
-    assert not caps & CapsExMask.RECONNECT  # no reconnect requests are sent
+    assert caps == CapsExMask.RECONNECT | CapsExMask.MULTITRACK | CapsExMask.MOD_EX
+    assert not caps & CapsExMask.TIMESTAMP_NANO_OFFSET  # the offset is passed on, not applied
     assert props["fmsVer"] == FMS_VERSION and props["capabilities"] == float(FMS_CAPABILITIES)
 
 
@@ -58,8 +65,26 @@ def test_a_fourcclist_client_is_answered_with_a_fourcclist_of_what_is_forwarded(
     """Enhanced RTMP v1 clients (FFmpeg 6.1+) send ``fourCcList`` only."""
     props = connect_result(fourCcList=["hvc1", "av01", "vp09"])
     assert props["fourCcList"] == [*VIDEO_FOURCCS, *AUDIO_FOURCCS, "*"]
-    assert props["capsEx"] == float(CapsExMask.MULTITRACK | CapsExMask.MOD_EX)
+    assert props["capsEx"] == float(SERVER_CAPS)
     assert set(props["videoFourCcInfoMap"].values()) == {FORWARD}
+
+
+SERVER_CAPS = CapsExMask.RECONNECT | CapsExMask.MULTITRACK | CapsExMask.MOD_EX
+
+
+@pytest.mark.parametrize(
+    ("caps_ex", "announced"),
+    [(1.0, True), (7.0, True), (15.0, True), (6.0, False), (0.0, False), (1.5, False),
+     (-1.0, False), (257.0, False), (float("nan"), False), (True, False), ("1", False)],
+)  # fmt: skip
+def test_only_a_whole_caps_ex_with_bit_0x01_announces_reconnect(
+    caps_ex: Any, announced: bool
+) -> None:
+    assert announces_reconnect({"capsEx": caps_ex}) is announced
+
+
+def test_a_connect_without_caps_ex_announces_no_reconnect() -> None:
+    assert not announces_reconnect({"app": "live", "fourCcList": ["hvc1"]})
 
 
 ANNOUNCED = st.fixed_dictionaries(
@@ -86,4 +111,4 @@ def test_whatever_a_client_claims_the_server_states_only_what_it_can_forward(
         assert props[name]["*"] == FORWARD
         assert set(props[name].values()) == {FORWARD}
     assert ("fourCcList" in props) == ("fourCcList" in fields)
-    assert props["capsEx"] == float(CapsExMask.MULTITRACK | CapsExMask.MOD_EX)
+    assert props["capsEx"] == float(SERVER_CAPS)

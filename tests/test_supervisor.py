@@ -135,11 +135,15 @@ def test_a_worker_that_cannot_start_stops_the_server_with_status_1_without_a_res
 def test_stop_kills_the_workers_still_running_at_shutdown_timeout_plus_margin_not_before(
     supervisor: Supervisor, reactor: FakeReactor, logged: list[str]
 ) -> None:
+    """The margin counts after the worker's reconnect grace and its shutdown timeout (a
+    worker first lets clients asked to reconnect leave)."""
     deaf, good = supervisor.workers[0], supervisor.workers[1]
     stopped = supervisor.stop()
     assert deaf.transport.signals == good.transport.signals == [signal.SIGTERM]  # type: ignore[union-attr]
     end(good, sig=None, code=0)
-    grace = supervisor.config.server.shutdown_timeout + KILL_MARGIN
+    server = supervisor.config.server
+    assert server.reconnect_grace > 0
+    grace = server.shutdown_timeout + server.reconnect_grace + KILL_MARGIN
     reactor.advance(grace - 0.001)
     assert deaf.transport.signals == [signal.SIGTERM]  # type: ignore[union-attr]
     reactor.advance(0.001)

@@ -252,7 +252,8 @@ class Supervisor:
         waiter: Deferred[None] = Deferred()
         self._all_ended = waiter
         self.signal_all(signal.SIGTERM)
-        grace = self.config.server.shutdown_timeout + KILL_MARGIN
+        server = self.config.server  # a worker may first let reconnecting clients go
+        grace = server.shutdown_timeout + server.reconnect_grace + KILL_MARGIN
         killer = self.reactor.callLater(grace, self.kill_all, grace)
 
         def done(result: None) -> None:

@@ -10,11 +10,15 @@ slash inside one is ``%2F``):
 - ``GET /api/v1/server``, ``/api/v1/streams``, ``/api/v1/streams/{app}/{name}``,
   ``/api/v1/clients[?app=&stream=]``, ``/api/v1/clients/{id}``, ``/api/v1/apps``;
 - ``DELETE /api/v1/streams/{app}/{name}`` stops that publish, ``DELETE /api/v1/clients/{id}``
-  disconnects that client (both 200 with ``{"stopped"|"disconnected": ...}``).
+  disconnects that client (both 200 with ``{"stopped"|"disconnected": ...}``);
+- ``POST /api/v1/clients/{id}/reconnect`` and ``POST /api/v1/reconnect`` (every client) send
+  Enhanced RTMP reconnect requests (:mod:`fms.http.reconnect`): 200 with ``{"asked": [ids],
+  "unable": [ids]}`` (one client that cannot be asked: 409).
 
-Tokens: actions need ``Authorization: Bearer TOKEN`` (``[http] token``; none configured: every
-action is 403); with ``read_token`` so do reads. No header: 401 (with ``WWW-Authenticate``), a
-header that is not a bearer token: 401, a wrong token: 403. Errors are ``{"error": "..."}``.
+Tokens: actions (DELETE, POST) need ``Authorization: Bearer TOKEN`` (``[http] token``; none
+configured: every action is 403); with ``read_token`` so do reads. No header: 401 (with
+``WWW-Authenticate``), a header that is not a bearer token: 401, a wrong token: 403. Errors
+are ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from twisted.internet.defer import Deferred, succeed
 from fms import __version__
 from fms.config import HTTPConfig
 from fms.http import documents as docs
+from fms.http import reconnect as moves
 from fms.http.peers import NoPeers, PeerError, Peers
 from fms.log import Logger
 from fms.server import actions
@@ -53,6 +58,7 @@ OP_METRICS = "http.metrics"
 OP_KICK = "http.kick"
 OP_STOP = "http.stop"
 OP_APPS = "http.apps"
+OP_RECONNECT = "http.reconnect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,9 @@ def _dashboard() -> bytes | None:
         return None
 
 
+POST = frozenset({"POST"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     methods: dict[str, Callable[..., Deferred[Response]]]
@@ -127,6 +136,7 @@ class API:
             (OP_METRICS, lambda p: self.local_metrics()),
             (OP_KICK, self._kick_here),
             (OP_STOP, self._stop_here),
+            (OP_RECONNECT, self._reconnect_here),
         ):
             self.peers.handle(op, handler)
 
@@ -168,6 +178,9 @@ class API:
         actions.stop_publish(self.server, proto, app, name)
         return {"stopped": True, "publisher": docs.client_id(self.peers.index, proto.id)}
 
+    def _reconnect_here(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return moves.reconnect_here(self.server, self.peers.index, payload)
+
     # ---------------------------------------------------------------------- everywhere
 
     def _gather(self, op: str, payload: dict[str, Any], here: Any) -> Deferred[list[Any]]:
@@ -206,11 +219,12 @@ class API:
         path: bytes,
         query: Mapping[bytes, list[bytes]],
         headers: Mapping[str, str],
+        body: bytes = b"",
     ) -> Deferred[Response]:
-        """Answer one request; ``headers`` with lower-case names. Never fails: an internal
-        error is a 500 document (and a log line)."""
+        """Answer one request; ``headers`` with lower-case names, ``body`` what it carried.
+        Never fails: an internal error is a 500 document (and a log line)."""
         try:
-            d = self._route(method, path, query, headers)
+            d = self._route(method, path, query, headers, body)
         except RequestError as exc:
             return succeed(exc.response)
         except Exception:
@@ -233,6 +247,7 @@ class API:
         path: bytes,
         query: Mapping[bytes, list[bytes]],
         headers: Mapping[str, str],
+        body: bytes = b"",
     ) -> Deferred[Response]:
         segments = _segments(path)
         route, args = self._match(segments)
@@ -262,6 +277,8 @@ class API:
             if len(values) != 1:
                 raise RequestError(error(400, f"query parameter {name!r} given more than once"))
             params[name] = _text(values[0], f"query parameter {name!r}")
+        if method == "POST":
+            return handler(*args, body=body, **params)
         return handler(*args, **params)
 
     def _match(self, segments: list[str]) -> tuple[_Route | None, list[str]]:
@@ -280,6 +297,10 @@ class API:
             return _Route({"GET": self.get_apps}), []
         if rest == ["clients"]:
             return _Route({"GET": self.get_clients}), []
+        if rest == ["reconnect"]:
+            return _Route({"POST": self.post_reconnect}, POST), []
+        if len(rest) == 3 and rest[0] == "clients" and rest[1] and rest[2] == "reconnect":
+            return _Route({"POST": self.post_client_reconnect}, POST), rest[1:2]
         if len(rest) == 3 and rest[0] == "streams" and rest[1] and rest[2]:
             return _Route({"GET": self.get_stream, "DELETE": self.delete_stream}), rest[1:]
         if len(rest) == 2 and rest[0] == "clients" and rest[1]:
@@ -425,6 +446,47 @@ class API:
 
         return self.peers.ask(worker, OP_KICK, payload).addCallbacks(answer, unreachable)
 
+    def post_client_reconnect(self, ident: str, body: bytes = b"") -> Deferred[Response]:
+        worker, number = self._client_number(ident)
+        payload = {"number": number, "tcUrl": _reconnect_url(body)}
+
+        def answer(reply: dict[str, Any]) -> Response:
+            if not reply.get("found"):
+                return error(404, f"no client {ident}")
+            doc = {"asked": reply["asked"], "unable": reply["unable"]}
+            if not reply["asked"]:
+                doc["error"] = f"client {ident} did not announce the Reconnect capability"
+                return json_response(409, doc)
+            log.info("client {id} asked to reconnect through the HTTP API", id=ident)
+            return json_response(200, doc)
+
+        if worker == self.peers.index:
+            return succeed(answer(self._reconnect_here(payload)))
+        if not 0 <= worker < self.peers.count:
+            return succeed(error(404, f"no client {ident} (there is no worker {worker})"))
+
+        def unreachable(failure: Any) -> Response:
+            failure.trap(PeerError)
+            return error(503, f"worker {worker} did not answer: {failure.getErrorMessage()}")
+
+        return self.peers.ask(worker, OP_RECONNECT, payload).addCallbacks(answer, unreachable)
+
+    def post_reconnect(self, body: bytes = b"") -> Deferred[Response]:
+        payload = {"number": None, "tcUrl": _reconnect_url(body)}
+
+        def answer(parts: list[dict[str, Any]]) -> Response:
+            asked = [ident for part in parts for ident in part["asked"]]
+            unable = [ident for part in parts for ident in part["unable"]]
+            log.info(
+                "{asked} clients asked to reconnect through the HTTP API ({unable} cannot be)",
+                asked=len(asked), unable=len(unable),
+            )  # fmt: skip
+            doc = {"asked": asked, "unable": unable}
+            return json_response(200, self._with_workers(doc, len(parts)))
+
+        here = self._reconnect_here(payload)
+        return self._gather(OP_RECONNECT, payload, here).addCallback(answer)
+
     def delete_stream(self, app: str, name: str) -> Deferred[Response]:
         payload = {"app": app, "name": name}
 
@@ -440,6 +502,13 @@ class API:
         if here["stopped"]:
             return succeed(answer([here]))
         return self.peers.ask_others(OP_STOP, payload).addCallback(answer)
+
+
+def _reconnect_url(body: bytes) -> str | None:
+    try:
+        return moves.parse_body(body)
+    except moves.BodyError as exc:
+        raise RequestError(error(400, str(exc))) from None
 
 
 def _segments(path: bytes) -> list[str]:

@@ -60,8 +60,8 @@ class APIResource(Resource):
             request.setHeader(b"Vary", b"Origin")
         if method == "OPTIONS" and allowed is not None:
             request.setResponseCode(204)
-            request.setHeader(b"Access-Control-Allow-Methods", b"GET, DELETE")
-            request.setHeader(b"Access-Control-Allow-Headers", b"Authorization")
+            request.setHeader(b"Access-Control-Allow-Methods", b"GET, DELETE, POST")
+            request.setHeader(b"Access-Control-Allow-Headers", b"Authorization, Content-Type")
             request.setHeader(b"Access-Control-Max-Age", b"600")
             return b""
         headers = {
@@ -71,7 +71,8 @@ class APIResource(Resource):
         finished = request.notifyFinish()
         gone: list[bool] = []
         finished.addErrback(lambda _: gone.append(True))
-        d = self.api.handle(method, request.path, request.args or {}, headers)
+        body = request.content.read() if request.content is not None else b""
+        d = self.api.handle(method, request.path, request.args or {}, headers, body)
         d.addCallback(self._write, request, gone, method == "HEAD", self.api.peers.index)
         return NOT_DONE_YET
 

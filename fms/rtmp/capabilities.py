@@ -6,9 +6,10 @@ A client lists its codecs in ``connect``'s command object (``fourCcList``, or pe
 extended capabilities in ``capsEx``; the server answers with the same properties about itself.
 pyFMS relays coded frames without looking inside them: it forwards every codec (``"*"``) and
 decodes or encodes none, so every FourCC it names carries CanForward alone. Its ``capsEx``
-says Multitrack (every track of a multitrack stream is relayed, and cached for late joiners)
-and ModEx (ModEx prefixes are parsed, and passed on unchanged); not Reconnect (no reconnect
-requests are sent) and not TimestampNanoOffset (the offset is passed on, not applied).
+says Reconnect (``NetConnection.Connect.ReconnectRequest`` is sent to clients that announced
+it: :mod:`fms.server.reconnect`), Multitrack (every track of a multitrack stream is relayed,
+and cached for late joiners) and ModEx (ModEx prefixes are parsed, and passed on unchanged);
+not TimestampNanoOffset (the offset is passed on, not applied).
 
 A client that announces none of this gets the ``_result`` it always got. Pure functions.
 """
@@ -36,7 +37,7 @@ VIDEO_FOURCCS = ("avc1", "hvc1", "vp08", "vp09", "av01", "vvc1")
 AUDIO_FOURCCS = ("mp4a", "Opus", "fLaC", "ac-3", "ec-3", ".mp3")
 """The codecs the specification names; any other FourCC is forwarded too (``"*"``)."""
 
-SERVER_CAPS_EX = CapsExMask.MULTITRACK | CapsExMask.MOD_EX
+SERVER_CAPS_EX = CapsExMask.RECONNECT | CapsExMask.MULTITRACK | CapsExMask.MOD_EX
 """What pyFMS does beyond legacy RTMP (see the module docstring)."""
 
 ANNOUNCING = ("fourCcList", "videoFourCcInfoMap", "audioFourCcInfoMap", "capsEx")
@@ -62,3 +63,15 @@ def connect_properties(command_object: dict[str, Any]) -> dict[str, Any]:
     out["audioFourCcInfoMap"] = _forward_map(AUDIO_FOURCCS)
     out["capsEx"] = float(SERVER_CAPS_EX)
     return out
+
+
+def announces_reconnect(command_object: dict[str, Any]) -> bool:
+    """Whether a client's connect command object announced the Reconnect capability
+    (``capsEx`` bit 0x01): only such a client is sent ``NetConnection.Connect.ReconnectRequest``.
+    A ``capsEx`` that is no whole number from 0 to 255 announces nothing."""
+    value = command_object.get("capsEx")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if value != value or not 0 <= value <= 0xFF or value != int(value):
+        return False
+    return bool(int(value) & CapsExMask.RECONNECT)

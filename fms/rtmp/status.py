@@ -29,6 +29,7 @@ class StatusCode(StrEnum):
     CONNECT_FAILED = "NetConnection.Connect.Failed"
     CONNECT_INVALID_APP = "NetConnection.Connect.InvalidApp"
     CONNECT_APP_SHUTDOWN = "NetConnection.Connect.AppShutdown"
+    CONNECT_RECONNECT_REQUEST = "NetConnection.Connect.ReconnectRequest"
     CALL_FAILED = "NetConnection.Call.Failed"
     PUBLISH_START = "NetStream.Publish.Start"
     PUBLISH_BAD_NAME = "NetStream.Publish.BadName"
@@ -59,6 +60,7 @@ class StatusCode(StrEnum):
 _LEVELS: dict[StatusCode, Level] = {
     StatusCode.CONNECT_SUCCESS: Level.STATUS,
     StatusCode.CONNECT_CLOSED: Level.STATUS,
+    StatusCode.CONNECT_RECONNECT_REQUEST: Level.STATUS,
     StatusCode.PUBLISH_START: Level.STATUS,
     StatusCode.PUBLISH_IDLE: Level.STATUS,
     StatusCode.UNPUBLISH_SUCCESS: Level.STATUS,
@@ -85,6 +87,7 @@ _DESCRIPTIONS: dict[StatusCode, str] = {
     StatusCode.CONNECT_FAILED: "Connection failed.",
     StatusCode.CONNECT_INVALID_APP: "No such application.",
     StatusCode.CONNECT_APP_SHUTDOWN: "The application is shutting down.",
+    StatusCode.CONNECT_RECONNECT_REQUEST: "The server asks the client to reconnect.",
     StatusCode.CALL_FAILED: "Call failed.",
     StatusCode.PUBLISH_START: "is now published.",
     StatusCode.PUBLISH_BAD_NAME: "is already being published or is not a valid name.",

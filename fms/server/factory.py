@@ -24,6 +24,7 @@ from fms.counters import COUNTERS
 from fms.live.registry import StreamRegistry
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
+from fms.server import reconnect
 from fms.server.admission import (
     PULSE_INTERVAL,
     REFUSAL_LOG_INTERVAL,
@@ -95,6 +96,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.seats: SeatTable = LocalSeats()
         """The applications' seats (``app.take_seat``): in memory, or shared by the workers
         (:mod:`fms.cluster.seats`) with ``fms run --workers``."""
+        self.departures: reconnect.Departures | None = None
+        """During a shutdown: the clients asked to reconnect that have not left yet."""
         self.elsewhere: Elsewhere | None = None
         """The other workers, for ``app.broadcast`` (:mod:`fms.cluster.everywhere`)."""
 
@@ -143,24 +146,40 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         """Stop gracefully: refuse new connections, tell every client its streams ended and
         close it once that is written, let plugins finish (recordings are closed by their
         ``unpublish``/``app_stop``), all within ``timeout`` seconds (``[server]
-        shutdown_timeout``); whatever is left then is aborted. The Deferred never fails."""
+        shutdown_timeout``); whatever is left then is aborted. Clients that announced Enhanced
+        RTMP Reconnect are first asked to reconnect (to ``[server] reconnect_url``) and given
+        ``reconnect_grace`` seconds to leave; those still here then are told and closed as the
+        others, and ``timeout`` counts from then. The Deferred never fails."""
         if timeout is None:
             timeout = self.config.server.shutdown_timeout
         self.shutting_down = True
-        deadline = self.clock.seconds() + timeout
         log.info(
             "shutting down: {clients} connections, {streams} streams",
             clients=len(self.connections), streams=len(self.registry),
         )  # fmt: skip
-        for proto in list(self.connections):
+        server = self.config.server
+        moving: set[RTMPServerProtocol] = set()
+        if server.reconnect_grace > 0:  # those that can move are asked first
+            asked, _ = reconnect.request_all(
+                self.connections, server.reconnect_url, reconnect.ON_SHUTDOWN
+            )
+            moving.update(asked)
+        self.departures = reconnect.Departures(moving)
+        self._shut_down([proto for proto in self.connections if proto not in moving])
+        return Deferred.fromCoroutine(self._finish_shutdown(timeout, server.reconnect_grace))
+
+    def _shut_down(self, protos: list[RTMPServerProtocol]) -> None:
+        for proto in protos:
             try:
                 proto.shut_down()
             except Exception:
                 log.failure("internal error while telling {peer} of the shutdown", peer=proto.peer)
                 proto._abort()
-        return Deferred.fromCoroutine(self._finish_shutdown(deadline))
 
-    async def _finish_shutdown(self, deadline: float) -> None:
+    async def _finish_shutdown(self, timeout: float, grace: float) -> None:
+        if self.departures is not None and self.departures.waiting:
+            self._shut_down(await self.departures.wait(grace, self.clock))  # closed as the others
+        deadline = self.clock.seconds() + timeout
         if self.connections:
             waiter: Deferred[None] = Deferred()
             self._all_closed = waiter
@@ -279,6 +298,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self._by_id.pop(proto.id, None)
         self.deadlines.discard(proto.id)
         self._arm()
+        if self.departures is not None:
+            self.departures.left(proto)
         if not self.connections and self._all_closed is not None:
             waiter, self._all_closed = self._all_closed, None
             waiter.callback(None)

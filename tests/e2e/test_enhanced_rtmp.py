@@ -252,8 +252,8 @@ def test_a_raw_client_announcing_enhanced_rtmp_learns_what_the_server_forwards(
     server: ServerProcess, encoding: int
 ) -> None:
     """As OBS 30 connects (AMF0) and in AMF3: the connect ``_result`` carries the FourCC maps
-    with CanForward alone and capsEx Multitrack|ModEx; a client announcing nothing gets none
-    of it."""
+    with CanForward alone and capsEx Reconnect|Multitrack|ModEx; a client announcing nothing
+    gets none of it."""
     client = Client(server.port)
     try:
         client.conn.connect(
@@ -274,7 +274,8 @@ def test_a_raw_client_announcing_enhanced_rtmp_learns_what_the_server_forwards(
         assert props["videoFourCcInfoMap"]["*"] == forward
         assert set(props["audioFourCcInfoMap"].values()) == {forward}
         assert "Opus" in props["audioFourCcInfoMap"] and "av01" in props["fourCcList"]
-        assert props["capsEx"] == float(CapsExMask.MULTITRACK | CapsExMask.MOD_EX)
+        caps = CapsExMask.RECONNECT | CapsExMask.MULTITRACK | CapsExMask.MOD_EX
+        assert props["capsEx"] == float(caps)
     finally:
         client.close()
     plain = Client(server.port)
