@@ -103,3 +103,19 @@ def test_plugin_decisions_are_timed_per_action() -> None:
     assert samples[(count, (("action", "connect"),))] == 2
     assert samples[(count, (("action", "publish"),))] == 1
     assert samples[(count, (("action", "play"),))] == 1
+
+
+def test_messages_delivered_count_what_players_got_and_keep_what_leavers_got() -> None:
+    factory = factory_for("[streams]\nflush_interval = 0\n")  # delivered as they come
+    publisher = Peer(factory, 1001).connect(create_stream=True).publish("cam")
+    players = [Peer(factory, 1002 + i).connect(create_stream=True).play("cam") for i in (0, 1)]
+    publisher.send_video(0, b"\x17\x01\x00\x00\x00" + bytes(200))
+    for ts in (40, 80, 120):
+        publisher.send_video(ts, b"\x27\x01\x00\x00\x00" + bytes(100))
+    for player in players:
+        player.pump()
+    got = [len(player.media()) for player in players]
+    assert got == [4, 4]
+    assert scrape(factory)[("fms_player_messages_delivered_total", ())] == 8
+    players[0].lose()
+    assert scrape(factory)[("fms_player_messages_delivered_total", ())] == 8

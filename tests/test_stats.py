@@ -421,3 +421,46 @@ def test_command_frames_and_metadata_packets_are_not_counted_as_frames() -> None
         feed(stats, Media(9, i * 40 + 1, 1, bytes([0x80 | 0x50 | 1, 0x01])), i * 0.04)
         feed(stats, Media(9, i * 40 + 2, 1, bytes([0x80 | 0x10 | 4]) + b"av01" + b"\x02"), i * 0.04)
     assert stats.snapshot(1.0)["video"]["fps"] == 25.0
+
+
+def test_messages_sent_to_a_player_are_the_messages_its_sink_decodes() -> None:
+    """A late joiner: the preamble (metadata, header) and the cached GOP count, message by
+    message, as what its sink really got."""
+    stream = LiveStream("live", "cam", FanoutLimits())
+    stream.start_publish(object(), now=0.0)
+    stream.set_metadata(("onMetaData", {"width": 320.0}))
+    stream.publish_message(Media(MessageType.VIDEO, 0, 1, b"\x17\x00\x00\x00\x00config"))
+    stream.publish_message(video(0, 500, key=True), now=0.0)
+    stream.publish_message(audio(10, 50), now=0.0)
+    stream.publish_message(video(40, 300), now=0.0)
+    sink = Sink()
+    player = stream.add_player(sink, 1)
+    stream.flush(0.0)
+    stream.publish_message(video(80, 300), now=0.1)
+    stream.flush(0.1)
+    assert player.messages_sent == len(sink.messages()) == 6
+    assert player_snapshot(player)["messages_sent"] == 6
+
+
+class _FillingSink(Sink):
+    """A socket that never drains by itself: what was written stays pending until the test
+    sets ``held`` back."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.held += len(data)
+
+
+def test_a_message_handed_over_in_pieces_counts_once_when_its_last_byte_is() -> None:
+    stream = LiveStream("live", "cam", FanoutLimits(player_buffer=2_000))
+    stream.start_publish(object(), now=0.0)
+    sink = _FillingSink()
+    player = stream.add_player(sink, 1)
+    stream.publish_message(video(0, 5_000, key=True), now=0.0)
+    counts = []
+    for step in range(4):
+        stream.flush(step * 0.1)
+        counts.append(player.messages_sent)
+        sink.held = 0
+    assert counts == [0, 0, 1, 1]
+    assert len(sink.messages()) == 1

@@ -10,7 +10,7 @@ the ``_total``/``_bucket`` suffixes the format adds):
 - per published stream, labels ``app`` and ``stream``: ``fms_stream_players``,
   ``fms_stream_bytes_in``, ``fms_stream_bytes_out``, ``fms_stream_messages_in``,
   ``fms_stream_bitrate_kbps``, ``fms_stream_uptime_seconds``;
-- ``fms_player_bytes_delivered`` and ``fms_slow_player_skips``,
+- ``fms_player_bytes_delivered``, ``fms_player_messages_delivered`` and ``fms_slow_player_skips``,
   ``fms_slow_player_skipped_messages``, ``fms_slow_player_closes`` (players still here and
   those gone added up);
 - ``fms_plugin_decision_seconds{action}`` (histogram) and ``fms_plugin_refusals{action}``;
@@ -47,11 +47,12 @@ def local_figures(server: RTMPServerFactory, now: float, extra: dict[str, Any]) 
     """This process's part of a scrape, as JSON (it may travel between workers)."""
     counts = connection_counts(server)
     del counts["playing_any"]
-    players = {"bytes": 0, "skips": 0, "skipped": 0}
+    players = {"bytes": 0, "messages": 0, "skips": 0, "skipped": 0}
     for stream in server.registry:
         here = stream.players
         if here:
             players["bytes"] += sum(p.bytes_sent for p in here)
+            players["messages"] += sum(p.messages_sent for p in here)
             players["skips"] += sum(p.skips for p in here)
             players["skipped"] += sum(p.skipped_messages for p in here)
     return {
@@ -123,16 +124,18 @@ class FiguresCollector:
             uptime.add_metric(key, doc["uptime"])
         yield from (players, bytes_in, bytes_out, messages, bitrate, uptime)
         gone = {name: sum(v for _, v in _counter(counters, name)) for name in (
-            "player_bytes_delivered", "slow_player_skips", "slow_player_skipped_messages",
-            "slow_player_closes",
+            "player_bytes_delivered", "player_messages_delivered", "slow_player_skips",
+            "slow_player_skipped_messages", "slow_player_closes",
         )}  # fmt: skip
         here = {
             key: sum(part["players"][key] for part in parts)
-            for key in ("bytes", "skips", "skipped")
+            for key in ("bytes", "messages", "skips", "skipped")
         }
         for name, text, value in (
             ("fms_player_bytes_delivered", "Bytes sent to players.",
              gone["player_bytes_delivered"] + here["bytes"]),
+            ("fms_player_messages_delivered", "Messages sent to players (whole messages).",
+             gone["player_messages_delivered"] + here["messages"]),
             ("fms_slow_player_skips", "Times a slow player skipped ahead to a newer keyframe.",
              gone["slow_player_skips"] + here["skips"]),
             ("fms_slow_player_skipped_messages", "Messages slow players never received.",

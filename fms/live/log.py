@@ -54,6 +54,7 @@ class Player:
         "cursor",
         "headers_version",
         "log",
+        "messages_sent",
         "offset",
         "parked_slow",
         "sink",
@@ -82,6 +83,9 @@ class Player:
         self.headers_version = 0
         self.bytes_sent = 0
         """Bytes handed to the sink (its connection) for this play."""
+        self.messages_sent = 0
+        """Whole messages handed to the sink (one handed over in pieces counts once, when its
+        last byte is)."""
         self.skips = 0
         """Times it was too slow and skipped ahead (to a newer keyframe, or parked)."""
         self.skipped_messages = 0

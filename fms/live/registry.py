@@ -83,6 +83,7 @@ class StreamRegistry:
     def leave(self, stream: LiveStream, player: Player) -> None:
         # What a player leaves behind in the metrics (fms.http.metrics adds those still here).
         COUNTERS.add("player_bytes_delivered", player.bytes_sent)
+        COUNTERS.add("player_messages_delivered", player.messages_sent)
         COUNTERS.add("slow_player_skips", player.skips)
         COUNTERS.add("slow_player_skipped_messages", player.skipped_messages)
         stream.remove_player(player)

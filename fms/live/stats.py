@@ -595,6 +595,7 @@ def _number(value: Any) -> bool:
 
 def player_snapshot(player: Player) -> dict[str, Any]:
     """Figures of one player: ``state``, ``bytes_sent`` (bytes handed to its connection),
+    ``messages_sent`` (whole messages handed to it, sequence headers and metadata included),
     ``lag_bytes`` and ``lag_seconds`` (media seconds) behind the live edge of its log,
     ``skipped_messages`` (messages it never got because it was too slow: it was moved to a
     newer keyframe or parked until the next one) and ``skips`` (how many times that
@@ -606,6 +607,7 @@ def player_snapshot(player: Player) -> dict[str, Any]:
     return {
         "state": player.state.value,
         "bytes_sent": player.bytes_sent,
+        "messages_sent": player.messages_sent,
         "lag_bytes": lag_bytes,
         "lag_seconds": lag_seconds,
         "skipped_messages": player.skipped_messages,

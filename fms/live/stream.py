@@ -398,9 +398,11 @@ class LiveStream:
     def _finish_entry(self, player: Player, log: SharedLog) -> None:
         """Hand over the rest of the message a player got part of (at most one message)."""
         if player.offset:
+            before = player.cursor
             data, player.cursor, player.offset = log.take(
                 player.cursor, player.offset, 1 << 62, True
             )
+            player.messages_sent += player.cursor - before
             player.bytes_sent += len(data)
             self._tell(player, player.sink.write, data)
 
@@ -430,6 +432,7 @@ class LiveStream:
         if parts:
             data = b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
             player.bytes_sent += len(data)
+            player.messages_sent += len(parts)
             self._tell(player, player.sink.write, data)
 
     # ------------------------------------------------------------------------------ flush
@@ -520,14 +523,17 @@ class LiveStream:
                 if data is None and log.ends[-1] - log.offset(player.cursor) <= room:
                     data = joined[player.cursor] = log.since(player.cursor)
                 if data is not None and len(data) <= room:
+                    player.messages_sent += log.head - player.cursor
                     player.cursor = log.head
                     player.bytes_sent += len(data)
                     self._tell(player, sink.write, data)
                     return True
+            before = player.cursor
             data, player.cursor, player.offset = log.take(
                 player.cursor, player.offset, room, player.skip_pending
             )
             progressed = True
+            player.messages_sent += player.cursor - before
             player.bytes_sent += len(data)
             self._tell(player, sink.write, data)
             if player.skip_pending and player.offset == 0:
