@@ -480,12 +480,14 @@ class LiveStream:
         for header in self.headers.messages(audio=player.audio, video=player.video):
             parts.append(Media(header.type_id, stamp, player.stream_id, header.payload))
         player.headers_version = self.headers_version
-        if parts and player.flv:
+        if not parts:
+            return
+        if player.flv:
             data = b"".join(self._flv_tag(m, m.timestamp) for m in parts)
-        elif parts:
+        else:
             data = b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
-            player.bytes_sent += len(data)
-            self._tell(player, player.sink.write, data)
+        player.bytes_sent += len(data)
+        self._tell(player, player.sink.write, data)
 
     # ------------------------------------------------------------------------------ flush
 
