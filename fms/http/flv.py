@@ -28,9 +28,11 @@ before the request comes here.
 from __future__ import annotations
 
 import json
+import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.python.failure import Failure
@@ -47,7 +49,7 @@ from fms.live import flv
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger
-from fms.server.delivery import buffered
+from fms.server.delivery import buffered, write_through
 
 if TYPE_CHECKING:
     from fms.server.factory import RTMPServerFactory
@@ -106,6 +108,7 @@ class FLVViewer:
         """The request finished or its connection was lost: nothing more is written."""
         self.paused = False
         self._wait: IDelayedCall | None = None
+        self._socket: socket.socket | None = None
 
     def disconnect(self, reason: str) -> None:
         """Close the connection (a plugin disconnects the client), logging ``reason``."""
@@ -130,7 +133,15 @@ class FLVViewer:
             return
         if not self.started:
             self._start()
-        self.request.write(data)
+        # As the RTMP sink does (fms.server.delivery.write_through): straight to the socket
+        # when nothing is queued before it, so that a fast viewer's flush is not bounded by
+        # player_buffer. The status line and headers went out through Twisted in _start, and
+        # the terminating chunk will follow through Twisted too, after these bytes.
+        request = self.request
+        transport = request.channel.transport
+        if request.chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        write_through(transport, self._socket, data)
 
     def can_write(self) -> bool:
         if self.done or self.paused:
@@ -186,6 +197,9 @@ class FLVViewer:
         request.setHeader(b"Content-Type", CONTENT_TYPE)
         request.setHeader(b"Cache-Control", b"no-store")
         request.write(flv.file_header(audio=audio, video=video))
+        transport = request.channel.transport
+        if type(transport) is tcp.Server:  # plain TCP: fan-out may write to the socket
+            self._socket = transport.socket
 
     def play(self, application: Application, view: ClientView, name: str) -> None:
         """The chain accepted: become a player of ``name`` (waiting for its publisher)."""
