@@ -14,6 +14,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from fms.apps.api import Plugin, Reject
+from fms.apps.interfaces import IClientView
 from fms.config import Config, HTTPConfig
 from fms.http.api import API
 from fms.http.flv import parse_path
@@ -179,3 +181,72 @@ def test_nothing_is_written_before_the_stream_says_which_tracks_it_carries() -> 
     flags, tags = flv.read_file(dechunk(response(transport)[2])[0])
     assert flags == flv.FLAG_AUDIO
     assert [t.tag_type for t in tags] == [18, 8]
+
+
+def test_a_publish_that_ends_before_sending_anything_answers_the_waiting_viewer_404() -> None:
+    site, server, _ = setup(flv_wait=5.0)
+    channel, transport = connect(site)
+    channel.dataReceived(GET)
+    publisher = object()
+    stream = server.registry.claim("live", "cam", publisher)
+    assert stream is not None
+    server.registry.release(stream, publisher)
+    status, _, body = response(transport)
+    assert status == 404 and b"ended before it sent anything" in body
+    assert server.registry.get("live", "cam") is None
+
+
+class Recorder(Plugin):
+    """Sees every hook an HTTP viewer is asked; refuses play when ``refuse`` is set."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.refuse = refuse
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+
+    def connect(self, client: IClientView) -> None:
+        self.seen.append(("connect", client.protocol, dict(client.query)))
+
+    def play(self, client: IClientView, name: str, query: dict[str, str]) -> Reject | None:
+        self.seen.append(("play", client.protocol, dict(query)))
+        return Reject(self.refuse) if self.refuse else None
+
+
+def with_plugin(server: RTMPServerFactory, plugin: Plugin) -> None:
+    application = server.application_for("live")
+    assert application is not None
+    application.plugins.append(plugin)
+
+
+def test_plugins_are_asked_connect_then_play_for_an_http_flv_viewer_with_the_url_query() -> None:
+    site, server, _ = setup()
+    plugin = Recorder()
+    with_plugin(server, plugin)
+    publish(server)
+    channel, transport = connect(site)
+    channel.dataReceived(b"GET /live/cam.flv?key=s3cret&x= HTTP/1.1\r\nHost: x\r\n\r\n")
+    query = {"key": "s3cret", "x": ""}
+    assert plugin.seen == [("connect", "http-flv", query), ("play", "http-flv", query)]
+    server.registry.flush(0.0)
+    assert response(transport)[0] == 200
+
+
+def test_a_plugin_refusing_play_is_a_403_with_its_reason_and_no_player() -> None:
+    site, server, _ = setup()
+    with_plugin(server, Recorder(refuse="members only"))
+    publish(server)
+    channel, transport = connect(site)
+    channel.dataReceived(GET)
+    status, _, body = response(transport)
+    assert (status, json.loads(body)) == (403, {"error": "members only"})
+    stream = server.registry.get("live", "cam")
+    assert stream is not None and not stream.players
+
+
+def test_a_name_the_names_rules_refuse_is_a_400() -> None:
+    site, server, _ = setup()
+    plugin = Recorder()
+    with_plugin(server, plugin)
+    channel, transport = connect(site)
+    channel.dataReceived(b"GET /live/bad%01name.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert response(transport)[0] == 400
+    assert [hook for hook, _, _ in plugin.seen] == ["connect"]  # play never asked

@@ -161,6 +161,7 @@ class FLVViewer:
             return
         if not self.started:
             self._leave()
+            self.request.unregisterProducer()
             _error(self.request, 404, "the stream ended before it sent anything")
             return
         log.info(
