@@ -240,8 +240,8 @@ class FLVViewer:
         stream, player = self.stream, self.player
         self.player = None
         if stream is not None and player is not None:
-            if player in stream.players:
-                self.viewers.server.registry.leave(stream, player)
+            # Also when the stream dropped it (too slow): leave() counts what it got.
+            self.viewers.server.registry.leave(stream, player)
             if self.application is not None and self.view is not None:
                 self.application.play_stopped(self.view, stream)
 
