@@ -250,3 +250,14 @@ def test_a_name_the_names_rules_refuse_is_a_400() -> None:
     channel.dataReceived(b"GET /live/bad%01name.flv HTTP/1.1\r\nHost: x\r\n\r\n")
     assert response(transport)[0] == 400
     assert [hook for hook, _, _ in plugin.seen] == ["connect"]  # play never asked
+
+
+def test_head_answers_the_headers_of_a_published_stream_without_a_body_or_a_player() -> None:
+    site, server, _ = setup()
+    publish(server)
+    channel, transport = connect(site)
+    channel.dataReceived(b"HEAD /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, head, body = response(transport)
+    assert status == 200 and b"Content-Type: video/x-flv" in head and body == b""
+    stream = server.registry.get("live", "cam")
+    assert stream is not None and not stream.players
