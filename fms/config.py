@@ -132,6 +132,12 @@ class HTTPConfig:
     max_connections: int = _opt(
         64, minimum=1, doc="HTTP connections at once; more are closed at accept"
     )
+    flv_wait: float = _opt(
+        10.0,
+        minimum=0.0,
+        doc="seconds an HTTP-FLV viewer of a stream nobody publishes waits for a publisher"
+        " (then 404); 0: 404 at once",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,7 @@ class FakeClient:
         playing: Sequence[str] = (),
         application: IAppView | None = None,
         answers: Mapping[str, tuple[Any, ...] | BaseException] | None = None,
+        protocol: str = "rtmp",
     ) -> None:
         self.id = next(FakeClient._ids)
         self.host = host
@@ -94,6 +95,7 @@ class FakeClient:
         self.tc_url = tc_url if tc_url is not None else f"rtmp://{host}/{app}"
         self.params = dict(params) if params is not None else {"app": app, "tcUrl": self.tc_url}
         self.agent = agent
+        self.protocol = protocol
         self.publishing = tuple(publishing)
         self.playing = tuple(playing)
         self.application = application

@@ -88,7 +88,15 @@ class IClientView(Interface):
     tc_url = Attribute("The tcUrl of connect (str).")
     params = Attribute("The connect command object (dict, a copy).")
     query = Attribute("Query parameters from the tcUrl or app (dict of str).")
-    agent = Attribute("The flashVer the client announced (str).")
+    agent = Attribute(
+        "The flashVer the client announced (str); an HTTP viewer's User-Agent header."
+    )
+    protocol = Attribute(
+        "How the client is served (str): 'rtmp' (RTMP and RTMPS) or 'http-flv' (an HTTP-FLV"
+        " viewer of GET /APP/STREAM.flv: asked 'connect' then 'play', with the URL's query as"
+        " both ``query`` arguments; it has no RTMP calls, so ``call`` fails and ``send`` does"
+        " nothing)."
+    )
     publishing = Attribute("Names of the streams this client publishes (tuple of str).")
     playing = Attribute("Names of the streams this client plays (tuple of str).")
 

@@ -60,6 +60,7 @@ class ClientView:
         params: dict[str, Any] | None = None,
         query: dict[str, str] | None = None,
         agent: str = "",
+        protocol: str = "rtmp",
     ) -> None:
         self.id = next(ClientView._ids)
         self._link = link
@@ -70,6 +71,7 @@ class ClientView:
         self.params = dict(params or {})
         self.query = dict(query or {})
         self.agent = agent
+        self.protocol = protocol
         self._calls: dict[float, Deferred[tuple[Any, ...]]] = {}
 
     @property

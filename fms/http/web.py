@@ -27,6 +27,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from fms.config import HTTPConfig
 from fms.http.api import API, Response
+from fms.http.flv import FLVViewers
 from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
 
@@ -50,6 +51,7 @@ class APIResource(Resource):
         super().__init__()
         self.api = api
         self.config = config
+        self.flv = FLVViewers(api.server, config)
 
     def render(self, request: Request) -> Any:
         method = request.method.decode("latin-1")
@@ -60,10 +62,12 @@ class APIResource(Resource):
             request.setHeader(b"Vary", b"Origin")
         if method == "OPTIONS" and allowed is not None:
             request.setResponseCode(204)
-            request.setHeader(b"Access-Control-Allow-Methods", b"GET, DELETE, POST")
+            request.setHeader(b"Access-Control-Allow-Methods", b"GET, HEAD, DELETE, POST")
             request.setHeader(b"Access-Control-Allow-Headers", b"Authorization, Content-Type")
             request.setHeader(b"Access-Control-Max-Age", b"600")
             return b""
+        if request.path.endswith(b".flv") and method in ("GET", "HEAD"):
+            return self.flv.render(request)  # HTTP-FLV: a live stream (fms.http.flv)
         headers = {
             name.decode("latin-1").lower(): values[-1].decode("latin-1")
             for name, values in request.requestHeaders.getAllRawHeaders()

@@ -52,6 +52,7 @@ class Player:
         "blocked_since",
         "bytes_sent",
         "cursor",
+        "flv",
         "headers_version",
         "log",
         "messages_sent",
@@ -66,8 +67,12 @@ class Player:
         "video",
     )
 
-    def __init__(self, sink: PlayerSink, stream_id: int, audio: bool, video: bool) -> None:
+    def __init__(
+        self, sink: PlayerSink, stream_id: int, audio: bool, video: bool, flv: bool = False
+    ) -> None:
         self.sink = sink
+        self.flv = flv
+        """The encoding it takes: FLV tags (an HTTP-FLV viewer), else RTMP chunks."""
         self.stream_id = stream_id
         self.audio = audio
         self.video = video
@@ -95,7 +100,8 @@ class Player:
 
 
 class SharedLog:
-    """Encoded messages for one (message stream id, audio, video) selection.
+    """Encoded messages for one (message stream id, audio, video, encoding) selection: RTMP
+    chunks, or FLV tags (``flv``) for HTTP-FLV viewers.
 
     Entries carry absolute sequence numbers: entry ``i`` of ``entries`` has number
     ``base + i``. ``ends[i]`` is the log's byte offset after that entry, so bytes behind are a
@@ -107,6 +113,7 @@ class SharedLog:
         "base",
         "ends",
         "entries",
+        "flv",
         "keyframe",
         "marks",
         "players",
@@ -115,8 +122,9 @@ class SharedLog:
         "video",
     )
 
-    def __init__(self, stream_id: int, audio: bool, video: bool) -> None:
+    def __init__(self, stream_id: int, audio: bool, video: bool, flv: bool = False) -> None:
         self.stream_id = stream_id
+        self.flv = flv
         self.audio = audio
         self.video = video
         self.base = 0

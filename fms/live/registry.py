@@ -75,10 +75,12 @@ class StreamRegistry:
         *,
         audio: bool = True,
         video: bool = True,
+        flv: bool = False,
     ) -> tuple[LiveStream, Player]:
-        """Add a player to (app, name), creating a waiting stream if nobody publishes it."""
+        """Add a player to (app, name), creating a waiting stream if nobody publishes it
+        (``flv``: an HTTP-FLV viewer, given FLV tags)."""
         stream = self._stream(app, name)
-        return stream, stream.add_player(sink, stream_id, audio=audio, video=video)
+        return stream, stream.add_player(sink, stream_id, audio=audio, video=video, flv=flv)
 
     def leave(self, stream: LiveStream, player: Player) -> None:
         # What a player leaves behind in the metrics (fms.http.metrics adds those still here).

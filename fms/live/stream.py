@@ -19,6 +19,13 @@ beyond its bound and never delays the publisher or anyone else.
 
 **Late joiners** get the cached metadata and codec sequence headers, then the cached GOP from
 the newest keyframe, then live messages, so their first picture decodes at once.
+
+**HTTP-FLV viewers** are players whose log holds FLV tags instead of RTMP chunks (the encoding
+is part of the log key), so a tag too is built once per message for all of them. FLV tags carry
+their timestamp in the shared bytes, so it is rebased per *stream*, not per viewer: the first
+media message of a publish is at 0 (:meth:`LiveStream.flv_time`), and a viewer that joins later
+starts at the time of its cached GOP's keyframe (FFmpeg and mpegts.js take a stream that does
+not start at 0; rewriting the time per viewer would cost an encoding per viewer).
 """
 
 from __future__ import annotations
@@ -27,13 +34,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fms.amf import encode_payload
+from fms.live import flv
 from fms.live.headers import TrackHeaders
 from fms.live.log import Player, PlayerSink, PlayerState, SharedLog
 from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.live.stats import StreamStats
 from fms.live.tracks import METADATA
 from fms.rtmp.chunks import RawMessage, encode_shared
-from fms.rtmp.constants import ChunkStreamId
+from fms.rtmp.constants import U32_MASK, ChunkStreamId
 from fms.rtmp.messages import Data, Media, encode_message
 
 
@@ -107,12 +116,15 @@ class LiveStream:
         """Every track's sequence header and metadata packet, for late joiners."""
         self.headers_version = 0
         self.has_video = False
+        self.has_audio = False
+        self.flv_base: int | None = None
+        """Timestamp (ms) of the publish's first media message: FLV tags count from it."""
         self.encodes = 0
         """Chunk encodings done for fan-out (one per message per log): a measure, not a knob."""
         self._gop: list[Media | Data] = []
         self._gop_bytes = 0
         self._gop_valid = False
-        self._logs: dict[tuple[int, bool, bool], SharedLog] = {}
+        self._logs: dict[tuple[int, bool, bool, bool], SharedLog] = {}
         self.dirty = False
         self.last_timestamp = 0
         self._last_flush = 0.0
@@ -166,6 +178,7 @@ class LiveStream:
         """A publisher claimed the stream: waiting players start receiving from now; the
         figures start afresh."""
         self.publisher = publisher
+        self.flv_base = None
         self.stats = StreamStats(self.now(now) if now is not None or self.clock else None)
         for player in list(self.players):
             if player.state is PlayerState.WAITING:
@@ -184,6 +197,8 @@ class LiveStream:
         self.metadata = None
         self.headers.clear()
         self.has_video = False
+        self.has_audio = False
+        self.flv_base = None
         self._gop.clear()
         self._gop_bytes = 0
         self._gop_valid = False
@@ -213,12 +228,15 @@ class LiveStream:
         if isinstance(message, Media):
             info = describe(message.type_id, message.payload)
             self.last_timestamp = message.timestamp
+            if self.flv_base is None:
+                self.flv_base = message.timestamp
             if self.headers.update(message, info):
                 self.headers_version += 1
             if message.is_video:
                 self.has_video = True
                 sync = info.keyframe and info.track == self.headers.main_track()
             else:
+                self.has_audio = True
                 sync = info.keyframe and not info.sequence_header and not self.has_video
         else:
             info = DATA_INFO
@@ -230,7 +248,7 @@ class LiveStream:
         for log in self._logs.values():
             if log.wants(message):
                 log.append(
-                    self._encode(message, log.stream_id),
+                    self._encode(message, log),
                     message.timestamp,
                     sync or (not log.video and isinstance(message, Media)),
                 )
@@ -291,21 +309,56 @@ class LiveStream:
             self._gop_bytes = 0
             self._gop_valid = False
 
-    def _encode(self, message: Media | Data, stream_id: int) -> bytes:
+    def _encode(self, message: Media | Data, log: SharedLog) -> bytes:
         self.encodes += 1
+        if log.flv:
+            return self._flv_tag(message, message.timestamp)
         raw = encode_message(message)
-        if raw.stream_id != stream_id:
-            raw = RawMessage(raw.type_id, stream_id, raw.timestamp, raw.payload, raw.csid)
+        if raw.stream_id != log.stream_id:
+            raw = RawMessage(raw.type_id, log.stream_id, raw.timestamp, raw.payload, raw.csid)
         return encode_shared(raw, self.limits.chunk_size)
+
+    def flv_time(self, timestamp: int) -> int:
+        """``timestamp`` (ms, RTMP) on the FLV time line of this publish: since its first media
+        message; anything earlier (a data message sent before it) is 0."""
+        delta = (timestamp - (self.flv_base or 0)) & U32_MASK
+        return 0 if delta >= 1 << 31 else delta
+
+    def _flv_tag(self, message: Media | Data, timestamp: int) -> bytes:
+        if isinstance(message, Media):
+            return flv.encode_tag(message.type_id, self.flv_time(timestamp), message.payload)
+        payload = encode_payload(message.values)  # FLV script data is AMF0 only
+        return flv.encode_tag(flv.TAG_SCRIPT, self.flv_time(timestamp), payload)
+
+    def carries(self) -> tuple[bool, bool]:
+        """(audio, video): the tracks this publish carries, as far as is known now, from the
+        messages seen, the cached sequence headers and the metadata's codec ids (encoders send
+        it first): what an FLV file header announces."""
+        audio, video = self.has_audio, self.has_video
+        values = self.metadata.values if self.metadata is not None else ()
+        for value in values:
+            if isinstance(value, dict):
+                audio = audio or bool(value.get("audiocodecid")) or value.get("hasAudio") is True
+                video = video or bool(value.get("videocodecid")) or value.get("hasVideo") is True
+        audio = audio or self.headers.config("audio") is not None
+        video = video or self.headers.config("video") is not None
+        return audio, video
 
     # ----------------------------------------------------------------------------- players
 
     def add_player(
-        self, sink: PlayerSink, stream_id: int, *, audio: bool = True, video: bool = True
+        self,
+        sink: PlayerSink,
+        stream_id: int,
+        *,
+        audio: bool = True,
+        video: bool = True,
+        flv: bool = False,
     ) -> Player:
         """A play on this stream. With a publisher, the player first gets the cached metadata
-        and sequence headers, then the GOP from the newest keyframe; without one it waits."""
-        player = Player(sink, stream_id, audio, video)
+        and sequence headers, then the GOP from the newest keyframe; without one it waits.
+        ``flv``: it takes FLV tags (an HTTP-FLV viewer; its sink writes the file header)."""
+        player = Player(sink, stream_id, audio, video, flv)
         self.players.add(player)
         if self.published:
             self._attach(player, at_head=False)
@@ -350,14 +403,14 @@ class LiveStream:
             player.headers_version = -1  # a kind turned on needs its header: resend them
 
     def _log_for(self, player: Player) -> SharedLog:
-        key = (player.stream_id, player.audio, player.video)
+        key = (player.stream_id, player.audio, player.video, player.flv)
         log = self._logs.get(key)
         if log is None:
             log = SharedLog(*key)
             for message in self._gop:  # seed a new selection from the cached GOP
                 if log.wants(message):
                     first = log.head == 0
-                    log.append(self._encode(message, log.stream_id), message.timestamp, first)
+                    log.append(self._encode(message, log), message.timestamp, first)
             self._logs[key] = log
         return log
 
@@ -429,11 +482,15 @@ class LiveStream:
         for header in self.headers.messages(audio=player.audio, video=player.video):
             parts.append(Media(header.type_id, stamp, player.stream_id, header.payload))
         player.headers_version = self.headers_version
-        if parts:
+        if not parts:
+            return
+        if player.flv:
+            data = b"".join(self._flv_tag(m, m.timestamp) for m in parts)
+        else:
             data = b"".join(encode_shared(encode_message(m), self.limits.chunk_size) for m in parts)
-            player.bytes_sent += len(data)
-            player.messages_sent += len(parts)
-            self._tell(player, player.sink.write, data)
+        player.bytes_sent += len(data)
+        player.messages_sent += len(parts)
+        self._tell(player, player.sink.write, data)
 
     # ------------------------------------------------------------------------------ flush
 

@@ -55,6 +55,7 @@ class FakeClient:
     params: dict[str, Any] = field(default_factory=lambda: {"app": "live", "type": "nonprivate"})
     query: dict[str, str] = field(default_factory=dict)
     agent: str = "FMLE/3.0 (compatible; Lavf61.7.100)"
+    protocol: str = "rtmp"
     publishing: tuple[str, ...] = ()
     playing: tuple[str, ...] = ()
     application: Any = None

@@ -1,0 +1,383 @@
+"""HTTP-FLV: ``GET /APP/STREAM.flv`` plays a live stream as an endless FLV file.
+
+A viewer is a player of the stream like an RTMP one (:mod:`fms.live.stream`): its log holds
+FLV tags, encoded once per message for every HTTP viewer of the stream, and it gets the same
+batched flushes, the same bounds (``player_buffer``, skip to the next keyframe when slow, closed
+past the hard bound or the stall timeout) from the server's fan-out loop. What this module adds
+is the HTTP side:
+
+- the decision: the application's plugins are asked ``connect`` then ``play`` with a client
+  view whose ``protocol`` is ``"http-flv"`` and whose query is the URL's (a ``?key=`` works as
+  for RTMP). A name the names rules refuse is a 400, a plugin's refusal a 403 with its reason,
+  an unknown application a 404; errors are ``{"error": "..."}``;
+- the response: ``200`` with ``Content-Type: video/x-flv``, chunked for HTTP/1.1 and delimited
+  by the end of the connection for HTTP/1.0 (Twisted does both), ``Cache-Control: no-store``;
+  its first bytes are the FLV file header, whose audio/video flags are decided at the first
+  write from what the stream carries (:meth:`LiveStream.carries`): a viewer is handed nothing
+  until that is known, since a flag for a track that never comes stalls MSE players;
+- waiting: a viewer of a stream nobody publishes waits ``[http] flv_wait`` seconds for its
+  publisher (0: 404 at once), then gets it from the start; a viewer given nothing yet when the
+  wait ends is answered 404;
+- the end: when the publisher leaves, the response is finished (the terminating chunk), so a
+  player sees a clean end of file.
+
+CORS (``[http] cors_origins``, preflight included) is answered by :class:`fms.http.web.APIResource`
+before the request comes here.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
+
+from twisted.internet import tcp
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
+
+from fms.apps.application import Application
+from fms.apps.interfaces import IAppView
+from fms.apps.verdict import Verdict
+from fms.apps.views import ClientView
+from fms.config import HTTPConfig
+from fms.counters import COUNTERS
+from fms.live import flv
+from fms.live.names import name_problem
+from fms.live.stream import LiveStream, Player
+from fms.log import Logger
+from fms.server.delivery import buffered, write_through
+
+if TYPE_CHECKING:
+    from fms.server.factory import RTMPServerFactory
+
+log = Logger(namespace="fms.http.flv")
+
+CONTENT_TYPE = b"video/x-flv"
+PROTOCOL = "http-flv"
+"""What :attr:`IClientView.protocol` says of an HTTP-FLV viewer."""
+STREAM_ID = 1
+"""The message stream id of every HTTP-FLV play: FLV tags carry none, so all viewers share."""
+
+
+def parse_path(path: bytes) -> tuple[str, str] | str:
+    """``/APP/STREAM.flv`` (percent-encoded, APP may have slashes) -> (app, stream), or why
+    the path is not one (a str)."""
+    try:
+        text = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return "the path is not UTF-8"
+    app, slash, file = text.lstrip("/").rpartition("/")
+    if not slash or not app or not file.endswith(".flv") or len(file) == len(".flv"):
+        return "expected /APP/STREAM.flv"
+    return app, file[: -len(".flv")]
+
+
+def _error(request: Request, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+@implementer(IPushProducer)
+class FLVViewer:
+    """One HTTP-FLV request: the client link of its view, the sink of its player and the
+    producer its connection pauses (see the module docstring)."""
+
+    def __init__(self, viewers: FLVViewers, request: Request, app: str, peer: str) -> None:
+        self.viewers = viewers
+        self.request = request
+        self.app = app
+        self.name = ""
+        self.peer = peer
+        self.view: ClientView | None = None
+        self.application: Application | None = None
+        self.stream: LiveStream | None = None
+        self.player: Player | None = None
+        self.started = False
+        """The status line and FLV header were written."""
+        self.done = False
+        """The request finished or its connection was lost: nothing more is written."""
+        self.paused = False
+        self._wait: IDelayedCall | None = None
+        self._socket: socket.socket | None = None
+
+    def disconnect(self, reason: str) -> None:
+        """Close the connection (a plugin disconnects the client), logging ``reason``."""
+        if self.done:
+            return
+        log.info(
+            "closing HTTP-FLV viewer {peer} of {app}/{stream}: {reason}",
+            peer=self.peer, app=self.app, stream=self.name, reason=reason,
+        )  # fmt: skip
+        self._abort()
+
+    # ------------------------------------------------------------------ PlayerSink
+
+    def close(self, reason: str) -> None:
+        """The stream drops this viewer: it broke a bound (too slow)."""
+        if not self.done:
+            COUNTERS.add("slow_player_closes")
+        self.disconnect(reason)
+
+    def write(self, data: bytes) -> None:
+        if self.done:
+            return
+        if not self.started:
+            self._start()
+        # As the RTMP sink does (fms.server.delivery.write_through): straight to the socket
+        # when nothing is queued before it, so that a fast viewer's flush is not bounded by
+        # player_buffer. The status line and headers went out through Twisted in _start, and
+        # the terminating chunk will follow through Twisted too, after these bytes.
+        request = self.request
+        transport = request.channel.transport
+        if request.chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        write_through(transport, self._socket, data)
+
+    def can_write(self) -> bool:
+        if self.done or self.paused:
+            return False
+        return self.started or self._stream_carries() != (False, False)
+
+    def pending(self) -> int:
+        channel = getattr(self.request, "channel", None)
+        transport = getattr(channel, "transport", None)
+        return buffered(transport) if transport is not None else 0
+
+    def publish_started(self) -> None:
+        self._cancel_wait()
+
+    def publish_stopped(self) -> None:
+        if self.done:
+            return
+        if not self.started:
+            self._leave()
+            self.request.unregisterProducer()
+            _error(self.request, 404, "the stream ended before it sent anything")
+            return
+        log.info(
+            "HTTP-FLV play {app}/{stream} for {peer} ended: the publisher left",
+            app=self.app, stream=self.name, peer=self.peer,
+        )  # fmt: skip
+        self._leave()
+        self.request.unregisterProducer()
+        self.request.finish()
+
+    # ------------------------------------------------------------------ IPushProducer
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+    # ------------------------------------------------------------------ inner workings
+
+    def _stream_carries(self) -> tuple[bool, bool]:
+        stream = self.stream or self.viewers.server.registry.get(self.app, self.name)
+        return stream.carries() if stream is not None else (False, False)
+
+    def _start(self) -> None:
+        self.started = True
+        self._cancel_wait()
+        audio, video = self._stream_carries()
+        request = self.request
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", CONTENT_TYPE)
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.write(flv.file_header(audio=audio, video=video))
+        transport = request.channel.transport
+        if type(transport) is tcp.Server:  # plain TCP: fan-out may write to the socket
+            self._socket = transport.socket
+
+    def play(self, application: Application, view: ClientView, name: str) -> None:
+        """The chain accepted: become a player of ``name`` (waiting for its publisher)."""
+        self.name = name
+        registry = self.viewers.server.registry
+        self.request.registerProducer(self, True)
+        self.stream, self.player = registry.play(self.app, name, self, STREAM_ID, flv=True)
+        application.play_started(view, self.stream)
+        if not self.stream.published:
+            wait = self.viewers.config.flv_wait
+            self._wait = self.viewers.clock.callLater(wait, self._waited)
+        log.info(
+            "HTTP-FLV play {app}/{stream} for {peer}{waiting}",
+            app=self.app, stream=name, peer=self.peer,
+            waiting="" if self.stream.published else " (waiting for publisher)",
+        )  # fmt: skip
+
+    def _waited(self) -> None:
+        self._wait = None
+        if self.done or self.started:
+            return
+        self._leave()
+        self.request.unregisterProducer()
+        _error(
+            self.request, 404,
+            f"nobody published {self.app}/{self.name} within {self.viewers.config.flv_wait:g}s",
+        )  # fmt: skip
+
+    def _cancel_wait(self) -> None:
+        if self._wait is not None and self._wait.active():
+            self._wait.cancel()
+        self._wait = None
+
+    def _leave(self) -> None:
+        """Stop being a player (idempotent); plugins hear ``play_stopped``."""
+        self._cancel_wait()
+        stream, player = self.stream, self.player
+        self.player = None
+        if stream is not None and player is not None:
+            # Also when the stream dropped it (too slow): leave() counts what it got.
+            self.viewers.server.registry.leave(stream, player)
+            if self.application is not None and self.view is not None:
+                self.application.play_stopped(self.view, stream)
+
+    def _abort(self) -> None:
+        self._leave()
+        channel = getattr(self.request, "channel", None)
+        transport = getattr(channel, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+
+    def ended(self, _: object = None) -> None:
+        """The response finished or its connection was lost: leave, and the client goes."""
+        if self.done:
+            return
+        self.done = True
+        self._leave()
+        view, application = self.view, self.application
+        if view is not None and application is not None:
+            view.fail_calls(ConnectionError("disconnected"))
+            application.remove_client(view)
+            self.viewers.server.client_left(application)
+
+
+class _Link:
+    """The :class:`~fms.apps.views.ClientLink` of a viewer's view (its ``application``
+    property cannot share a name with the viewer's own attribute)."""
+
+    def __init__(self, viewer: FLVViewer) -> None:
+        self._viewer = viewer
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        viewer = self._viewer
+        return (), ((viewer.name,) if viewer.player is not None else ())
+
+    def invoke(self, method: str, args: tuple[Any, ...], expect_result: bool) -> float | None:
+        return None  # an HTTP viewer takes no RTMP calls
+
+    def close(self, reason: str) -> None:
+        self._viewer.disconnect(reason or "disconnected by the application")
+
+    @property
+    def application(self) -> IAppView | None:
+        return self._viewer.application
+
+
+class FLVViewers:
+    """Answers ``GET``/``HEAD /APP/STREAM.flv`` for one process's RTMP server."""
+
+    def __init__(self, server: RTMPServerFactory, config: HTTPConfig) -> None:
+        self.server = server
+        self.config = config
+        self.clock = server.clock
+
+    def render(self, request: Request) -> Any:
+        parsed = parse_path(request.path)
+        if isinstance(parsed, str):
+            _error(request, 400, parsed)
+            return NOT_DONE_YET
+        app, asked = parsed
+        config = self.server.config
+        problem = name_problem(app, config.limits.max_app_name, allow_slash=True)
+        if problem is not None:
+            _error(request, 400, f"invalid application: {problem}")
+            return NOT_DONE_YET
+        application = self.server.application_for(app)
+        if application is None:
+            _error(request, 404, f"no such application: {app}")
+            return NOT_DONE_YET
+        address = request.getClientAddress()
+        host = str(getattr(address, "host", "?"))
+        port = getattr(address, "port", "?")
+        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        viewer = FLVViewer(self, request, app, peer)
+        viewer.application = application
+        query = dict(
+            parse_qsl(
+                urlsplit(request.uri).query.decode("utf-8", "replace"), keep_blank_values=True
+            )
+        )
+        header_host = (request.getHeader(b"host") or b"").decode("latin-1")
+        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
+        view = ClientView(
+            _Link(viewer), peer=peer, host=host, app=app, tc_url=f"http://{header_host}/{app}",
+            params={}, query=query, agent=agent, protocol=PROTOCOL,
+        )  # fmt: skip
+        viewer.view = view
+        request.notifyFinish().addBoth(viewer.ended)
+        d = application.decide_connect(view)
+        d.addCallback(self._connected, viewer, application, view, asked, query)
+        d.addErrback(self._failed, viewer)
+        return NOT_DONE_YET
+
+    def _connected(
+        self,
+        verdict: Verdict,
+        viewer: FLVViewer,
+        application: Application,
+        view: ClientView,
+        asked: str,
+        query: dict[str, str],
+    ) -> Deferred[Verdict] | None:
+        if viewer.done:
+            return None
+        if not verdict.accepted:
+            _error(viewer.request, 403, verdict.description or "refused")
+            return None
+        application.add_client(view)
+        max_name = self.server.config.streams.max_stream_name
+        d = application.decide_play(view, asked, query, max_name)
+        d.addCallback(self._decided, viewer, application, view)
+        return d
+
+    def _decided(
+        self, verdict: Verdict, viewer: FLVViewer, application: Application, view: ClientView
+    ) -> None:
+        if viewer.done:
+            return
+        if not verdict.accepted:
+            status = 403 if verdict.by_application else 400
+            _error(viewer.request, status, verdict.description or "refused")
+            return
+        stream = self.server.registry.get(viewer.app, verdict.name)
+        if (stream is None or not stream.published) and self.config.flv_wait <= 0:
+            _error(viewer.request, 404, f"nobody publishes {viewer.app}/{verdict.name}")
+            return
+        if viewer.request.method == b"HEAD":
+            viewer.request.setHeader(b"Content-Type", CONTENT_TYPE)
+            viewer.request.setHeader(b"Cache-Control", b"no-store")
+            viewer.request.finish()
+            return
+        viewer.play(application, view, verdict.name)
+
+    def _failed(self, failure: Failure, viewer: FLVViewer) -> None:
+        log.failure("answering HTTP-FLV viewer {peer}", failure, peer=viewer.peer)
+        if not viewer.done:
+            viewer._abort()
+
+
+__all__ = ["CONTENT_TYPE", "PROTOCOL", "FLVViewer", "FLVViewers", "parse_path"]
