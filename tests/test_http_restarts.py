@@ -28,7 +28,11 @@ def test_a_restarted_worker_is_told_how_many_times_it_was_restarted() -> None:
 
 
 def test_the_metrics_add_up_the_restarts_each_worker_reports() -> None:
-    empty = {"players": {"bytes": 0, "skips": 0, "skipped": 0}, "streams": [], "counters": {}}
+    empty = {
+        "players": {"bytes": 0, "messages": 0, "skips": 0, "skipped": 0},
+        "streams": [],
+        "counters": {},
+    }
     states = {"connecting": 0, "idle": 0, "publishing": 0, "playing": 0}
     parts = [
         {**empty, "connections": states, "worker_restarts": 0},

@@ -178,14 +178,17 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_shutdown_timeout_and_
     tmp_path: Path,
 ) -> None:
     """Worker 0 runs a plugin that ignores SIGTERM; worker 1 behaves. After SIGTERM to the
-    supervisor, worker 1 stops by itself, worker 0 lives until ``shutdown_timeout`` plus the
-    supervisor's ``KILL_MARGIN`` and then dies of SIGKILL; the supervisor exits 0."""
+    supervisor, worker 1 stops by itself, worker 0 lives until ``shutdown_timeout`` plus
+    ``reconnect_grace`` (the time clients that can reconnect are given) plus the supervisor's
+    ``KILL_MARGIN`` and then dies of SIGKILL; the supervisor exits 0."""
     shutdown_timeout = 1.0
+    reconnect_grace = 2.0
     (tmp_path / "deaf.py").write_text(DEAF_PLUGIN, encoding="utf-8")
     ports = free_ports(2)
     config = tmp_path / "fms.toml"
     config.write_text(
         f"[server]\nworker_ports = {ports}\nshutdown_timeout = {shutdown_timeout}\n"
+        f"reconnect_grace = {reconnect_grace}\n"
         f"plugin_dirs = [{json.dumps(str(tmp_path))}]\n"
         '[[apps.live.plugins]]\nuse = "deaf:Deaf"\n',
         encoding="utf-8",
@@ -197,7 +200,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_shutdown_timeout_and_
         Client(ports[0]).connect("live").close()  # starts 'live', and its plugin, on worker 0
         server.wait_for_line(r" w0 \[deaf\] ignoring SIGTERM")
         deaf, good = (dict(started_pids(server.log()))[i] for i in (0, 1))
-        grace = shutdown_timeout + KILL_MARGIN
+        grace = shutdown_timeout + reconnect_grace + KILL_MARGIN
         sent = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         while alive(deaf) and time.monotonic() - sent < grace + 30:
