@@ -38,20 +38,13 @@ would drop them all, so each worker opens each file once, here, and nothing else
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
-import os
 
+from fms.cluster.lockfiles import FILES, TAKEN, LockFiles
 from fms.log import Logger
 
 log = Logger(namespace="fms.cluster.claims")
-
-FILES = 16
-"""How many files share the claims (the low bits of the hash choose; a power of 2)."""
-
-_TAKEN = (errno.EACCES, errno.EAGAIN)
-"""What ``lockf`` raises when another process holds the byte (POSIX allows either)."""
 
 
 def place(app: str, name: str) -> tuple[int, int]:
@@ -63,14 +56,12 @@ def place(app: str, name: str) -> tuple[int, int]:
     return bits % FILES, bits // FILES
 
 
-class NameLocks:
+class NameLocks(LockFiles):
     """The names this worker claimed for its publishers (see the module docstring).
     ``directory`` is the supervisor's private folder."""
 
     def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self._files: dict[int, int] = {}
-        """File number -> its descriptor, opened once, when first needed."""
+        super().__init__(directory, "claims")
         self._held: dict[tuple[int, int], tuple[str, str]] = {}
         """(file, byte) -> (app, name) of every claim this worker holds."""
 
@@ -87,7 +78,7 @@ class NameLocks:
         try:
             fcntl.lockf(self._file(where[0]), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, where[1])
         except OSError as exc:
-            if exc.errno not in _TAKEN:
+            if exc.errno not in TAKEN:
                 log.error(
                     "cannot claim {app}/{name} for this worker: {reason}: refusing the publish",
                     app=app, name=name, reason=exc.strerror or exc,
@@ -114,14 +105,4 @@ class NameLocks:
     def close(self) -> None:
         """Drop every claim of this worker at once (what its end does)."""
         self._held.clear()
-        files, self._files = self._files, {}
-        for fd in files.values():
-            os.close(fd)
-
-    def _file(self, number: int) -> int:
-        """Claims file ``number``, opened once (see the module docstring)."""
-        fd = self._files.get(number)
-        if fd is None:
-            path = os.path.join(self.directory, f"claims-{number:02x}")
-            fd = self._files[number] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        return fd
+        self.close_files()

@@ -32,24 +32,19 @@ Cost: taking a seat makes up to ``limit`` system calls when the seats are nearly
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
-import os
 
 from fms.apps.shared import MAX_SEATS
+from fms.cluster.lockfiles import FILES, TAKEN, LockFiles
 from fms.log import Logger
 
 log = Logger(namespace="fms.cluster.seats")
 
-FILES = 16
-"""How many files share the seats (the low bits of the hash choose; a power of 2)."""
 
 BLOCK_BITS = 20
 """A key's seats are a block of ``2**BLOCK_BITS`` bytes (``MAX_SEATS``)."""
 
-_TAKEN = (errno.EACCES, errno.EAGAIN)
-"""What ``lockf`` raises when another process holds the byte (POSIX allows either)."""
 
 assert 1 << BLOCK_BITS == MAX_SEATS
 
@@ -63,14 +58,12 @@ def place(app: str, key: str) -> tuple[int, int]:
     return bits % FILES, block << BLOCK_BITS
 
 
-class LockSeats:
+class LockSeats(LockFiles):
     """The seat table of one worker (:class:`~fms.apps.shared.SeatTable`; see the module
     docstring). ``directory`` is the supervisor's private folder."""
 
     def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self._files: dict[int, int] = {}
-        """File number -> its descriptor, opened once, when first needed."""
+        super().__init__(directory, "seats")
         self._held: set[tuple[int, int]] = set()
         """(file, offset) of every seat this worker holds."""
 
@@ -94,7 +87,7 @@ class LockSeats:
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, base + seat)
             except OSError as exc:
-                if exc.errno in _TAKEN:
+                if exc.errno in TAKEN:
                     continue
                 log.error(
                     "cannot take a seat of {app}/{key!r}: {reason}: no seat given",
@@ -123,13 +116,4 @@ class LockSeats:
     def close(self) -> None:
         """Give every seat of this worker back at once (what its end does)."""
         self._held.clear()
-        files, self._files = self._files, {}
-        for fd in files.values():
-            os.close(fd)
-
-    def _file(self, number: int) -> int:
-        fd = self._files.get(number)
-        if fd is None:
-            path = os.path.join(self.directory, f"seats-{number:02x}")
-            fd = self._files[number] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        return fd
+        self.close_files()

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
 
-from fms.live.tracks import CONFIG, METADATA, TaggedPayload, from_prefix, prefix_key, split
+from fms.live.tracks import (
+    CONFIG,
+    METADATA,
+    TaggedPayload,
+    from_prefix,
+    prefix_key,
+    split,
+)
 
 
 class VideoCodec(IntEnum):
@@ -28,18 +35,6 @@ class VideoCodec(IntEnum):
     SCREEN_V2 = 6
     AVC = 7
     HEVC_LEGACY = 12  # a widespread pre-Enhanced-RTMP extension
-
-
-class VideoPacketType(IntEnum):
-    """Enhanced RTMP video packet types (low nibble when IsExHeader is set)."""
-
-    SEQUENCE_START = 0
-    CODED_FRAMES = 1
-    SEQUENCE_END = 2
-    CODED_FRAMES_X = 3
-    METADATA = 4
-    MPEG2TS_SEQUENCE_START = 5
-    MULTITRACK = 6
 
 
 KEYFRAME = 1

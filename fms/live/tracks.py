@@ -47,6 +47,8 @@ class AvMultitrackType(IntEnum):
 
 
 class VideoPacketType(IntEnum):
+    """Enhanced RTMP video packet types (low nibble when IsExHeader is set)."""
+
     SEQUENCE_START = 0
     CODED_FRAMES = 1
     SEQUENCE_END = 2

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from fms.rtmp.client import CallReceived
-from tests.e2e.harness import ffmpeg_publish_command, finish, require_client, start
+from tests.e2e.harness import ffmpeg_publish_command, finish, start
 from tests.e2e.test_plugin_doc import block
+from tests.e2e.test_worker_seats import decoded_frames, player_command
 from tests.e2e.test_workers import Workers
 from tests.hostile.support import Client
 
@@ -46,18 +47,6 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
     finally:
         status = w.server.stop()
     assert status == 0, w.server.log()
-
-
-def player_command(url: str, seconds: float) -> list[str]:
-    """FFmpeg decoding ``seconds`` of ``url``'s video, one framecrc line per frame."""
-    return [
-        require_client("ffmpeg"), "-hide_banner", "-loglevel", "error",
-        "-i", url, "-t", str(seconds), "-map", "0:v:0", "-f", "framecrc", "-",
-    ]  # fmt: skip
-
-
-def decoded_frames(stdout: bytes) -> int:
-    return sum(1 for line in stdout.decode().splitlines() if line and not line.startswith("#"))
 
 
 def on_air_calls(client: Client) -> list[list[object]]:
