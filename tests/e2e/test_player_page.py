@@ -111,7 +111,8 @@ def test_player_page_plays_the_stream_in_chromium(
     http_server: tuple[ServerProcess, str], browser: Any, tmp_path: Path
 ) -> None:
     """From the dashboard's watch link, the page plays live/cam: the video's position advances
-    PLAYED seconds, its picture is the source's 320x240, and no error is reported."""
+    PLAYED seconds, its picture is the source's 320x240, and no error is reported. H.264+AAC
+    from Debian's FFmpeg."""
     server, base = http_server
     publisher = start(ffmpeg_publish_command(f"{server.url}/live/cam", 120))
     try:
@@ -119,6 +120,8 @@ def test_player_page_plays_the_stream_in_chromium(
         page = browser.new_page(viewport={"width": 900, "height": 600})
         failures: list[str] = []
         page.on("pageerror", lambda exc: failures.append(f"page error: {exc}"))
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(base + "/")
         watch = page.locator('tr.stream[data-stream="live/cam"] a[data-action="watch"]')
         watch.wait_for(timeout=DEADLINE * 1000)
@@ -126,9 +129,13 @@ def test_player_page_plays_the_stream_in_chromium(
         assert href == "/play/live/cam"
 
         page.goto(base + href)
-        page.wait_for_function(
-            "() => document.getElementById('video').currentTime > 0", timeout=DEADLINE * 1000
-        )
+        try:
+            page.wait_for_function(
+                "() => document.getElementById('video').currentTime > 0", timeout=DEADLINE * 1000
+            )
+        except Exception:
+            status = page.locator("#status").text_content()
+            pytest.fail(f"the video never played; status {status!r}; console: {console}")
         first = page.evaluate("() => document.getElementById('video').currentTime")
         positions = [first]
         deadline = time.monotonic() + DEADLINE
