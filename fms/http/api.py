@@ -6,6 +6,8 @@ responses. Routes (``{app}`` and ``{name}`` are one path segment each, percent-e
 slash inside one is ``%2F``):
 
 - ``GET /`` the dashboard page (``fms/http/dashboard.html``; 404 when not installed);
+- ``GET /play/{app}/{name}`` the player page of a stream and ``GET /static/{file}`` the files
+  it loads (:mod:`fms.http.pages`); these two need no token, like HTTP-FLV itself;
 - ``GET /metrics`` Prometheus text (:mod:`fms.http.metrics`);
 - ``GET /api/v1/server``, ``/api/v1/streams``, ``/api/v1/streams/{app}/{name}``,
   ``/api/v1/clients[?app=&stream=]``, ``/api/v1/clients/{id}``, ``/api/v1/apps``;
@@ -36,6 +38,7 @@ from twisted.internet.defer import Deferred, succeed
 from fms import __version__
 from fms.config import HTTPConfig
 from fms.http import documents as docs
+from fms.http import pages
 from fms.http import reconnect as moves
 from fms.http.peers import NoPeers, PeerError, Peers
 from fms.log import Logger
@@ -106,6 +109,8 @@ POST = frozenset({"POST"})
 class _Route:
     methods: dict[str, Callable[..., Deferred[Response]]]
     action: frozenset[str] = frozenset({"DELETE"})
+    public: bool = False
+    """Served without a token even with ``read_token`` (a page a browser opens by address)."""
 
 
 class API:
@@ -126,6 +131,7 @@ class API:
         self.peers: Peers = peers if peers is not None else NoPeers()
         self.started = server.clock.seconds() if started is None else started
         self.dashboard = _dashboard()
+        self.pages = pages.Pages()
         self.metrics_extra: Callable[[], dict[str, Any]] = lambda: {}
         """Figures of this process the metrics add (the worker restarts of a worker)."""
         for op, handler in (
@@ -265,7 +271,7 @@ class API:
                     (("Allow", allow),),
                 )
             )
-        if segments and (method in route.action or self.config.read_token):
+        if segments and not route.public and (method in route.action or self.config.read_token):
             self._authorize(headers, method in route.action)
         known = {"app", "stream", "limit"} if segments == ["api", "v1", "clients"] else set()
         params: dict[str, str] = {}
@@ -286,6 +292,10 @@ class API:
             return _Route({"GET": self.get_dashboard}), []
         if segments == ["metrics"]:
             return _Route({"GET": self.get_metrics}), []
+        if len(segments) == 3 and segments[0] == "play":
+            return _Route({"GET": self.get_player}, public=True), segments[1:]
+        if len(segments) == 2 and segments[0] == "static":
+            return _Route({"GET": self.get_static}, public=True), segments[1:]
         if segments[:2] != ["api", "v1"]:
             return None, []
         rest = segments[2:]
@@ -334,6 +344,21 @@ class API:
         if self.dashboard is None:
             return succeed(error(404, "the dashboard page is not installed"))
         return succeed(Response(200, self.dashboard, HTML))
+
+    def get_player(self, app: str, name: str) -> Deferred[Response]:
+        """The same page for every stream: it reads ``app`` and ``name`` from its address."""
+        page = self.pages.player()
+        if page is None:
+            return succeed(error(404, "the player page is not installed"))
+        return succeed(Response(200, page, HTML))
+
+    def get_static(self, name: str) -> Deferred[Response]:
+        found = self.pages.static(name)
+        if found is None:
+            return succeed(error(404, f"no static file {name!r}"))
+        body, content_type = found
+        cache = (("Cache-Control", f"public, max-age={pages.STATIC_MAX_AGE}"),)
+        return succeed(Response(200, body, content_type, cache))
 
     def get_metrics(self) -> Deferred[Response]:
         from fms.http.metrics import render
