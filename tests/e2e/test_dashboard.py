@@ -123,6 +123,11 @@ def test_dashboard_lists_a_stream_counts_its_player_and_kicks_it(
         page.fill("#token", TOKEN)
         page.dispatch_event("#token", "change")
         kick.click()
+        # the page reports the server's answer to the kick, then the player is cut off
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent === 'kick: done'",
+            timeout=30_000,
+        )
         _, out, err = finish(player, timeout=30)
         player = None
         # the player was cut off while the stream went on: it had decoded frames, and the
