@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
 from fms.apps.shared import MAX_SEATS, Seating
 from fms.cluster import seats
@@ -101,10 +102,35 @@ def test_closing_gives_every_seat_back(here: LockSeats, other: OtherWorker) -> N
     assert other.take("live", "cam", 1) == 0
 
 
-def test_a_folder_that_cannot_hold_seats_refuses_them(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_hold_seats_refuses_them_and_says_why(tmp_path: Path) -> None:
     """Fail closed: a seat that cannot be taken is not given."""
-    table = LockSeats(str(tmp_path / "missing"))
-    assert table.take("live", "cam", 2) is None
+    lines: list[str] = []
+
+    def observer(event: LogEvent) -> None:
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        table = LockSeats(str(tmp_path / "missing"))
+        assert table.take("live", "cam", 2) is None
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert lines == [
+        "cannot open the seats of live/'cam': No such file or directory: no seat given"
+    ]
+
+
+def test_giving_one_seat_back_keeps_the_next_one_taken(here: LockSeats, other: OtherWorker) -> None:
+    assert [here.take("live", "cam", 3) for _ in range(3)] == [0, 1, 2]
+    here.release("live", "cam", 1)
+    assert other.take("live", "cam", 3) == 1
+    assert other.take("live", "cam", 3) is None
+
+
+def test_after_closing_a_worker_takes_its_seats_afresh(here: LockSeats) -> None:
+    assert here.take("live", "cam", 2) == 0
+    here.close()
+    assert here.take("live", "cam", 2) == 0 and len(here) == 1
 
 
 def test_the_applications_seating_counts_the_other_workers_seats(
