@@ -264,7 +264,10 @@ def test_arbitrary_payloads_never_break_the_figures(payload: bytes, type_id: int
     stats = StreamStats(started=0.0)
     feed(stats, Media(type_id, 0, 1, payload), 0.0)
     feed(stats, Media(type_id, 40, 1, payload), 0.04)
-    json.dumps(stats.snapshot(0.1))
+    snapshot = stats.snapshot(0.1)
+    # whatever the bytes say, the figures are plain JSON and count both messages in full
+    assert json.loads(json.dumps(snapshot)) == snapshot
+    assert (snapshot["messages_in"], snapshot["bytes_in"]) == (2, 2 * len(payload))
 
 
 # --- the stream, its players and the plugin view -------------------------------------------
