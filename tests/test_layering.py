@@ -19,7 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 SANS_IO = ["fms.rtmp", "fms.amf", "fms.rtmp.connection", "fms.rtmp.client", "fms.live",
-           "fms.live.stream", "fms.live.registry", "fms.live.media", "fms.live.names"]  # fmt: skip
+           "fms.live.stream", "fms.live.registry", "fms.live.media", "fms.live.names",
+           "fms.hls", "fms.vod"]  # fmt: skip
 
 BASE = {"errors", "counters"}
 UTIL = BASE | {"config", "log", "jsonlog", "__init__"}
@@ -34,10 +35,14 @@ ALLOWED: dict[str, set[str]] = {
     "config": BASE,
     "log": BASE | {"jsonlog"},
     "jsonlog": set(),
+    # sans-IO muxing for HLS (fMP4/CMAF, MPEG-TS, segments, playlists)
+    "hls": BASE | {"live", "rtmp", "amf"},
+    # sans-IO recorded streams: FLV files written, indexed, repaired and read back
+    "vod": BASE | {"live", "rtmp", "amf"},
     "apps": UTIL | {"live", "rtmp", "amf"},
-    "server": UTIL | {"apps", "live", "rtmp", "amf"},
-    "http": UTIL | {"server", "apps", "live", "rtmp", "amf"},
-    "cluster": UTIL | {"http", "server", "apps", "live", "rtmp", "amf"},
+    "server": UTIL | {"apps", "live", "vod", "rtmp", "amf"},
+    "http": UTIL | {"server", "apps", "live", "hls", "vod", "rtmp", "amf"},
+    "cluster": UTIL | {"http", "server", "apps", "live", "hls", "vod", "rtmp", "amf"},
     "cli": UTIL | {"http", "server", "cluster", "apps"},
     "__main__": {"cli"},
     # the test kit for plugin authors: stand-in views of the plugin API, and `fms run`
@@ -46,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "plugin": {"apps"},
     "interfaces": {"apps"},
     # shipped plugins see the plugin API and plain codecs, never wire records or the edges
-    "plugins": UTIL | {"apps", "amf"},
+    "plugins": UTIL | {"apps", "amf", "vod"},
 }
 """What each room may import. ``live``, ``rtmp`` and ``amf`` know no edge; ``apps`` never
 imports ``server`` or ``cluster``; ``server`` never imports ``cluster`` (the cluster extends
