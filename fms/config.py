@@ -254,6 +254,32 @@ class StreamsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VodConfig:
+    """Recorded streams played back (``[apps.NAME.vod]``): off until a folder is named."""
+
+    folder: str = _opt(
+        "",
+        doc="folder of FLV recordings this app plays (relative to the configuration file);"
+        " empty: no playback of recordings",
+    )
+    max_tag_bytes: int = _opt(
+        16 << 20,
+        minimum=1024,
+        doc="largest tag a recording may hold (bytes); a bigger size field ends that playback"
+        " as a damaged file",
+    )
+    max_pending: int = _opt(
+        1 << 20,
+        minimum=16384,
+        doc="bytes a viewer's socket may hold before the file is read further (the viewer"
+        " that does not read costs a file position, not memory)",
+    )
+    max_open: int = _opt(
+        512, minimum=1, doc="recordings played at once by this process (more: Play.Failed)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PluginSpec:
     """One ``[[apps.NAME.plugins]]`` entry: what to load (``use``) and its options, which are
     passed to the plugin's constructor as keyword arguments."""
@@ -284,6 +310,8 @@ class AppConfig:
     listed under ``[apps]``."""
     name: str | None = None
     """The section's app name (None for the default app)."""
+    vod: VodConfig = field(default_factory=VodConfig)
+    """Playback of recordings (``[apps.NAME.vod]``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +500,7 @@ def _load_apps(
     }
 
 
-_APP_KEYS = ("decision_timeout", "plugins", "policy", "publish_or_play_timeout", "streams")
+_APP_KEYS = ("decision_timeout", "plugins", "policy", "publish_or_play_timeout", "streams", "vod")
 
 
 def _load_app(
@@ -486,6 +514,7 @@ def _load_app(
     timeout = 10.0
     policy = "open"
     publish_or_play: float | None = None
+    vod = VodConfig()
     for key, value in table.items():
         if key == "streams":
             overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
@@ -510,6 +539,8 @@ def _load_app(
                 )
             else:
                 publish_or_play = float(value)
+        elif key == "vod":
+            vod = VodConfig(**_validated(VodConfig, value, f"{where}.vod", problems))
         elif key == "policy" and name is None:
             if value not in APP_POLICIES:
                 problems.append(f"{where}.policy: {value!r} is not one of open, refuse")
@@ -525,6 +556,7 @@ def _load_app(
         publish_or_play_timeout=publish_or_play,
         policy=policy,
         name=name,
+        vod=vod,
     )
 
 

@@ -128,7 +128,8 @@ class FakeStream(StreamFigures):
     players and the ``metadata`` (onMetaData object) the publisher sent. ``figures`` are
     what :attr:`~fms.apps.interfaces.IStreamView.figures` returns (e.g.
     ``{"bitrate_kbps": {"total": 2500.0}, "video": {"codec": "h264", "width": 1280}}``);
-    ``bitrate_kbps``, ``video_codec``, ``width``, ``height`` and ``fps`` read them."""
+    ``bitrate_kbps``, ``video_codec``, ``width``, ``height`` and ``fps`` read them;
+    ``recorded``: a recording played from a file rather than a live stream."""
 
     def __init__(
         self,
@@ -139,7 +140,9 @@ class FakeStream(StreamFigures):
         subscriber_count: int = 0,
         metadata: Mapping[str, Any] | None = None,
         figures: Mapping[str, Any] | None = None,
+        recorded: bool = False,
     ) -> None:
+        self.recorded = recorded
         self.app = app
         self.name = name
         self.publisher = publisher

@@ -388,15 +388,17 @@ class Application:
         for index in range(len(self._media_hooks)):
             self._media_failed.discard((index, stream.app, stream.name))
 
-    def play_started(self, client: IClientView, stream: LiveStream) -> None:
-        """``client`` was told ``NetStream.Play.Start`` for ``stream``."""
-        self._notify_in_turn(("play_started", (client, StreamView(stream))))
+    def play_started(self, client: IClientView, stream: LiveStream | IStreamView) -> None:
+        """``client`` was told ``NetStream.Play.Start`` for ``stream`` (a live stream, or the
+        view of a recording)."""
+        view = StreamView(stream) if isinstance(stream, LiveStream) else stream
+        self._notify_in_turn(("play_started", (client, view)))
 
-    def play_stopped(self, client: IClientView, stream: LiveStream) -> None:
+    def play_stopped(self, client: IClientView, stream: LiveStream | IStreamView) -> None:
         """A play that started ended: its seats go back, then ``play_stopped`` and the older
         ``stop``."""
         self.seating.play_stopped(client.id, stream.name)
-        view = StreamView(stream)
+        view = StreamView(stream) if isinstance(stream, LiveStream) else stream
         self._notify_in_turn(("play_stopped", (client, view)), ("stop", (client, stream.name)))
 
     def media(self, stream: LiveStream, message: Media | Data, info: MediaInfo) -> None:

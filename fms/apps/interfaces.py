@@ -73,6 +73,11 @@ class IStreamView(Interface):
         "Video frames per second measured on the timestamps of the last 5 seconds (float), "
         "or None while unknown."
     )
+    recorded = Attribute(
+        "True for a recording played from a file (``[apps.NAME.vod]``): it has no publisher, "
+        "its ``metadata`` is the file's onMetaData and its ``figures`` say 'recorded' and "
+        "'duration' (seconds); False for a live stream."
+    )
 
 
 class IClientView(Interface):

@@ -170,6 +170,8 @@ class StreamFigures:
 class StreamView(StreamFigures):
     """The read-only view of a :class:`~fms.live.stream.LiveStream` that plugins get."""
 
+    recorded = False
+
     def __init__(self, stream: LiveStream) -> None:
         self._stream = stream
 
@@ -211,3 +213,45 @@ class StreamView(StreamFigures):
 
     def __repr__(self) -> str:
         return f"<StreamView {self.app}/{self.name}>"
+
+
+@implementer(IStreamView)
+class RecordingView(StreamFigures):
+    """What plugins see of a recording played from a file: its name, its onMetaData, and
+    figures that say it is recorded (with its duration in seconds)."""
+
+    recorded = True
+    publisher = None
+    subscriber_count = 0
+
+    def __init__(
+        self, app: str, name: str, metadata: dict[str, Any] | None, duration: float
+    ) -> None:
+        self.app = app
+        self.name = name
+        self._metadata = dict(metadata) if metadata is not None else None
+        self.duration = duration
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        return dict(self._metadata) if self._metadata is not None else None
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        meta = self._metadata or {}
+        width, height = meta.get("width"), meta.get("height")
+        video = None
+        if isinstance(width, (int, float)) and isinstance(height, (int, float)):
+            video = {"codec": None, "width": int(width), "height": int(height), "fps": None}
+        return {
+            "recorded": True,
+            "duration": self.duration,
+            "published": False,
+            "bitrate_kbps": {"total": 0.0, "video": 0.0, "audio": 0.0},
+            "video": video,
+            "audio": None,
+            "metadata": self.metadata,
+        }
+
+    def __repr__(self) -> str:
+        return f"<RecordingView {self.app}/{self.name}>"

@@ -24,11 +24,11 @@ from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from fms.apps.application import Application, MethodNotFound
-from fms.apps.verdict import Verdict, status_for
+from fms.apps.application import Application
+from fms.apps.verdict import Verdict
 from fms.apps.views import ClientView
 from fms.config import Config
-from fms.errors import ApplicationError, RemoteProtocolError
+from fms.errors import RemoteProtocolError
 from fms.live.media import DATA_INFO, MediaInfo
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
@@ -37,9 +37,11 @@ from fms.rtmp import events as ev
 from fms.rtmp.connection import ConnectionState, ServerConnection, StreamState, split_query
 from fms.rtmp.messages import Data, Media
 from fms.rtmp.status import StatusCode, info
-from fms.server.calls import answer_encoder_call
+from fms.server.calls import answer_encoder_call, call_failed
 from fms.server.delivery import PlaySink, buffered, pause, seek, write_through
 from fms.server.host import ServerHost
+from fms.server.vod import VodPlays
+from fms.vod.recordings import open_recording
 
 log = Logger(namespace="fms.server.protocol")
 
@@ -79,6 +81,7 @@ class RTMPServerProtocol(TwistedProtocol):
         """Whether this connection counts toward its address's ``max_connecting_per_ip``."""
         self.address_group = "?"
         """What that cap counts it under: its IPv4 address, or its IPv6 prefix."""
+        self.vod = VodPlays(self, server.clock, open_recording)
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -107,7 +110,7 @@ class RTMPServerProtocol(TwistedProtocol):
         stop_publishing = functools.partial(self._stop_publishing, notify=False)
         for sid in list(self.publishing):
             self._safely("ending its publish", stop_publishing, sid)
-        for sid in list(self.playing):
+        for sid in [*self.playing, *self.vod.plays]:
             self._safely("ending its play", self._stop_playing, sid)
         if self.connection is not None:
             self.connection.close()
@@ -370,34 +373,20 @@ class RTMPServerProtocol(TwistedProtocol):
             for sid, stream in list(self.publishing.items()):
                 if stream.name == split_query(stream_name)[0]:
                     self._stop_publishing(sid)
-        if not answer_encoder_call(conn, command):
+        if not answer_encoder_call(conn, command, self.vod.length):
             assert self.application is not None and self.client_view is not None
             d = self.application.call(self.client_view, name, command.arguments)
             tid = command.transaction_id
             d.addCallbacks(
                 self._guarded("call", lambda value: self._call_answered(tid, value)),
-                self._guarded("call", lambda failure: self._call_failed(tid, name, failure)),
+                self._guarded(
+                    "call", lambda failure: call_failed(conn, self.peer, tid, name, failure)
+                ),
             )
 
     def _call_answered(self, transaction_id: float, value: Any) -> None:
         if transaction_id and self.connection is not None:
             self.connection.send_result(transaction_id, value)
-
-    def _call_failed(self, transaction_id: float, method: str, failure: Failure) -> None:
-        conn = self.connection
-        assert conn is not None
-        error = failure.value
-        if isinstance(error, MethodNotFound):
-            code, description = StatusCode.CALL_FAILED, f"unknown method {method!r}"
-        elif isinstance(error, ApplicationError):
-            code = status_for(error.code, StatusCode.CALL_FAILED)
-            description = error.description
-        else:
-            log.failure("call {method} from {peer} failed", failure, method=method,
-                        peer=self.peer)  # fmt: skip
-            code, description = StatusCode.CALL_FAILED, f"{method} failed"
-        if transaction_id:
-            conn.send_error(transaction_id, code, description)
 
     def _busy(self, action: str, name: str, busy: bool) -> bool:
         """Whether the stream id is already in use (logged once): the request is refused before
@@ -559,6 +548,8 @@ class RTMPServerProtocol(TwistedProtocol):
             conn.reject_play(sid, name, verdict.status, verdict.description)
             return
         self._stop_playing(sid)
+        if self.vod.maybe_play(sid, name, event.start, event.duration):
+            return
         conn.accept_play(sid, name, reset=event.reset)
         self.flush_output()
         stream, player = self.server.registry.play(self.app, name, PlaySink(self, sid, name), sid)
@@ -573,6 +564,7 @@ class RTMPServerProtocol(TwistedProtocol):
 
     def _stop_playing(self, sid: int, *, lost: bool = False) -> None:
         """End play ``sid`` (``lost``: the stream already dropped the player): plugins hear."""
+        self.vod.stop(sid)
         entry = self.playing.pop(sid, None)
         if entry is not None:
             if not lost:
@@ -592,11 +584,16 @@ class RTMPServerProtocol(TwistedProtocol):
 
     def _on_pause(self, event: ev.PauseRequested) -> None:
         assert self.connection is not None
-        pause(self.connection, event.stream_id, self.playing.get(event.stream_id), event.paused)
+        if not self.vod.pause(event.stream_id, event.paused, event.position):
+            pause(self.connection, event.stream_id, self.playing.get(event.stream_id), event.paused)
 
     def _on_seek(self, event: ev.SeekRequested) -> None:
         assert self.connection is not None
-        seek(self.connection, event.stream_id, self.playing.get(event.stream_id))
+        if not self.vod.seek(event.stream_id, event.offset):
+            seek(self.connection, event.stream_id, self.playing.get(event.stream_id))
+
+    def _on_buffer_length(self, event: ev.BufferLengthSet) -> None:
+        self.vod.buffer(event.stream_id, event.length)
 
     def _on_receive_media(self, event: ev.ReceiveMediaRequested) -> None:
         entry = self.playing.get(event.stream_id)
@@ -633,6 +630,7 @@ class RTMPServerProtocol(TwistedProtocol):
         ev.PauseRequested: "_on_pause",
         ev.SeekRequested: "_on_seek",
         ev.ReceiveMediaRequested: "_on_receive_media",
+        ev.BufferLengthSet: "_on_buffer_length",
         ev.PeerChunkSizeChanged: "_on_peer_chunk_size",
         ev.ResultReceived: "_on_result",
         ev.ErrorReceived: "_on_result",

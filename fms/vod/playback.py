@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from fms.vod.pacing import Pacer
 
@@ -32,7 +32,7 @@ class FileTag(Protocol):
     @property
     def timestamp(self) -> int: ...
     @property
-    def payload(self) -> bytes: ...
+    def body(self) -> bytes: ...
 
 
 class TagSource(Protocol):
@@ -58,6 +58,8 @@ class Recording:
     keyframes: Sequence[tuple[int, int]]
     headers: Sequence[FileTag]
     first_offset: int
+    metadata: dict[str, Any] | None = None
+    """The file's onMetaData object, for plugins (the header tags carry it to players)."""
 
     def keyframe_at_or_before(self, time_ms: int) -> tuple[int, int]:
         """The ``(time, offset)`` to start from to show ``time_ms``: the last keyframe at or
@@ -174,9 +176,9 @@ class Playback:
                 self._held = tag
                 out.wait = self.pacer.wait(tag.timestamp, now)
                 return out
-            if size and size + len(tag.payload) > self.max_bytes:
+            if size and size + len(tag.body) > self.max_bytes:
                 self._held = tag
                 out.wait = 0.0
                 return out
             out.tags.append(tag)
-            size += len(tag.payload)
+            size += len(tag.body)

@@ -4,13 +4,21 @@ seek to keyframes, pause, the end, and the bound on what one step hands out."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fms.live.flv import Tag
 from fms.vod.pacing import MAX_BUFFER_MS, Pacer
 from fms.vod.playback import Playback, Recording
+
+
+@dataclass(frozen=True)
+class Tag:
+    tag_type: int
+    timestamp: int
+    body: bytes
+
 
 META = Tag(18, 0, b"meta")
 CONFIG = Tag(9, 0, b"\x17\x00config")
@@ -36,12 +44,12 @@ def recording(
         Tag(9, t, (b"\x17" if t % gop_ms == 0 else b"\x27") + b"\x01" + bytes(100))
         for t in range(0, seconds * 1000, frame_ms)
     ]
-    keyframes = [(tag.timestamp, 100 + i) for i, tag in enumerate(tags) if tag.payload[0] == 0x17]
+    keyframes = [(tag.timestamp, 100 + i) for i, tag in enumerate(tags) if tag.body[0] == 0x17]
     return Recording(seconds * 1000, keyframes, [META, CONFIG], 100), ListSource(tags)
 
 
 def times(tags: list) -> list[int]:
-    return [t.timestamp for t in tags if t.tag_type == 9 and t.payload[1] == 1]
+    return [t.timestamp for t in tags if t.tag_type == 9 and t.body[1] == 1]
 
 
 def test_the_first_step_sends_the_headers_then_one_buffer_of_media() -> None:

@@ -1,0 +1,131 @@
+"""Recordings played over RTMP by real clients from a real server process.
+
+An FLV file made by Debian's FFmpeg (H.264 + AAC, a keyframe each second) sits in the
+``[apps.vod.vod]`` folder. FFmpeg plays it through the server and demuxes every packet bit
+for bit as FFmpeg reads it from the file (``-f framemd5`` of both), without getting it faster
+than the clock allows (real time, a client buffer ahead); rtmpdump plays it from a start time
+and gets the recording from the keyframe at or before it, which ffprobe decodes; a file cut
+mid-tag plays to its last whole tag; a damaged file ends its own playback while another viewer
+plays on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fms.live import flv
+from tests.e2e.harness import (
+    ServerProcess,
+    finish,
+    probe_command,
+    require_client,
+    run_client,
+    start,
+)
+from tests.e2e.test_http_flv import framemd5_command, make_source, packets
+
+pytestmark = pytest.mark.e2e
+
+SECONDS = 8
+BUFFER_S = 3  # FFmpeg's default rtmp_buffer (ms / 1000) that the server sends ahead
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("recordings")
+    make_source(folder / "clip.flv", SECONDS)
+    return folder
+
+
+@pytest.fixture
+def server(library: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "fms.toml"
+    config.write_text(f"[apps.vod.vod]\nfolder = {str(library)!r}\n")
+    proc = ServerProcess(config=config)
+    yield proc
+    proc.stop()
+
+
+def test_ffmpeg_gets_every_packet_of_the_file_in_real_time(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    expected = tmp_path / "file.framemd5"
+    result = run_client(framemd5_command(str(library / "clip.flv"), expected), timeout=60)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    got = tmp_path / "rtmp.framemd5"
+    began = time.monotonic()
+    result = run_client(framemd5_command(f"{server.url}/vod/clip", got), timeout=120)
+    elapsed = time.monotonic() - began
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert packets(got) == packets(expected)
+    # Paced, not read at disk speed: nothing comes earlier than its time minus the buffer.
+    assert elapsed >= SECONDS - BUFFER_S - 1
+    server.wait_for_line(r"play recording vod/clip \(clip\.flv\)")
+
+
+def test_rtmpdump_from_a_start_time_gets_the_keyframe_at_or_before_it(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    _, source = flv.read_file((library / "clip.flv").read_bytes())
+    keyframes = [t.timestamp for t in source if t.tag_type == 9 and t.payload[:2] == b"\x17\x01"]
+    expected = max(k for k in keyframes if k <= 4500)
+    out = tmp_path / "part.flv"
+    command = [require_client("rtmpdump"), "-q", "-r", f"{server.url}/vod/clip"]
+    result = run_client([*command, "-A", "4.5", "-o", str(out)], timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    _, tags = flv.read_file(out.read_bytes())
+    frames = [t for t in tags if t.tag_type == flv.TAG_VIDEO and t.payload[1] == 1]
+    assert frames[0].payload[:2] == b"\x17\x01"  # a keyframe first
+    # librtmp adds the start it asked for (4500 ms) to every timestamp it writes (its resume
+    # model); the server sends the file's own times, as Flash's NetStream.time needs.
+    assert frames[0].timestamp - 4500 == expected
+    assert frames[0].payload == next(t.payload for t in source if t.timestamp == expected
+                                     and t.tag_type == 9 and t.payload[1] == 1)  # fmt: skip
+    assert len(frames) == len([k for k in source if k.tag_type == 9 and k.payload[1] == 1
+                               and k.timestamp >= expected])  # fmt: skip
+    probe = run_client(probe_command(str(out)), timeout=60)
+    assert probe.returncode == 0, probe.stderr.decode(errors="replace")
+    assert b'"codec_name": "h264"' in probe.stdout and b'"codec_name": "aac"' in probe.stdout
+
+
+def test_a_cut_file_plays_to_its_last_whole_tag_and_a_damaged_one_ends_alone(
+    library: Path, tmp_path: Path
+) -> None:
+    data = (library / "clip.flv").read_bytes()
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "cut.flv").write_bytes(data[: len(data) * 2 // 3 + 5])
+    damaged = bytearray(data)
+    at = 13  # the first tag: walk the tags to the one at the middle of the file
+    while at < len(data) // 2:
+        at += 11 + int.from_bytes(data[at + 1 : at + 4], "big") + 4
+    damaged[at : at + 11] = b"\xff" * 11  # a tag header that is no tag header
+    (folder / "damaged.flv").write_bytes(bytes(damaged))
+    (folder / "clip.flv").write_bytes(data)
+    config = tmp_path / "fms.toml"
+    config.write_text(f"[apps.vod.vod]\nfolder = {str(folder)!r}\n")
+    server = ServerProcess(config=config)
+    try:
+        outs = {name: tmp_path / f"{name}.flv" for name in ("cut", "damaged", "clip")}
+        players = {
+            name: start([require_client("ffmpeg"), "-v", "error", "-i", f"{server.url}/vod/{name}",
+                         "-c", "copy", "-f", "flv", "-y", str(out)])
+            for name, out in outs.items()
+        }  # fmt: skip
+        codes = {name: finish(proc, timeout=120)[0] for name, proc in players.items()}
+        _, whole = flv.read_file(outs["clip"].read_bytes())
+        _, cut = flv.read_file(outs["cut"].read_bytes())
+        _, broken = flv.read_file(outs["damaged"].read_bytes())
+        _, source = flv.read_file(data)
+        media = [t for t in source if t.tag_type in (8, 9)]
+        assert codes["clip"] == 0
+        assert len([t for t in whole if t.tag_type in (8, 9)]) == len(media)
+        assert 0 < len([t for t in cut if t.tag_type in (8, 9)]) < len(media)
+        assert 0 < len([t for t in broken if t.tag_type in (8, 9)]) < len(media)
+        server.wait_for_line(r"recording damaged for \S+ cannot be read further")
+        assert server.process.poll() is None
+    finally:
+        server.stop()
