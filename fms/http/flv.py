@@ -45,6 +45,7 @@ from fms.apps.verdict import Verdict
 from fms.apps.views import ClientView
 from fms.config import HTTPConfig
 from fms.counters import COUNTERS
+from fms.http.recordings import find_recording, serve_recording
 from fms.live import flv
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
@@ -362,6 +363,11 @@ class FLVViewers:
         if not verdict.accepted:
             status = 403 if verdict.by_application else 400
             _error(viewer.request, status, verdict.description or "refused")
+            return
+        path = find_recording(self.server.config, self.server.registry, viewer.app, verdict.name)
+        if path is not None:
+            serve_recording(viewer.request, path, viewer.app, verdict.name, application, view,
+                            viewer.peer)  # fmt: skip
             return
         stream = self.server.registry.get(viewer.app, verdict.name)
         if (stream is None or not stream.published) and self.config.flv_wait <= 0:

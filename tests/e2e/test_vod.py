@@ -11,7 +11,10 @@ plays on.
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -127,5 +130,58 @@ def test_a_cut_file_plays_to_its_last_whole_tag_and_a_damaged_one_ends_alone(
         assert 0 < len([t for t in broken if t.tag_type in (8, 9)]) < len(media)
         server.wait_for_line(r"recording damaged for \S+ cannot be read further")
         assert server.process.poll() is None
+    finally:
+        server.stop()
+
+
+HTTP_LISTENING = re.compile(r"listening on (http://\S+)/")
+
+
+def http_server(tmp_path: Path, folder: Path, extra: str = "") -> tuple[ServerProcess, str]:
+    config = tmp_path / "fms.toml"
+    config.write_text(
+        f"[http]\nenabled = true\nport = 0\nflv_wait = 0\n"
+        f"[apps.vod.vod]\nfolder = {str(folder)!r}\n{extra}"
+    )
+    server = ServerProcess(config=config)
+    match = HTTP_LISTENING.search(server.wait_for_line(HTTP_LISTENING, timeout=20))
+    assert match is not None
+    return server, match.group(1)
+
+
+def test_a_recording_downloads_over_http_with_ranges(library: Path, tmp_path: Path) -> None:
+    data = (library / "clip.flv").read_bytes()
+    server, base = http_server(tmp_path, library)
+    try:
+        with urllib.request.urlopen(f"{base}/vod/clip.flv", timeout=30) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "video/x-flv"
+            assert response.read() == data
+        ranged = urllib.request.Request(
+            f"{base}/vod/clip.flv", headers={"Range": "bytes=1000-1999"}
+        )
+        with urllib.request.urlopen(ranged, timeout=30) as response:
+            assert response.status == 206
+            assert response.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+            assert response.read() == data[1000:2000]
+        probe = run_client(probe_command(f"{base}/vod/clip.flv"), timeout=60)
+        assert probe.returncode == 0, probe.stderr.decode(errors="replace")
+        _, tags = flv.read_file(data)
+        video = len([t for t in tags if t.tag_type == 9 and t.payload[1] == 1])
+        assert f'"nb_read_frames": "{video}"'.encode() in probe.stdout
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{base}/vod/nothing.flv", timeout=30)
+        assert missing.value.code == 404
+    finally:
+        server.stop()
+
+
+def test_plugins_decide_recording_downloads(library: Path, tmp_path: Path) -> None:
+    plugin = '[[apps.vod.plugins]]\nuse = "ipfilter"\nplay_deny = ["127.0.0.0/8"]\n'
+    server, base = http_server(tmp_path, library, plugin)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/vod/clip.flv", timeout=30)
+        assert refused.value.code == 403
     finally:
         server.stop()
