@@ -123,6 +123,12 @@ class IndexBuilder:
         return max((end.end for end in self._ends.values()), default=0)
 
     @property
+    def last(self) -> int | None:
+        """The latest audio or video timestamp (ms), None before any."""
+        lasts = [end.last for end in self._ends.values() if end.last is not None]
+        return max(lasts) if lasts else None
+
+    @property
     def has_video(self) -> bool:
         return TAG_VIDEO in self._ends
 

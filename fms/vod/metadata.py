@@ -42,11 +42,12 @@ from fms.amf import (
 CREATOR = "pyFMS"
 """``metadatacreator`` of the files the recorder writes: how repair knows a file is ours."""
 
-OWN_KEYS = (
-    "duration", "filesize", "videocodecid", "audiocodecid", "width", "height", "hasVideo",
-    "hasAudio", "metadatacreator", "indexed", "keyframes",
-)  # fmt: skip
-"""Keys the recorder sets itself; a publisher's values for them are replaced."""
+FIGURE_KEYS = ("videocodecid", "audiocodecid", "width", "height", "hasVideo", "hasAudio", "indexed")
+"""The recorder's figures after the publisher's keys, in this order."""
+OWN_KEYS = ("duration", "filesize", *FIGURE_KEYS, "metadatacreator", "keyframes")
+"""Keys the recorder sets itself; a publisher's values for them are replaced when the recorder
+knows better (a picture size it could not read keeps the publisher's)."""
+ALWAYS_OWN = frozenset({"duration", "filesize", "metadatacreator", "indexed", "keyframes"})
 
 KEYFRAME_ENTRY_SIZE = 18
 """Bytes one keyframe adds to the index: two AMF0 numbers (time, file position)."""
@@ -91,14 +92,19 @@ def metadata_values(
     keyframes: Sequence[tuple[int, int]],
 ) -> ECMAArray:
     """The ``onMetaData`` array: ``duration`` and ``filesize`` first, the publisher's keys,
-    then ``figures`` (the recorder's own: codec ids, sizes, ``indexed``...) and the index
+    then ``figures`` (the recorder's own, None for unknown: codec ids, sizes, ``indexed``...,
+    replacing the publisher's) and the index
     (``keyframes``: (ms, byte offset) pairs, written in seconds and bytes)."""
+    publisher = publisher or {}
     values = ECMAArray(duration=figures.get("duration", 0.0), filesize=figures.get("filesize", 0.0))
-    for key, value in (publisher or {}).items():
+    for key, value in publisher.items():
         if isinstance(key, str) and key not in OWN_KEYS:
             values[key] = value
-    for key, value in figures.items():
-        if key not in ("duration", "filesize") and value is not None:
+    for key in FIGURE_KEYS:  # in a fixed order, so that a repair writes what a close would
+        value = figures.get(key)
+        if value is None and key not in ALWAYS_OWN:
+            value = publisher.get(key)
+        if value is not None:
             values[key] = value
     values["metadatacreator"] = CREATOR
     values["keyframes"] = {
