@@ -1,53 +1,71 @@
 """Records published streams into FLV files, as Flash Media Server records ``publish`` streams.
 
 Every stream published to the application (or only those whose name matches ``streams``, a
-glob pattern) is written to ``<directory>/<app>/<name>-<UTC time>.flv``::
+glob pattern) is written to ``<directory>/<app>/<file>``, the file named by the ``name``
+template (``stream``: the stream name, ``app``, ``start``: the UTC start time; default
+``"{stream}-{start:%Y%m%dT%H%M%SZ}.flv"``)::
 
     [[apps.live.plugins]]
     use = "recorder"
     directory = "recordings"             # created if missing; relative to the configuration file
     streams = "cam*"                     # optional glob on the stream name; default "*"
     record_types = ["record", "append"]  # optional; default all of "live", "record", "append"
+    name = "{stream}-{start:%Y%m%d-%H%M%S}.flv"  # optional file name template (below)
     max_bytes = 1_000_000_000            # optional; a new file at the next keyframe past it
+    max_seconds = 3600                   # optional; a new file at the next keyframe past it
+    budget_bytes = 50_000_000_000        # optional; what the app's recordings may use in all
+    budget_policy = "delete-oldest"      # or "refuse": stop recording when the budget is used
+    index_bytes = 65536                  # optional; room for onMetaData's keyframe index
+
+Why a plugin and not the core: recording is a choice per application with options of its own,
+it needs nothing but the ``media`` hook, and the file format lives in :mod:`fms.vod` (sans-IO),
+which the server's playback of recordings reads too: both sides agree on the files without the
+server owning the recorder's disk policy.
 
 Publish kinds follow Flash Media Server: ``record`` starts a new file; ``append`` continues the
 newest file of that stream (its timestamps go on from where that file ended) or starts one if
-there is none or it is not a file this recorder wrote; ``live`` is recorded like ``record``
-unless ``record_types`` leaves it out (an unknown kind is relayed live, so it counts as
-``live``). Unlike Flash Media Server, ``record`` never overwrites: every file name carries the
-time it was started (and ``-1``, ``-2``... if that name is taken).
+there is none or it is not a complete file this recorder wrote; ``live`` is recorded like
+``record`` unless ``record_types`` leaves it out (an unknown kind is relayed live, so it counts
+as ``live``). ``record`` never overwrites: a name already taken gets ``-1``, ``-2``...
 
-The file: an FLV header, an ``onMetaData`` script tag (the publisher's metadata, with
-``duration`` (seconds) and ``filesize`` (bytes) first, so that they sit at fixed offsets and are
-patched in place when the recording ends), then the audio, video and other data messages as
-tags, timestamps rebased so that the file starts at 0. The recording starts with the publish, so
-the codec sequence headers come first naturally; a new file started by ``max_bytes`` gets the
-latest ones again before its first keyframe. Metadata that changes in mid-stream is not written
-(FFmpeg would read an ``onMetaData`` with a timestamp other than 0 as a data stream); a file
-started by ``max_bytes`` carries the latest.
+The file (:mod:`fms.vod.writer`): an FLV header, an ``onMetaData`` of fixed size (the
+publisher's metadata, rewritten in place at close with ``duration``, ``filesize``, codec ids
+(FourCC numbers for Enhanced RTMP codecs), ``width``/``height``, and the ``keyframes`` index
+``{times, filepositions}``), then every audio, video and data message as a tag, as published
+(Enhanced RTMP and multitrack tags included), timestamps rebased so that the file starts at 0.
+Metadata that changes in mid-stream is written where it came, as an ``onMetaData`` data tag
+(FFmpeg shows such tags as a data stream), and heads the next file. A new file started by
+``max_bytes`` or ``max_seconds`` begins with every track's sequence header (one per media kind,
+track and codec, HDR metadata included) before its first keyframe.
 
-File names come from the (already validated) app and stream names, each made one path
-component: ``/``, ``%``, control characters and characters that Windows forbids are written as
-``%XX``, and a leading ``.`` too, so no name can climb out of ``directory`` or hide a file
-(``live/room1`` records into ``<directory>/live%2Froom1/``, ``cam/hd`` as ``cam%2Fhd-...``).
+Crash safety: a file is a valid FLV up to its last complete tag at any moment; its
+``onMetaData`` says ``indexed: false`` until it is closed. When the application starts (its
+first client after a server start) every such file of the application that no process is
+writing (an exclusive ``flock`` marks the files being written) is repaired: a partial last tag
+is cut off and ``onMetaData`` rebuilt from the tags (:func:`fms.vod.reader.plan_repair`). That
+scan reads the whole file in the reactor thread: seconds for gigabytes, once after a crash.
 
-Writes go through a buffered file (no ``fsync``), so the reactor is not held up by the disk. An
-error (disk full, permission) is logged once and stops that one recording; the stream and every
-other recording go on. If the server dies, a file keeps its placeholders (duration 0) and stays
-playable. The publish kind is looked up by the name this plugin saw at ``publish``; if a later
-plugin renamed the stream, the client's newest publish is taken.
+Limits: ``budget_bytes`` counts every ``.flv`` of the application's folder. Before a write would
+exceed it, ``delete-oldest`` deletes the oldest recordings not being written (logged one by
+one), ``refuse`` (or nothing left to delete) stops that recording, closed properly, with one
+log line; a new recording is not started while the budget is used up. A write error (a full
+disk, permissions) stops that one recording with one log line too; the live stream and every
+other recording go on.
+
+File names come from the stream name made one path component (``/``, ``%``, control characters,
+characters Windows forbids and a leading ``.`` become ``%XX``, long names are cut), so no name
+can climb out of ``directory`` or hide a file; ``live/room1`` records into
+``<directory>/live%2Froom1/``. Writes go through a buffered file (no ``fsync``), so the reactor
+is not held up by the disk.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import fnmatch
-import math
 import os
-import re
-import struct
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,104 +73,41 @@ from typing import Any, BinaryIO
 
 from twisted.logger import Logger
 
-from fms.amf import AMFEncodeError, ECMAArray, encode_values
+from fms.amf import AMFEncodeError, encode_values
 from fms.apps.api import MediaFrame, Plugin
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.vod.files import (
+    DEFAULT_TEMPLATE,
+    StoredFile,
+    check_template,
+    oldest_over_budget,
+    path_component,
+    render,
+    template_pattern,
+)
+from fms.vod.reader import FLVReadError, index_file, plan_repair
+from fms.vod.tracks import HeaderCache
+from fms.vod.writer import DEFAULT_INDEX_ROOM, MIN_INDEX_ROOM, FLVWriter
 
 log = Logger(namespace="fms.plugins.recorder")
 
 RECORD_TYPES = ("live", "record", "append")
-
+POLICIES = ("delete-oldest", "refuse")
 TAG_AUDIO = 8
 TAG_VIDEO = 9
 TAG_SCRIPT = 18
-FLAG_AUDIO = 0x04
-FLAG_VIDEO = 0x01
-HEADER_SIZE = 9
-TAG_HEADER_SIZE = 11
-MAX_TAG_BODY = 0xFFFFFF
-"""An FLV tag's DataSize field has 24 bits (bytes)."""
-
 WRITE_BUFFER = 256 * 1024
 """Bytes buffered before the file is written to the OS (bytes)."""
 
-_U32 = struct.Struct(">I")
-_DOUBLE = struct.Struct(">d")
-
-_FLAGS_AT = 4
-"""Offset of the audio/video flags byte of the FLV header."""
-_BODY_AT = HEADER_SIZE + 4 + TAG_HEADER_SIZE
-"""Offset of the body of the first tag (``onMetaData``): header, PreviousTagSize0, tag header."""
-_META_PREFIX = b"\x02\x00\x0aonMetaData\x08"
-_DURATION_KEY = b"\x00\x08duration\x00"
-_FILESIZE_KEY = b"\x00\x08filesize\x00"
-_DURATION_AT_BODY = len(_META_PREFIX) + 4 + len(_DURATION_KEY)
-_FILESIZE_AT_BODY = _DURATION_AT_BODY + 8 + len(_FILESIZE_KEY)
-DURATION_AT = _BODY_AT + _DURATION_AT_BODY
-"""Offset in the file of the ``duration`` double (seconds) of ``onMetaData``."""
-FILESIZE_AT = _BODY_AT + _FILESIZE_AT_BODY
-"""Offset in the file of the ``filesize`` double (bytes) of ``onMetaData``."""
-_PATCHED_KEYS = ("duration", "filesize")
-
-_UNSAFE = set('%/\\<>:"|?*')
-_MAX_COMPONENT = 160
-"""Longest encoded app or stream name in a file name (bytes), well under the usual 255."""
-_STAMP = "%Y%m%dT%H%M%SZ"
+__all__ = ["NotAppendable", "Recorder", "RecordingFile", "path_component", "repair"]
 
 
 class NotAppendable(Exception):
     """An existing file cannot be continued (not written by this recorder, or damaged)."""
 
 
-def path_component(name: str) -> str:
-    """``name`` as one safe path component (see the module docstring); never empty, ``.``
-    or ``..``, and distinct names give distinct components unless they are very long."""
-    out: list[str] = []
-    size = 0
-    for index, char in enumerate(name):
-        unsafe = (
-            char in _UNSAFE
-            or (unicodedata.category(char)[0] in "CZ" and char != " ")
-            or (char == "." and index == 0)
-        )
-        piece = "".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
-        text = piece if unsafe else char
-        width = len(text.encode("utf-8", "surrogatepass"))
-        if size + width > _MAX_COMPONENT:
-            break
-        out.append(text)
-        size += width
-    component = "".join(out)
-    if component.endswith((" ", ".")):  # Windows drops them; keep names round-trippable
-        component = component[:-1] + f"%{ord(component[-1]):02X}"
-    return component or "%00"
-
-
-def _tag(type_id: int, timestamp: int, body: bytes) -> tuple[bytes, bytes]:
-    """The 11-byte header and the 4-byte PreviousTagSize around an FLV tag ``body``."""
-    ts = timestamp & 0xFFFFFFFF
-    header = (
-        _U32.pack((type_id << 24) | len(body))
-        + _U32.pack(((ts & 0xFFFFFF) << 8) | (ts >> 24))
-        + b"\x00\x00\x00"
-    )
-    return header, _U32.pack(TAG_HEADER_SIZE + len(body))
-
-
-def metadata_body(metadata: dict[str, Any] | None) -> bytes:
-    """The ``onMetaData`` script tag body: ``duration`` and ``filesize`` (0.0, patched later)
-    first, then the publisher's other keys (dropped if AMF0 cannot carry them)."""
-    values = ECMAArray(duration=0.0, filesize=0.0)
-    for key, value in (metadata or {}).items():
-        if isinstance(key, str) and key not in _PATCHED_KEYS:
-            values[key] = value
-    try:
-        body = encode_values(("onMetaData", values))
-    except AMFEncodeError:
-        body = encode_values(("onMetaData", ECMAArray(duration=0.0, filesize=0.0)))
-    assert body[_DURATION_AT_BODY - len(_DURATION_KEY) : _DURATION_AT_BODY] == _DURATION_KEY
-    assert body[_FILESIZE_AT_BODY - len(_FILESIZE_KEY) : _FILESIZE_AT_BODY] == _FILESIZE_KEY
-    return body
+class BudgetExceeded(OSError):
+    """The application's recordings would use more than ``budget_bytes``."""
 
 
 def open_new_file(path: Path) -> BinaryIO:
@@ -165,163 +120,135 @@ def open_existing_file(path: Path) -> BinaryIO:
     return open(path, "r+b", buffering=WRITE_BUFFER)
 
 
-def _flags_of(metadata: dict[str, Any] | None) -> int:
-    flags = 0
-    if metadata:
-        if "audiocodecid" in metadata or metadata.get("hasAudio") is True:
-            flags |= FLAG_AUDIO
-        if "videocodecid" in metadata or metadata.get("hasVideo") is True:
-            flags |= FLAG_VIDEO
-    return flags or FLAG_AUDIO | FLAG_VIDEO
+def _lock(file: BinaryIO) -> bool:
+    """Take the exclusive lock that says "being written"; False if another holds it."""
+    try:
+        fd = file.fileno()
+    except (OSError, ValueError):
+        return True  # not a file of the OS: nobody else can see it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
-class FLVFile:
-    """One FLV file open for writing, whose ``onMetaData`` duration and filesize are patched
-    when it is closed. ``start`` (ms) is where the new tags' timestamps begin (non-zero when
-    appending). Every method may raise OSError."""
+def _reader(file: BinaryIO) -> Callable[[int, int], bytes]:
+    fd = file.fileno()
+    return lambda offset, size: os.pread(fd, size, offset)
 
-    def __init__(
-        self, path: Path, file: BinaryIO, *, size: int, flags: int, start: int, appended: bool
-    ) -> None:
+
+class RecordingFile:
+    """One FLV file open for writing (:class:`fms.vod.writer.FLVWriter` does the bytes, this
+    the file). ``start`` (ms) is where new tags' timestamps begin (non-zero when appending).
+    Every method but :meth:`abandon` may raise OSError."""
+
+    def __init__(self, path: Path, file: BinaryIO, writer: FLVWriter, start: int) -> None:
         self.path = path
         self.file = file
-        self.size = size
-        """Bytes in the file so far."""
-        self.header_flags = flags
+        self.writer = writer
         self.start = start
-        self.appended = appended
-        self.seen_flags = 0
         self.closed = False
 
+    @property
+    def size(self) -> int:
+        return self.writer.size
+
     @classmethod
-    def create(cls, path: Path, metadata: dict[str, Any] | None) -> FLVFile:
-        """A new file at ``path`` (FileExistsError if taken) with header and onMetaData."""
-        flags = _flags_of(metadata)
-        body = metadata_body(metadata)
+    def create(cls, path: Path, metadata: dict[str, Any] | None, room: int) -> RecordingFile:
+        """A new file at ``path`` (FileExistsError if taken) with header and placeholder."""
+        writer = FLVWriter(metadata, room=room)
         file = open_new_file(path)
-        flv = cls(path, file, size=0, flags=flags, start=0, appended=False)
+        flv = cls(path, file, writer, 0)
         try:
-            flv._write(b"FLV\x01" + bytes((flags,)) + _U32.pack(HEADER_SIZE) + _U32.pack(0))
-            flv.write_tag(TAG_SCRIPT, 0, body)
+            _lock(file)
+            file.write(writer.start())
         except BaseException:
             flv.abandon()
             raise
         return flv
 
     @classmethod
-    def reopen(cls, path: Path) -> FLVFile:
-        """The file at ``path``, positioned at its end to append. NotAppendable says why a file
-        cannot be continued: only complete files this recorder wrote can."""
+    def reopen(cls, path: Path) -> RecordingFile:
+        """The file at ``path``, positioned at its end to append; NotAppendable says why a file
+        cannot be continued: only complete, closed files this recorder wrote can."""
         file = open_existing_file(path)
         try:
-            start, flags, size = cls._check(file)
+            if not _lock(file):
+                raise NotAppendable("it is being written")
+            size = file.seek(0, os.SEEK_END)
+            try:
+                found = index_file(_reader(file))
+            except FLVReadError as exc:
+                raise NotAppendable(f"not an FLV file ({exc})") from None
+            if not found.ours or found.metadata is None:
+                raise NotAppendable("its onMetaData was not written by this recorder")
+            if found.damage is not None or found.end != size or not found.indexed:
+                raise NotAppendable("it was interrupted (repaired when the application starts)")
+            writer = FLVWriter.resume(
+                publisher=found.metadata, index=found.index,
+                reserved=found.metadata_size, size=size, flags=found.flags,
+            )  # fmt: skip
         except BaseException:
             file.close()
             raise
-        return cls(path, file, size=size, flags=flags, start=start, appended=True)
+        last = found.index.last
+        start = 0 if last is None else max(found.index.duration, last + 1)
+        return cls(path, file, writer, start)
 
-    @staticmethod
-    def _check(file: BinaryIO) -> tuple[int, int, int]:
-        """(start ms, header flags, size) of a file to append to; NotAppendable otherwise."""
-        head = file.read(FILESIZE_AT + 8)
-        if len(head) < FILESIZE_AT + 8 or head[:4] != b"FLV\x01":
-            raise NotAppendable("not an FLV file")
-        if _U32.unpack_from(head, 5)[0] != HEADER_SIZE or head[HEADER_SIZE + 4] != TAG_SCRIPT:
-            raise NotAppendable("it does not start with onMetaData")
-        body = head[_BODY_AT:]
-        if (
-            not body.startswith(_META_PREFIX)
-            or body[_DURATION_AT_BODY - len(_DURATION_KEY) : _DURATION_AT_BODY] != _DURATION_KEY
-            or body[_FILESIZE_AT_BODY - len(_FILESIZE_KEY) : _FILESIZE_AT_BODY] != _FILESIZE_KEY
-        ):
-            raise NotAppendable("its onMetaData was not written by this recorder")
-        size = file.seek(0, os.SEEK_END)
-        file.seek(size - 4)
-        (last_size,) = _U32.unpack(file.read(4))
-        last_at = size - 4 - last_size
-        if last_size < TAG_HEADER_SIZE or last_at < HEADER_SIZE + 4:
-            raise NotAppendable("its last tag is damaged (an interrupted recording?)")
-        file.seek(last_at)
-        tag = file.read(TAG_HEADER_SIZE)
-        data_size = _U32.unpack_from(tag, 0)[0] & 0xFFFFFF
-        if tag[0] & 0x1F not in (TAG_AUDIO, TAG_VIDEO, TAG_SCRIPT) or data_size != last_size - 11:
-            raise NotAppendable("its last tag is damaged (an interrupted recording?)")
-        last_ts = (_U32.unpack_from(tag, 4)[0] >> 8) | (tag[7] << 24)
-        (duration,) = _DOUBLE.unpack_from(head, DURATION_AT)
-        start = 0
-        if last_at > HEADER_SIZE + 4:  # there is more than onMetaData
-            start = last_ts + 1
-            if math.isfinite(duration) and 0 < duration < 2**32 / 1000:
-                start = max(start, round(duration * 1000))
-        file.seek(size)
-        return start, head[_FLAGS_AT], size
-
-    def _write(self, data: bytes) -> None:
+    def write_tag(self, type_id: int, timestamp: int, body: bytes) -> int:
+        """Append one tag (``timestamp`` in ms, already rebased); the bytes written."""
+        data = self.writer.tag(type_id, timestamp, body)
         self.file.write(data)
-        self.size += len(data)
+        return len(data)
 
-    def write_tag(self, type_id: int, timestamp: int, body: bytes) -> None:
-        """Append one tag (``timestamp`` in ms, already rebased) and its PreviousTagSize."""
-        header, trailer = _tag(type_id, timestamp, body)
-        self._write(header)
-        self._write(body)
-        self._write(trailer)
-        if type_id == TAG_AUDIO:
-            self.seen_flags |= FLAG_AUDIO
-        elif type_id == TAG_VIDEO:
-            self.seen_flags |= FLAG_VIDEO
-
-    def close(self, duration: int) -> None:
-        """Patch duration (``duration`` ms, written in seconds), filesize and the header's
-        audio/video flags, then close."""
+    def close(self) -> None:
+        """Write the final ``onMetaData`` and header flags in place, then close."""
         if self.closed:
             return
         try:
-            flags = self.seen_flags | (self.header_flags if self.appended else 0)
-            if flags and flags != self.header_flags:
-                self.file.seek(_FLAGS_AT)
-                self.file.write(bytes((flags,)))
-            self.file.seek(DURATION_AT)
-            self.file.write(_DOUBLE.pack(duration / 1000))
-            self.file.seek(FILESIZE_AT)
-            self.file.write(_DOUBLE.pack(float(self.size)))
+            self.file.flush()
+            for patch in self.writer.finish():
+                self.file.seek(patch.offset)
+                self.file.write(patch.data)
         finally:
             self.closed = True
             self.file.close()
 
     def abandon(self) -> None:
-        """Close without patching, ignoring errors (after a failed write)."""
-        if not self.closed:
-            self.closed = True
-            try:
-                self.file.close()
-            except OSError:
-                pass
+        """Close, trying to finish the file, ignoring errors (after a failed write)."""
+        try:
+            self.close()
+        except OSError:
+            pass
 
 
-@dataclass(slots=True)
-class _Track:
-    """Where one track (audio or video) ended, to compute the duration: its last timestamp
-    plus the last step between two of its timestamps (about one frame), in ms."""
-
-    last: int | None = None
-    step: int = 0
-
-    def add(self, timestamp: int) -> None:
-        if self.last is not None and timestamp > self.last:
-            self.step = timestamp - self.last
-        if self.last is None or timestamp > self.last:
-            self.last = timestamp
-
-    @property
-    def end(self) -> int:
-        return 0 if self.last is None else self.last + self.step
+def repair(path: Path) -> str | None:
+    """Finish the interrupted recording at ``path`` in place (module docstring); a line that
+    says what was done, or None if the file needed nothing, is being written, or is not ours."""
+    with open(path, "r+b") as file:
+        if not _lock(file):
+            return None
+        size = file.seek(0, os.SEEK_END)
+        plan = plan_repair(_reader(file), size)
+        if plan is None:
+            return None
+        if plan.truncate < size:
+            file.truncate(plan.truncate)
+        for patch in plan.patches:
+            file.seek(patch.offset)
+            file.write(patch.data)
+    cut = f", {size - plan.truncate} bytes of a partial tag cut" if plan.truncate < size else ""
+    return (
+        f"{plan.index.duration / 1000:.3f} s, {len(plan.index.keyframes)} keyframes, "
+        f"{plan.truncate} bytes{cut}"
+    )
 
 
 @dataclass(slots=True)
 class Recording:
     """The recording of one publish of one stream. ``enabled`` is False for a publish that
-    is not recorded (filtered out, or stopped by an error)."""
+    is not recorded (filtered out, or stopped by an error or the budget)."""
 
     app: str
     name: str
@@ -329,30 +256,23 @@ class Recording:
     kind: str
     enabled: bool
     metadata: dict[str, Any] | None = None
-    flv: FLVFile | None = None
+    flv: RecordingFile | None = None
     base: int | None = None
     """Raw timestamp (ms) of the first media message of the current file."""
-    tracks: dict[int, _Track] = field(default_factory=dict)
-    audio_header: MediaFrame | None = None
-    video_header: MediaFrame | None = None
+    headers: HeaderCache = field(default_factory=HeaderCache)
     has_video: bool = False
+    frames: int = 0
+    """Audio and video frames (not headers) in the current file."""
     dropped: int = 0
     """Messages not written: data before the first frame, oversized, or not AMF0-encodable."""
 
     def rebase(self, timestamp: int) -> int:
         """A raw RTMP timestamp (ms) as a file timestamp; earlier than the base counts as 0."""
-        if self.base is None:
-            return self.flv.start if self.flv else 0
-        delta = (timestamp - self.base) & 0xFFFFFFFF
-        if delta >= 0x80000000:
-            delta = 0
-        return (self.flv.start if self.flv else 0) + delta
-
-    @property
-    def end(self) -> int:
-        """The file's duration so far (ms)."""
         start = self.flv.start if self.flv else 0
-        return max([start, *(t.end for t in self.tracks.values())])
+        if self.base is None:
+            return start
+        delta = (timestamp - self.base) & 0xFFFFFFFF
+        return start + (0 if delta >= 0x80000000 else delta)
 
 
 def _views_metadata(stream: IStreamView) -> dict[str, Any] | None:
@@ -367,6 +287,11 @@ def _metadata_of(message: MediaFrame) -> dict[str, Any] | None:
     return None
 
 
+def _positive(name: str, value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError(f"{name}: expected a positive number of {what}")
+
+
 class Recorder(Plugin):
     """Writes each recorded publish of the application to an FLV file (module docstring)."""
 
@@ -376,7 +301,12 @@ class Recorder(Plugin):
         directory: str | Path,
         streams: str = "*",
         record_types: Iterable[str] = RECORD_TYPES,
+        name: str = DEFAULT_TEMPLATE,
         max_bytes: int | None = None,
+        max_seconds: int | None = None,
+        budget_bytes: int | None = None,
+        budget_policy: str = "delete-oldest",
+        index_bytes: int = DEFAULT_INDEX_ROOM,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(directory, (str, os.PathLike)) or not str(directory):
@@ -392,24 +322,40 @@ class Recorder(Plugin):
         kinds = frozenset(listed)
         if not kinds:
             raise ValueError("record_types: empty, so nothing would be recorded")
-        if max_bytes is not None and (
-            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
-        ):
-            raise ValueError("max_bytes: expected a positive number of bytes")
+        check_template(name)
+        _positive("max_bytes", max_bytes, "bytes")
+        _positive("max_seconds", max_seconds, "seconds")
+        _positive("budget_bytes", budget_bytes, "bytes")
+        if budget_policy not in POLICIES:
+            raise ValueError(f"budget_policy: expected one of {', '.join(POLICIES)}")
+        _positive("index_bytes", index_bytes, "bytes")
+        if index_bytes < MIN_INDEX_ROOM:
+            raise ValueError(f"index_bytes: at least {MIN_INDEX_ROOM}")
         if not callable(clock):
             raise ValueError("clock: expected a function returning seconds since the epoch")
         self.directory = Path(directory).absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.streams = streams
         self.record_types = kinds
+        self.template = name
         self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.budget_bytes = budget_bytes
+        self.budget_policy = budget_policy
+        self.index_bytes = index_bytes
         self.clock = clock
         self.recordings: dict[tuple[str, str], Recording] = {}
         """Current publishes by (app, stream name)."""
         self._kinds: dict[int, dict[str, str]] = {}
         """Publish kinds by client id and stream name, from ``publish`` until recording."""
+        self._used: dict[Path, int] = {}
+        """Bytes of recordings in each app folder, counted at each file start, then kept up."""
 
     # ------------------------------------------------------------------------------- hooks
+
+    def app_start(self, app: IAppView) -> Any:
+        self.repair_folders(app.name)
+        return None
 
     def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
         kinds = self._kinds.setdefault(client.id, {})
@@ -455,6 +401,28 @@ class Recorder(Plugin):
             self._finish(key)
         return None
 
+    # ------------------------------------------------------------------------- repairs
+
+    def repair_folders(self, app: str) -> None:
+        """Repair the interrupted recordings of ``app`` (and its instances ``app/...``)."""
+        own = path_component(app)
+        try:
+            folders = [e for e in os.scandir(self.directory) if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        for folder in folders:
+            if folder.name != own and not folder.name.startswith(own + "%2F"):
+                continue
+            for entry in os.scandir(folder.path):
+                if entry.name.endswith(".flv") and entry.is_file(follow_symlinks=False):
+                    try:
+                        done = repair(Path(entry.path))
+                    except (OSError, FLVReadError) as exc:
+                        log.warn("cannot repair {path}: {error}", path=entry.path, error=str(exc))
+                        continue
+                    if done is not None:
+                        log.info("recording repaired {path}: {what}", path=entry.path, what=done)
+
     # ----------------------------------------------------------------------- recordings
 
     def _begin(self, stream: IStreamView, publisher: int | None) -> Recording:
@@ -477,9 +445,8 @@ class Recorder(Plugin):
         if message.kind == "data":
             if message.name == "onMetaData":
                 rec.metadata = _metadata_of(message)
-                return  # written at the start of each file only
-            if rec.flv is None:
-                rec.dropped += 1
+            if rec.flv is None:  # onMetaData heads the file; other data before it is lost
+                rec.dropped += message.name != "onMetaData"
                 return
             try:
                 body = encode_values(message.values)
@@ -490,51 +457,115 @@ class Recorder(Plugin):
             return
         if message.kind not in ("audio", "video") or not message.payload:
             return
+        rec.headers.update(message.tag_type, message.timestamp, message.payload)
         rotate = False
         if message.kind == "video":
             rec.has_video = True
-            if message.sequence_header:
-                rec.video_header = message
             rotate = message.keyframe
-        elif message.sequence_header:
-            rec.audio_header = message
-        else:
+        elif not message.sequence_header:
             rotate = not rec.has_video
         if rec.flv is None:
             self._open(rec, stream)
-        elif rotate and self.max_bytes is not None and rec.flv.size >= self.max_bytes:
+        elif rotate and self._full(rec, message.timestamp):
             self._close_file(rec)
             self._open(rec, stream, rotated=True)
             rec.base = message.timestamp
-            for header in (rec.video_header, rec.audio_header):
-                if header is not None:
-                    self._write(rec, header.tag_type, message.timestamp, header.payload)
+            for tag_type, payload in rec.headers.tags():
+                self._write(rec, tag_type, message.timestamp, payload)
         if rec.base is None:
             rec.base = message.timestamp
         self._write(rec, message.tag_type, message.timestamp, message.payload)
+        rec.frames += not message.sequence_header
+
+    def _full(self, rec: Recording, timestamp: int) -> bool:
+        """Whether the current file reached ``max_bytes`` or ``max_seconds``."""
+        assert rec.flv is not None
+        if not rec.frames:  # never a file of headers alone
+            return False
+        if self.max_bytes is not None and rec.flv.size >= self.max_bytes:
+            return True
+        elapsed = rec.rebase(timestamp) - rec.flv.start
+        return self.max_seconds is not None and elapsed >= self.max_seconds * 1000
 
     def _write(self, rec: Recording, type_id: int, timestamp: int, body: bytes) -> None:
         assert rec.flv is not None
-        if len(body) > MAX_TAG_BODY:
+        if not FLVWriter.fits(body):
             rec.dropped += 1
             return
+        self._spend(rec, rec.flv.path.parent, 11 + len(body) + 4)
         at = rec.rebase(timestamp)
-        rec.flv.write_tag(type_id, at, body)
-        if type_id != TAG_SCRIPT:
-            rec.tracks.setdefault(type_id, _Track()).add(at)
+        self._used[rec.flv.path.parent] += rec.flv.write_tag(type_id, at, body)
+
+    def _spend(self, rec: Recording, folder: Path, size: int) -> None:
+        """Make room for ``size`` more bytes in ``folder`` within the budget (module
+        docstring), or raise BudgetExceeded."""
+        budget = self.budget_bytes
+        if budget is None or self._used.get(folder, 0) + size <= budget:
+            return
+        if self.budget_policy == "delete-oldest":
+            self._used[folder] = self._delete_oldest(folder, budget - size)
+            if self._used[folder] + size <= budget:
+                return
+        raise BudgetExceeded(
+            errno.EDQUOT, f"the recordings of {rec.app} would exceed budget_bytes ({budget})"
+        )
+
+    def _stored(self, folder: Path) -> list[StoredFile]:
+        out = []
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name.endswith(".flv") and entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+                out.append(StoredFile(entry.name, stat.st_size, stat.st_mtime_ns))
+        return out
+
+    def _open_names(self, folder: Path) -> frozenset[str]:
+        return frozenset(
+            r.flv.path.name
+            for r in self.recordings.values()
+            if r.flv is not None and r.flv.path.parent == folder
+        )
+
+    def _folder_bytes(self, folder: Path, stored: list[StoredFile]) -> int:
+        """Bytes of ``folder``'s recordings: closed ones as on disk, open ones as written."""
+        writing = {r.flv.path.name: r.flv.size for r in self.recordings.values()
+                   if r.flv is not None and r.flv.path.parent == folder}  # fmt: skip
+        return sum(f.size for f in stored if f.name not in writing) + sum(writing.values())
+
+    def _delete_oldest(self, folder: Path, budget: int) -> int:
+        """Delete the oldest closed recordings of ``folder`` until it holds at most
+        ``budget`` bytes (or nothing more can go); the bytes it holds then."""
+        stored = self._stored(folder)
+        open_now = self._open_names(folder)
+        used = self._folder_bytes(folder, stored)
+        for victim in oldest_over_budget(stored, budget, keep=open_now):
+            try:
+                (folder / victim.name).unlink()
+            except FileNotFoundError:
+                pass
+            used -= victim.size
+            log.info(
+                "recording {path} deleted: the budget of {budget} bytes is used",
+                path=str(folder / victim.name), budget=self.budget_bytes,
+            )  # fmt: skip
+        return used
 
     def _open(self, rec: Recording, stream: IStreamView, *, rotated: bool = False) -> None:
         """Start the file of ``rec``: continue the newest one for 'append', else a new one."""
         folder = self.folder_for(rec.app)
         folder.mkdir(parents=True, exist_ok=True)
+        self._used[folder] = self._folder_bytes(folder, self._stored(folder))
         metadata = rec.metadata if rec.metadata is not None else _views_metadata(stream)
         rec.base = None
-        rec.tracks = {}
+        rec.frames = 0
         if rec.kind == "append" and not rotated:
             newest = self.newest_file(rec.app, rec.name)
             if newest is not None:
                 try:
-                    rec.flv = FLVFile.reopen(newest)
+                    rec.flv = RecordingFile.reopen(newest)
                 except NotAppendable as exc:
                     log.warn(
                         "cannot append {app}/{name} to {path}: {reason}; recording to a new file",
@@ -546,18 +577,21 @@ class Recorder(Plugin):
                         app=rec.app, name=rec.name, path=str(newest), start=rec.flv.start,
                     )  # fmt: skip
                     return
-        stamp = time.strftime(_STAMP, time.gmtime(self.clock()))
-        stem = f"{path_component(rec.name)}-{stamp}"
+        self._spend(rec, folder, self.index_bytes + 4096)
+        start = self.clock()
         for attempt in range(1000):
-            path = folder / (f"{stem}.flv" if attempt == 0 else f"{stem}-{attempt}.flv")
+            path = folder / render(
+                self.template, app=rec.app, stream=rec.name, start=start, attempt=attempt
+            )
             self._check_inside(path)
             try:
-                rec.flv = FLVFile.create(path, metadata)
+                rec.flv = RecordingFile.create(path, metadata, self.index_bytes)
             except FileExistsError:
                 continue
+            self._used[folder] += rec.flv.size
             log.info("recording {app}/{name} to {path}", app=rec.app, name=rec.name, path=str(path))
             return
-        raise OSError(errno.EEXIST, "no free file name", str(folder / stem))
+        raise OSError(errno.EEXIST, "no free file name", str(folder))
 
     def _check_inside(self, path: Path) -> None:
         """Defence in depth: the file is exactly two components below ``directory``."""
@@ -565,7 +599,7 @@ class Recorder(Plugin):
             parts = path.relative_to(self.directory).parts
         except ValueError:
             parts = ()
-        if len(parts) != 2 or any(p in ("", ".", "..") or os.sep in p for p in parts):
+        if len(parts) != 2 or any(p in ("", ".", "..") or os.sep in p or "\0" in p for p in parts):
             raise OSError(errno.EINVAL, "unsafe recording path", str(path))
 
     def folder_for(self, app: str) -> Path:
@@ -573,37 +607,28 @@ class Recorder(Plugin):
         return self.directory / path_component(app)
 
     def newest_file(self, app: str, name: str) -> Path | None:
-        """The most recently started recording of ``app``/``name``, or None."""
-        pattern = re.compile(
-            re.escape(path_component(name)) + r"-(\d{8}T\d{6}Z)(?:-(\d+))?\.flv", re.ASCII
-        )
-        best: tuple[str, int] | None = None
-        found: Path | None = None
-        try:
-            entries = list(os.scandir(self.folder_for(app)))
-        except FileNotFoundError:
+        """The most recently written recording of ``app``/``name``, or None."""
+        pattern = template_pattern(self.template, app=app, stream=name)
+        folder = self.folder_for(app)
+        found = [f for f in self._stored(folder) if pattern.fullmatch(f.name)]
+        if not found:
             return None
-        for entry in entries:
-            match = pattern.fullmatch(entry.name)
-            if match is None or not entry.is_file(follow_symlinks=False):
-                continue
-            rank = (match.group(1), int(match.group(2) or 0))
-            if best is None or rank > best:
-                best, found = rank, Path(entry.path)
-        return found
+        return folder / max(found, key=lambda f: (f.mtime, f.name)).name
 
     def _close_file(self, rec: Recording) -> None:
         flv = rec.flv
         if flv is None:
             return
-        end = rec.end
-        flv.close(end)
+        rec.flv = None
+        flv.close()
+        index = flv.writer.index
         log.info(
-            "recording finished {path}: {seconds:.3f} s, {size} bytes{dropped}",
-            path=str(flv.path), seconds=end / 1000, size=flv.size,
+            "recording finished {path}: {seconds:.3f} s, {size} bytes, {keyframes} keyframes"
+            "{dropped}",
+            path=str(flv.path), seconds=index.duration / 1000, size=flv.size,
+            keyframes=len(index.keyframes),
             dropped=f", {rec.dropped} messages not recorded" if rec.dropped else "",
         )  # fmt: skip
-        rec.flv = None
         rec.dropped = 0
 
     def _finish(self, key: tuple[str, str]) -> None:
@@ -616,7 +641,8 @@ class Recorder(Plugin):
             self._fail(rec, exc)
 
     def _fail(self, rec: Recording, error: OSError) -> None:
-        """Log once and stop this recording; the stream is not affected."""
+        """Log once and stop this recording (its file finished if the disk lets us); the
+        stream is not affected."""
         rec.enabled = False
         path = rec.flv.path if rec.flv is not None else self.folder_for(rec.app)
         if rec.flv is not None:

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import pytest
 from fms.plugins import recorder as recorder_module
-from fms.plugins.recorder import DURATION_AT, FILESIZE_AT, Recorder, path_component
+from fms.plugins.recorder import Recorder, path_component
 from twisted.logger import Logger, LogLevel
 from zope.interface.verify import verifyObject
 
@@ -25,6 +25,7 @@ from fms.apps.interfaces import IApplication
 from fms.apps.loader import build
 from fms.config import PluginSpec
 from fms.rtmp.messages import Data, Media
+from fms.vod.metadata import read_metadata
 from tests.support.flv import read_tags
 
 NOON = 1_767_268_800.0  # 2026-01-01T12:00:00Z
@@ -152,12 +153,11 @@ def parse_flv(path: Path) -> tuple[int, list[Tag]]:
 
 
 def patched(path: Path) -> tuple[float, float]:
-    """(duration s, filesize bytes) read at the fixed offsets of onMetaData."""
-    raw = path.read_bytes()
-    return (
-        struct.unpack(">d", raw[DURATION_AT : DURATION_AT + 8])[0],
-        struct.unpack(">d", raw[FILESIZE_AT : FILESIZE_AT + 8])[0],
-    )
+    """(duration s, filesize bytes) of the file's onMetaData."""
+    _, tags = parse_flv(path)
+    found = read_metadata(tags[0].body)
+    assert found is not None
+    return found["duration"], found["filesize"]
 
 
 def onmetadata(tag: Tag) -> dict[str, Any]:
@@ -220,6 +220,15 @@ def test_the_loader_builds_it_by_its_entry_point_and_creates_the_directory(
         {"max_bytes": 0},
         {"max_bytes": True},
         {"max_bytes": "1G"},
+        {"max_seconds": 0},
+        {"max_seconds": 1.5},
+        {"budget_bytes": -1},
+        {"budget_policy": "delete-newest"},
+        {"index_bytes": 100},
+        {"name": "../{stream}.flv"},
+        {"name": "{stream}/{start}.flv"},
+        {"name": "cam.flv"},
+        {"name": "{stream}.mp4"},
     ],
 )
 def test_bad_options_stop_the_server_at_startup(tmp_path: Path, options: dict[str, Any]) -> None:
@@ -303,20 +312,22 @@ def test_app_stop_finishes_every_recording(recorder: Recorder) -> None:
         assert patched(path) == (pytest.approx(1.005), path.stat().st_size)
 
 
-def test_data_messages_become_script_tags_but_metadata_changes_do_not(
+def test_data_messages_and_metadata_changes_become_script_tags_where_they_came(
     recorder: Recorder,
 ) -> None:
     publish = start(recorder, "cues")
     publish.send(*headers(1000), *gop(1000, frames=3))
     publish.send(Data(("onCuePoint", {"name": "goal", "time": 1.05}), 0, 1050))
-    publish.send(metadata(width=640.0, height=480.0))
+    publish.send(Data(("onMetaData", ECMAArray(width=640.0, height=480.0)), 0, 1080))
     publish.stop()
     _, tags = parse_flv(files(recorder.directory)[0])
     scripts = [t for t in tags if t.type_id == 18]
-    assert len(scripts) == 2
+    assert len(scripts) == 3
     assert onmetadata(scripts[0])["width"] == 320.0
     assert scripts[1].timestamp == 50
     assert decode_values(scripts[1].body) == ["onCuePoint", {"name": "goal", "time": 1.05}]
+    assert scripts[2].timestamp == 80
+    assert onmetadata(scripts[2]) == {"width": 640.0, "height": 480.0}
 
 
 def test_without_metadata_messages_the_stream_views_metadata_is_used(recorder: Recorder) -> None:
