@@ -1,5 +1,6 @@
 """The player page in a real headless Chromium playing AV1+Opus that FFmpeg 9 publishes over
-Enhanced RTMP, through HTTP-FLV and the vendored mpegts.js 1.8.2.
+Enhanced RTMP, through HTTP-FLV and the vendored mpegts.js 1.8.2; and what ``?packets=media``
+(which the page asks for) leaves out of the stream, read by curl and FFmpeg 9.
 
 What is checked is what a person would see and hear: the video element's position advances,
 its picture has the source's size, Chromium decoded both video and audio bytes, and neither
@@ -26,12 +27,21 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ServerProcess, start
-from tests.e2e.test_http_flv import ffmpeg9  # noqa: F401 - a fixture
+from fms.live import flv
+from fms.live.flvfilter import is_side_data
+from tests.e2e.harness import ServerProcess, finish, run_client, start
+from tests.e2e.test_http_flv import (  # noqa: F401 - ffmpeg9 is a fixture
+    WAITING,
+    curl,
+    ffmpeg9,
+    flv_server,
+    frame_counts,
+)
 from tests.e2e.test_player_page import (  # noqa: F401 - fixtures
     DEADLINE,
     HEIGHT,
@@ -136,3 +146,40 @@ def test_player_page_plays_av1_and_opus_published_by_ffmpeg9_in_chromium(
         if publisher.poll() is None:
             publisher.kill()
         publisher.communicate()
+
+
+def test_ffmpeg9_decodes_the_media_only_stream_and_only_side_data_tags_are_left_out(
+    tmp_path: Path,
+    ffmpeg9: str,  # noqa: F811
+) -> None:
+    """Three viewers wait for FFmpeg 9's AV1+Opus publish: the plain one gets the colorInfo
+    Metadata and Opus MultichannelConfig tags, the ``?packets=media`` one the same tags less
+    exactly those, and FFmpeg 9 reading ``?packets=media`` decodes AV1 and Opus frames from it."""
+    server, http = flv_server(tmp_path)
+    try:
+        url = f"{http}/live/cam.flv"
+        plain, media = tmp_path / "plain.flv", tmp_path / "media.flv"
+        readers = [curl(url, plain), curl(url + "?packets=media", media)]
+        decoded = tmp_path / "media.crc"
+        command = [ffmpeg9, "-v", "error", "-i", url + "?packets=media", "-map", "0"]
+        readers.append(start([*command, "-f", "framecrc", str(decoded)]))
+        server.wait_for_lines(WAITING, 3, timeout=DEADLINE)
+        publisher = start(publish_av1_opus(ffmpeg9, f"{server.url}/live/cam", 3))
+        assert finish(publisher, timeout=120)[0] == 0
+        results = [finish(reader, timeout=120) for reader in readers]
+        assert [code for code, _, _ in results] == [0, 0, 0], results
+        _, everything = flv.read_file(plain.read_bytes())
+        _, media_only = flv.read_file(media.read_bytes())
+        side = [
+            (t.tag_type, t.payload[0] & 0x0F)
+            for t in everything
+            if is_side_data(t.tag_type, t.payload)
+        ]
+        assert sorted(set(side)) == [(8, 4), (9, 4)], side  # MultichannelConfig, Metadata
+        assert media_only == [t for t in everything if not is_side_data(t.tag_type, t.payload)]
+        frames = frame_counts(decoded)
+        assert len(frames) == 2 and min(frames.values()) > 0, frames  # AV1 and Opus decoded
+        described = run_client([ffmpeg9, "-hide_banner", "-i", str(media)]).stderr.decode()
+        assert "Video: av1" in described and "Audio: opus" in described, described
+    finally:
+        server.stop()
