@@ -19,7 +19,11 @@ is the HTTP side:
   publisher (0: 404 at once), then gets it from the start; a viewer given nothing yet when the
   wait ends is answered 404;
 - the end: when the publisher leaves, the response is finished (the terminating chunk), so a
-  player sees a clean end of file.
+  player sees a clean end of file;
+- ``?packets=media``: the viewer gets the stream without Enhanced RTMP side-information tags
+  (video Metadata, audio MultichannelConfig), which mpegts.js 1.8.2 cannot read; the player
+  page asks for it (why it is safe: :mod:`fms.live.flvfilter`). Filtered per viewer, in its
+  sink; everyone else shares the published bytes as they are.
 
 CORS (``[http] cors_origins``, preflight included) is answered by :class:`fms.http.web.APIResource`
 before the request comes here.
@@ -47,6 +51,7 @@ from fms.config import HTTPConfig
 from fms.counters import COUNTERS
 from fms.http.recordings import find_recording, serve_recording
 from fms.live import flv
+from fms.live.flvfilter import SideDataFilter
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger
@@ -62,6 +67,9 @@ PROTOCOL = "http-flv"
 """What :attr:`IClientView.protocol` says of an HTTP-FLV viewer."""
 STREAM_ID = 1
 """The message stream id of every HTTP-FLV play: FLV tags carry none, so all viewers share."""
+MEDIA_ONLY = ("packets", "media")
+"""The query parameter with which a viewer asks for the stream without side-information tags
+(:mod:`fms.live.flvfilter`)."""
 
 
 def parse_path(path: bytes) -> tuple[str, str] | str:
@@ -110,6 +118,8 @@ class FLVViewer:
         self.paused = False
         self._wait: IDelayedCall | None = None
         self._socket: socket.socket | None = None
+        self.side_data: SideDataFilter | None = None
+        """Set when the viewer asked for ``?packets=media``: leaves side-information tags out."""
 
     def disconnect(self, reason: str) -> None:
         """Close the connection (a plugin disconnects the client), logging ``reason``."""
@@ -134,6 +144,10 @@ class FLVViewer:
             return
         if not self.started:
             self._start()
+        if self.side_data is not None:
+            data = self.side_data.feed(data)
+            if not data:
+                return
         # As the RTMP sink does (fms.server.delivery.write_through): straight to the socket
         # when nothing is queued before it, so that a fast viewer's flush is not bounded by
         # player_buffer. The status line and headers went out through Twisted in _start, and
@@ -322,6 +336,8 @@ class FLVViewers:
                 urlsplit(request.uri).query.decode("utf-8", "replace"), keep_blank_values=True
             )
         )
+        if query.get(MEDIA_ONLY[0]) == MEDIA_ONLY[1]:
+            viewer.side_data = SideDataFilter()
         header_host = (request.getHeader(b"host") or b"").decode("latin-1")
         agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
         view = ClientView(
@@ -386,4 +402,4 @@ class FLVViewers:
             viewer._abort()
 
 
-__all__ = ["CONTENT_TYPE", "PROTOCOL", "FLVViewer", "FLVViewers", "parse_path"]
+__all__ = ["CONTENT_TYPE", "MEDIA_ONLY", "PROTOCOL", "FLVViewer", "FLVViewers", "parse_path"]
