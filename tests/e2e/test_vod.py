@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from fms.amf import decode_values
 from fms.live import flv
 from tests.e2e.harness import (
     ServerProcess,
+    ffmpeg_publish_command,
     finish,
     probe_command,
     require_client,
@@ -183,5 +185,44 @@ def test_plugins_decide_recording_downloads(library: Path, tmp_path: Path) -> No
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}/vod/clip.flv", timeout=30)
         assert refused.value.code == 403
+    finally:
+        server.stop()
+
+
+def test_a_recording_of_ours_plays_back_and_starts_where_its_index_says(tmp_path: Path) -> None:
+    """Record with the recorder plugin, then play the file through the same application: every
+    packet as recorded, and a start time lands on a keyframe of the file's own index."""
+    directory = tmp_path / "rec"
+    config = tmp_path / "fms.toml"
+    config.write_text(
+        f"[apps.rec.vod]\nfolder = {str(directory / 'rec')!r}\n"
+        f'[[apps.rec.plugins]]\nuse = "recorder"\ndirectory = {str(directory)!r}\n'
+        'name = "{stream}.flv"\n'
+    )
+    server = ServerProcess(config=config)
+    try:
+        publish = run_client(ffmpeg_publish_command(f"{server.url}/rec/show", 6), timeout=120)
+        assert publish.returncode == 0, publish.stderr.decode(errors="replace")
+        server.wait_for_line(r"recording finished \S+show\.flv", timeout=30)
+        recorded = directory / "rec" / "show.flv"
+        expected = tmp_path / "file.framemd5"
+        assert run_client(framemd5_command(str(recorded), expected), timeout=60).returncode == 0
+        got = tmp_path / "rtmp.framemd5"
+        result = run_client(framemd5_command(f"{server.url}/rec/show", got), timeout=120)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        assert packets(got) == packets(expected)
+
+        _, tags = flv.read_file(recorded.read_bytes())
+        meta = next(t for t in tags if t.tag_type == flv.TAG_SCRIPT)
+        index = decode_values(meta.payload)[1]["keyframes"]
+        times = [round(t * 1000) for t in index["times"]]
+        assert len(times) >= 5
+        out = tmp_path / "part.flv"
+        command = [require_client("rtmpdump"), "-q", "-r", f"{server.url}/rec/show"]
+        assert run_client([*command, "-A", "3.5", "-o", str(out)], timeout=120).returncode == 0
+        _, part = flv.read_file(out.read_bytes())
+        first = next(t for t in part if t.tag_type == flv.TAG_VIDEO and t.payload[1] == 1)
+        assert first.payload[0] >> 4 == 1
+        assert first.timestamp - 3500 == max(t for t in times if t <= 3500)
     finally:
         server.stop()
