@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from fms.amf import AMFDecodeError
-from fms.amf.types import ECMAArray
 from fms.amf.decoder import decode_values
+from fms.amf.types import ECMAArray
 from fms.apps.application import Application
 from fms.apps.views import ClientView, RecordingView
 from fms.config import Config, VodConfig
