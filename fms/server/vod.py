@@ -147,6 +147,10 @@ class VodPlay:
         if conn is None or self.stopped:
             return
         at = self.playback.seek(to_ms, self.clock.seconds())
+        log.info(
+            "seek recording {stream} for {peer} to {asked} ms: from {at} ms",
+            stream=self.name, peer=self.proto.peer, app=self.proto.app, asked=to_ms, at=at,
+        )  # fmt: skip
         conn.send_user_control(UserControlEvent.STREAM_BEGIN, self.stream_id)
         conn.send_status(
             self.stream_id,
