@@ -100,7 +100,7 @@ def test_start_and_length_pick_a_part(folder: Path) -> None:
     peer = player(folder, "clip", 4500.0, 1000.0)
     clock_of(peer.proto.server).advance(5.0)  # type: ignore[arg-type]
     peer.pump()
-    assert shown(peer) == list(range(4000, 5001, FRAME_MS))
+    assert shown(peer) == list(range(4000, 5501, FRAME_MS))  # from the keyframe, to 4.5 + 1 s
     assert peer.statuses()[-1] == "NetStream.Play.Stop"
 
 
@@ -230,3 +230,19 @@ def test_a_link_out_of_the_folder_is_not_followed(tmp_path: Path) -> None:
     write_clip(inner / "show.flv")
     assert recording_path(inner, "show") == (inner / "show.flv").resolve()
     assert recording_path(inner, "flv:show.flv") == (inner / "show.flv").resolve()
+
+
+def test_players_get_the_metadata_without_the_index_and_the_filler(tmp_path: Path) -> None:
+    """The recorder's onMetaData carries the keyframe index and a filler that keeps room for
+    it: a reader of the file needs them, a player over RTMP does not (librtmp crashes on the
+    filler's size)."""
+    index = {"times": [0.0, 1.0], "filepositions": [400.0, 900.0]}
+    meta = encode_values(["onMetaData", {"duration": 2.0, "keyframes": index}, " " * 60000])
+    data = file_header(audio=False, video=True) + encode_tag(TAG_SCRIPT, 0, meta)
+    data += encode_tag(TAG_VIDEO, 0, AVC_CONFIG)
+    for ms in range(0, 2000, FRAME_MS):
+        data += encode_tag(TAG_VIDEO, ms, frame(ms))
+    (tmp_path / "clip.flv").write_bytes(data)
+    peer = player(tmp_path)
+    sent = [m for m in peer.client.received if isinstance(m, Data) and m.name == "onMetaData"]
+    assert [m.values for m in sent] == [("onMetaData", {"duration": 2.0})]

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from fms.amf import AMFDecodeError
 from fms.amf.decoder import decode_values
+from fms.amf.types import ECMAArray
 from fms.apps.application import Application
 from fms.apps.views import ClientView, RecordingView
 from fms.config import Config, VodConfig
@@ -113,6 +114,7 @@ class VodPlay:
                 values = tuple(decode_values(tag.body))
             except AMFDecodeError:
                 return
+            values = _for_players(values)
             conn.send_stream_message(Data(values, self.stream_id, tag.timestamp))
         else:
             return
@@ -145,6 +147,10 @@ class VodPlay:
         if conn is None or self.stopped:
             return
         at = self.playback.seek(to_ms, self.clock.seconds())
+        log.info(
+            "seek recording {stream} for {peer} to {asked} ms: from {at} ms",
+            stream=self.name, peer=self.proto.peer, app=self.proto.app, asked=to_ms, at=at,
+        )  # fmt: skip
         conn.send_user_control(UserControlEvent.STREAM_BEGIN, self.stream_id)
         conn.send_status(
             self.stream_id,
@@ -185,6 +191,17 @@ class VodPlay:
             self._close_source()
         except OSError:
             pass
+
+
+def _for_players(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A file's ``onMetaData`` as players get it: the name and its object, without the
+    ``keyframes`` index (for readers of the file: a player seeks by asking the server) and
+    without what follows the object (the recorder's filler that keeps room for the index:
+    tens of kilobytes that librtmp crashes on and FFmpeg refuses over RTMP)."""
+    if len(values) < 2 or values[0] != "onMetaData" or not isinstance(values[1], dict):
+        return values
+    kept = {k: v for k, v in values[1].items() if k != "keyframes"}
+    return (values[0], ECMAArray(kept) if isinstance(values[1], ECMAArray) else kept)
 
 
 def _complete(name: str) -> dict[str, Any]:

@@ -86,8 +86,9 @@ class Playback:
     """One viewer's position in one recording.
 
     ``start_ms`` and ``length_ms`` are ``play``'s second and third arguments as milliseconds:
-    start at that media time (from the keyframe at or before it), and stop after ``length_ms``
-    of media (-1: to the end; 0: only the frame at ``start_ms``).
+    start at that media time (from the keyframe at or before it, so that it can be decoded),
+    and stop ``length_ms`` after it (-1: at the end; 0: at ``start_ms``, the frames from that
+    keyframe up to it).
     """
 
     def __init__(
@@ -112,7 +113,7 @@ class Playback:
         self._held: FileTag | None = None
         self._send_headers = True
         self.start_ms = self._jump(max(0, start_ms), now)
-        self.end_ms = self.start_ms + length_ms if length_ms >= 0 else -1
+        self.end_ms = max(0, start_ms) + length_ms if length_ms >= 0 else -1
 
     def _jump(self, to_ms: int, now: float) -> int:
         """Position at the keyframe at or before ``to_ms``; the media time it is at."""
@@ -127,11 +128,11 @@ class Playback:
     def seek(self, to_ms: int, now: float) -> int:
         """``seek(ms)``: go to the keyframe at or before ``to_ms`` (kept inside the recording);
         answers the media time playback resumes from (what ``Seek.Notify`` reports). A length
-        given to ``play`` keeps counting from the new position."""
+        given to ``play`` counts from the time asked (the keyframe before it comes as well)."""
         to_ms = max(0, min(to_ms, self.recording.duration_ms))
         at = self._jump(to_ms, now)
         if self.length_ms >= 0:
-            self.end_ms = at + self.length_ms
+            self.end_ms = to_ms + self.length_ms
         return at
 
     def pause(self, paused: bool, now: float, at_ms: int | None = None) -> None:

@@ -19,20 +19,24 @@ from pathlib import Path
 
 import pytest
 
+from fms.amf import decode_values
 from fms.live import flv
+from tests.e2e import test_enhanced_rtmp as enhanced
 from tests.e2e.harness import (
     ServerProcess,
+    ffmpeg_publish_command,
     finish,
     probe_command,
     require_client,
     run_client,
     start,
 )
-from tests.e2e.test_http_flv import framemd5_command, make_source, packets
+from tests.e2e.test_http_flv import FPS, framemd5_command, make_source, packets
 
 pytestmark = pytest.mark.e2e
 
 SECONDS = 8
+ffmpeg9 = enhanced.ffmpeg9  # the fixture: FFmpeg 9 of the imageio-ffmpeg wheel
 BUFFER_S = 3  # FFmpeg's default rtmp_buffer (ms / 1000) that the server sends ahead
 
 
@@ -183,5 +187,134 @@ def test_plugins_decide_recording_downloads(library: Path, tmp_path: Path) -> No
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}/vod/clip.flv", timeout=30)
         assert refused.value.code == 403
+    finally:
+        server.stop()
+
+
+def test_a_recording_of_ours_plays_back_and_starts_where_its_index_says(tmp_path: Path) -> None:
+    """Record with the recorder plugin, then play the file through the same application: every
+    packet as recorded, and a start time lands on a keyframe of the file's own index."""
+    directory = tmp_path / "rec"
+    config = tmp_path / "fms.toml"
+    config.write_text(
+        f"[apps.rec.vod]\nfolder = {str(directory / 'rec')!r}\n"
+        f'[[apps.rec.plugins]]\nuse = "recorder"\ndirectory = {str(directory)!r}\n'
+        'name = "{stream}.flv"\n'
+    )
+    server = ServerProcess(config=config)
+    try:
+        publish = run_client(ffmpeg_publish_command(f"{server.url}/rec/show", 6), timeout=120)
+        assert publish.returncode == 0, publish.stderr.decode(errors="replace")
+        server.wait_for_line(r"recording finished \S+show\.flv", timeout=30)
+        recorded = directory / "rec" / "show.flv"
+        expected = tmp_path / "file.framemd5"
+        assert run_client(framemd5_command(str(recorded), expected), timeout=60).returncode == 0
+        got = tmp_path / "rtmp.framemd5"
+        result = run_client(framemd5_command(f"{server.url}/rec/show", got), timeout=120)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        assert packets(got) == packets(expected)
+
+        _, tags = flv.read_file(recorded.read_bytes())
+        meta = next(t for t in tags if t.tag_type == flv.TAG_SCRIPT)
+        index = decode_values(meta.payload)[1]["keyframes"]
+        times = [round(t * 1000) for t in index["times"]]
+        assert len(times) >= 5
+        out = tmp_path / "part.flv"
+        command = [require_client("rtmpdump"), "-q", "-r", f"{server.url}/rec/show"]
+        assert run_client([*command, "-A", "3.5", "-o", str(out)], timeout=120).returncode == 0
+        _, part = flv.read_file(out.read_bytes())
+        first = next(t for t in part if t.tag_type == flv.TAG_VIDEO and t.payload[1] == 1)
+        assert first.payload[0] >> 4 == 1
+        assert first.timestamp - 3500 == max(t for t in times if t <= 3500)
+    finally:
+        server.stop()
+
+
+def video_packets(framemd5: Path) -> list[tuple[int, str]]:
+    """(dts, size + MD5) of every video packet of a ``-map 0:v -f framemd5`` file."""
+    out = []
+    for line in framemd5.read_text().splitlines():
+        if line and not line.startswith("#"):
+            fields = [f.strip() for f in line.split(",")]
+            out.append((int(fields[1]), f"{fields[4]} {fields[5]}"))
+    return out
+
+
+def test_ffmpeg_ss_seeks_to_the_keyframe_at_or_before(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    """``ffmpeg -ss 5 -i rtmp://...`` sends ``seek(5000)``: the packets that come are the
+    file's own from the keyframe at or before 5 s, with their times (``-copyts``)."""
+    source, got = tmp_path / "file.md5", tmp_path / "seek.md5"
+    command = [require_client("ffmpeg"), "-v", "error"]
+    copy = ["-map", "0:v", "-c", "copy", "-copyts", "-f", "framemd5", "-y"]
+    assert (
+        run_client([*command, "-i", str(library / "clip.flv"), *copy, str(source)]).returncode == 0
+    )
+    result = run_client(
+        [*command, "-ss", "5", "-i", f"{server.url}/vod/clip", *copy, str(got)], timeout=120
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    everything, after_seek = video_packets(source), video_packets(got)
+    keyframe = max(dts for dts, _ in everything[::FPS] if dts <= 5000)
+    assert after_seek == [p for p in everything if p[0] >= keyframe]
+    server.wait_for_line(rf"seek recording clip for \S+ to 5000 ms: from {keyframe} ms")
+
+
+def test_rtmpdump_start_and_stop_pick_a_part(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    """``rtmpdump --start 2 --stop 4`` asks play(clip, 2000, 2000): from the keyframe at or
+    before 2 s to 4 s (librtmp writes every time plus the 2000 ms it asked for)."""
+    _, source = flv.read_file((library / "clip.flv").read_bytes())
+    frames = [t for t in source if t.tag_type == 9 and t.payload[1] == 1]
+    keyframe = max(t.timestamp for t in frames if t.payload[0] >> 4 == 1 and t.timestamp <= 2000)
+    out = tmp_path / "part.flv"
+    command = [require_client("rtmpdump"), "-q", "-r", f"{server.url}/vod/clip"]
+    result = run_client([*command, "--start", "2", "--stop", "4", "-o", str(out)], timeout=120)
+    # rtmpdump exits 2 ("incomplete") when it stops before the duration onMetaData gives: here
+    # by request. What it got is checked below, tag for tag.
+    assert result.returncode in (0, 2), result.stderr.decode(errors="replace")
+    _, part = flv.read_file(out.read_bytes())
+    got = [t for t in part if t.tag_type == 9 and t.payload[1] == 1]
+    wanted = [t for t in frames if keyframe <= t.timestamp <= 4000]
+    assert [t.payload for t in got] == [t.payload for t in wanted]
+    assert [t.timestamp - 2000 for t in got] == [t.timestamp for t in wanted]
+
+
+@pytest.mark.parametrize("case", ["hevc-opus", "av1-aac", "h264-hevc"])
+def test_enhanced_rtmp_recordings_play_back_over_rtmp(
+    tmp_path: Path, ffmpeg9: str, case: str
+) -> None:
+    """FFmpeg 9 publishes HEVC+Opus, AV1+AAC or a two-video-track multitrack stream; the
+    recorder writes it; FFmpeg 9 reading the file and FFmpeg 9 playing it back over RTMP get
+    the same packets of every track."""
+    directory = tmp_path / "rec"
+    config = tmp_path / "fms.toml"
+    config.write_text(
+        f"[apps.rec.vod]\nfolder = {str(directory / 'rec')!r}\n"
+        f'[[apps.rec.plugins]]\nuse = "recorder"\ndirectory = {str(directory)!r}\n'
+        'name = "{stream}.flv"\n'
+    )
+    tracks = enhanced.CASES[case]
+    server = ServerProcess(config=config)
+    try:
+        url = f"{server.url}/rec/show"
+        published = run_client(enhanced.publish_command(ffmpeg9, url, tracks), timeout=120)
+        assert published.returncode == 0, published.stderr.decode(errors="replace")
+        server.wait_for_line(r"recording finished \S+show\.flv", timeout=30)
+        recorded = directory / "rec" / "show.flv"
+        copy = ["-map", "0", "-c", "copy", "-f", "framemd5", "-y"]
+        from_file, over_rtmp = tmp_path / "file.md5", tmp_path / "rtmp.md5"
+        result = run_client([ffmpeg9, "-v", "error", "-i", str(recorded), *copy, str(from_file)])
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        result = run_client([ffmpeg9, "-v", "error", "-i", url, *copy, str(over_rtmp)], timeout=120)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        assert packets(over_rtmp) == packets(from_file)
+        streams = [line for line in packets(from_file) if line.startswith("#codec_id")]
+        assert len(streams) == len(tracks)
+        decoded = run_client([ffmpeg9, "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"],
+                             timeout=120)  # fmt: skip
+        assert decoded.returncode == 0 and decoded.stderr == b"", decoded.stderr[-2000:]
     finally:
         server.stop()

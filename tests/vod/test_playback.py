@@ -86,6 +86,22 @@ def test_length_stops_after_that_much_media_and_says_complete() -> None:
     assert playback.step(10.0).tags == []
 
 
+def test_length_counts_from_the_time_asked_not_from_the_keyframe_before() -> None:
+    rec, source = recording()
+    step = Playback(rec, source, now=0.0, start_ms=2500, length_ms=1000, buffer_ms=9000).step(0.0)
+    assert times(step.tags) == list(range(2000, 3501, 40))
+    assert step.complete
+
+
+def test_a_seek_keeps_the_length_from_the_time_sought() -> None:
+    rec, source = recording()
+    playback = Playback(rec, source, now=0.0, length_ms=1000, buffer_ms=0)
+    playback.seek(6500, now=0.0)
+    step = playback.step(5.0)
+    assert times(step.tags) == list(range(6000, 7501, 40))
+    assert step.complete
+
+
 def test_length_zero_sends_the_single_frame_at_start() -> None:
     rec, source = recording()
     step = Playback(rec, source, now=0.0, start_ms=6000, length_ms=0).step(0.0)
