@@ -5,8 +5,6 @@ stopping. No sockets, no wall clock: connections are ``StringTransport``s and ti
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
