@@ -1,0 +1,234 @@
+"""Push (restream) between real server processes: Debian's FFmpeg publishes H.264+AAC to
+server A, whose ``[[apps.live.push]]`` relays it to server B, where ffprobe decodes it; B
+killed and restarted on its port is pushed to again; a target that stops reading slows no
+player of A and holds a bounded amount of A's memory; a plugin starts and stops a push."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import (
+    ServerProcess,
+    ffmpeg_publish_command,
+    finish,
+    frames_by_codec,
+    probe_command,
+    require_client,
+    run_client,
+    start,
+)
+from tests.e2e.test_http_api import HTTP_LISTENING, call, metrics, wait_until
+
+pytestmark = pytest.mark.e2e
+
+WIDTH, HEIGHT, FPS = 320, 240, 25
+
+
+def _server(tmp_path: Path, name: str, text: str, *args: str) -> tuple[ServerProcess, str]:
+    """A server configured by ``text`` with the HTTP API on a free port: (process, API base)."""
+    config = tmp_path / f"{name}.toml"
+    config.write_text(f"[http]\nenabled = true\nport = 0\n{text}")
+    server = ServerProcess("--config", str(config), *args)
+    match = HTTP_LISTENING.search(server.wait_for_line(HTTP_LISTENING, timeout=20))
+    assert match is not None
+    return server, match.group(1)
+
+
+def _pushes(base: str, name: str) -> list[dict[str, Any]]:
+    status, body = call(base, "GET", f"/api/v1/streams/live/{name}")
+    return list(body.get("pushes") or []) if status == 200 else []
+
+
+def _probe_seconds(url: str, seconds: float = 3.0) -> tuple[dict[str, int], dict[str, Any]]:
+    """ffprobe reading ``seconds`` of a live stream: (frames per codec, the video's fields)."""
+    out = run_client(
+        [
+            require_client("ffprobe"),
+            "-v",
+            "error",
+            "-read_intervals",
+            f"%+{seconds:g}",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,nb_read_frames",
+            "-of",
+            "json",
+            url,
+        ],  # fmt: skip
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    streams = json.loads(out.stdout or b"{}").get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), {})
+    return frames_by_codec(out.stdout), video
+
+
+def test_a_pushed_stream_plays_on_the_target_and_again_after_the_target_restarts(
+    tmp_path: Path,
+) -> None:
+    target, target_api = _server(tmp_path, "b", "")
+    port = target.port
+    origin, api = _server(
+        tmp_path,
+        "a",
+        f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{port}/live"\nname = "{{name}}-copy"\n'
+        "retry_initial = 0.5\nretry_max = 1.0\n",
+    )
+    publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 120, fps=FPS))
+    try:
+        first = wait_until("the push live", lambda: [p for p in _pushes(api, "cam")
+                                                     if p["state"] == "live"])  # fmt: skip
+        assert first[0]["url"] == f"rtmp://127.0.0.1:{port}/live"
+        assert first[0]["name"] == "cam-copy" and first[0]["origin"] == "config"
+        frames, video = _probe_seconds(f"{target.url}/live/cam-copy")
+        assert frames["h264"] >= 2 * FPS and frames["aac"] > 0
+        assert (video["width"], video["height"]) == (WIDTH, HEIGHT)
+
+        target.stop(signal.SIGKILL)
+        retrying = wait_until(
+            "the push retrying",
+            lambda: [p for p in _pushes(api, "cam") if p["state"] in ("retrying", "connecting")
+                     and p["last_error"]],
+        )  # fmt: skip
+        assert retrying[0]["lives"] == 1
+        target = ServerProcess("--port", str(port))
+        again = wait_until(
+            "the push live again",
+            lambda: [p for p in _pushes(api, "cam") if p["state"] == "live" and p["lives"] == 2],
+        )
+        frames, video = _probe_seconds(f"{target.url}/live/cam-copy")
+        assert frames["h264"] >= 2 * FPS and frames["aac"] > 0
+        assert (video["width"], video["height"]) == (WIDTH, HEIGHT)
+
+        (push,) = _pushes(api, "cam")
+        assert push["bytes_sent"] > again[0]["bytes_sent"] > first[0]["bytes_sent"] > 0
+        assert push["messages_sent"] > 0 and push["skipped_messages"] == 0
+        samples = metrics(api)
+        labels = (("app", "live"), ("push", str(push["id"])), ("stream", "cam"),
+                  ("url", push["url"]))  # fmt: skip
+        assert samples[("fms_push_state", tuple(sorted((*labels, ("state", "live")))))] == 1
+        assert samples[("fms_push_bytes_sent_total", labels)] > 0
+        status, doc = call(api, "GET", "/api/v1/streams/live/cam")
+        assert status == 200 and doc["players"] == 0  # the push is not counted as a player
+    finally:
+        publisher.kill()
+        finish(publisher)
+        origin.stop()
+        target.stop()
+    assert "push live/cam -> " in origin.log()
+
+
+def test_a_push_to_a_target_that_stops_reading_slows_no_player_and_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    """The target accepts the publish, then reads nothing. A player of the same stream on A,
+    there before the publisher, still decodes every frame the publisher sent; the push holds
+    at most ``player_buffer`` bytes in A's memory and skips to keyframes (its counters). What
+    the kernel takes for the socket (up to ``net.ipv4.tcp_wmem``'s maximum, about 2 MB here)
+    is the kernel's bound, not ours: the clip is made larger than that."""
+    stalled = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.stalled_target"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert stalled.stdout is not None
+    port = int(stalled.stdout.readline().split()[1])
+    buffer = 65536
+    origin, api = _server(
+        tmp_path,
+        "a",
+        f"[streams]\nplayer_buffer = {buffer}\nsoft_seconds = 1.0\n"
+        f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{port}/live"\n',
+    )
+    seconds = 12
+    try:
+        player = start(probe_command(f"{origin.url}/live/big"))
+        origin.wait_for_line(r"play live/big for .*waiting for publisher", timeout=15)
+        publish = ffmpeg_publish_command(f"{origin.url}/live/big", seconds, fps=FPS)
+        publish[publish.index("testsrc2=size=320x240:rate=25")] = "testsrc2=size=640x480:rate=25"
+        publish[-3:-3] = ["-b:v", "3M"]  # ~4.5 MB over the clip: beyond the kernel's buffers
+        publisher = start(publish)
+        assert stalled.stdout.readline().startswith("stalled")
+        seen: list[dict[str, Any]] = []
+
+        def sample() -> bool:
+            seen.extend(_pushes(api, "big"))
+            return publisher.poll() is not None
+
+        wait_until("the publisher done", sample, timeout=seconds * 6)
+        assert publisher.returncode == 0
+        code, out, err = finish(player, timeout=60)
+        assert code == 0, err.decode(errors="replace")
+        assert frames_by_codec(out)["h264"] == seconds * FPS
+        assert frames_by_codec(out)["aac"] > 0
+        assert seen, "the push was never listed"
+        last = seen[-1]
+        assert max(p["buffered_bytes"] for p in seen) <= buffer
+        assert last["skips"] + last["slow_closes"] >= 1
+        assert last["skipped_messages"] > 0
+    finally:
+        if stalled.stdin is not None:
+            stalled.stdin.close()
+        stalled.kill()
+        stalled.wait()
+        origin.stop()
+
+
+PUSHING_PLUGIN = """
+from twisted.internet import reactor
+
+from fms.apps.api import Plugin
+
+
+class PushForAWhile(Plugin):
+    def __init__(self, url: str, seconds: float) -> None:
+        self.url = url
+        self.seconds = seconds
+        self.app = None
+
+    def app_start(self, app):
+        self.app = app
+
+    def published(self, stream):
+        if stream.name.startswith("plug"):
+            handle = self.app.push(stream, self.url, stream.name + "-by-plugin")
+            reactor.callLater(self.seconds, handle.stop)
+"""
+
+
+def test_a_plugin_starts_a_push_and_stops_it(tmp_path: Path) -> None:
+    target, target_api = _server(tmp_path, "b", "")
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "pushforawhile.py").write_text(PUSHING_PLUGIN)
+    origin, api = _server(
+        tmp_path,
+        "a",
+        "[[apps.live.plugins]]\nuse = 'pushforawhile'\n"
+        f'url = "rtmp://127.0.0.1:{target.port}/live"\nseconds = 8.0\n',
+    )
+    publisher = start(ffmpeg_publish_command(f"{origin.url}/live/plug1", 60, fps=FPS))
+    try:
+        live = wait_until("the plugin's push live", lambda: [
+            p for p in _pushes(api, "plug1") if p["state"] == "live"])  # fmt: skip
+        assert live[0]["origin"] == "plugin" and live[0]["name"] == "plug1-by-plugin"
+        frames, video = _probe_seconds(f"{target.url}/live/plug1-by-plugin", 2.0)
+        assert frames["h264"] > 0 and (video["width"], video["height"]) == (WIDTH, HEIGHT)
+        target.wait_for_line(r"publish stopped live/plug1-by-plugin", timeout=30)
+        assert _pushes(api, "plug1") == []
+        assert publisher.poll() is None  # A's publish goes on
+        status, _ = call(api, "GET", "/api/v1/streams/live/plug1")
+        assert status == 200
+        origin.wait_for_line(re.escape("push live/plug1 -> ") + r".* stopped", timeout=10)
+    finally:
+        publisher.kill()
+        finish(publisher)
+        origin.stop()
+        target.stop()
