@@ -49,22 +49,10 @@ def _pushes(base: str, name: str) -> list[dict[str, Any]]:
 
 def _probe_seconds(url: str, seconds: float = 3.0) -> tuple[dict[str, int], dict[str, Any]]:
     """ffprobe reading ``seconds`` of a live stream: (frames per codec, the video's fields)."""
-    out = run_client(
-        [
-            require_client("ffprobe"),
-            "-v",
-            "error",
-            "-read_intervals",
-            f"%+{seconds:g}",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,nb_read_frames",
-            "-of",
-            "json",
-            url,
-        ],  # fmt: skip
-        timeout=60,
-    )
+    entries = "stream=codec_type,codec_name,width,height,nb_read_frames"
+    command = [require_client("ffprobe"), "-v", "error", "-read_intervals", f"%+{seconds:g}"]
+    command += ["-count_frames", "-show_entries", entries, "-of", "json", url]
+    out = run_client(command, timeout=60)
     assert out.returncode == 0, out.stderr.decode(errors="replace")
     streams = json.loads(out.stdout or b"{}").get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), {})
@@ -74,7 +62,7 @@ def _probe_seconds(url: str, seconds: float = 3.0) -> tuple[dict[str, int], dict
 def test_a_pushed_stream_plays_on_the_target_and_again_after_the_target_restarts(
     tmp_path: Path,
 ) -> None:
-    target, target_api = _server(tmp_path, "b", "")
+    target, _ = _server(tmp_path, "b", "")
     port = target.port
     origin, api = _server(
         tmp_path,
@@ -205,7 +193,7 @@ class PushForAWhile(Plugin):
 
 
 def test_a_plugin_starts_a_push_and_stops_it(tmp_path: Path) -> None:
-    target, target_api = _server(tmp_path, "b", "")
+    target, _ = _server(tmp_path, "b", "")
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "pushforawhile.py").write_text(PUSHING_PLUGIN)
     origin, api = _server(
