@@ -17,7 +17,7 @@ from fms.rtmp import events as ev
 from fms.rtmp.connection import ServerConnection
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Data, Media
-from fms.server.outgoing import Backoff, OutgoingLink
+from fms.server.outgoing import ANSWER_TIMEOUT, Backoff, OutgoingLink
 from fms.server.push import Push, PushService, PushState
 
 AVC_HEADER = bytes([0x17, 0, 0, 0, 0]) + b"\x01avc-config"
@@ -253,3 +253,23 @@ def test_a_push_stopped_while_retrying_cancels_its_retry() -> None:
     push.stop()
     reactor.advance(60)
     assert len(reactor.tcpClients) == 1 and push.state == "stopped"
+
+
+def test_a_target_that_never_answers_is_given_up_on_at_the_answer_deadline() -> None:
+    reactor = MemoryReactorClock()
+    push = _push(_stream(), reactor)
+    _host, _port, factory, _timeout, _bind = reactor.tcpClients[-1]
+    link = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1936))
+    link.makeConnection(StringTransport())  # connected, and the target says nothing
+    reactor.advance(ANSWER_TIMEOUT - 0.1)
+    assert push.state == "connecting"
+    reactor.advance(0.1)
+    assert push.state == "retrying" and "no answer" in push.figures()["last_error"]
+
+
+def test_a_live_push_is_not_held_to_the_answer_deadline() -> None:
+    reactor = MemoryReactorClock()
+    push = _push(_stream(), reactor)
+    _connect(reactor)
+    reactor.advance(ANSWER_TIMEOUT * 3)
+    assert push.state == "live" and push.connects == 1

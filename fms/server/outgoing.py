@@ -32,8 +32,9 @@ DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
 CONNECT_TIMEOUT = 10.0
 """Seconds allowed for the TCP (and TLS) connection to be made."""
 ANSWER_TIMEOUT = 10.0
-"""Seconds allowed from the connection to the owner's ``link_ready`` (handshake, ``connect``
-and ``createStream`` answered): a target that accepts and says nothing is given up on."""
+"""Seconds allowed from the connection until the owner has its answer (handshake, ``connect``,
+``createStream``, then ``publish`` or ``play``; the owner calls :meth:`OutgoingLink.settled`):
+a target that accepts the connection and says nothing is given up on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,14 @@ class OutgoingLink(TwistedProtocol):
 
     def _no_answer(self) -> None:
         self._answer_due = None
-        self.fail(f"no answer to connect within {ANSWER_TIMEOUT:g}s")
+        self.fail(f"no answer within {ANSWER_TIMEOUT:g}s")
+
+    def settled(self) -> None:
+        """The owner got the answer it waited for (``Publish.Start``, ``Play.Start``): the
+        answer deadline no longer applies."""
+        if self._answer_due is not None and self._answer_due.active():
+            self._answer_due.cancel()
+        self._answer_due = None
 
     def dataReceived(self, data: bytes) -> None:
         conn = self.conn
@@ -174,9 +182,6 @@ class OutgoingLink(TwistedProtocol):
             if self.closed:
                 return
             if isinstance(event, rc.StreamCreated):
-                if self._answer_due is not None and self._answer_due.active():
-                    self._answer_due.cancel()
-                self._answer_due = None
                 self.owner.link_ready(self, event.stream_id)
             elif isinstance(event, rc.ConnectRejected):
                 self.fail(f"connect refused: {event.code} {event.description}".strip())

@@ -176,6 +176,7 @@ class Push:
         if self._state is not PushState.CONNECTING or not self.stream.published:
             return
         assert self.stream_id is not None
+        link.settled()
         self._state = PushState.LIVE
         self.lives += 1
         self.backoff.reset()

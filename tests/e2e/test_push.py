@@ -220,3 +220,83 @@ def test_a_plugin_starts_a_push_and_stops_it(tmp_path: Path) -> None:
         finish(publisher)
         origin.stop()
         target.stop()
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` and 127.0.0.1 (subjectAltName: what TLS
+    clients check), and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_a_push_over_rtmps_to_a_self_signed_target_needs_its_certificate_trusted(
+    tmp_path: Path,
+) -> None:
+    """Two pushes of one stream to the same RTMPS listener: the one that trusts the target's
+    certificate (``tls_trust``) is live and decoded there; the other refuses the certificate,
+    sends nothing and says why."""
+    _certificate(tmp_path)
+    target, _ = _server(
+        tmp_path, "b", '[tls]\nport = 0\ncertificate = "cert.pem"\nprivate_key = "key.pem"\n'
+    )
+    line = target.wait_for_line(r"listening on rtmps://")
+    secure = re.search(r"listening on rtmps://[^:\s]+:(\d+)", line)
+    assert secure is not None
+    url = f"rtmps://localhost:{secure.group(1)}/live"
+    origin, api = _server(
+        tmp_path,
+        "a",
+        f'[[apps.live.push]]\nurl = "{url}"\nname = "trusted"\ntls_trust = "cert.pem"\n'
+        f'[[apps.live.push]]\nurl = "{url}"\nname = "untrusted"\nretry_initial = 0.5\n',
+    )
+    publisher = start(ffmpeg_publish_command(f"{origin.url}/live/tls", 60, fps=FPS))
+    try:
+        wait_until("the trusted push live", lambda: [
+            p for p in _pushes(api, "tls") if p["name"] == "trusted" and p["state"] == "live"
+        ])  # fmt: skip
+        frames, video = _probe_seconds(f"{target.url}/live/trusted", 2.0)
+        assert frames["h264"] > 0 and frames["aac"] > 0
+        assert (video["width"], video["height"]) == (WIDTH, HEIGHT)
+        (untrusted,) = wait_until("the untrusted push refused", lambda: [
+            p for p in _pushes(api, "tls") if p["name"] == "untrusted" and p["last_error"]
+        ])  # fmt: skip
+        assert untrusted["lives"] == 0 and untrusted["bytes_sent"] == 0
+        assert "certificate" in untrusted["last_error"].lower()
+        assert "publish started live/untrusted" not in target.log()
+    finally:
+        publisher.kill()
+        finish(publisher)
+        origin.stop()
+        target.stop()
