@@ -26,6 +26,7 @@ from tests.e2e.harness import (
     start,
 )
 from tests.e2e.test_http_api import HTTP_LISTENING, call, metrics, wait_until
+from tests.support.ci import IN_CI
 
 pytestmark = pytest.mark.e2e
 
@@ -300,3 +301,87 @@ def test_a_push_over_rtmps_to_a_self_signed_target_needs_its_certificate_trusted
         finish(publisher)
         origin.stop()
         target.stop()
+
+
+NGINX_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+NGINX_CONF = """\
+load_module {module};
+daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{
+    worker_connections 64;
+}}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        application live {{
+            live on;
+        }}
+    }}
+}}
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_push_to_nginx_rtmp_plays_there(tmp_path: Path) -> None:
+    """Debian's nginx-rtmp (one process, ``live on``) as the target: a player of nginx decodes
+    the pushed H.264 and AAC at the source's size."""
+    import shutil
+    import socket
+    import tempfile
+
+    nginx = require_client("nginx")
+    if not NGINX_MODULE.exists():
+        message = f"{NGINX_MODULE} is missing (apt-get install libnginx-mod-rtmp)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    prefix = Path(tempfile.mkdtemp(prefix="fms-nginx-"))
+    port = _free_port()
+    (prefix / "logs").mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(module=NGINX_MODULE, prefix=prefix, port=port))
+    server = subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(conf)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    origin: ServerProcess | None = None
+    publisher: subprocess.Popen[bytes] | None = None
+    try:
+
+        def accepting() -> bool:
+            assert server.poll() is None, (prefix / "error.log").read_text(errors="replace")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                return False
+            return True
+
+        wait_until("nginx listening", accepting, timeout=20)
+        origin, api = _server(
+            tmp_path, "a", f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{port}/live"\n'
+        )
+        publisher = start(ffmpeg_publish_command(f"{origin.url}/live/ngx", 60, fps=FPS))
+        wait_until("the push live", lambda: [
+            p for p in _pushes(api, "ngx") if p["state"] == "live"])  # fmt: skip
+        frames, video = _probe_seconds(f"rtmp://127.0.0.1:{port}/live/ngx")
+        assert frames["h264"] >= 2 * FPS and frames["aac"] > 0
+        assert (video["width"], video["height"]) == (WIDTH, HEIGHT)
+    finally:
+        if publisher is not None:
+            publisher.kill()
+            finish(publisher)
+        if origin is not None:
+            origin.stop()
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(prefix, ignore_errors=True)
