@@ -273,3 +273,27 @@ def test_a_live_push_is_not_held_to_the_answer_deadline() -> None:
     _connect(reactor)
     reactor.advance(ANSWER_TIMEOUT * 3)
     assert push.state == "live" and push.connects == 1
+
+
+def test_a_push_stalled_past_the_stall_timeout_is_closed_and_reconnected_from_a_keyframe() -> None:
+    reactor = MemoryReactorClock()
+    stream = _stream(FanoutLimits(soft_seconds=1e9, soft_bytes=1 << 40, stall_timeout=2.0))
+    stream.publish_message(Media(MessageType.VIDEO, 0, 1, AVC_HEADER))
+    stream.publish_message(_key(0))
+    push = _push(stream, reactor, initial=1.0)
+    target = _connect(reactor)
+    stream.flush(0.0)
+    target.link.pauseProducing()
+    for tick in range(1, 5):
+        stream.publish_message(_inter(tick * 1000))
+        stream.flush(float(tick))
+    figures = push.figures()
+    assert figures["slow_closes"] == 1 and push.state == "retrying"
+    assert "too slow" in figures["last_error"] and stream.players == set()
+    assert figures["wire_bytes"] == target.link.bytes_sent  # counted once
+    reactor.advance(1.0)
+    again = _connect(reactor)
+    stream.flush(5.0)
+    again.pump()
+    assert push.state == "live" and push.figures()["slow_closes"] == 1
+    assert [m.timestamp for m in again.received if isinstance(m, Media)][:2] == [0, 0]

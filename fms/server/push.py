@@ -196,7 +196,7 @@ class Push:
         if link is not None and link is not self.link and self.link is not None:
             return  # an old link's late news
         self._detach()
-        self.link = None
+        self._drop_link()
         if self._state is PushState.STOPPED:
             return
         self.last_error = reason
@@ -222,11 +222,16 @@ class Push:
         if link is not None:
             link.fail(f"too slow: {reason}")
 
+    def _drop_link(self) -> OutgoingLink | None:
+        """Forget the current link, keeping its count of bytes written; return it."""
+        link, self.link = self.link, None
+        if link is not None:
+            self._gone["wire"] += link.bytes_sent
+        return link
+
     def _detach(self, *, removed: bool = False) -> None:
         """Take the push's player off the stream, keeping its counts."""
         sink, self.sink = self.sink, None
-        if self.link is not None:
-            self._gone["wire"] += self.link.bytes_sent
         if sink is None or sink.player is None:
             return
         player = sink.player
@@ -248,9 +253,10 @@ class Push:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
-        link = self.link
+        if self.sink is not None and self.stream.published:
+            self.stream.flush(self.service.reactor.seconds())  # what it has not sent yet
         self._detach()
-        self.link = None
+        link = self._drop_link()
         if link is not None and link.conn is not None and self.stream_id is not None:
             try:
                 link.conn.fc_unpublish(self.request.name.split("?", 1)[0])
