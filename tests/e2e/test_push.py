@@ -1,7 +1,9 @@
 """Push (restream) between real server processes: Debian's FFmpeg publishes H.264+AAC to
 server A, whose ``[[apps.live.push]]`` relays it to server B, where ffprobe decodes it; B
-killed and restarted on its port is pushed to again; a target that stops reading slows no
-player of A and holds a bounded amount of A's memory; a plugin starts and stops a push."""
+killed and restarted on its port is pushed to again, and so is the next publish; a target that
+stops reading slows no player of A and holds a bounded amount of A's memory; a plugin starts
+and stops a push; RTMPS to a self-signed target; Debian's nginx-rtmp as a target; one push per
+publish with two workers."""
 
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ def _probe_seconds(url: str, seconds: float = 3.0) -> tuple[dict[str, int], dict
     return frames_by_codec(out.stdout), video
 
 
-def test_a_pushed_stream_plays_on_the_target_and_again_after_the_target_restarts(
+def test_a_pushed_stream_plays_on_the_target_again_after_it_restarts_and_after_a_republish(
     tmp_path: Path,
 ) -> None:
     target, _ = _server(tmp_path, "b", "")
@@ -107,6 +109,19 @@ def test_a_pushed_stream_plays_on_the_target_and_again_after_the_target_restarts
         assert samples[("fms_push_bytes_sent_total", labels)] > 0
         status, doc = call(api, "GET", "/api/v1/streams/live/cam")
         assert status == 200 and doc["players"] == 0  # the push is not counted as a player
+
+        publisher.terminate()  # the publish ends: so does the push, and B's copy
+        finish(publisher)
+        target.wait_for_line(r"publish stopped live/cam-copy", timeout=30)
+        wait_until(
+            "the stream gone from A", lambda: call(api, "GET", "/api/v1/streams/live/cam")[0] == 404
+        )
+        publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 120, fps=FPS))
+        wait_until("a new push live", lambda: [
+            p for p in _pushes(api, "cam") if p["state"] == "live" and p["id"] != push["id"]
+        ])  # fmt: skip
+        frames, _ = _probe_seconds(f"{target.url}/live/cam-copy", 2.0)
+        assert frames["h264"] >= FPS
     finally:
         publisher.kill()
         finish(publisher)
@@ -385,3 +400,33 @@ def test_a_push_to_nginx_rtmp_plays_there(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=10)
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def test_with_two_workers_a_publish_is_pushed_once(tmp_path: Path) -> None:
+    """``fms run --workers 2``: the push runs on the publisher's worker only (the other
+    worker's mirror of the stream starts none), so the target sees one publish, and the API,
+    whichever worker answers, lists that one push."""
+    target, _ = _server(tmp_path, "b", "")
+    origin, api = _server(
+        tmp_path,
+        "a",
+        f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{target.port}/live"\n',
+        "--workers",
+        "2",
+    )
+    publisher = start(ffmpeg_publish_command(f"{origin.url}/live/w", 60, fps=FPS))
+    try:
+        wait_until("the push live", lambda: [
+            p for p in _pushes(api, "w") if p["state"] == "live"])  # fmt: skip
+        frames, _ = _probe_seconds(f"{target.url}/live/w", 2.0)
+        assert frames["h264"] > 0 and frames["aac"] > 0
+        for _ in range(6):  # the kernel hands each request to either worker
+            (push,) = _pushes(api, "w")
+            assert push["state"] == "live"
+        assert len(re.findall(r"publish started live/w ", target.log())) == 1
+        assert "refusing publish" not in target.log()
+    finally:
+        publisher.kill()
+        finish(publisher)
+        origin.stop()
+        target.stop()
