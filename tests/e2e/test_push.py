@@ -430,3 +430,29 @@ def test_with_two_workers_a_publish_is_pushed_once(tmp_path: Path) -> None:
         finish(publisher)
         origin.stop()
         target.stop()
+
+
+def test_a_player_of_the_target_decodes_every_frame_the_publisher_sent(tmp_path: Path) -> None:
+    """A player waits on B before the publish; A's publish of a clip that is one GOP long
+    (so the push, however late it connects, starts from its first keyframe) reaches it whole:
+    as many H.264 frames as FFmpeg encoded, and the end of the publish ends its play."""
+    target, _ = _server(tmp_path, "b", "")
+    origin, _ = _server(
+        tmp_path, "a", f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{target.port}/live"\n'
+    )
+    seconds = 6
+    try:
+        player = start(probe_command(f"{target.url}/live/whole"))
+        target.wait_for_line(r"play live/whole for .*waiting for publisher", timeout=15)
+        publish = ffmpeg_publish_command(
+            f"{origin.url}/live/whole", seconds, fps=FPS, gop=seconds * FPS
+        )
+        code, _, err = finish(start(publish), timeout=60)
+        assert code == 0, err.decode(errors="replace")
+        code, out, err = finish(player, timeout=60)
+        assert code == 0, err.decode(errors="replace")
+        frames = frames_by_codec(out)
+        assert frames["h264"] == seconds * FPS and frames["aac"] > 0
+    finally:
+        origin.stop()
+        target.stop()
