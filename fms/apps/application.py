@@ -388,14 +388,22 @@ class Application:
         """``stream`` went on air here (the server claimed it for its publisher): the
         ``published`` notification. Not for relay links: their publish was told on its own
         worker."""
-        self.pushes.published(stream)
+        try:
+            self.pushes.published(stream)
+        except Exception:  # a push that cannot start never keeps the plugins from hearing
+            log.failure("cannot start the pushes of {app}/{stream}", app=stream.app,
+                        stream=stream.name)  # fmt: skip
         self._notify_in_turn(("published", (StreamView(stream),)))
 
     def publish_ended(self, client: IClientView, stream: LiveStream) -> None:
         """A publish of ``stream`` by ``client`` ends (its stream is still claimed): the
         ``unpublished`` and older ``unpublish`` notifications, and plugins that failed on its
         media get the next publish."""
-        self.pushes.ended(stream)
+        try:
+            self.pushes.ended(stream)
+        except Exception:
+            log.failure("cannot stop the pushes of {app}/{stream}", app=stream.app,
+                        stream=stream.name)  # fmt: skip
         view = StreamView(stream)
         self._notify_in_turn(("unpublished", (view,)), ("unpublish", (client, view)))
         for index in range(len(self._media_hooks)):
