@@ -149,6 +149,9 @@ def test_a_push_to_a_target_that_stops_reading_slows_no_player_and_stays_bounded
     origin, api = _server(
         tmp_path,
         "a",
+        # soft_seconds 1: the push skips within the clip once the kernel's buffers are full;
+        # the player reads as fast as it comes, and the kernel's ~2 MB (5 s of this stream)
+        # cover its pauses on a loaded machine before the server sees it behind at all
         f"[streams]\nplayer_buffer = {buffer}\nsoft_seconds = 1.0\n"
         f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{port}/live"\n',
     )
