@@ -27,7 +27,6 @@ from enum import Enum
 from typing import Any
 
 from fms.apps.pushes import PushRequest
-from fms.counters import COUNTERS
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger, LogThrottle
 from fms.rtmp import client as rc
@@ -200,7 +199,6 @@ class Push:
         if self._state is PushState.STOPPED:
             return
         self.last_error = reason
-        COUNTERS.add("push_failures")
         held = self._failures.allow("fail", self.service.reactor.seconds())
         delay = self.retry_in = self.backoff.next()
         if held is not None:
@@ -216,7 +214,6 @@ class Push:
     def slow(self, reason: str) -> None:
         """The stream dropped the push's player (a bound): reconnect from a keyframe."""
         self.closes += 1
-        COUNTERS.add("push_slow_closes")
         link = self.link
         self._detach(removed=True)
         if link is not None:
