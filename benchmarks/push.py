@@ -42,6 +42,8 @@ def _start(temp: Path, name: str, port: int, text: str) -> tuple[subprocess.Pope
         if process.poll() is not None:
             break
         time.sleep(0.1)
+    process.kill()
+    process.wait()
     raise RuntimeError(f"{name} did not start:\n{log.read_text()}")
 
 
@@ -61,7 +63,12 @@ def run_one(count: int, args: argparse.Namespace, temp: Path) -> dict[str, Any]:
     for index in range(count):
         text += f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{b_port}/live"\n'
         text += f'name = "{{name}}-{index}"\n'
-    origin, _ = _start(temp, f"a{count}", a_port, text)
+    try:
+        origin, _ = _start(temp, f"a{count}", a_port, text)
+    except Exception:
+        target.terminate()
+        target.wait(30)
+        raise
     summary = temp / f"publisher{count}.json"
     publisher = subprocess.Popen(
         [
