@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import string
 import tomllib
 import types
 import typing
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from fms.errors import ConfigError
 
@@ -291,6 +293,73 @@ class PluginSpec:
 
 
 APP_POLICIES = ("open", "refuse")
+PUSH_SCHEMES = ("rtmp", "rtmps")
+PUSH_FIELDS = ("name", "app", "query")
+"""The fields a push's ``name`` template may use: the stream's name, its application and the
+publish's query string (``k=v&...``, without the ``?``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushConfig:
+    """One ``[[apps.NAME.push]]`` table: relay every matching publish of the app to ``url``.
+
+    ``url`` is ``rtmp://host[:port]/app`` or ``rtmps://...`` (the target's application is the
+    path); ``name`` the target stream name, a template over :data:`PUSH_FIELDS`; ``match`` a
+    shell glob (``fnmatch``, case-sensitive) on the published stream's name; the reconnect
+    backoff starts at ``retry_initial`` seconds and doubles up to ``retry_max``.
+    ``tls_trust``: a PEM file with the certificate trusted for an ``rtmps://`` target instead
+    of the system's authorities (a self-signed target), relative to the configuration file."""
+
+    url: str
+    name: str = "{name}"
+    match: str = "*"
+    retry_initial: float = 1.0
+    retry_max: float = 30.0
+    tls_trust: str = ""
+
+
+def render_push_name(template: str, **fields: str) -> str:
+    """``template`` with ``{field}`` replaced (``{{``/``}}`` are braces); fields were checked
+    by :func:`push_template_problem`, so no attribute or index lookup ever runs."""
+    out = []
+    for text, field_name, _spec, _conv in string.Formatter().parse(template):
+        out.append(text)
+        if field_name is not None:
+            out.append(fields.get(field_name, ""))
+    rendered = "".join(out)
+    return rendered[:-1] if rendered.endswith("?") else rendered
+
+
+def push_template_problem(template: str) -> str | None:
+    """Why ``template`` is not a valid push name template, or None."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"malformed template: {exc}"
+    for _text, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if field_name not in PUSH_FIELDS or spec or conversion:
+            return f"unknown field {{{field_name}}} (known: {', '.join(PUSH_FIELDS)})"
+    if not render_push_name(template, name="x", app="x", query=""):
+        return "the template makes an empty name"
+    return None
+
+
+def push_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a push target URL (``rtmp[s]://host[:port]/app``), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"malformed URL: {exc}"
+    if parts.scheme not in PUSH_SCHEMES:
+        return f"scheme {parts.scheme!r} is not one of {', '.join(PUSH_SCHEMES)}"
+    if not parts.hostname or port == 0:
+        return "no host, or port 0"
+    if not parts.path.strip("/"):
+        return "no application in the path (rtmp://host/APP)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +381,8 @@ class AppConfig:
     """The section's app name (None for the default app)."""
     vod: VodConfig = field(default_factory=VodConfig)
     """Playback of recordings (``[apps.NAME.vod]``)."""
+    push: tuple[PushConfig, ...] = ()
+    """Targets every matching publish of the app is relayed to (``[[apps.NAME.push]]``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +571,9 @@ def _load_apps(
     }
 
 
-_APP_KEYS = ("decision_timeout", "plugins", "policy", "publish_or_play_timeout", "streams", "vod")
+_APP_KEYS = (
+    "decision_timeout", "plugins", "policy", "publish_or_play_timeout", "push", "streams", "vod"
+)  # fmt: skip
 
 
 def _load_app(
@@ -515,6 +588,7 @@ def _load_app(
     policy = "open"
     publish_or_play: float | None = None
     vod = VodConfig()
+    pushes: list[PushConfig] = []
     for key, value in table.items():
         if key == "streams":
             overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
@@ -527,6 +601,8 @@ def _load_app(
             app_streams = dataclasses.replace(streams, **overrides)
         elif key == "plugins":
             plugins = _load_plugin_specs(value, f"{where}.plugins", problems)
+        elif key == "push":
+            pushes = _load_pushes(value, f"{where}.push", problems)
         elif key == "decision_timeout":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 problems.append(f"{where}.decision_timeout: expected a positive number of seconds")
@@ -557,7 +633,37 @@ def _load_app(
         policy=policy,
         name=name,
         vod=vod,
+        push=tuple(pushes),
     )
+
+
+def _load_pushes(value: object, where: str, problems: list[str]) -> list[PushConfig]:
+    if not isinstance(value, list):
+        problems.append(f"{where}: expected an array of tables ([[...push]])")
+        return []
+    pushes = []
+    for index, entry in enumerate(value):
+        here = f"{where}[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{here}: expected a table with 'url'")
+            continue
+        before = len(problems)
+        options = dict(_validated(PushConfig, entry, here, problems))
+        url = options.get("url")
+        if not isinstance(url, str):
+            problems.append(f"{here}.url: missing: the target, rtmp://host[:port]/app")
+        elif (why := push_url_problem(url)) is not None:
+            problems.append(f"{here}.url: {why}")
+        if (why := push_template_problem(options.get("name", "{name}"))) is not None:
+            problems.append(f"{here}.name: {why}")
+        for key in ("retry_initial", "retry_max"):
+            if key in options and options[key] <= 0:
+                problems.append(f"{here}.{key}: expected a positive number of seconds")
+        if options.get("retry_max", 30.0) < options.get("retry_initial", 1.0):
+            problems.append(f"{here}.retry_max: below retry_initial")
+        if len(problems) == before:
+            pushes.append(PushConfig(**options))
+    return pushes
 
 
 def _load_plugin_specs(value: object, where: str, problems: list[str]) -> list[PluginSpec]:

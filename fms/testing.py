@@ -158,6 +158,22 @@ class FakeStream(StreamFigures):
         return f"<FakeStream {self.app}/{self.name}>"
 
 
+class FakePush:
+    """The handle :meth:`FakeApp.push` returns: ``state`` is "live" until :meth:`stop`."""
+
+    def __init__(self, stream: IStreamView, url: str, name: str) -> None:
+        self.stream = stream
+        self.url = url
+        self.name = name
+        self.state = "live"
+
+    def stop(self) -> None:
+        self.state = "stopped"
+
+    def figures(self) -> dict[str, Any]:
+        return {"url": self.url, "name": self.name, "state": self.state}
+
+
 @implementer(IAppView)
 class FakeApp:
     """A stand-in :class:`~fms.apps.interfaces.IAppView`: application ``name`` with the
@@ -172,6 +188,8 @@ class FakeApp:
         self.broadcasts: list[tuple[str, tuple[Any, ...]]] = []
         self._seats = LocalSeats()
         self._seating = Seating(name, self._seats)
+        self.pushes: list[FakePush] = []
+        """What :meth:`push` was asked, in order."""
 
     @property
     def clients(self) -> tuple[IClientView, ...]:
@@ -195,6 +213,12 @@ class FakeApp:
 
     def release_seat(self, key: str, client: IClientView) -> None:
         self._seating.release(key, client.id)
+
+    def push(self, stream: IStreamView, url: str, name: str | None = None) -> FakePush:
+        """Records the push in :attr:`pushes` (nothing connects) and returns its handle."""
+        handle = FakePush(stream, url, stream.name if name is None else name)
+        self.pushes.append(handle)
+        return handle
 
     def seated(self, key: str) -> int:
         """How many seats of ``key`` are taken (a seat lasts until ``release_seat`` or

@@ -26,6 +26,7 @@ from fms.apps.interfaces import (
     IPlugin,
     IStreamView,
 )
+from fms.apps.pushes import PushError
 from fms.errors import ApplicationError
 from fms.rtmp.status import StatusCode
 
@@ -176,6 +177,7 @@ __all__ = [
     "MediaFrame",
     "NotHandled",
     "Plugin",
+    "PushError",
     "Redirect",
     "Reject",
     "Rename",

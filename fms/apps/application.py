@@ -21,6 +21,7 @@ from zope.interface import implementer
 from fms.amf import encode_values
 from fms.apps.api import Accept, MediaFrame, NotHandled, Plugin, Redirect, Reject, Rename
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.apps.pushes import AppPushes, Pusher, PushError, PushHandle, PushRequest
 from fms.apps.shared import Elsewhere, LocalSeats, Seating, SeatTable
 from fms.apps.verdict import REFUSED_BY_DEFAULT, Action, Verdict, name_verdict, status_for
 from fms.apps.views import StreamView
@@ -96,6 +97,7 @@ class Application:
         *,
         seats: SeatTable | None = None,
         elsewhere: Elsewhere | None = None,
+        pusher: Pusher | None = None,
     ) -> None:
         """``seats``: the seat table shared by every process serving the port (a fresh
         :class:`~fms.apps.shared.LocalSeats` when not given); ``elsewhere``: the other
@@ -116,6 +118,8 @@ class Application:
         """Clients that have left (as long as a hook still holds their view): a hook that
         finishes late gets no seat for them."""
         self.elsewhere = elsewhere
+        self.pushes = AppPushes(config.push, pusher)
+        """Pushes of this application's streams (``[[apps.NAME.push]]`` and ``push``)."""
 
     def _overriding(self, hook: str) -> list[Any]:
         """The plugins that do something in ``hook`` (they have it, and it is not
@@ -156,6 +160,12 @@ class Application:
     def release_seat(self, key: str, client: IClientView) -> None:
         self.seating.release(key, client.id)
 
+    def push(self, stream: IStreamView, url: str, name: str | None = None) -> PushHandle:
+        live = getattr(stream, "_stream", None)
+        if not isinstance(live, LiveStream) or not self._owns(live.app):
+            raise PushError(f"{stream!r} is not a stream of {self.name}")
+        return self.pushes.push(live, PushRequest(url, live.name if name is None else name))
+
     def _owns(self, app: str) -> bool:
         return app == self.name or app.startswith(self.name + "/")
 
@@ -178,6 +188,7 @@ class Application:
         await self._stopping  # never fails: _notify_each logs every plugin failure
 
     async def _stop(self) -> None:
+        self.pushes.stop_all()
         while self._notifying:
             await DeferredList(list(self._notifying))
         await self._notify_each("app_stop", self)
@@ -377,12 +388,22 @@ class Application:
         """``stream`` went on air here (the server claimed it for its publisher): the
         ``published`` notification. Not for relay links: their publish was told on its own
         worker."""
+        try:
+            self.pushes.published(stream)
+        except Exception:  # a push that cannot start never keeps the plugins from hearing
+            log.failure("cannot start the pushes of {app}/{stream}", app=stream.app,
+                        stream=stream.name)  # fmt: skip
         self._notify_in_turn(("published", (StreamView(stream),)))
 
     def publish_ended(self, client: IClientView, stream: LiveStream) -> None:
         """A publish of ``stream`` by ``client`` ends (its stream is still claimed): the
         ``unpublished`` and older ``unpublish`` notifications, and plugins that failed on its
         media get the next publish."""
+        try:
+            self.pushes.ended(stream)
+        except Exception:
+            log.failure("cannot stop the pushes of {app}/{stream}", app=stream.app,
+                        stream=stream.name)  # fmt: skip
         view = StreamView(stream)
         self._notify_in_turn(("unpublished", (view,)), ("unpublish", (client, view)))
         for index in range(len(self._media_hooks)):

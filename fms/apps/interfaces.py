@@ -154,6 +154,16 @@ class IAppView(Interface):
     def release_seat(key: str, client: IClientView) -> None:
         """Give ``client``'s seat of ``key`` back now (nothing if it holds none)."""
 
+    def push(stream: Any, url: str, name: str | None = None) -> Any:
+        """Relay ``stream`` (an IStreamView of this application, published now) to another
+        server: ``url`` is ``rtmp://host[:port]/app`` or ``rtmps://...``, ``name`` the stream
+        name to publish there (default: the same name; ``?query`` allowed). The push starts
+        with the metadata, sequence headers and GOP, reconnects with backoff (1 s doubling to
+        30 s) while the publish lasts, and stops when it ends. Returns a handle with
+        ``state`` (``connecting``, ``live``, ``retrying``, ``stopped``), ``figures()`` and
+        ``stop()``. Raises ``PushError`` (a ``ValueError``) for a bad URL or a stream nobody
+        publishes. With ``--workers``, call it on the publisher's worker (in ``published``)."""
+
 
 class IApplication(Interface):
     """An application plugin. Hooks that decide return a decision (see the module docstring)."""

@@ -65,7 +65,8 @@ def local_streams(server: RTMPServerFactory, worker: int, now: float) -> list[di
     """This process's streams: the figures of :meth:`LiveStream.figures
     <fms.live.stream.LiveStream.figures>` with ``app``, ``name``, ``publisher`` (the client
     publishing here, else None), ``origin`` (whether it publishes on this process),
-    ``players`` and ``bytes_out`` of this process's players only."""
+    ``players`` and ``bytes_out`` of this process's players only (pushes are players of the
+    stream, listed under ``pushes`` rather than counted in ``players``)."""
     out = []
     for stream in server.registry:
         figures = stream.figures(now)
@@ -75,7 +76,8 @@ def local_streams(server: RTMPServerFactory, worker: int, now: float) -> list[di
             name=stream.name,
             publisher=_publisher(stream, worker) if origin else None,
             origin=origin,
-            players=len(stream.players),
+            players=len(stream.players) - server.pushes.players(stream),
+            pushes=server.pushes.figures(stream),
         )
         out.append(figures)
     return out

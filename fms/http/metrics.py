@@ -13,6 +13,10 @@ the ``_total``/``_bucket`` suffixes the format adds):
 - ``fms_player_bytes_delivered``, ``fms_player_messages_delivered`` and ``fms_slow_player_skips``,
   ``fms_slow_player_skipped_messages``, ``fms_slow_player_closes`` (players still here and
   those gone added up);
+- per push of a published stream, labels ``app``, ``stream``, ``push`` (its number) and
+  ``url``: ``fms_push_state{state}`` (1 for its state), ``fms_push_bytes_sent``,
+  ``fms_push_messages_sent``, ``fms_push_skipped_messages``, ``fms_push_slow_closes``,
+  ``fms_push_connects``;
 - ``fms_plugin_decision_seconds{action}`` (histogram) and ``fms_plugin_refusals{action}``;
 - ``fms_admission_refusals{reason}``, ``fms_handshake_failures{reason}``;
 - ``fms_worker_restarts`` (restarts of the workers serving now, each counted by itself).
@@ -123,6 +127,7 @@ class FiguresCollector:
             bitrate.add_metric(key, doc["bitrate_kbps"]["total"])
             uptime.add_metric(key, doc["uptime"])
         yield from (players, bytes_in, bytes_out, messages, bitrate, uptime)
+        yield from _push_families(streams)
         gone = {name: sum(v for _, v in _counter(counters, name)) for name in (
             "player_bytes_delivered", "player_messages_delivered", "slow_player_skips",
             "slow_player_skipped_messages", "slow_player_closes",
@@ -173,6 +178,38 @@ class FiguresCollector:
             "Restarts of the worker processes serving now.",
             value=sum(part.get("worker_restarts", 0) for part in parts),
         )
+
+
+PUSH_STATES = ("connecting", "live", "retrying", "stopped")
+
+
+def _push_families(streams: list[dict[str, Any]]) -> Iterator[Metric]:
+    """One sample per push of a published stream (labels ``app``, ``stream``, ``push``: its
+    number on this server, ``url``: the target application; the target stream name is left
+    out, as it is often a stream key)."""
+    labels = ["app", "stream", "push", "url"]
+    state = GaugeMetricFamily(
+        "fms_push_state", "1 for the state a push is in.", labels=[*labels, "state"]
+    )
+    families = {
+        key: CounterMetricFamily(f"fms_push_{key}", text, labels=labels)
+        for key, text in (
+            ("bytes_sent", "Stream bytes handed to a push's connection."),
+            ("messages_sent", "Messages handed to a push's connection."),
+            ("skipped_messages", "Messages a push never sent because its target was slow."),
+            ("slow_closes", "Times a push was closed for falling too far behind."),
+            ("connects", "Connection attempts of a push."),
+        )
+    }
+    for doc in streams:
+        for push in doc.get("pushes") or ():
+            key = [doc["app"], doc["name"], str(push["id"]), push["url"]]
+            for name in PUSH_STATES:
+                state.add_metric([*key, name], 1.0 if push["state"] == name else 0.0)
+            for name, family in families.items():
+                family.add_metric(key, push[name])
+    yield state
+    yield from families.values()
 
 
 def render(parts: list[dict[str, Any]], workers: int | None = None) -> bytes:

@@ -138,6 +138,8 @@ class LiveStream:
         """Figures of the current (or last) publish: a new one at each publish."""
         self.bytes_out_gone = 0
         """Bytes sent to players that have left (``bytes_out`` adds those still here)."""
+        self.publish_query: dict[str, str] = {}
+        """The query of the publish (``publish("name?k=v")``), for push name templates."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -189,6 +191,7 @@ class LiveStream:
         """The publisher left: players are told and wait; every cache is dropped (the next
         publisher may use other codecs)."""
         self.publisher = None
+        self.publish_query = {}
         self.flush(self._last_flush)  # what the publisher sent last still reaches everyone
         for player in list(self.players):
             self._detach(player)

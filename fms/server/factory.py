@@ -39,6 +39,7 @@ from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
 from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
 from fms.server.proxy import TrustedProxies
+from fms.server.push import PushService
 from fms.server.tally import count_handshake_failure, refusal_kind
 
 log = Logger(namespace="fms.server.factory")
@@ -100,6 +101,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         """During a shutdown: the clients asked to reconnect that have not left yet."""
         self.elsewhere: Elsewhere | None = None
         """The other workers, for ``app.broadcast`` (:mod:`fms.cluster.everywhere`)."""
+        self.pushes = PushService(clock, lambda name: self.config.path(name))
+        """The pushes (restreams) of this process's publishes (:mod:`fms.server.push`)."""
 
     # --------------------------------------------------------------------------- start/stop
 
@@ -378,7 +381,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             chain = self.chains.get(settings.name, [])
             application = Application(
                 key, settings, chain, self.registry, self.clock,
-                seats=self.seats, elsewhere=self.elsewhere,
+                seats=self.seats, elsewhere=self.elsewhere, pusher=self.pushes,
             )  # fmt: skip
             self.applications[key] = application
             application.start()

@@ -452,11 +452,11 @@ class RTMPServerProtocol(TwistedProtocol):
             )  # fmt: skip
         self.publishing[sid] = stream
         conn.accept_publish(sid, name)
+        stream.publish_query = dict(event.query)
         self._publish_started(stream)
         self._reschedule()
-        log.info(
-            "publish started {app}/{stream} from {peer}", app=self.app, stream=name, peer=self.peer
-        )
+        log.info("publish started {app}/{stream} from {peer}",
+                 app=self.app, stream=name, peer=self.peer)  # fmt: skip
 
     def _publish_started(self, stream: LiveStream) -> None:
         """A publish went on air: the listener (the worker relay) and plugins hear of it."""
