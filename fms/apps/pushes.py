@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from fms.config import PushConfig, push_url_problem, render_push_name
+from fms.config.push import PushConfig, push_url_problem, render_push_name
 from fms.live.stream import LiveStream
 
 
