@@ -511,6 +511,10 @@ class Recorder(Plugin):
         )
 
     def _stored(self, folder: Path) -> list[StoredFile]:
+        """The recordings in ``folder``: closed ones as on disk, the ones being written with
+        the bytes written so far (the disk lags behind by the write buffer)."""
+        writing = {r.flv.path.name: r.flv.size for r in self.recordings.values()
+                   if r.flv is not None and r.flv.path.parent == folder}  # fmt: skip
         out = []
         try:
             entries = list(os.scandir(folder))
@@ -519,7 +523,8 @@ class Recorder(Plugin):
         for entry in entries:
             if entry.name.endswith(".flv") and entry.is_file(follow_symlinks=False):
                 stat = entry.stat(follow_symlinks=False)
-                out.append(StoredFile(entry.name, stat.st_size, stat.st_mtime_ns))
+                size = writing.get(entry.name, stat.st_size)
+                out.append(StoredFile(entry.name, size, stat.st_mtime_ns))
         return out
 
     def _open_names(self, folder: Path) -> frozenset[str]:
@@ -529,19 +534,12 @@ class Recorder(Plugin):
             if r.flv is not None and r.flv.path.parent == folder
         )
 
-    def _folder_bytes(self, folder: Path, stored: list[StoredFile]) -> int:
-        """Bytes of ``folder``'s recordings: closed ones as on disk, open ones as written."""
-        writing = {r.flv.path.name: r.flv.size for r in self.recordings.values()
-                   if r.flv is not None and r.flv.path.parent == folder}  # fmt: skip
-        return sum(f.size for f in stored if f.name not in writing) + sum(writing.values())
-
     def _delete_oldest(self, folder: Path, budget: int) -> int:
         """Delete the oldest closed recordings of ``folder`` until it holds at most
         ``budget`` bytes (or nothing more can go); the bytes it holds then."""
         stored = self._stored(folder)
-        open_now = self._open_names(folder)
-        used = self._folder_bytes(folder, stored)
-        for victim in oldest_over_budget(stored, budget, keep=open_now):
+        used = sum(f.size for f in stored)
+        for victim in oldest_over_budget(stored, budget, keep=self._open_names(folder)):
             try:
                 (folder / victim.name).unlink()
             except FileNotFoundError:
@@ -557,7 +555,7 @@ class Recorder(Plugin):
         """Start the file of ``rec``: continue the newest one for 'append', else a new one."""
         folder = self.folder_for(rec.app)
         folder.mkdir(parents=True, exist_ok=True)
-        self._used[folder] = self._folder_bytes(folder, self._stored(folder))
+        self._used[folder] = sum(f.size for f in self._stored(folder))
         metadata = rec.metadata if rec.metadata is not None else _views_metadata(stream)
         rec.base = None
         rec.frames = 0

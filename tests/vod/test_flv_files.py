@@ -109,12 +109,32 @@ def test_written_tags_read_back_after_the_metadata_with_an_index_of_their_keyfra
     assert metadata is not None
     assert metadata["indexed"] is True and metadata["filesize"] == len(data)
     assert metadata["encoder"] == "test"
-    expected = [(s.timestamp, at) for s, at in zip(specs, offsets, strict=True) if s.keyframe]
+    expected: list[tuple[int, int]] = []
+    for spec, at in zip(specs, offsets, strict=True):
+        if spec.keyframe and (not expected or expected[-1][0] != spec.timestamp):
+            expected.append((spec.timestamp, at))
     assert keyframes_of(metadata) == expected
     media = [s.timestamp for s in specs if s.tag_type != TAG_SCRIPT]
     assert (
         (round(metadata["duration"] * 1000) >= max(media)) if media else metadata["duration"] == 0
     )
+
+
+def test_only_the_main_tracks_keyframes_are_indexed_once_per_time() -> None:
+    """OneTrack keyframes of track 1 beside track 0's (what FFmpeg 9 sends for a second video
+    track) are not seek points of their own."""
+    track1 = b"\x96\x03hvc1\x01" + b"frame"  # OneTrack, CodedFramesX, track 1
+    specs = [
+        Spec(TAG_VIDEO, 0, b"\x17\x01" + CT),
+        Spec(TAG_VIDEO, 0, track1),
+        Spec(TAG_VIDEO, 0, b"\x17\x01" + CT),
+        Spec(TAG_VIDEO, 1000, track1),
+        Spec(TAG_VIDEO, 1000, b"\x17\x01" + CT),
+    ]
+    data, offsets = record(specs)
+    metadata = read_metadata(next(iter_tags(reader(data))).body)
+    assert metadata is not None
+    assert keyframes_of(metadata) == [(0, offsets[0]), (1000, offsets[4])]
 
 
 def test_the_duration_is_the_last_timestamp_plus_one_frame() -> None:
