@@ -578,9 +578,13 @@ class Recorder(Plugin):
         self._spend(rec, folder, self.index_bytes + 4096)
         start = self.clock()
         for attempt in range(1000):
-            path = folder / render(
-                self.template, app=rec.app, stream=rec.name, start=start, attempt=attempt
-            )
+            try:
+                name = render(
+                    self.template, app=rec.app, stream=rec.name, start=start, attempt=attempt
+                )
+            except ValueError as exc:  # check_template makes it impossible; never the server's
+                raise OSError(errno.EINVAL, str(exc)) from None
+            path = folder / name
             self._check_inside(path)
             try:
                 rec.flv = RecordingFile.create(path, metadata, self.index_bytes)

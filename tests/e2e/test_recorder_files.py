@@ -9,6 +9,8 @@ ffprobe/FFmpeg decode the files and fms.vod's reader checks their index against 
   application's first client triggers the repair, and the file has a duration and an index.
 - ``max_seconds``: several files, each decodable from its first frame, all frames accounted for.
 - ``budget_bytes``: the oldest files are deleted and the folder stays within the budget.
+- A write error (files limited by RLIMIT_FSIZE, as a full disk): one log line, the recording
+  stops, and a player of the live stream gets every frame.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from tests.e2e.harness import (
     ServerProcess,
     ffmpeg_publish_command,
     finish,
+    frames_by_codec,
+    probe_command,
     require_client,
     run_client,
     start,
@@ -300,3 +304,37 @@ def test_a_disk_budget_deletes_the_oldest_recordings(tmp_path: Path) -> None:
     assert [str(p) for p in kept] == order[len(gone) :]
     for path in kept:
         assert probe(path)["frames"]["h264"] == video_frames(path) > 0
+
+
+def test_a_write_error_stops_the_recording_with_one_line_and_live_playback_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The server may write files of at most 300 kB (RLIMIT_FSIZE: writes past it fail, as on
+    a full disk); 6 s of stream is about 600 kB: the recording stops, the player gets it all."""
+    import resource
+
+    limit = 300_000
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    seconds = 6
+    config, folder = config_file(tmp_path)
+    server = ServerProcess("--log-level", "info", config=config, preexec_fn=small_files)
+    try:
+        url = f"{server.url}/live/cam"
+        player = start(probe_command(url))
+        server.wait_for_line(r"play live/cam for .*waiting for publisher", timeout=15)
+        publish(server, "cam", seconds, fps=FPS, gop=FPS)
+        status, out, err = finish(player, timeout=60)
+        assert status == 0, err.decode(errors="replace")
+        server.wait_for_line(r"publish stopped live/cam")
+    finally:
+        assert server.stop() == 0, server.log()
+    assert frames_by_codec(out)["h264"] == seconds * FPS
+    errors = [line for line in server.lines if " error " in line or "Traceback" in line]
+    assert len(errors) == 1 and "recording live/cam to" in errors[0], server.log()
+    assert "stopped: File too large" in errors[0]
+    (path,) = folder.glob("cam-*.flv")
+    assert path.stat().st_size <= limit
+    assert probe(path)["frames"]["h264"] >= video_frames(path) > FPS  # playable as far as it goes
