@@ -154,8 +154,9 @@ class IndexBuilder:
             "filesize": float(filesize),
             "videocodecid": self.video_codec,
             "audiocodecid": self.audio_codec,
-            "hasVideo": self.has_video,
-            "hasAudio": self.has_audio,
+            # a recording still being written does not know yet what it will not carry
+            "hasVideo": self.has_video if indexed or self.has_video else None,
+            "hasAudio": self.has_audio if indexed or self.has_audio else None,
             "indexed": indexed,
         }
         if self.size is not None:

@@ -24,6 +24,7 @@ from fms.vod.reader import (
     Read,
     index_file,
     iter_tags,
+    keyframe_at_or_before,
     plan_repair,
 )
 from fms.vod.writer import HEADER_SIZE, MIN_INDEX_ROOM, FLVWriter, Patch
@@ -277,3 +278,19 @@ def test_the_metadata_body_has_exactly_the_reserved_size(extra: int, publisher: 
     body = metadata_body(publisher, {"duration": 1.0}, size=natural + extra)
     assert len(body) == natural + extra
     assert (read_metadata(body) or {}).get("duration") == 1.0
+
+
+@given(st.lists(tag_specs(), max_size=30), st.integers(0, 2**32))
+def test_a_seek_reads_from_the_last_keyframe_at_or_before_it(specs: list[Spec], ms: int) -> None:
+    specs = sorted(specs, key=lambda s: s.timestamp)
+    data, offsets = record(specs)
+    index = index_file(reader(data)).index.keyframes
+    found = keyframe_at_or_before(index, ms)
+    before = [(s.timestamp, at) for s, at in zip(specs, offsets, strict=True)
+              if s.keyframe and s.timestamp <= ms]  # fmt: skip
+    if not before:
+        assert found is None
+        return
+    assert found is not None and found[0] == before[-1][0]
+    first = next(iter_tags(reader(data), start=found[1]))
+    assert (first.offset, first.timestamp, first.tag_type) == (found[1], found[0], TAG_VIDEO)
