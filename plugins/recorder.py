@@ -41,9 +41,9 @@ track and codec, HDR metadata included) before its first keyframe.
 Crash safety: a file is a valid FLV up to its last complete tag at any moment; its
 ``onMetaData`` says ``indexed: false`` until it is closed. When the application starts (its
 first client after a server start) every such file of the application that no process is
-writing (an exclusive ``flock`` marks the files being written) is repaired: a partial last tag
-is cut off and ``onMetaData`` rebuilt from the tags (:func:`fms.vod.reader.plan_repair`). That
-scan reads the whole file in the reactor thread: seconds for gigabytes, once after a crash.
+writing (an exclusive ``flock`` marks the files being written) is repaired, in a thread of the
+reactor's pool: a partial last tag is cut off and ``onMetaData`` rebuilt from the tags
+(:func:`fms.vod.reader.plan_repair`; the scan reads about 170 MB/s).
 
 Limits: ``budget_bytes`` counts every ``.flv`` of the application's folder. Before a write would
 exceed it, ``delete-oldest`` deletes the oldest recordings not being written (logged one by
@@ -295,6 +295,10 @@ def _positive(name: str, value: Any, what: str) -> None:
 class Recorder(Plugin):
     """Writes each recorded publish of the application to an FLV file (module docstring)."""
 
+    repair_in_thread = True
+    """Whether ``app_start`` repairs in the reactor's thread pool (scanning a big file takes
+    seconds: about 170 MB/s); tests set it False to repair at once."""
+
     def __init__(
         self,
         *,
@@ -354,7 +358,13 @@ class Recorder(Plugin):
     # ------------------------------------------------------------------------------- hooks
 
     def app_start(self, app: IAppView) -> Any:
-        self.repair_folders(app.name)
+        if not self.repair_in_thread:
+            self._report(self.repair_folders(app.name))
+            return None
+        from twisted.internet.threads import deferToThread
+
+        done = deferToThread(self.repair_folders, app.name)
+        done.addCallbacks(self._report, lambda f: log.failure("repairing recordings", f))
         return None
 
     def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
@@ -403,25 +413,34 @@ class Recorder(Plugin):
 
     # ------------------------------------------------------------------------- repairs
 
-    def repair_folders(self, app: str) -> None:
-        """Repair the interrupted recordings of ``app`` (and its instances ``app/...``)."""
+    def repair_folders(self, app: str) -> list[tuple[str, str | None, str | None]]:
+        """Repair the interrupted recordings of ``app`` (and its instances ``app/...``): a
+        thread may run it (it only touches files no recorder has locked); (path, what was done
+        or None, error or None) per file looked at, for the reactor thread to log."""
         own = path_component(app)
+        outcomes: list[tuple[str, str | None, str | None]] = []
         try:
             folders = [e for e in os.scandir(self.directory) if e.is_dir(follow_symlinks=False)]
         except OSError:
-            return
+            return outcomes
         for folder in folders:
             if folder.name != own and not folder.name.startswith(own + "%2F"):
                 continue
             for entry in os.scandir(folder.path):
                 if entry.name.endswith(".flv") and entry.is_file(follow_symlinks=False):
                     try:
-                        done = repair(Path(entry.path))
+                        outcomes.append((entry.path, repair(Path(entry.path)), None))
                     except (OSError, FLVReadError) as exc:
-                        log.warn("cannot repair {path}: {error}", path=entry.path, error=str(exc))
-                        continue
-                    if done is not None:
-                        log.info("recording repaired {path}: {what}", path=entry.path, what=done)
+                        outcomes.append((entry.path, None, str(exc)))
+        return outcomes
+
+    @staticmethod
+    def _report(outcomes: list[tuple[str, str | None, str | None]]) -> None:
+        for path, done, error in outcomes:
+            if error is not None:
+                log.warn("cannot repair {path}: {error}", path=path, error=error)
+            elif done is not None:
+                log.info("recording repaired {path}: {what}", path=path, what=done)
 
     # ----------------------------------------------------------------------- recordings
 

@@ -193,6 +193,7 @@ def test_app_start_repairs_an_interrupted_recording(
     path, complete = crashed_copy(tmp_path)
     assert metadata_of(path)["indexed"] is False and metadata_of(path)["duration"] == 0
     recorder = Recorder(directory=tmp_path / "rec", clock=lambda: NOON)
+    recorder.repair_in_thread = False
     recorder.app_start(type("App", (), {"name": "live"})())  # type: ignore[arg-type]
     assert path.stat().st_size == complete
     found = metadata_of(path)
