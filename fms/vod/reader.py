@@ -199,5 +199,6 @@ def plan_repair(
         flags=found.flags,
     )
     patches = tuple(writer.finish())
-    assert patches[-1].offset == METADATA_BODY_AT
+    if patches[-1].offset != METADATA_BODY_AT:
+        return None  # its placeholder is too small to rewrite: not one the recorder reserved
     return RepairPlan(min(found.end, size), patches, found.index)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fms.live.flv import FLAG_AUDIO, FLAG_VIDEO, MAX_DATA_SIZE, TAG_SCRIPT, encode_tag, file_header
 from fms.vod.index import IndexBuilder
-from fms.vod.metadata import metadata_body
+from fms.vod.metadata import MetadataTooLarge, metadata_body
 
 HEADER_SIZE = 13
 """The FLV header and PreviousTagSize0 (bytes): where the ``onMetaData`` tag starts."""
@@ -109,13 +109,16 @@ class FLVWriter:
         return len(body) <= MAX_DATA_SIZE
 
     def finish(self) -> list[Patch]:
-        """The final ``onMetaData`` and header flags, to write in place at close."""
-        figures = self.index.figures(self.size, indexed=True)
-        body = metadata_body(self.publisher, figures, self.index.keyframes, size=self.reserved)
+        """The final header flags and ``onMetaData``, to write in place at close (without the
+        ``onMetaData`` when the reserved size cannot hold the figures, which only a file this
+        writer did not start can have)."""
         flags = (FLAG_AUDIO if self.index.has_audio else 0) | (
             FLAG_VIDEO if self.index.has_video else 0
         )
-        return [
-            Patch(FLAGS_AT, bytes((flags or self.header_flags,))),
-            Patch(METADATA_BODY_AT, body),
-        ]
+        patches = [Patch(FLAGS_AT, bytes((flags or self.header_flags,)))]
+        figures = self.index.figures(self.size, indexed=True)
+        try:
+            body = metadata_body(self.publisher, figures, self.index.keyframes, size=self.reserved)
+        except MetadataTooLarge:  # a reserve too small for the figures: only a foreign file
+            return patches
+        return [*patches, Patch(METADATA_BODY_AT, body)]

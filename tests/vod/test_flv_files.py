@@ -294,3 +294,25 @@ def test_a_seek_reads_from_the_last_keyframe_at_or_before_it(specs: list[Spec], 
     assert found is not None and found[0] == before[-1][0]
     first = next(iter_tags(reader(data), start=found[1]))
     assert (first.offset, first.timestamp, first.tag_type) == (found[1], found[0], TAG_VIDEO)
+
+
+@given(st.binary(max_size=400), st.integers(0, 80))
+def test_repair_of_a_damaged_recording_raises_nothing_but_flvreaderror(
+    tail: bytes, metadata_size: int
+) -> None:
+    """Whatever follows a recorder's header (and even a placeholder shrunk to a few bytes),
+    planning the repair returns a plan or None, or raises FLVReadError."""
+    head, _ = record([Spec(TAG_VIDEO, 0, b"\x17\x01" + CT)], finish=False)
+    tags = list(iter_tags(reader(head)))
+    small = encode_values(("onMetaData", ECMAArray(metadatacreator="pyFMS", indexed=False)))
+    from fms.live.flv import encode_tag
+
+    shrunk = head[:HEADER_SIZE] + encode_tag(TAG_SCRIPT, 0, small + bytes(metadata_size))
+    for data in (head + tail, head[: tags[1].offset] + tail, shrunk + tail):
+        try:
+            plan = plan_repair(reader(data), len(data))
+        except FLVReadError:
+            continue
+        if plan is not None:
+            repaired = apply(data[: plan.truncate], plan.patches)
+            assert index_file(reader(repaired)).indexed
