@@ -316,3 +316,16 @@ def test_repair_of_a_damaged_recording_raises_nothing_but_flvreaderror(
         if plan is not None:
             repaired = apply(data[: plan.truncate], plan.patches)
             assert index_file(reader(repaired)).indexed
+
+
+@pytest.mark.parametrize(
+    ("publisher", "placeholder", "final"),
+    [({"audiocodecid": 10}, 0x04, 0x01), ({}, 0x05, 0x01), ({"hasVideo": True}, 0x01, 0x01)],
+)
+def test_header_flags_follow_the_announced_tracks_then_the_written_ones(
+    publisher: dict[str, int], placeholder: int, final: int
+) -> None:
+    writer = FLVWriter(publisher)
+    data = writer.start() + writer.tag(TAG_VIDEO, 0, b"\x17\x01" + CT)
+    assert data[4] == placeholder
+    assert apply(data, writer.finish())[4] == final
