@@ -41,9 +41,9 @@ track and codec, HDR metadata included) before its first keyframe.
 Crash safety: a file is a valid FLV up to its last complete tag at any moment; its
 ``onMetaData`` says ``indexed: false`` until it is closed. When the application starts (its
 first client after a server start) every such file of the application that no process is
-writing (an exclusive ``flock`` marks the files being written) is repaired: a partial last tag
-is cut off and ``onMetaData`` rebuilt from the tags (:func:`fms.vod.reader.plan_repair`). That
-scan reads the whole file in the reactor thread: seconds for gigabytes, once after a crash.
+writing (an exclusive ``flock`` marks the files being written) is repaired, in a thread of the
+reactor's pool: a partial last tag is cut off and ``onMetaData`` rebuilt from the tags
+(:func:`fms.vod.reader.plan_repair`; the scan reads about 170 MB/s).
 
 Limits: ``budget_bytes`` counts every ``.flv`` of the application's folder. Before a write would
 exceed it, ``delete-oldest`` deletes the oldest recordings not being written (logged one by
@@ -295,6 +295,10 @@ def _positive(name: str, value: Any, what: str) -> None:
 class Recorder(Plugin):
     """Writes each recorded publish of the application to an FLV file (module docstring)."""
 
+    repair_in_thread = True
+    """Whether ``app_start`` repairs in the reactor's thread pool (scanning a big file takes
+    seconds: about 170 MB/s); tests set it False to repair at once."""
+
     def __init__(
         self,
         *,
@@ -354,7 +358,13 @@ class Recorder(Plugin):
     # ------------------------------------------------------------------------------- hooks
 
     def app_start(self, app: IAppView) -> Any:
-        self.repair_folders(app.name)
+        if not self.repair_in_thread:
+            self._report(self.repair_folders(app.name))
+            return None
+        from twisted.internet.threads import deferToThread
+
+        done = deferToThread(self.repair_folders, app.name)
+        done.addCallbacks(self._report, lambda f: log.failure("repairing recordings", f))
         return None
 
     def publish(self, client: IClientView, name: str, query: dict[str, str], kind: str) -> Any:
@@ -403,25 +413,34 @@ class Recorder(Plugin):
 
     # ------------------------------------------------------------------------- repairs
 
-    def repair_folders(self, app: str) -> None:
-        """Repair the interrupted recordings of ``app`` (and its instances ``app/...``)."""
+    def repair_folders(self, app: str) -> list[tuple[str, str | None, str | None]]:
+        """Repair the interrupted recordings of ``app`` (and its instances ``app/...``): a
+        thread may run it (it only touches files no recorder has locked); (path, what was done
+        or None, error or None) per file looked at, for the reactor thread to log."""
         own = path_component(app)
+        outcomes: list[tuple[str, str | None, str | None]] = []
         try:
             folders = [e for e in os.scandir(self.directory) if e.is_dir(follow_symlinks=False)]
         except OSError:
-            return
+            return outcomes
         for folder in folders:
             if folder.name != own and not folder.name.startswith(own + "%2F"):
                 continue
             for entry in os.scandir(folder.path):
                 if entry.name.endswith(".flv") and entry.is_file(follow_symlinks=False):
                     try:
-                        done = repair(Path(entry.path))
+                        outcomes.append((entry.path, repair(Path(entry.path)), None))
                     except (OSError, FLVReadError) as exc:
-                        log.warn("cannot repair {path}: {error}", path=entry.path, error=str(exc))
-                        continue
-                    if done is not None:
-                        log.info("recording repaired {path}: {what}", path=entry.path, what=done)
+                        outcomes.append((entry.path, None, str(exc)))
+        return outcomes
+
+    @staticmethod
+    def _report(outcomes: list[tuple[str, str | None, str | None]]) -> None:
+        for path, done, error in outcomes:
+            if error is not None:
+                log.warn("cannot repair {path}: {error}", path=path, error=error)
+            elif done is not None:
+                log.info("recording repaired {path}: {what}", path=path, what=done)
 
     # ----------------------------------------------------------------------- recordings
 
@@ -511,6 +530,10 @@ class Recorder(Plugin):
         )
 
     def _stored(self, folder: Path) -> list[StoredFile]:
+        """The recordings in ``folder``: closed ones as on disk, the ones being written with
+        the bytes written so far (the disk lags behind by the write buffer)."""
+        writing = {r.flv.path.name: r.flv.size for r in self.recordings.values()
+                   if r.flv is not None and r.flv.path.parent == folder}  # fmt: skip
         out = []
         try:
             entries = list(os.scandir(folder))
@@ -519,7 +542,8 @@ class Recorder(Plugin):
         for entry in entries:
             if entry.name.endswith(".flv") and entry.is_file(follow_symlinks=False):
                 stat = entry.stat(follow_symlinks=False)
-                out.append(StoredFile(entry.name, stat.st_size, stat.st_mtime_ns))
+                size = writing.get(entry.name, stat.st_size)
+                out.append(StoredFile(entry.name, size, stat.st_mtime_ns))
         return out
 
     def _open_names(self, folder: Path) -> frozenset[str]:
@@ -529,19 +553,12 @@ class Recorder(Plugin):
             if r.flv is not None and r.flv.path.parent == folder
         )
 
-    def _folder_bytes(self, folder: Path, stored: list[StoredFile]) -> int:
-        """Bytes of ``folder``'s recordings: closed ones as on disk, open ones as written."""
-        writing = {r.flv.path.name: r.flv.size for r in self.recordings.values()
-                   if r.flv is not None and r.flv.path.parent == folder}  # fmt: skip
-        return sum(f.size for f in stored if f.name not in writing) + sum(writing.values())
-
     def _delete_oldest(self, folder: Path, budget: int) -> int:
         """Delete the oldest closed recordings of ``folder`` until it holds at most
         ``budget`` bytes (or nothing more can go); the bytes it holds then."""
         stored = self._stored(folder)
-        open_now = self._open_names(folder)
-        used = self._folder_bytes(folder, stored)
-        for victim in oldest_over_budget(stored, budget, keep=open_now):
+        used = sum(f.size for f in stored)
+        for victim in oldest_over_budget(stored, budget, keep=self._open_names(folder)):
             try:
                 (folder / victim.name).unlink()
             except FileNotFoundError:
@@ -557,7 +574,7 @@ class Recorder(Plugin):
         """Start the file of ``rec``: continue the newest one for 'append', else a new one."""
         folder = self.folder_for(rec.app)
         folder.mkdir(parents=True, exist_ok=True)
-        self._used[folder] = self._folder_bytes(folder, self._stored(folder))
+        self._used[folder] = sum(f.size for f in self._stored(folder))
         metadata = rec.metadata if rec.metadata is not None else _views_metadata(stream)
         rec.base = None
         rec.frames = 0
@@ -580,9 +597,13 @@ class Recorder(Plugin):
         self._spend(rec, folder, self.index_bytes + 4096)
         start = self.clock()
         for attempt in range(1000):
-            path = folder / render(
-                self.template, app=rec.app, stream=rec.name, start=start, attempt=attempt
-            )
+            try:
+                name = render(
+                    self.template, app=rec.app, stream=rec.name, start=start, attempt=attempt
+                )
+            except ValueError as exc:  # check_template makes it impossible; never the server's
+                raise OSError(errno.EINVAL, str(exc)) from None
+            path = folder / name
             self._check_inside(path)
             try:
                 rec.flv = RecordingFile.create(path, metadata, self.index_bytes)

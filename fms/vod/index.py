@@ -91,24 +91,35 @@ def picture_size(payload: bytes) -> tuple[int, int] | None:
 @dataclass(slots=True)
 class IndexBuilder:
     """The figures of a recording so far: ``keyframes`` as (ms, byte offset of the tag) of
-    every video keyframe, codec ids, picture size, the duration (ms) and which kinds of media
-    were seen."""
+    the video keyframes of the main track (the lowest track id; a multitrack stream's other
+    tracks have keyframes of their own, and a seek must land where the main one can start),
+    the first tag of each time only; codec ids, picture size, the duration (ms) and which kinds
+    of media were seen."""
 
     keyframes: list[tuple[int, int]] = field(default_factory=list)
     video_codec: int | None = None
     audio_codec: int | None = None
     size: tuple[int, int] | None = None
+    main_track: int | None = None
     _ends: dict[int, _TrackEnd] = field(default_factory=dict)
 
     def add(self, offset: int, tag_type: int, timestamp: int, body: bytes) -> None:
         """One tag written (or read) at byte ``offset`` with ``timestamp`` in ms."""
         if tag_type == TAG_VIDEO:
             video = parse_video(body)
-            if video.sequence_header:
+            track = split(TAG_VIDEO, body).lowest_track
+            if video.sequence_header or video.keyframe:
+                if self.main_track is None or track < self.main_track:
+                    self.main_track = track
+                if self.video_codec is None:
+                    self.video_codec = video_codec_id(body)
+            if video.sequence_header and track == self.main_track:
                 self.size = picture_size(body) or self.size
-            if self.video_codec is None and (video.sequence_header or video.keyframe):
-                self.video_codec = video_codec_id(body)
-            if video.keyframe:
+            if (
+                video.keyframe
+                and track == self.main_track
+                and (not self.keyframes or self.keyframes[-1][0] != timestamp)
+            ):
                 self.keyframes.append((timestamp, offset))
         elif tag_type == TAG_AUDIO:
             if self.audio_codec is None:
@@ -143,8 +154,9 @@ class IndexBuilder:
             "filesize": float(filesize),
             "videocodecid": self.video_codec,
             "audiocodecid": self.audio_codec,
-            "hasVideo": self.has_video,
-            "hasAudio": self.has_audio,
+            # a recording still being written does not know yet what it will not carry
+            "hasVideo": self.has_video if indexed or self.has_video else None,
+            "hasAudio": self.has_audio if indexed or self.has_audio else None,
             "indexed": indexed,
         }
         if self.size is not None:

@@ -65,6 +65,15 @@ def fourcc_number(fourcc: str) -> int:
     return int.from_bytes(fourcc.encode("latin-1")[:4].ljust(4, b" "), "big")
 
 
+def announced_tracks(publisher: Mapping[str, Any] | None) -> tuple[bool, bool]:
+    """(audio, video): what a publisher's metadata says the stream carries, for the header
+    flags of a file that has not seen its tracks yet; both when it says nothing."""
+    publisher = publisher or {}
+    audio = "audiocodecid" in publisher or publisher.get("hasAudio") is True
+    video = "videocodecid" in publisher or publisher.get("hasVideo") is True
+    return (audio, video) if audio or video else (True, True)
+
+
 def filler(size: int) -> bytes:
     """One AMF0 value (or two nulls) of exactly ``size`` bytes, ``size >= 0``."""
     if size == 0:

@@ -16,7 +16,8 @@ yielded before it are good. Nothing else is ever raised for bad bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +162,14 @@ def index_file(read: Read, *, max_tag_size: int = DEFAULT_MAX_TAG_SIZE) -> FileI
     return found
 
 
+def keyframe_at_or_before(keyframes: Sequence[tuple[int, int]], ms: int) -> tuple[int, int] | None:
+    """The (ms, byte offset) entry of ``keyframes`` (sorted by time, as an index is) at or
+    before ``ms``: where a seek to ``ms`` starts reading (:func:`iter_tags` ``start=``); None
+    when ``ms`` comes before the first keyframe (start at the first tag then)."""
+    at = bisect_right(keyframes, (ms, float("inf")))
+    return keyframes[at - 1] if at else None
+
+
 @dataclass(frozen=True, slots=True)
 class RepairPlan:
     """How to finish a recording that was never closed: cut the file at ``truncate`` bytes
@@ -190,5 +199,6 @@ def plan_repair(
         flags=found.flags,
     )
     patches = tuple(writer.finish())
-    assert patches[-1].offset == METADATA_BODY_AT
+    if patches[-1].offset != METADATA_BODY_AT:
+        return None  # its placeholder is too small to rewrite: not one the recorder reserved
     return RepairPlan(min(found.end, size), patches, found.index)

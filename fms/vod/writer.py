@@ -16,7 +16,7 @@ from typing import Any
 
 from fms.live.flv import FLAG_AUDIO, FLAG_VIDEO, MAX_DATA_SIZE, TAG_SCRIPT, encode_tag, file_header
 from fms.vod.index import IndexBuilder
-from fms.vod.metadata import metadata_body
+from fms.vod.metadata import MetadataTooLarge, announced_tracks, metadata_body
 
 HEADER_SIZE = 13
 """The FLV header and PreviousTagSize0 (bytes): where the ``onMetaData`` tag starts."""
@@ -41,20 +41,25 @@ class Patch:
 
 class FLVWriter:
     """The bytes of one recording. ``publisher`` is the publisher's ``onMetaData`` values,
-    kept in the file's ``onMetaData``; ``room`` the bytes reserved for the figures and index."""
+    kept in the file's ``onMetaData``; ``room`` the bytes reserved for the figures and index;
+    ``audio``/``video`` the header flags until the close sets those of the tracks written
+    (default: what ``publisher`` announces, both if nothing)."""
 
     def __init__(
         self,
         publisher: Mapping[str, Any] | None = None,
         *,
         room: int = DEFAULT_INDEX_ROOM,
-        audio: bool = True,
-        video: bool = True,
+        audio: bool | None = None,
+        video: bool | None = None,
     ) -> None:
         if room < MIN_INDEX_ROOM:
             raise ValueError(f"room: at least {MIN_INDEX_ROOM} bytes")
         self.publisher = dict(publisher) if publisher else None
         self.index = IndexBuilder()
+        audio, video = (
+            announced_tracks(publisher) if audio is None or video is None else (audio, video)
+        )
         self.header_flags = (FLAG_AUDIO if audio else 0) | (FLAG_VIDEO if video else 0)
         self.reserved = len(metadata_body(self.publisher, self.index.figures(0, indexed=False)))
         self.reserved += room
@@ -109,13 +114,16 @@ class FLVWriter:
         return len(body) <= MAX_DATA_SIZE
 
     def finish(self) -> list[Patch]:
-        """The final ``onMetaData`` and header flags, to write in place at close."""
-        figures = self.index.figures(self.size, indexed=True)
-        body = metadata_body(self.publisher, figures, self.index.keyframes, size=self.reserved)
+        """The final header flags and ``onMetaData``, to write in place at close (without the
+        ``onMetaData`` when the reserved size cannot hold the figures, which only a file this
+        writer did not start can have)."""
         flags = (FLAG_AUDIO if self.index.has_audio else 0) | (
             FLAG_VIDEO if self.index.has_video else 0
         )
-        return [
-            Patch(FLAGS_AT, bytes((flags or self.header_flags,))),
-            Patch(METADATA_BODY_AT, body),
-        ]
+        patches = [Patch(FLAGS_AT, bytes((flags or self.header_flags,)))]
+        figures = self.index.figures(self.size, indexed=True)
+        try:
+            body = metadata_body(self.publisher, figures, self.index.keyframes, size=self.reserved)
+        except MetadataTooLarge:  # a reserve too small for the figures: only a foreign file
+            return patches
+        return [*patches, Patch(METADATA_BODY_AT, body)]

@@ -553,12 +553,13 @@ class FullDisk(io.RawIOBase):
 
 @pytest.fixture
 def full_disk_for_bad(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Files whose name starts with 'bad' fill the disk after 5 kB."""
+    """Files whose name starts with 'bad' fill the disk after 70 kB: the placeholder
+    onMetaData (64 kB of index room) fits, the disk fills in mid-recording."""
     real = recorder_module.open_new_file
 
     def opener(path: Path) -> BinaryIO:
         if path.name.startswith("bad"):
-            return io.BufferedWriter(FullDisk(5_000), buffer_size=1024)  # type: ignore[return-value]
+            return io.BufferedWriter(FullDisk(70_000), buffer_size=1024)  # type: ignore[return-value]
         return real(path)
 
     monkeypatch.setattr(recorder_module, "open_new_file", opener)

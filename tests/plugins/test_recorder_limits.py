@@ -112,21 +112,32 @@ def test_the_keyframe_index_points_at_the_video_keyframe_tags(tmp_path: Path) ->
     )
 
 
+def big_gop(start_ts: int) -> list[Media]:
+    """A GOP whose frames (8 kB) outgrow the room made when a file starts, and stay in the
+    write buffer (256 kB) until the file closes."""
+    frames = [(b"\x17" if i == 0 else b"\x27") + b"\x01" + bytes(8_000) for i in range(25)]
+    return [Media(9, start_ts + i * 40, 1, frame) for i, frame in enumerate(frames)]
+
+
+@pytest.mark.parametrize("group", [gop, big_gop])
 def test_delete_oldest_keeps_the_apps_recordings_within_the_budget(
     tmp_path: Path,
     events: list[dict[str, Any]],
+    group: Any,
 ) -> None:
+    """Also when a file grows past the budget between two file starts, while its bytes are
+    still in the write buffer and not yet on disk."""
     clock = iter(range(int(NOON), int(NOON) + 100))
     options = {"max_seconds": 1, "index_bytes": 1024, "clock": lambda: float(next(clock))}
     probe = Recorder(directory=tmp_path / "probe", **options)
     publish = start(probe, "cam")
-    publish.send(*headers(), *gop(0), *gop(1000))
+    publish.send(*headers(), *group(0), *group(1000))
     publish.stop()
     one_file = max(p.stat().st_size for p in files(tmp_path / "probe"))
     budget = 2 * one_file + one_file // 2  # room for two files and a half
     recorder = Recorder(directory=tmp_path / "rec", budget_bytes=budget, **options)
     publish = start(recorder, "cam")
-    publish.send(*headers(), *gop(0), *gop(1000), *gop(2000), *gop(3000), *gop(4000))
+    publish.send(*headers(), *[m for ts in range(0, 5000, 1000) for m in group(ts)])
     publish.stop()
     kept = files(tmp_path / "rec")
     assert sum(p.stat().st_size for p in kept) <= budget
@@ -182,6 +193,7 @@ def test_app_start_repairs_an_interrupted_recording(
     path, complete = crashed_copy(tmp_path)
     assert metadata_of(path)["indexed"] is False and metadata_of(path)["duration"] == 0
     recorder = Recorder(directory=tmp_path / "rec", clock=lambda: NOON)
+    recorder.repair_in_thread = False
     recorder.app_start(type("App", (), {"name": "live"})())  # type: ignore[arg-type]
     assert path.stat().st_size == complete
     found = metadata_of(path)

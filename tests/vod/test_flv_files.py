@@ -24,6 +24,7 @@ from fms.vod.reader import (
     Read,
     index_file,
     iter_tags,
+    keyframe_at_or_before,
     plan_repair,
 )
 from fms.vod.writer import HEADER_SIZE, MIN_INDEX_ROOM, FLVWriter, Patch
@@ -109,12 +110,32 @@ def test_written_tags_read_back_after_the_metadata_with_an_index_of_their_keyfra
     assert metadata is not None
     assert metadata["indexed"] is True and metadata["filesize"] == len(data)
     assert metadata["encoder"] == "test"
-    expected = [(s.timestamp, at) for s, at in zip(specs, offsets, strict=True) if s.keyframe]
+    expected: list[tuple[int, int]] = []
+    for spec, at in zip(specs, offsets, strict=True):
+        if spec.keyframe and (not expected or expected[-1][0] != spec.timestamp):
+            expected.append((spec.timestamp, at))
     assert keyframes_of(metadata) == expected
     media = [s.timestamp for s in specs if s.tag_type != TAG_SCRIPT]
     assert (
         (round(metadata["duration"] * 1000) >= max(media)) if media else metadata["duration"] == 0
     )
+
+
+def test_only_the_main_tracks_keyframes_are_indexed_once_per_time() -> None:
+    """OneTrack keyframes of track 1 beside track 0's (what FFmpeg 9 sends for a second video
+    track) are not seek points of their own."""
+    track1 = b"\x96\x03hvc1\x01" + b"frame"  # OneTrack, CodedFramesX, track 1
+    specs = [
+        Spec(TAG_VIDEO, 0, b"\x17\x01" + CT),
+        Spec(TAG_VIDEO, 0, track1),
+        Spec(TAG_VIDEO, 0, b"\x17\x01" + CT),
+        Spec(TAG_VIDEO, 1000, track1),
+        Spec(TAG_VIDEO, 1000, b"\x17\x01" + CT),
+    ]
+    data, offsets = record(specs)
+    metadata = read_metadata(next(iter_tags(reader(data))).body)
+    assert metadata is not None
+    assert keyframes_of(metadata) == [(0, offsets[0]), (1000, offsets[4])]
 
 
 def test_the_duration_is_the_last_timestamp_plus_one_frame() -> None:
@@ -257,3 +278,54 @@ def test_the_metadata_body_has_exactly_the_reserved_size(extra: int, publisher: 
     body = metadata_body(publisher, {"duration": 1.0}, size=natural + extra)
     assert len(body) == natural + extra
     assert (read_metadata(body) or {}).get("duration") == 1.0
+
+
+@given(st.lists(tag_specs(), max_size=30), st.integers(0, 2**32))
+def test_a_seek_reads_from_the_last_keyframe_at_or_before_it(specs: list[Spec], ms: int) -> None:
+    specs = sorted(specs, key=lambda s: s.timestamp)
+    data, offsets = record(specs)
+    index = index_file(reader(data)).index.keyframes
+    found = keyframe_at_or_before(index, ms)
+    before = [(s.timestamp, at) for s, at in zip(specs, offsets, strict=True)
+              if s.keyframe and s.timestamp <= ms]  # fmt: skip
+    if not before:
+        assert found is None
+        return
+    assert found is not None and found[0] == before[-1][0]
+    first = next(iter_tags(reader(data), start=found[1]))
+    assert (first.offset, first.timestamp, first.tag_type) == (found[1], found[0], TAG_VIDEO)
+
+
+@given(st.binary(max_size=400), st.integers(0, 80))
+def test_repair_of_a_damaged_recording_raises_nothing_but_flvreaderror(
+    tail: bytes, metadata_size: int
+) -> None:
+    """Whatever follows a recorder's header (and even a placeholder shrunk to a few bytes),
+    planning the repair returns a plan or None, or raises FLVReadError."""
+    head, _ = record([Spec(TAG_VIDEO, 0, b"\x17\x01" + CT)], finish=False)
+    tags = list(iter_tags(reader(head)))
+    small = encode_values(("onMetaData", ECMAArray(metadatacreator="pyFMS", indexed=False)))
+    from fms.live.flv import encode_tag
+
+    shrunk = head[:HEADER_SIZE] + encode_tag(TAG_SCRIPT, 0, small + bytes(metadata_size))
+    for data in (head + tail, head[: tags[1].offset] + tail, shrunk + tail):
+        try:
+            plan = plan_repair(reader(data), len(data))
+        except FLVReadError:
+            continue
+        if plan is not None:
+            repaired = apply(data[: plan.truncate], plan.patches)
+            assert index_file(reader(repaired)).indexed
+
+
+@pytest.mark.parametrize(
+    ("publisher", "placeholder", "final"),
+    [({"audiocodecid": 10}, 0x04, 0x01), ({}, 0x05, 0x01), ({"hasVideo": True}, 0x01, 0x01)],
+)
+def test_header_flags_follow_the_announced_tracks_then_the_written_ones(
+    publisher: dict[str, int], placeholder: int, final: int
+) -> None:
+    writer = FLVWriter(publisher)
+    data = writer.start() + writer.tag(TAG_VIDEO, 0, b"\x17\x01" + CT)
+    assert data[4] == placeholder
+    assert apply(data, writer.finish())[4] == final
