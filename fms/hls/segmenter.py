@@ -110,6 +110,8 @@ class StreamSegments:
         self._discontinuity = False
         self._target = max(1, round(settings.segment_duration))
         self._bytes = 0
+        self._last_timestamp: int | None = None
+        self._wraps = 0
 
     # ------------------------------------------------------------------ the publisher side
 
@@ -120,6 +122,8 @@ class StreamSegments:
         self._muxer = None
         self._open = None
         self._discontinuity = bool(self.segments) or self._discontinuity
+        self._last_timestamp = None
+        self._wraps = 0
 
     def stop(self) -> Segment | None:
         """The publisher left: the open segment is closed and the playlist ends. Returns the
@@ -137,9 +141,10 @@ class StreamSegments:
         now: float,
         tagged: TaggedPayload | None = None,
     ) -> Segment | None:
-        """One audio (8) or video (9) message at ``timestamp`` (ms, unwrapped) arrived at
+        """One audio (8) or video (9) message at ``timestamp`` (RTMP ms) arrived at
         ``now``; ``tagged``: its header's reading if known. Returns the segment this message
         closed, if any."""
+        timestamp = self._unwrap(timestamp)
         closed: Segment | None = None
         for item in read_message(type_id, timestamp, payload, tagged):
             if isinstance(item, TrackConfig):
@@ -147,6 +152,14 @@ class StreamSegments:
             else:
                 closed = self._sample(item, now) or closed
         return closed
+
+    def _unwrap(self, timestamp: int) -> int:
+        """RTMP time (32 bits of ms) made to keep growing past 2**32 (49.7 days)."""
+        last = self._last_timestamp
+        if last is not None and timestamp < last - 0x80000000:
+            self._wraps += 1
+        self._last_timestamp = timestamp
+        return timestamp + (self._wraps << 32)
 
     def _sample(self, sample: Sample, now: float) -> Segment | None:
         key = (sample.kind, sample.track)
@@ -280,14 +293,15 @@ class StreamSegments:
             return self.segments[index]
         return None
 
-    def playlist(self, query: str = "") -> str:
+    def playlist(self, query: str = "", prefix: str = "") -> str:
         """The media playlist of the window (``query``, e.g. a viewer's token, is appended to
-        every URI so that it reaches the segment and init requests too)."""
+        every URI so that it reaches the segment and init requests too; ``prefix`` goes before
+        every URI, e.g. ``../other/`` when a plugin renamed the stream asked for)."""
         entries = [
             PlaylistEntry(
-                f"seg{s.sequence}.m4s",
+                f"{prefix}seg{s.sequence}.m4s",
                 s.duration,
-                f"init{s.init}.mp4",
+                f"{prefix}init{s.init}.mp4",
                 s.discontinuity,
                 s.started if self.settings.program_date_time else None,
             )

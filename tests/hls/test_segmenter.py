@@ -217,3 +217,14 @@ def test_playlist_follows_rfc_8216_ordering() -> None:
         if line.startswith(("#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE", "#EXT-X-VERSION")):
             assert i < first_segment
     assert struct.unpack(">I", hls.segments[0].data[:4])[0] > 0
+
+
+def test_rtmp_time_wrapping_past_32_bits_keeps_segments_going() -> None:
+    """Timestamps that wrap from 2**32 - 1 to 0 are one timeline: the segment spanning the
+    wrap is 2 s like the others, not negative or 49 days long."""
+    hls = StreamSegments(SegmentSettings(segment_duration=2.0))
+    start = (1 << 32) - 3000
+    hls.publish(9, start, AVC_HEADER, T0)
+    for i in range(FPS * 7):
+        hls.publish(9, (start + i * 40) & 0xFFFFFFFF, frame(i % FPS == 0), T0)
+    assert [s.duration for s in hls.segments] == [2.0, 2.0, 2.0]
