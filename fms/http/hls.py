@@ -152,27 +152,32 @@ class _Tap:
 class HLSStreams:
     """Every stream's HLS state in this process (see the module docstring)."""
 
-    def __init__(self, server: RTMPServerFactory, config: HLSConfig) -> None:
+    def __init__(self, server: RTMPServerFactory) -> None:
         self.server = server
-        self.config = config
         self.clock: Any = server.clock
-        self.settings = SegmentSettings(
-            segment_duration=config.segment_duration,
-            window=config.window,
-            max_bytes=config.max_bytes_per_stream,
-            program_date_time=config.program_date_time,
-        )
         self.streams: dict[tuple[str, str], _Entry] = {}
         server.registry.publish_hooks.append(self.publish_started)
 
+    @property
+    def config(self) -> HLSConfig:
+        """``[hls]`` as the server has it now (a reload applies to the next publishes)."""
+        return self.server.config.hls
+
     def publish_started(self, stream: LiveStream) -> None:
-        if not self.config.muxes(stream.app):
+        config = self.config
+        if not config.muxes(stream.app):
             return
         key = (stream.app, stream.name)
         entry = self.streams.get(key)
         if entry is None:
+            settings = SegmentSettings(
+                segment_duration=config.segment_duration,
+                window=config.window,
+                max_bytes=config.max_bytes_per_stream,
+                program_date_time=config.program_date_time,
+            )
             first = int(self.clock.seconds())
-            entry = self.streams[key] = _Entry(StreamSegments(self.settings, first))
+            entry = self.streams[key] = _Entry(StreamSegments(settings, first))
         if entry.expiry is not None and entry.expiry.active():
             entry.expiry.cancel()
         entry.expiry = None
@@ -237,7 +242,7 @@ class HLSViewers:
     def __init__(self, server: RTMPServerFactory) -> None:
         self.server = server
         self.clock: Any = server.clock
-        self.streams = HLSStreams(server, server.config.hls)
+        self.streams = HLSStreams(server)
         self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
 
     def render(self, request: Request, parsed: tuple[str, str, str]) -> Any:
