@@ -5,7 +5,9 @@ What is checked is what the clients got: ffprobe finds h264 (at the published si
 in the playlist's segments; FFmpeg decodes 4 s of the live stream (as many frames as 4 s
 hold) without one error line; every listed segment runs from a keyframe to the next; the
 playlist, init and segments come with their content types and caching; and once the
-publisher stops, the playlist ends with #EXT-X-ENDLIST.
+publisher stops, the playlist ends with #EXT-X-ENDLIST. And FFmpeg 9 publishing HEVC+AAC and
+AV1+Opus over Enhanced RTMP: ffprobe finds those codecs at the published size in the HLS, and
+FFmpeg decodes 2 s of it (every frame, no error line).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,14 @@ from tests.e2e.harness import (
     require_client,
     run_client,
     start,
+)
+from tests.e2e.test_enhanced_rtmp import (  # noqa: F401  (ffmpeg9 is a fixture)
+    aac,
+    audio,
+    av1,
+    ffmpeg9,
+    hevc,
+    publish_command,
 )
 
 pytestmark = pytest.mark.e2e
@@ -126,6 +137,59 @@ def test_ffmpeg_plays_the_hls_of_a_live_rtmp_stream_and_sees_it_end(tmp_path: Pa
         assert finish(publisher, timeout=90)[0] == 0
         ended = playlist_until(url, "#EXT-X-ENDLIST", deadline=30)
         assert ended.rstrip().endswith("#EXT-X-ENDLIST")
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("tracks", "names"),
+    [
+        pytest.param(lambda: [hevc("320x240"), aac()], ("hevc", "aac"), id="hevc-aac"),
+        pytest.param(
+            lambda: [av1("320x240"), audio("libopus", "opus")], ("av1", "opus"), id="av1-opus"
+        ),
+    ],
+)
+def test_enhanced_rtmp_codecs_reach_hls_and_decode(
+    tmp_path: Path,
+    ffmpeg9: str,  # noqa: F811  (the fixture)
+    tracks: Any,
+    names: tuple[str, str],
+) -> None:
+    """FFmpeg 9 publishes over Enhanced RTMP (FourCC tags); the HLS segments carry the codecs
+    (hvc1/av01 + mp4a/Opus sample entries) and FFmpeg decodes them from the playlist at the
+    published size without an error line."""
+    server, http = hls_server(tmp_path)
+    publisher = None
+    try:
+        publisher = start(publish_command(ffmpeg9, f"{server.url}/live/cam", tracks()))
+        url = f"{http}/live/cam/index.m3u8"
+        playlist_until(url, "#EXTINF", deadline=60)
+        probe = run_client(
+            [require_client("ffprobe"), "-v", "error", "-show_entries",
+             "stream=codec_name,width,height", "-of", "json", url],
+            timeout=60,
+        )  # fmt: skip
+        streams = json.loads(probe.stdout)["streams"]
+        assert sorted(s["codec_name"] for s in streams) == sorted(names)
+        video = next(s for s in streams if s["codec_name"] == names[0])
+        assert (video["width"], video["height"]) == (320, 240)
+        decoded = run_client(
+            [ffmpeg9, "-v", "error", "-i", url, "-t", "2", "-map", "0", "-f", "framecrc", "-"],
+            timeout=90,
+        )  # fmt: skip
+        assert (decoded.returncode, decoded.stderr.decode(errors="replace")) == (0, "")
+        lines = decoded.stdout.decode().splitlines()
+        kinds = dict(
+            line[len("#media_type ") :].split(": ") for line in lines
+            if line.startswith("#media_type ")
+        )  # fmt: skip
+        frames = [line.split(",")[0] for line in lines if line and line[0] != "#"]
+        video_frames = frames.count(next(i for i, k in kinds.items() if k == "video"))
+        assert abs(video_frames - 2 * FPS) <= 1  # the 2 s asked, all decoded
     finally:
         if publisher is not None and publisher.poll() is None:
             publisher.kill()
