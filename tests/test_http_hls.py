@@ -26,22 +26,24 @@ from tests.support.live_sink import AAC_HEADER, AVC_HEADER, audio, inter, key
 START = 1_800_000_000.0
 
 
-def setup(**hls: object) -> tuple[APISite, RTMPServerFactory, Clock]:
+def setup(cors: tuple[str, ...] = (), **hls: object) -> tuple[APISite, RTMPServerFactory, Clock]:
     clock = Clock()
     clock.advance(START)
-    http = HTTPConfig(enabled=True)
+    http = HTTPConfig(enabled=True, cors_origins=cors)
     config = Config(http=http, hls=HLSConfig(**hls))  # type: ignore[arg-type]
     server = RTMPServerFactory(config, clock=clock)
     return APISite(API(server, http), http, clock), server, clock
 
 
-def get(site: APISite, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def get(
+    site: APISite, path: str, method: str = "GET", extra: str = ""
+) -> tuple[int, dict[str, str], bytes]:
     address = IPv4Address("TCP", "192.0.2.7", 5000)
     channel = site.buildProtocol(address)
     assert isinstance(channel, LimitedHTTPChannel)
     transport = StringTransport(peerAddress=address)
     channel.makeConnection(transport)
-    channel.dataReceived(f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    channel.dataReceived(f"{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
     return parse(transport)
 
 
@@ -271,3 +273,36 @@ def test_no_muxing_where_hls_is_off() -> None:
     assert get(site, "/live/cam/index.m3u8")[0] == 404
     stream = server.registry.get("live", "cam")
     assert stream is not None and stream.taps == []
+
+
+def test_playlists_and_segments_carry_cors_headers_for_allowed_origins() -> None:
+    """As every route of the listener: a page of an allowed origin may read the playlist and
+    the segments (hls.js fetches them); another origin gets no CORS header."""
+    site, server, _ = setup(cors=("https://player.example",))
+    publish(server, 3)
+    origin = "Origin: https://player.example\r\n"
+    status, headers, _ = get(site, "/live/cam/index.m3u8", extra=origin)
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://player.example"
+    status, headers, _ = get(site, f"/live/cam/seg{int(START)}.m4s", extra=origin)
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://player.example"
+    other = "Origin: https://elsewhere.example\r\n"
+    status, headers, _ = get(site, "/live/cam/index.m3u8", extra=other)
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+
+
+def test_a_plugin_closing_the_viewer_ends_its_session() -> None:
+    """A plugin that closes an HLS viewer's client (e.g. a kick) ends its session: its next
+    playlist request is decided again."""
+    site, server, _ = setup()
+    plugin = Recorder()
+    with_plugin(server, plugin)
+    publish(server, 3)
+    assert get(site, "/live/cam/index.m3u8")[0] == 200
+    application = server.application_for("live")
+    assert application is not None
+    (view,) = application.clients
+    view.disconnect("kicked")
+    assert not application.clients
+    plugin.refuse = "kicked out"
+    status, _, body = get(site, "/live/cam/index.m3u8")
+    assert (status, json.loads(body)) == (403, {"error": "kicked out"})
