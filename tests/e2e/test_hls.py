@@ -195,3 +195,36 @@ def test_enhanced_rtmp_codecs_reach_hls_and_decode(
             publisher.kill()
             publisher.wait()
         server.stop()
+
+
+def test_a_publisher_coming_back_continues_the_playlist_after_a_discontinuity(
+    tmp_path: Path,
+) -> None:
+    """The publisher stops (the playlist ends) and comes back: the playlist goes on, without
+    #EXT-X-ENDLIST, the new segments after one #EXT-X-DISCONTINUITY and a new #EXT-X-MAP, and
+    FFmpeg decodes the stream from it without an error line."""
+    server, http = hls_server(tmp_path)
+    publisher = None
+    try:
+        url = f"{http}/live/cam/index.m3u8"
+        publisher = start(ffmpeg_publish_command(f"{server.url}/live/cam", 4, fps=FPS))
+        assert finish(publisher, timeout=90)[0] == 0
+        before = playlist_until(url, "#EXT-X-ENDLIST", deadline=30)
+        publisher = start(ffmpeg_publish_command(f"{server.url}/live/cam", 14, fps=FPS))
+        after = playlist_until(url, "#EXT-X-DISCONTINUITY\n", deadline=60)
+        assert "#EXT-X-ENDLIST" not in after
+        maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', after)
+        assert len(maps) == 2 and maps[0] in before and maps[1] not in before
+        old = [line for line in before.splitlines() if line.startswith("seg")]
+        assert all(line in after.splitlines() for line in old[-2:])  # still listed
+        decoded = run_client(
+            [require_client("ffmpeg"), "-v", "error", "-i", url, "-t", "3", "-map", "0",
+             "-f", "null", "-"],
+            timeout=90,
+        )  # fmt: skip
+        assert (decoded.returncode, decoded.stderr.decode(errors="replace")) == (0, "")
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+        server.stop()
