@@ -66,13 +66,20 @@ def test_a_plugin_entry_needs_use() -> None:
         parse_config("[[apps.live.plugins]]\nsecret = 's'\n")
 
 
-@pytest.mark.parametrize("section", ["server", "limits", "streams", "tls", "http"])
+@pytest.mark.parametrize("section", ["server", "limits", "streams", "tls", "http", "hls"])
 def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(section: str) -> None:
     import dataclasses
     import tomllib
     from pathlib import Path
 
-    from fms.config import HTTPConfig, LimitsConfig, ServerConfig, StreamsConfig, TLSConfig
+    from fms.config import (
+        HLSConfig,
+        HTTPConfig,
+        LimitsConfig,
+        ServerConfig,
+        StreamsConfig,
+        TLSConfig,
+    )
 
     path = Path(__file__).resolve().parents[1] / "conf" / "fms.toml"
     text = path.read_text()
@@ -83,6 +90,7 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
         "streams": StreamsConfig,
         "tls": TLSConfig,
         "http": HTTPConfig,
+        "hls": HLSConfig,
     }[section]
     lines = text.splitlines()
     for spec in dataclasses.fields(cls):

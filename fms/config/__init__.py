@@ -146,6 +146,48 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HLSConfig:
+    """HLS (fragmented MP4) of live streams on the HTTP listener (``/APP/STREAM/index.m3u8``):
+    on when the listener is, see ``conf/fms.toml`` for why; :mod:`fms.hls` for the design."""
+
+    enabled: bool = _opt(True, doc="mux every published stream into HLS segments")
+    apps: tuple[str, ...] = _opt(
+        (), doc="applications (or first path segments) whose streams are muxed; empty: all"
+    )
+    segment_duration: float = _opt(
+        2.0,
+        minimum=1.0,
+        maximum=30.0,
+        doc="target segment duration (seconds); segments are cut at the first keyframe after",
+    )
+    window: int = _opt(6, minimum=2, maximum=100, doc="segments a playlist lists and memory keeps")
+    max_bytes_per_stream: int = _opt(
+        32 * 1024 * 1024,
+        minimum=1024 * 1024,
+        doc="bytes of segments one stream keeps at most; the oldest leave first",
+    )
+    program_date_time: bool = _opt(
+        True, doc="stamp segments with #EXT-X-PROGRAM-DATE-TIME (arrival of their first frame)"
+    )
+    wait: float = _opt(
+        10.0,
+        minimum=0.0,
+        doc="seconds a playlist request for a published stream without segments yet waits",
+    )
+    linger: float = _opt(
+        60.0,
+        minimum=0.0,
+        doc="seconds an ended stream's playlist stays served (a return continues it)",
+    )
+
+    def muxes(self, app: str) -> bool:
+        """True when streams of ``app`` are muxed (``live/room1`` matches ``live``)."""
+        if not self.enabled:
+            return False
+        return not self.apps or app in self.apps or app.split("/", 1)[0] in self.apps
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Per-connection protocol limits, deadlines and admission caps; a peer that breaks one
     loses its own connection only."""
@@ -330,6 +372,7 @@ class Config:
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
+    hls: HLSConfig = field(default_factory=HLSConfig)
     apps: dict[str, AppConfig] = field(default_factory=dict)
     default_app: AppConfig | None = None
     source: str | None = None
@@ -371,6 +414,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "streams": StreamsConfig,
     "tls": TLSConfig,
     "http": HTTPConfig,
+    "hls": HLSConfig,
 }
 
 T = TypeVar("T")

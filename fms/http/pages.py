@@ -2,8 +2,10 @@
 
 ``GET /play/{app}/{name}`` serves ``player.html``, one page for every stream: it reads the
 stream from its own address and plays ``/{app}/{name}.flv`` (HTTP-FLV, :mod:`fms.http.flv`)
-with mpegts.js. ``GET /static/{file}`` serves the files of ``fms/http/static/``: mpegts.js is
-vendored there from its npm package at a pinned version (see ``static/README``), so a server
+with mpegts.js, or at ``/play/{app}/{name}#hls`` ``/{app}/{name}/index.m3u8`` (HLS,
+:mod:`fms.http.hls`) with hls.js. ``GET /static/{file}`` serves the files of
+``fms/http/static/``: mpegts.js and hls.js are vendored there from their npm packages at
+pinned versions (see ``static/README``), so a server
 needs neither npm nor a CDN at run time. Files are read once, through ``importlib.resources``
 so an installed package serves the same bytes as a checkout.
 """
@@ -18,6 +20,8 @@ STATIC_TYPES: dict[str, str] = {
     "mpegts.js": "text/javascript; charset=utf-8",
     "mpegts.js.LICENSE": "text/plain; charset=utf-8",
     "mpegts.js.THIRD-PARTY-LICENSES.txt": "text/plain; charset=utf-8",
+    "hls.min.js": "text/javascript; charset=utf-8",
+    "hls.js.LICENSE": "text/plain; charset=utf-8",
 }
 """The files ``/static/`` serves and their Content-Type; any other name is a 404 (no listing,
 no path walking)."""

@@ -28,6 +28,8 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from fms.config import HTTPConfig
 from fms.http.api import API, Response
 from fms.http.flv import FLVViewers
+from fms.http.hls import HLSViewers
+from fms.http.hls import parse_path as hls_path
 from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
 
@@ -52,6 +54,7 @@ class APIResource(Resource):
         self.api = api
         self.config = config
         self.flv = FLVViewers(api.server, config)
+        self.hls = HLSViewers(api.server)
 
     def render(self, request: Request) -> Any:
         method = request.method.decode("latin-1")
@@ -68,6 +71,10 @@ class APIResource(Resource):
             return b""
         if request.path.endswith(b".flv") and method in ("GET", "HEAD"):
             return self.flv.render(request)  # HTTP-FLV: a live stream (fms.http.flv)
+        if method in ("GET", "HEAD"):
+            hls = hls_path(request.path)
+            if hls is not None:
+                return self.hls.render(request, hls)  # HLS (fms.http.hls)
         headers = {
             name.decode("latin-1").lower(): values[-1].decode("latin-1")
             for name, values in request.requestHeaders.getAllRawHeaders()

@@ -32,6 +32,9 @@ class StreamRegistry:
         else:
             self._limits = limits
         self._streams: dict[tuple[str, str], LiveStream] = {}
+        self.publish_hooks: list[Callable[[LiveStream], None]] = []
+        """Called with each stream a publisher claimed, once its publish started (the HLS
+        side attaches its :class:`~fms.live.stream.StreamTap` here)."""
 
     def __iter__(self) -> Iterator[LiveStream]:
         return iter(list(self._streams.values()))
@@ -56,6 +59,8 @@ class StreamRegistry:
         if stream.published:
             return None
         stream.start_publish(publisher)
+        for hook in self.publish_hooks:
+            hook(stream)
         return stream
 
     def release(self, stream: LiveStream, publisher: Any) -> bool:

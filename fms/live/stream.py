@@ -65,6 +65,19 @@ class StreamObserver(Protocol):
         ...
 
 
+class StreamTap(Protocol):
+    """Follows one publish's audio and video in this process (the HLS muxer, :mod:`fms.hls`):
+    attached when the publish starts, told when it stops, then dropped."""
+
+    def published(self, message: Media, info: MediaInfo) -> None:
+        """An audio or video message was published (``info``: its header, read once)."""
+        ...
+
+    def stopped(self) -> None:
+        """The publish ended."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class FanoutLimits:
     """Per-player delivery bounds and the GOP cache size; all configurable per app."""
@@ -130,6 +143,8 @@ class LiveStream:
         self._last_flush = 0.0
         self.observer: StreamObserver | None = None
         """The worker relay's end of this stream (:mod:`fms.cluster`), or None."""
+        self.taps: list[StreamTap] = []
+        """Who follows the current publish's media here (HLS), dropped when it stops."""
         self.clock = clock
         """Reactor time in seconds, for the figures when a caller passes no ``now`` (None:
         the last time a caller passed)."""
@@ -193,6 +208,9 @@ class LiveStream:
         self.publisher = None
         self.publish_query = {}
         self.flush(self._last_flush)  # what the publisher sent last still reaches everyone
+        taps, self.taps = self.taps, []
+        for tap in taps:
+            tap.stopped()
         for player in list(self.players):
             self._detach(player)
             player.state = PlayerState.WAITING
@@ -248,6 +266,9 @@ class LiveStream:
         self.stats.observe(message, info, self.now(now))
         if self.observer is not None:
             self.observer.published(message, info)
+        if self.taps and isinstance(message, Media):
+            for tap in self.taps:
+                tap.published(message, info)
         for log in self._logs.values():
             if log.wants(message):
                 log.append(

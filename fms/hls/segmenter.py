@@ -1,0 +1,318 @@
+"""One live stream's HLS: its messages cut into fragmented MP4 segments at video keyframes,
+kept in memory in a sliding window, with the media playlist that lists them.
+
+The server feeds every published audio/video message (:meth:`StreamSegments.publish`) and
+the publish's start and end; viewers' requests read :meth:`StreamSegments.playlist`,
+:meth:`StreamSegments.segment` and :meth:`StreamSegments.init`. Muxing happens here once per
+stream, however many viewers ask. Time is an argument (``now``: wall-clock seconds since the
+epoch, for ``#EXT-X-PROGRAM-DATE-TIME``); nothing here reads a clock.
+
+**Cutting.** A segment starts at a video keyframe (with audio only: at any frame) and is cut
+at the first keyframe at least ``segment_duration`` seconds after its start; its duration is
+the distance between the two keyframes' decode times. Audio frames go to the segment open when
+they arrive (RTMP interleaves by time). Frames before the first keyframe are dropped: a
+segment must decode on its own (``#EXT-X-INDEPENDENT-SEGMENTS``).
+
+**Generations.** Each publish (and each change of a codec configuration within one) starts a
+new muxer with its own init segment, named after the first segment that uses it
+(``init<N>.mp4``); the first segment of a publisher that came back is marked
+``#EXT-X-DISCONTINUITY`` (timestamps restart, codecs may differ).
+
+**Numbers that never repeat.** ``seg<N>.m4s`` names are cached for long by players and
+proxies, so a stream's numbering starts at ``first_sequence`` (the HTTP side passes the wall
+clock's seconds when the stream's HLS state is created), never at 0 again for a stream that
+was forgotten and published anew: segments are at least a second long, so numbers stay ahead.
+
+**Bounded memory** (per stream): the closed segments in the window (at most ``window``; the
+oldest leave earlier when their bytes with the open segment's exceed ``max_bytes``) and the
+open segment, which is dropped (and the next one marked discontinuous) if it alone grows past
+``max_bytes`` without a keyframe to cut at. Plus one init segment per generation in the window
+(a few hundred bytes each).
+
+**Later: Low-Latency HLS.** A segment is a list of parts (one ``moof`` + ``mdat`` each);
+today a segment has one part. Parts will be cut every ``part_duration`` inside the open
+segment with the same muxer, and a segment will be their concatenation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from fms.hls.fmp4 import Fmp4Muxer, segment_header
+from fms.hls.playlist import PlaylistEntry, media_playlist
+from fms.hls.samples import Kind, Sample, TrackConfig
+from fms.hls.source import read_message
+from fms.live.tracks import TaggedPayload
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSettings:
+    """What the ``[hls]`` configuration decides for every stream."""
+
+    segment_duration: float = 2.0
+    """Target duration (seconds): a segment is cut at the first keyframe this long after its
+    start, so it is longer when keyframes are further apart."""
+    window: int = 6
+    """Segments the playlist lists (and memory keeps)."""
+    max_bytes: int = 64 * 1024 * 1024
+    """Bytes of segments one stream keeps at most (window and open segment together)."""
+    program_date_time: bool = True
+    """Stamp each segment with ``#EXT-X-PROGRAM-DATE-TIME`` (its first frame's arrival)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A closed media segment: its number, duration (seconds), bytes, init segment (the
+    number of its generation's first segment), whether a discontinuity precedes it, and the
+    wall-clock time (seconds since the epoch) its first frame arrived."""
+
+    sequence: int
+    duration: float
+    data: bytes
+    init: int
+    discontinuity: bool
+    started: float
+
+
+@dataclass(slots=True)
+class _Open:
+    """The segment being filled."""
+
+    start_dts: int
+    started: float
+    samples: dict[tuple[Kind, int], list[Sample]] = field(default_factory=dict)
+    size: int = 0
+    last_dts: int = 0
+
+
+class StreamSegments:
+    """One stream's HLS state across its publishes (see the module docstring)."""
+
+    def __init__(self, settings: SegmentSettings, first_sequence: int = 0) -> None:
+        self.settings = settings
+        self.segments: deque[Segment] = deque()
+        """The window, oldest first."""
+        self.next_sequence = first_sequence
+        self.discontinuity_sequence = 0
+        """Discontinuities that have left the window (``#EXT-X-DISCONTINUITY-SEQUENCE``)."""
+        self.ended = False
+        """The publisher left: the playlist ends (``#EXT-X-ENDLIST``) until one comes back."""
+        self.inits: dict[int, bytes] = {}
+        """Init segments of the generations still in the window (and the current one)."""
+        self.dropped_frames = 0
+        """Frames that went into no segment (before the first keyframe, past the byte bound)."""
+        self._configs: dict[tuple[Kind, int], TrackConfig] = {}
+        self._muxer: Fmp4Muxer | None = None
+        self._muxer_configs: dict[tuple[Kind, int], TrackConfig] = {}
+        self._generation = -1
+        self._open: _Open | None = None
+        self._discontinuity = False
+        self._target = max(1, round(settings.segment_duration))
+        self._bytes = 0
+        self._last_timestamp: int | None = None
+        self._wraps = 0
+
+    # ------------------------------------------------------------------ the publisher side
+
+    def start(self) -> None:
+        """A publish starts: new tracks, new muxer; a discontinuity if segments came before."""
+        self.ended = False
+        self._configs.clear()
+        self._muxer = None
+        self._open = None
+        self._discontinuity = bool(self.segments) or self._discontinuity
+        self._last_timestamp = None
+        self._wraps = 0
+
+    def stop(self) -> Segment | None:
+        """The publisher left: the open segment is closed and the playlist ends. Returns the
+        segment closed, if any."""
+        closed = self._close(None) if self._open is not None else None
+        self._muxer = None
+        self.ended = True
+        return closed
+
+    def publish(
+        self,
+        type_id: int,
+        timestamp: int,
+        payload: bytes,
+        now: float,
+        tagged: TaggedPayload | None = None,
+    ) -> Segment | None:
+        """One audio (8) or video (9) message at ``timestamp`` (RTMP ms) arrived at
+        ``now``; ``tagged``: its header's reading if known. Returns the segment this message
+        closed, if any."""
+        timestamp = self._unwrap(timestamp)
+        closed: Segment | None = None
+        for item in read_message(type_id, timestamp, payload, tagged):
+            if isinstance(item, TrackConfig):
+                self._configs[(item.kind, item.track)] = item
+            else:
+                closed = self._sample(item, now) or closed
+        return closed
+
+    def _unwrap(self, timestamp: int) -> int:
+        """RTMP time (32 bits of ms) made to keep growing past 2**32 (49.7 days)."""
+        last = self._last_timestamp
+        if last is not None and timestamp < last - 0x80000000:
+            self._wraps += 1
+        self._last_timestamp = timestamp
+        return timestamp + (self._wraps << 32)
+
+    def _sample(self, sample: Sample, now: float) -> Segment | None:
+        key = (sample.kind, sample.track)
+        if key not in self._configs:
+            self.dropped_frames += 1
+            return None
+        closed: Segment | None = None
+        video = self._has_video()
+        cut_here = sample.keyframe and (sample.kind == "video" or not video)
+        if cut_here and self._main(key):
+            current = self._open
+            if current is None:
+                self._begin(sample, now)
+            elif self._changed():
+                closed = self._close(sample.dts)
+                self._discontinuity = True
+                self._begin(sample, now)
+            elif sample.dts - current.start_dts >= self.settings.segment_duration * 1000:
+                closed = self._close(sample.dts)
+                self._begin(sample, now)
+        current = self._open
+        if current is None or self._muxer is None or not self._muxer.carries(*key):
+            self.dropped_frames += 1
+            return closed
+        current.samples.setdefault(key, []).append(sample)
+        current.size += len(sample.data)
+        current.last_dts = max(current.last_dts, sample.dts)
+        if current.size + self._bytes > self.settings.max_bytes:
+            self._trim(current.size)
+            if current.size > self.settings.max_bytes:
+                self.dropped_frames += sum(len(run) for run in current.samples.values())
+                self._open = None  # no keyframe to cut at in max_bytes: start over at one
+                self._discontinuity = True
+        return closed
+
+    def _has_video(self) -> bool:
+        return any(kind == "video" for kind, _ in self._configs)
+
+    def _main(self, key: tuple[Kind, int]) -> bool:
+        """True for the track whose keyframes cut segments: the lowest video track, or the
+        lowest audio track of a stream without video."""
+        kind = "video" if self._has_video() else "audio"
+        tracks = [track for k, track in self._configs if k == kind]
+        return key == (kind, min(tracks))
+
+    def _changed(self) -> bool:
+        """A configuration differs from what the muxer was built with (a new codec, a new
+        SPS, a track that came late): the next segment needs a new init segment."""
+        return self._configs != self._muxer_configs
+
+    def _begin(self, sample: Sample, now: float) -> None:
+        if self._muxer is None or self._changed():
+            self._muxer_configs = dict(self._configs)
+            self._muxer = Fmp4Muxer(list(self._configs.values()), base=sample.dts)
+            self._generation = self.next_sequence
+            self.inits[self._generation] = self._muxer.init
+        self._open = _Open(sample.dts, now, last_dts=sample.dts)
+
+    def _close(self, end: int | None) -> Segment | None:
+        """Mux the open segment; ``end`` is the decode time (ms) of the keyframe that starts
+        the next one (None: the stream ends here)."""
+        current, self._open = self._open, None
+        if current is None or self._muxer is None:
+            return None
+        ends: dict[tuple[Kind, int], int] = {}
+        if end is not None:
+            ends = {key: end for key, run in current.samples.items() if run[0].kind == "video"}
+        data = self._muxer.fragment(current.samples, ends)
+        if not data:
+            return None
+        stop = end if end is not None else current.last_dts + self._frame_ms(current)
+        duration = max(0, stop - current.start_dts) / 1000
+        segment = Segment(
+            self.next_sequence,
+            duration,
+            segment_header() + data,
+            self._generation,
+            self._discontinuity,
+            current.started,
+        )
+        self._discontinuity = False
+        self.next_sequence += 1
+        self._target = max(self._target, round(duration))
+        self.segments.append(segment)
+        self._bytes += len(segment.data)
+        self._trim(0)
+        return segment
+
+    @staticmethod
+    def _frame_ms(current: _Open) -> int:
+        """The last frame's duration (ms) when nothing follows it: its track's last gap."""
+        for run in current.samples.values():
+            if len(run) > 1 and run[-1].dts == current.last_dts:
+                return run[-1].dts - run[-2].dts
+        return 0
+
+    def _trim(self, extra: int) -> None:
+        """Drop the oldest segments beyond the window or beyond ``max_bytes`` (with ``extra``
+        bytes held elsewhere), and the init segments no segment uses any more."""
+        settings = self.settings
+        while self.segments and (
+            len(self.segments) > settings.window or self._bytes + extra > settings.max_bytes
+        ):
+            gone = self.segments.popleft()
+            self._bytes -= len(gone.data)
+            if gone.discontinuity:
+                self.discontinuity_sequence += 1
+        used = {segment.init for segment in self.segments}
+        for generation in [g for g in self.inits if g not in used and g != self._generation]:
+            del self.inits[generation]
+
+    # ------------------------------------------------------------------ the viewer side
+
+    @property
+    def memory(self) -> int:
+        """Bytes held: closed segments, the open one's frames, init segments."""
+        open_size = self._open.size if self._open is not None else 0
+        return self._bytes + open_size + sum(len(init) for init in self.inits.values())
+
+    @property
+    def init(self) -> bytes | None:
+        """The current generation's init segment (``init.mp4``), if any."""
+        return self.inits.get(self._generation)
+
+    def segment(self, sequence: int) -> Segment | None:
+        """Segment ``sequence`` if it is still in the window."""
+        if not self.segments:
+            return None
+        index = sequence - self.segments[0].sequence
+        if 0 <= index < len(self.segments):
+            return self.segments[index]
+        return None
+
+    def playlist(self, query: str = "", prefix: str = "") -> str:
+        """The media playlist of the window (``query``, e.g. a viewer's token, is appended to
+        every URI so that it reaches the segment and init requests too; ``prefix`` goes before
+        every URI, e.g. ``../other/`` when a plugin renamed the stream asked for)."""
+        entries = [
+            PlaylistEntry(
+                f"{prefix}seg{s.sequence}.m4s",
+                s.duration,
+                f"{prefix}init{s.init}.mp4",
+                s.discontinuity,
+                s.started if self.settings.program_date_time else None,
+            )
+            for s in self.segments
+        ]
+        first = self.segments[0].sequence if self.segments else self.next_sequence
+        return media_playlist(
+            entries,
+            target_duration=self._target,
+            media_sequence=first,
+            discontinuity_sequence=self.discontinuity_sequence,
+            ended=self.ended,
+            query=query,
+        )

@@ -1,0 +1,411 @@
+"""HLS on the HTTP listener: ``GET /APP/STREAM/index.m3u8``, ``init<N>.mp4`` (and
+``init.mp4``, the current one) and ``seg<N>.m4s``, muxed once per stream by :mod:`fms.hls`.
+
+**Muxing.** :class:`HLSStreams` hooks the stream registry (``publish_hooks``): when a stream
+of an application ``[hls]`` covers is published, a :class:`~fms.live.stream.StreamTap` feeds
+its messages to the stream's :class:`~fms.hls.segmenter.StreamSegments`, whatever the number
+of viewers (none included: the first viewer finds a full window). When the publisher leaves,
+the playlist ends (``#EXT-X-ENDLIST``) and stays served ``[hls] linger`` seconds; a publisher
+back within them continues it after a discontinuity, later ones start a new one (numbered
+from the wall clock's seconds, so that cached segment URIs never repeat).
+
+**Deciding.** A playlist request is a viewer: the application's plugins are asked
+``connect`` then ``play`` with a client view whose ``protocol`` is ``"hls"`` and whose query
+is the URL's, as for HTTP-FLV (a refusal is a 403 with its reason, an unknown application or
+stream a 404, a bad name a 400). HLS players ask for the playlist every few seconds, so a
+verdict is remembered for the same (address, stream, query) while it keeps asking (a
+*session*, ended :data:`SESSION_IDLE` seconds after its last playlist request, or when a
+plugin closes the client); the query is carried into every URI of the playlist. Segments and
+init segments are not decided: they are plain cacheable objects, and their names are learnt
+from a playlist.
+
+**Answers.** Playlists: ``application/vnd.apple.mpegurl``, ``Cache-Control: no-cache``.
+Segments ``video/iso.segment`` and numbered init segments ``video/mp4`` with
+``Cache-Control: public, max-age=86400, immutable`` (a name is never reused); ``init.mp4``
+``no-cache``. CORS comes from :class:`fms.http.web.APIResource`, as for every route.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlsplit
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+from fms.apps.application import Application
+from fms.apps.interfaces import IAppView
+from fms.apps.verdict import Verdict
+from fms.apps.views import ClientView
+from fms.config import HLSConfig
+from fms.hls.playlist import CONTENT_TYPE as PLAYLIST_TYPE
+from fms.hls.segmenter import SegmentSettings, StreamSegments
+from fms.live.media import MediaInfo
+from fms.live.names import name_problem
+from fms.live.stream import LiveStream
+from fms.log import Logger
+from fms.rtmp.messages import Media
+
+if TYPE_CHECKING:
+    from fms.server.factory import RTMPServerFactory
+
+log = Logger(namespace="fms.http.hls")
+
+PROTOCOL = "hls"
+"""What :attr:`IClientView.protocol` says of an HLS viewer."""
+SEGMENT_TYPE = b"video/iso.segment"
+INIT_TYPE = b"video/mp4"
+LONG_CACHE = b"public, max-age=86400, immutable"
+SESSION_IDLE = 30.0
+"""Seconds after its last playlist request that a viewer's verdict is forgotten."""
+MAX_SESSIONS = 4096
+"""Verdicts remembered at once; beyond, the oldest session ends (its next request is decided
+again)."""
+_FILE = re.compile(r"^(index\.m3u8|init\.mp4|init(\d{1,20})\.mp4|seg(\d{1,20})\.m4s)$")
+
+
+def parse_path(path: bytes) -> tuple[str, str, str] | None:
+    """``/APP/STREAM/FILE`` (APP may have slashes; FILE one of ours) -> (app, stream, file),
+    None when the path is not an HLS one (the request goes to the other routes)."""
+    try:
+        text = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    rest, slash, file = text.lstrip("/").rpartition("/")
+    if not slash or _FILE.match(file) is None:
+        return None
+    app, slash, stream = rest.rpartition("/")
+    if not slash or not app or not stream:
+        return None
+    return app, stream, file
+
+
+def _error(request: Request, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+def _answer(request: Request, content_type: bytes, cache: bytes, body: bytes) -> None:
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Cache-Control", cache)
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One stream's HLS state and who waits for its first segment."""
+
+    segments: StreamSegments
+    waiters: list[Deferred[None]] = field(default_factory=list)
+    expiry: IDelayedCall | None = None
+    publishes: int = 0
+
+
+class _Tap:
+    """The :class:`~fms.live.stream.StreamTap` of one publish: messages to the segmenter."""
+
+    def __init__(self, streams: HLSStreams, key: tuple[str, str], entry: _Entry) -> None:
+        self.streams = streams
+        self.key = key
+        self.entry = entry
+        self.failed = False
+
+    def published(self, message: Media, info: MediaInfo) -> None:
+        if self.failed:
+            return
+        try:
+            closed = self.entry.segments.publish(
+                message.type_id,
+                message.timestamp,
+                message.payload,
+                self.streams.clock.seconds(),
+                info.tagged,
+            )
+        except Exception:
+            # A muxer bug must not take the publish down: this stream's HLS stops here.
+            self.failed = True
+            log.failure("HLS muxing of {app}/{stream} failed", app=self.key[0], stream=self.key[1])
+            return
+        if closed is not None:
+            self.streams.wake(self.entry)
+
+    def stopped(self) -> None:
+        self.streams.stopped(self.key, self.entry)
+
+
+class HLSStreams:
+    """Every stream's HLS state in this process (see the module docstring)."""
+
+    def __init__(self, server: RTMPServerFactory) -> None:
+        self.server = server
+        self.clock: Any = server.clock
+        self.streams: dict[tuple[str, str], _Entry] = {}
+        server.registry.publish_hooks.append(self.publish_started)
+
+    @property
+    def config(self) -> HLSConfig:
+        """``[hls]`` as the server has it now (a reload applies to the next publishes)."""
+        return self.server.config.hls
+
+    def publish_started(self, stream: LiveStream) -> None:
+        config = self.config
+        if not config.muxes(stream.app):
+            return
+        key = (stream.app, stream.name)
+        entry = self.streams.get(key)
+        if entry is None:
+            settings = SegmentSettings(
+                segment_duration=config.segment_duration,
+                window=config.window,
+                max_bytes=config.max_bytes_per_stream,
+                program_date_time=config.program_date_time,
+            )
+            first = int(self.clock.seconds())
+            entry = self.streams[key] = _Entry(StreamSegments(settings, first))
+        if entry.expiry is not None and entry.expiry.active():
+            entry.expiry.cancel()
+        entry.expiry = None
+        entry.publishes += 1
+        entry.segments.start()
+        stream.taps.append(_Tap(self, key, entry))
+
+    def stopped(self, key: tuple[str, str], entry: _Entry) -> None:
+        entry.segments.stop()
+        self.wake(entry)
+        if self.streams.get(key) is entry:
+            entry.expiry = self.clock.callLater(self.config.linger, self._forget, key, entry)
+
+    def _forget(self, key: tuple[str, str], entry: _Entry) -> None:
+        entry.expiry = None
+        if self.streams.get(key) is entry and entry.segments.ended:
+            del self.streams[key]
+
+    def wake(self, entry: _Entry) -> None:
+        waiters, entry.waiters = entry.waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    @property
+    def memory(self) -> int:
+        """Bytes of segments held for every stream."""
+        return sum(entry.segments.memory for entry in self.streams.values())
+
+
+@dataclass(slots=True)
+class _Session:
+    view: ClientView
+    application: Application
+    name: str
+    expiry: IDelayedCall | None = None
+
+
+class _Link:
+    """The :class:`~fms.apps.views.ClientLink` of an HLS viewer's view: closing it ends the
+    session (its next playlist request is decided again)."""
+
+    def __init__(self, viewers: HLSViewers, key: tuple[str, str, str, str]) -> None:
+        self._viewers = viewers
+        self._key = key
+        self.application: IAppView | None = None
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        session = self._viewers.sessions.get(self._key)
+        return (), ((session.name,) if session is not None else ())
+
+    def invoke(self, method: str, args: tuple[Any, ...], expect_result: bool) -> float | None:
+        return None  # an HTTP viewer takes no RTMP calls
+
+    def close(self, reason: str) -> None:
+        self._viewers.end_session(self._key)
+
+
+class HLSViewers:
+    """Answers ``GET``/``HEAD`` of HLS paths for one process's RTMP server."""
+
+    def __init__(self, server: RTMPServerFactory) -> None:
+        self.server = server
+        self.clock: Any = server.clock
+        self.streams = HLSStreams(server)
+        self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
+
+    def render(self, request: Request, parsed: tuple[str, str, str]) -> Any:
+        app, name, file = parsed
+        if file == "index.m3u8":
+            return self._playlist(request, app, name)
+        entry = self.streams.streams.get((app, name))
+        segments = entry.segments if entry is not None else None
+        match = _FILE.match(file)
+        assert match is not None
+        if file == "init.mp4":
+            init = segments.init if segments is not None else None
+            if init is None:
+                _error(request, 404, f"no init segment for {app}/{name}")
+            else:
+                _answer(request, INIT_TYPE, b"no-cache", init)
+        elif match.group(2) is not None:
+            init = segments.inits.get(int(match.group(2))) if segments is not None else None
+            if init is None:
+                _error(request, 404, f"no {file} for {app}/{name}")
+            else:
+                _answer(request, INIT_TYPE, LONG_CACHE, init)
+        else:
+            segment = segments.segment(int(match.group(3))) if segments is not None else None
+            if segment is None:
+                _error(request, 404, f"no {file} for {app}/{name} (not or no longer there)")
+            else:
+                _answer(request, SEGMENT_TYPE, LONG_CACHE, segment.data)
+        return NOT_DONE_YET
+
+    # ------------------------------------------------------------------ playlists
+
+    def _playlist(self, request: Request, app: str, asked: str) -> Any:
+        config = self.server.config
+        problem = name_problem(app, config.limits.max_app_name, allow_slash=True)
+        if problem is not None:
+            _error(request, 400, f"invalid application: {problem}")
+            return NOT_DONE_YET
+        application = self.server.application_for(app)
+        if application is None:
+            _error(request, 404, f"no such application: {app}")
+            return NOT_DONE_YET
+        address = request.getClientAddress()
+        host = str(getattr(address, "host", "?"))
+        raw_query = urlsplit(request.uri).query.decode("utf-8", "replace")
+        key = (host, app, asked, raw_query)
+        session = self.sessions.get(key)
+        if session is not None:
+            self._touch(key, session)
+            self._serve(request, app, asked, session.name, raw_query)
+            return NOT_DONE_YET
+        port = getattr(address, "port", "?")
+        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        header_host = (request.getHeader(b"host") or b"").decode("latin-1")
+        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
+        link = _Link(self, key)
+        link.application = application
+        view = ClientView(
+            link, peer=peer, host=host, app=app, tc_url=f"http://{header_host}/{app}",
+            params={}, query=query, agent=agent, protocol=PROTOCOL,
+        )  # fmt: skip
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        d = application.decide_connect(view)
+        d.addCallback(self._connected, request, gone, application, view, key, query)
+        d.addErrback(self._failed, request, gone, peer)
+        return NOT_DONE_YET
+
+    def _connected(
+        self,
+        verdict: Verdict,
+        request: Request,
+        gone: list[bool],
+        application: Application,
+        view: ClientView,
+        key: tuple[str, str, str, str],
+        query: dict[str, str],
+    ) -> Deferred[Any] | None:
+        if gone:
+            return None
+        if not verdict.accepted:
+            _error(request, 403, verdict.description or "refused")
+            return None
+        application.add_client(view)
+        max_name = self.server.config.streams.max_stream_name
+        d = application.decide_play(view, key[2], query, max_name)
+        d.addCallback(self._decided, request, gone, application, view, key)
+        return d
+
+    def _decided(
+        self,
+        verdict: Verdict,
+        request: Request,
+        gone: list[bool],
+        application: Application,
+        view: ClientView,
+        key: tuple[str, str, str, str],
+    ) -> None:
+        if not verdict.accepted:
+            application.remove_client(view)
+            self.server.client_left(application)
+            if not gone:
+                status = 403 if verdict.by_application else 400
+                _error(request, status, verdict.description or "refused")
+            return
+        session = _Session(view, application, verdict.name)
+        self.sessions[key] = session
+        while len(self.sessions) > MAX_SESSIONS:
+            self.end_session(next(iter(self.sessions)))
+        self._touch(key, session)
+        if not gone:
+            self._serve(request, key[1], key[2], verdict.name, key[3])
+
+    def _failed(self, failure: Failure, request: Request, gone: list[bool], peer: str) -> None:
+        log.failure("answering HLS viewer {peer}", failure, peer=peer)
+        if not gone:
+            _error(request, 500, "internal error")
+
+    def _touch(self, key: tuple[str, str, str, str], session: _Session) -> None:
+        self.sessions.move_to_end(key)
+        if session.expiry is not None and session.expiry.active():
+            session.expiry.reset(SESSION_IDLE)
+        else:
+            session.expiry = self.clock.callLater(SESSION_IDLE, self.end_session, key)
+
+    def end_session(self, key: tuple[str, str, str, str]) -> None:
+        """Forget a viewer's verdict: the client leaves its application."""
+        session = self.sessions.pop(key, None)
+        if session is None:
+            return
+        if session.expiry is not None and session.expiry.active():
+            session.expiry.cancel()
+        session.application.remove_client(session.view)
+        self.server.client_left(session.application)
+
+    def _serve(self, request: Request, app: str, asked: str, name: str, query: str) -> None:
+        """The playlist of (app, name), at once or once its first segment is there (waiting
+        ``[hls] wait`` seconds at most); 404 for a stream without HLS."""
+        entry = self.streams.streams.get((app, name))
+        if entry is None:
+            _error(request, 404, f"no HLS for {app}/{name}: nobody publishes it")
+            return
+        segments = entry.segments
+        if segments.segments or segments.ended:
+            prefix = "" if name == asked else f"../{quote(name)}/"
+            body = segments.playlist(query, prefix).encode()
+            _answer(request, PLAYLIST_TYPE.encode(), b"no-cache", body)
+            return
+        waiter: Deferred[None] = Deferred()
+        entry.waiters.append(waiter)
+        waiter.addTimeout(self.server.config.hls.wait, self.clock)
+        request.notifyFinish().addErrback(lambda _: waiter.cancel())
+        waiter.addCallbacks(
+            lambda _: self._serve(request, app, asked, name, query),
+            lambda failure: self._waited(failure, request, app, name),
+        )
+
+    @staticmethod
+    def _waited(failure: Failure, request: Request, app: str, name: str) -> None:
+        if getattr(request, "finished", False) or getattr(request, "_disconnected", False):
+            return
+        _error(request, 404, f"{app}/{name} made no HLS segment in time")
+
+
+__all__ = ["PROTOCOL", "HLSStreams", "HLSViewers", "parse_path"]
