@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fms.config.fields import option as _opt
+from fms.config.media import HLSConfig as HLSConfig
+from fms.config.media import VodConfig as VodConfig
 from fms.config.push import PUSH_FIELDS as PUSH_FIELDS
 from fms.config.push import PUSH_SCHEMES as PUSH_SCHEMES
 from fms.config.push import PushConfig as PushConfig
@@ -28,19 +31,6 @@ from fms.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 LOG_FORMATS = ("text", "json")
-
-
-def _opt(
-    default: Any,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    doc: str = "",
-) -> Any:
-    """A dataclass field with validation metadata (range or choices) and a one-line doc."""
-    meta = {"min": minimum, "max": maximum, "choices": choices, "doc": doc}
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,48 +133,6 @@ class HTTPConfig:
         doc="seconds an HTTP-FLV viewer of a stream nobody publishes waits for a publisher"
         " (then 404); 0: 404 at once",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class HLSConfig:
-    """HLS (fragmented MP4) of live streams on the HTTP listener (``/APP/STREAM/index.m3u8``):
-    on when the listener is, see ``conf/fms.toml`` for why; :mod:`fms.hls` for the design."""
-
-    enabled: bool = _opt(True, doc="mux every published stream into HLS segments")
-    apps: tuple[str, ...] = _opt(
-        (), doc="applications (or first path segments) whose streams are muxed; empty: all"
-    )
-    segment_duration: float = _opt(
-        2.0,
-        minimum=1.0,
-        maximum=30.0,
-        doc="target segment duration (seconds); segments are cut at the first keyframe after",
-    )
-    window: int = _opt(6, minimum=2, maximum=100, doc="segments a playlist lists and memory keeps")
-    max_bytes_per_stream: int = _opt(
-        32 * 1024 * 1024,
-        minimum=1024 * 1024,
-        doc="bytes of segments one stream keeps at most; the oldest leave first",
-    )
-    program_date_time: bool = _opt(
-        True, doc="stamp segments with #EXT-X-PROGRAM-DATE-TIME (arrival of their first frame)"
-    )
-    wait: float = _opt(
-        10.0,
-        minimum=0.0,
-        doc="seconds a playlist request for a published stream without segments yet waits",
-    )
-    linger: float = _opt(
-        60.0,
-        minimum=0.0,
-        doc="seconds an ended stream's playlist stays served (a return continues it)",
-    )
-
-    def muxes(self, app: str) -> bool:
-        """True when streams of ``app`` are muxed (``live/room1`` matches ``live``)."""
-        if not self.enabled:
-            return False
-        return not self.apps or app in self.apps or app.split("/", 1)[0] in self.apps
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,32 +246,6 @@ class StreamsConfig:
         16 * 1024 * 1024, minimum=0, doc="largest GOP kept for late joiners (bytes)"
     )
     gop_max_frames: int = _opt(2048, minimum=0, doc="most messages kept for late joiners")
-
-
-@dataclass(frozen=True, slots=True)
-class VodConfig:
-    """Recorded streams played back (``[apps.NAME.vod]``): off until a folder is named."""
-
-    folder: str = _opt(
-        "",
-        doc="folder of FLV recordings this app plays (relative to the configuration file);"
-        " empty: no playback of recordings",
-    )
-    max_tag_bytes: int = _opt(
-        16 << 20,
-        minimum=1024,
-        doc="largest tag a recording may hold (bytes); a bigger size field ends that playback"
-        " as a damaged file",
-    )
-    max_pending: int = _opt(
-        1 << 20,
-        minimum=16384,
-        doc="bytes a viewer's socket may hold before the file is read further (the viewer"
-        " that does not read costs a file position, not memory)",
-    )
-    max_open: int = _opt(
-        512, minimum=1, doc="recordings played at once by this process (more: Play.Failed)"
-    )
 
 
 @dataclass(frozen=True, slots=True)
