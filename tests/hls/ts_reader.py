@@ -3,7 +3,7 @@ every packet's framing and hands back the PSI sections and PES packets as it fou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class TSReadError(AssertionError):
@@ -32,8 +32,7 @@ class PES:
     random_access: bool
     pcr: int | None
     packets: int
-    flags: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
+    body_size: int  # the bytes after PES_packet_length that came
 
 
 def mpeg2_crc(data: bytes) -> int:
@@ -190,7 +189,7 @@ def pes_packets(data: bytes, pids: set[int]) -> list[PES]:
                 parts[0].random_access,
                 parts[0].pcr,
                 len(parts),
-                raw[6],
+                len(raw) - 6,
             )
         )
 
