@@ -35,11 +35,16 @@ def encode_flv(
     gop: int = 25,
     video_bitrate: str | None = None,
     sample_rate: int = 44100,
+    noise: int = 0,
 ) -> Path:
     """Encode ``seconds`` of testsrc video (libx264, a keyframe every ``gop`` frames, B-frames
-    as libx264's defaults make them) and a sine tone (AAC) to the FLV file ``path``."""
+    as libx264's defaults make them) and a sine tone (AAC) to the FLV file ``path``. ``noise``
+    (0-100) adds moving grain, so that a bitrate asked for is spent as a camera would spend
+    it rather than on the test pattern's flat colours."""
     video = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast"]
     video += ["-x264-params", f"keyint={gop}:min-keyint={gop}:scenecut=0"]
+    if noise:
+        video += ["-vf", f"noise=alls={noise}:allf=t"]
     if video_bitrate:
         video += ["-b:v", video_bitrate, "-maxrate", video_bitrate, "-bufsize", video_bitrate]
     command = [ffmpeg, "-v", "error", "-y", "-nostdin"]
