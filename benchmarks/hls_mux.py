@@ -128,12 +128,17 @@ def pyav(format_name: str, options: dict[str, str], per_segment: bool = False) -
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
-def cut(samples: list[Sample]) -> list[list[Sample]]:
-    """Segments that start at each video keyframe (the encode puts one every segment)."""
+def cut(samples: list[Sample], part_ms: int = 0) -> list[list[Sample]]:
+    """Segments that start at each video keyframe (the encode puts one every segment), or with
+    ``part_ms``, Low-Latency HLS parts: also cut at the first video sample ``part_ms`` or more
+    after the part's start (each contender then muxes every part on its own)."""
     segments: list[list[Sample]] = []
+    start = 0
     for sample in samples:
-        if not segments or (sample.kind == "video" and sample.keyframe):
+        video = sample.kind == "video"
+        if not segments or (video and (sample.keyframe or 0 < part_ms <= sample.dts - start)):
             segments.append([])
+            start = sample.dts
         segments[-1].append(sample)
     return segments
 
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--segment", type=int, default=2, help="keyframe interval (s)")
     parser.add_argument("--noise", type=int, default=12, help="grain (0-100) to reach the rate")
+    parser.add_argument("--part-ms", type=int, default=0, help="mux LL-HLS parts of this (ms)")
     parser.add_argument("--rounds", type=int, default=3, help="muxes per contender; best counts")
     parser.add_argument("--ffmpeg", default="ffmpeg")
     parser.add_argument("--cache", default=tempfile.gettempdir(), help="folder of the FLV")
@@ -163,14 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         part.rename(flv)
     media = read_media(flv)
-    segments = cut(media.samples)
+    segments = cut(media.samples, args.part_ms)
     count = len(media.samples)
     video = sum(s.kind == "video" for s in media.samples)
     duration = (media.samples[-1].dts - media.samples[0].dts) / 1000
     payload = sum(len(s.data) for s in media.samples)
+    pieces = "parts" if args.part_ms else "segments"
     print(
         f"stream: {duration:.1f} s, {video} video + {count - video} audio samples, "
-        f"{payload * 8 / duration / 1e6:.2f} Mbit/s of frames, {len(segments)} segments"
+        f"{payload * 8 / duration / 1e6:.2f} Mbit/s of frames, {len(segments)} {pieces}"
     )
     contenders: dict[str, Contender | str] = {
         "ours mpegts": ours_mpegts,
