@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fms.hls import adts, mpegts
+from fms.hls import adts, annexb, mpegts
 from fms.hls.mpegts import TransportStreamMuxer, UnsupportedTrackError
 from fms.hls.samples import Sample, TrackConfig
 from tests.hls import ts_reader
@@ -286,3 +286,39 @@ def test_an_aac_frame_too_long_for_adts_is_refused() -> None:
     muxer = TransportStreamMuxer([TrackConfig("audio", "mp4a", asc(2, 4, 2))])
     with pytest.raises(adts.AudioConfigError):
         muxer.segment([Sample("audio", 0, 0, True, b"x" * (adts.MAX_FRAME_LENGTH - 6))])
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_as_an_audio_specific_config_parse_or_raise_audio_config_error(
+    data: bytes,
+) -> None:
+    try:
+        config = adts.parse_audio_specific_config(data)
+    except adts.AudioConfigError:
+        return
+    assert 1 <= config.object_type <= 4 and 1 <= config.channels <= 7
+    assert config.frequency_index < len(adts.SAMPLING_FREQUENCIES)
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_as_an_avc_record_parse_or_raise_avc_config_error(data: bytes) -> None:
+    try:
+        config = annexb.parse_decoder_configuration(data)
+    except annexb.AVCConfigError:
+        return
+    assert config.length_size in (1, 2, 4)
+    assert all(unit for unit in config.sps + config.pps)
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_any_bytes_as_a_video_sample_mux_or_raise_avc_config_error(
+    data: bytes, keyframe: bool
+) -> None:
+    """A frame whose NAL lengths run past its end is refused, never muxed half."""
+    muxer = TransportStreamMuxer([TrackConfig("video", "avc1", avc_record([b"\x67a"], [b"\x68"]))])
+    try:
+        segment = muxer.segment([Sample("video", 0, 0, keyframe, data)])
+    except annexb.AVCConfigError:
+        return
+    (pes,) = ts_reader.pes_packets(segment, {mpegts.VIDEO_PID})
+    assert pes.data.startswith(b"\x00\x00\x00\x01\x09\xf0")
