@@ -65,33 +65,36 @@ def parse_decoder_configuration(record: bytes) -> AVCConfig:
     return AVCConfig(length_size, joined, sps, pps)
 
 
-def split_nal_units(data: bytes, length_size: int) -> list[bytes]:
-    """The NAL units of a length-prefixed access unit. Raises :class:`AVCConfigError` when a
-    length runs past the end."""
-    units: list[bytes] = []
+def split_nal_units(data: bytes, length_size: int) -> list[memoryview]:
+    """The NAL units of a length-prefixed access unit, as views into ``data`` (no copies).
+    Raises :class:`AVCConfigError` when a length runs past the end."""
+    units: list[memoryview] = []
+    view = memoryview(data)
     at = 0
     end = len(data)
     while at < end:
         if at + length_size > end:
             raise AVCConfigError("a NAL unit length is cut short")
-        size = int.from_bytes(data[at : at + length_size], "big")
+        size = int.from_bytes(view[at : at + length_size], "big")
         at += length_size
         if at + size > end:
             raise AVCConfigError("a NAL unit runs past its access unit")
         if size:
-            units.append(data[at : at + size])
+            units.append(view[at : at + size])
         at += size
     return units
 
 
-def access_unit(config: AVCConfig, data: bytes, keyframe: bool) -> bytes:
-    """One access unit as Annex B: an AUD (unless the unit begins with one), the SPS and PPS of
-    the record before a keyframe (unless the unit carries an SPS already), then each NAL unit
+def access_unit_parts(config: AVCConfig, data: bytes, keyframe: bool) -> list[bytes | memoryview]:
+    """One access unit as Annex B, in pieces to be joined (so that the caller joins them once,
+    behind its own header): an AUD (unless the unit begins with one), the SPS and PPS of the
+    record before a keyframe (unless the unit carries an SPS already), then each NAL unit
     behind a 4-byte start code."""
     units = split_nal_units(data, config.length_size)
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     if units and units[0][0] & 0x1F == NAL_AUD:
-        parts.append(START_CODE + units.pop(0))
+        parts.append(START_CODE)
+        parts.append(units.pop(0))
     else:
         parts.append(ACCESS_UNIT_DELIMITER)
     if keyframe and not any(unit[0] & 0x1F == NAL_SPS for unit in units):
@@ -99,4 +102,9 @@ def access_unit(config: AVCConfig, data: bytes, keyframe: bool) -> bytes:
     for unit in units:
         parts.append(START_CODE)
         parts.append(unit)
-    return b"".join(parts)
+    return parts
+
+
+def access_unit(config: AVCConfig, data: bytes, keyframe: bool) -> bytes:
+    """:func:`access_unit_parts` joined."""
+    return b"".join(access_unit_parts(config, data, keyframe))

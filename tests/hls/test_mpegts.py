@@ -21,9 +21,15 @@ WRAP_MS = (1 << 33) // 90
 
 
 def nal_body(prefix: int) -> st.SearchStrategy[bytes]:
-    """A NAL unit of header byte ``prefix`` whose body has no zero byte, so that no start
-    code can appear inside it (real NAL units have emulation prevention for that)."""
-    return st.binary(max_size=2500).map(lambda b: bytes((prefix,)) + b.replace(b"\0", b"\1"))
+    """A NAL unit of header byte ``prefix`` and up to 3000 bytes (so that PES packets often
+    span many transport packets) whose body has no zero byte, so that no start code can
+    appear inside it (real NAL units have emulation prevention for that)."""
+
+    def unit(pattern: bytes, size: int) -> bytes:
+        body = (pattern * (size // len(pattern) + 1))[:size]
+        return bytes((prefix,)) + body.replace(b"\0", b"\1")
+
+    return st.builds(unit, st.binary(min_size=1, max_size=32), st.integers(0, 3000))
 
 
 def avc_record(sps: list[bytes], pps: list[bytes], length_size: int = 4) -> bytes:
