@@ -16,7 +16,9 @@ Times: a sample's ms become 90 kHz ticks plus :data:`TIMESTAMP_OFFSET`, modulo 2
 DTS wrap there, every 26.5 hours); the program clock reference rides on the video PID (the
 audio PID for audio-only streams) in the first packet of each PES, :data:`PCR_LEAD` before the
 frame's decode time, so that the audio frames held back to share a PES still arrive before
-they are due. No Twisted, no I/O.
+they are due. That is a PCR at least every 100 ms (ISO/IEC 13818-1's bound) for video of 10
+frames per second or more, and for audio-only streams, whose frames each get a PES. No Twisted,
+no I/O.
 """
 
 from __future__ import annotations
@@ -259,7 +261,17 @@ class TransportStreamMuxer:
         most :data:`MAX_AUDIO_FRAMES_PER_PES` in a row, or one for audio-only streams) and
         written when their PES is full, and at the end of the segment. Raises ``ValueError``
         for a sample of a kind or track id the muxer has no track for, or whose data does not
-        parse as its codec's frames."""
+        parse as its codec's frames; then the continuity counters are left as they were, so
+        that the next segment still follows the last one returned."""
+        counters = {pid: state.counter for pid, state in self._pids.items()}
+        try:
+            return self._segment(samples)
+        except ValueError:
+            for pid, counter in counters.items():
+                self._pids[pid].counter = counter
+            raise
+
+    def _segment(self, samples: Iterable[Sample]) -> bytes:
         out: list[bytes | bytearray | memoryview] = []
         self._packets(out, PAT_PID, self._pat, b"")
         self._packets(out, PMT_PID, self._pmt, b"")

@@ -328,3 +328,16 @@ def test_any_bytes_as_a_video_sample_mux_or_raise_avc_config_error(
         return
     (pes,) = ts_reader.pes_packets(segment, {mpegts.VIDEO_PID})
     assert pes.data.startswith(b"\x00\x00\x00\x01\x09\xf0")
+
+
+def test_a_segment_refused_halfway_leaves_the_counters_where_the_last_segment_left_them() -> None:
+    """A broken frame after good ones: nothing of that segment is returned, so the next segment
+    must follow the previous one without a counter jump."""
+    tracks = [TrackConfig("video", "avc1", avc_record([b"\x67abc"], [b"\x68d"]))]
+    muxer = TransportStreamMuxer(tracks)
+    good = [Sample("video", 40 * i, 0, i == 0, length_prefixed([b"\x41" * 400])) for i in range(3)]
+    first = muxer.segment(good)
+    with pytest.raises(annexb.AVCConfigError):
+        muxer.segment([*good, Sample("video", 200, 0, False, b"\x00\x00\x01\x00")])
+    second = muxer.segment(good)
+    ts_reader.check_continuity(ts_reader.packets(first + second))
