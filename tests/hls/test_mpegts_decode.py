@@ -66,7 +66,8 @@ def probe(target: str) -> dict[str, dict[str, object]]:
     """ffprobe's streams of ``target`` by codec type, frames counted by decoding them."""
     out = subprocess.run(
         [require_client("ffprobe"), "-v", "error", "-count_frames", "-show_entries",
-         "stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json", target],
+         "stream=codec_type,codec_name,profile,width,height,sample_rate,channels,nb_read_frames",
+         "-of", "json", target],
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
     return {s["codec_type"]: s for s in json.loads(out)["streams"]}
@@ -93,11 +94,18 @@ def decode_errors(ffmpeg: str, target: str) -> str:
 
 
 def test_each_segment_decodes_alone_as_its_h264_and_aac_frames(segments: list[Segment]) -> None:
+    """Codecs, picture size, the H.264 and AAC profiles, sample rate and channels as FFmpeg
+    reads them from the source FLV (whose AAC configuration sits outside the frames, where
+    the TS has only the ADTS headers), and every frame decoded."""
+    source = probe(str(segments[0].path.parent / "in.flv"))
     for segment in segments:
         streams = probe(str(segment.path))
         video, audio = streams["video"], streams["audio"]
         assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240)
+        assert video["profile"] == source["video"]["profile"]
         assert audio["codec_name"] == "aac"
+        for key in ("profile", "sample_rate", "channels"):
+            assert audio[key] == source["audio"][key], key
         assert int(str(video["nb_read_frames"])) == segment.video
         assert int(str(audio["nb_read_frames"])) == segment.audio
 
