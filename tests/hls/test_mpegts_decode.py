@@ -5,6 +5,7 @@ segments as an HLS playlist over HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from fms.hls.mpegts import TransportStreamMuxer
-from fms.hls.samples import Sample
+from fms.hls.mpegts import VIDEO_PID, TransportStreamMuxer
+from fms.hls.samples import Sample, TrackConfig
 from tests.e2e.harness import require_client
+from tests.hls import ts_reader
 from tests.hls.ts_media import cut_at_keyframes, encode_flv, read_media
 from tests.support.ci import IN_CI
 
@@ -32,6 +34,8 @@ class Segment:
     video: int  # video samples muxed
     audio: int  # audio frames muxed
     samples: list[Sample]
+    video_config: TrackConfig
+    audio_config: TrackConfig
 
 
 def ffmpeg9() -> str:
@@ -56,7 +60,7 @@ def segments(tmp_path_factory: pytest.TempPathFactory) -> list[Segment]:
         path = folder / f"seg{index}.ts"
         path.write_bytes(muxer.segment(samples))
         video = sum(s.kind == "video" for s in samples)
-        made.append(Segment(path, video, len(samples) - video, samples))
+        made.append(Segment(path, video, len(samples) - video, samples, media.video, media.audio))
     assert [s.video for s in made] == [GOP] * SEGMENTS
     assert all(s.samples[0].keyframe for s in made)
     return made
@@ -193,3 +197,24 @@ def test_the_segments_play_as_an_hls_playlist_over_http(
     _, log = server.communicate(timeout=30)
     for segment in segments:
         assert f'GET /{segment.path.name} HTTP/1.1" 200' in log
+
+
+def test_segments_across_the_33_bit_wrap_decode_as_one_continuous_stream(
+    segments: list[Segment], tmp_path: Path
+) -> None:
+    """The same frames 26.5 hours later, so that the 90 kHz clock wraps 1.5 s into the stream
+    (in the second segment): FFmpeg decodes every frame and its unwrapped video times stay
+    40 ms apart."""
+    shift = (1 << 33) // 90 - 1_000 - 1_500  # ms; the muxer adds 1 s (TIMESTAMP_OFFSET)
+    muxer = TransportStreamMuxer([segments[0].video_config, segments[0].audio_config])
+    moved = [[dataclasses.replace(s, dts=s.dts + shift) for s in seg.samples] for seg in segments]
+    whole = tmp_path / "wrap.ts"
+    whole.write_bytes(b"".join(muxer.segment(samples) for samples in moved))
+    dts = [p.dts for p in ts_reader.pes_packets(whole.read_bytes(), {VIDEO_PID})]
+    assert any(b is not None and a is not None and b < a for a, b in itertools.pairwise(dts))
+    assert decode_errors(require_client("ffmpeg"), str(whole)) == ""
+    streams = probe(str(whole))
+    assert int(str(streams["video"]["nb_read_frames"])) == sum(s.video for s in segments)
+    assert int(str(streams["audio"]["nb_read_frames"])) == sum(s.audio for s in segments)
+    pts = sorted(video_pts(str(whole)))
+    assert {b - a for a, b in itertools.pairwise(pts)} == {90_000 // RATE}
