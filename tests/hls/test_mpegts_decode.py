@@ -218,3 +218,22 @@ def test_segments_across_the_33_bit_wrap_decode_as_one_continuous_stream(
     assert int(str(streams["audio"]["nb_read_frames"])) == sum(s.audio for s in segments)
     pts = sorted(video_pts(str(whole)))
     assert {b - a for a, b in itertools.pairwise(pts)} == {90_000 // RATE}
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_a_stream_of_one_track_decodes_with_its_clock_on_that_track(
+    segments: list[Segment], tmp_path: Path, kind: str
+) -> None:
+    """Audio-only (the PCR on the audio PID) and video-only streams: one stream in the file,
+    every frame decoded, nothing said at error level."""
+    config = segments[0].audio_config if kind == "audio" else segments[0].video_config
+    muxer = TransportStreamMuxer([config])
+    path = tmp_path / f"{kind}.ts"
+    path.write_bytes(
+        b"".join(muxer.segment([s for s in seg.samples if s.kind == kind]) for seg in segments)
+    )
+    assert decode_errors(require_client("ffmpeg"), str(path)) == ""
+    streams = probe(str(path))
+    assert list(streams) == [kind]
+    sent = sum(s.audio if kind == "audio" else s.video for s in segments)
+    assert int(str(streams[kind]["nb_read_frames"])) == sent
