@@ -21,6 +21,7 @@ import pytest
 
 from fms.amf import decode_values
 from fms.live import flv
+from fms.rtmp.events import MediaArrived
 from tests.e2e import test_enhanced_rtmp as enhanced
 from tests.e2e.harness import (
     ServerProcess,
@@ -32,6 +33,7 @@ from tests.e2e.harness import (
     start,
 )
 from tests.e2e.test_http_flv import FPS, framemd5_command, make_source, packets
+from tests.hostile.support import Client
 
 pytestmark = pytest.mark.e2e
 
@@ -318,3 +320,47 @@ def test_enhanced_rtmp_recordings_play_back_over_rtmp(
         assert decoded.returncode == 0 and decoded.stderr == b"", decoded.stderr[-2000:]
     finally:
         server.stop()
+
+
+def test_a_raw_client_pauses_and_resumes_and_is_never_sent_ahead_of_its_buffer(
+    server: ServerProcess,
+) -> None:
+    """Our own RTMP client asks for a 1 s buffer and plays the recording: at any moment the
+    newest media it has is at most 1 s (plus the time it took the bytes to come) ahead of the
+    time since Play.Start; pause stops the media (Pause.Notify, then nothing), unpause at a
+    time resumes from the keyframe at or before it (Unpause.Notify, then media again)."""
+    client = Client(server.port).connect("vod")
+    try:
+        sid = client.create_stream()
+        client.conn.set_buffer_length(sid, 1000)
+        client.conn.play(sid, "clip", 0.0)
+        client.status("NetStream.Play.Start")
+        began = time.monotonic()
+
+        def newest() -> int:
+            times = [e.message.timestamp for e in client.events if isinstance(e, MediaArrived)]
+            return max(times, default=0)
+
+        while time.monotonic() - began < 2.5:
+            assert client.read(0.2)
+            ahead = newest() - (time.monotonic() - began) * 1000
+            assert ahead <= 1000 + 250, f"{ahead:.0f} ms ahead of the clock with a 1 s buffer"
+        assert newest() >= 1500  # it did play meanwhile
+        client.conn.call("pause", True, float(newest()), stream_id=sid, expect_result=False)
+        at_pause = client.events.index(client.status("NetStream.Pause.Notify")) + 1
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            assert client.read(0.2)
+        assert not [e for e in client.events[at_pause:] if isinstance(e, MediaArrived)]
+        position = newest()
+        client.conn.call("pause", False, float(position), stream_id=sid, expect_result=False)
+        resumed = client.events.index(client.status("NetStream.Unpause.Notify")) + 1
+        client.until(
+            lambda e: isinstance(e, MediaArrived) and e.message.timestamp > position, timeout=30
+        )
+        after = [e.message for e in client.events[resumed:] if isinstance(e, MediaArrived)]
+        first_frame = next(m for m in after if m.is_video and m.payload[1] == 1)
+        assert first_frame.payload[0] >> 4 == 1  # a keyframe
+        assert position - 1000 < first_frame.timestamp <= position  # the GOP is 1 s
+    finally:
+        client.close()
