@@ -28,6 +28,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from fms.config import HTTPConfig
 from fms.http.api import API, Response
 from fms.http.flv import FLVViewers
+from fms.http.wsflv import WebSocketFLV, asks_upgrade
 from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
 
@@ -52,6 +53,7 @@ class APIResource(Resource):
         self.api = api
         self.config = config
         self.flv = FLVViewers(api.server, config)
+        self.websocket = WebSocketFLV(self.flv)
 
     def render(self, request: Request) -> Any:
         method = request.method.decode("latin-1")
@@ -67,6 +69,8 @@ class APIResource(Resource):
             request.setHeader(b"Access-Control-Max-Age", b"600")
             return b""
         if request.path.endswith(b".flv") and method in ("GET", "HEAD"):
+            if asks_upgrade(request):
+                return self.websocket.render(request)  # WebSocket-FLV (fms.http.wsflv)
             return self.flv.render(request)  # HTTP-FLV: a live stream (fms.http.flv)
         headers = {
             name.decode("latin-1").lower(): values[-1].decode("latin-1")
