@@ -36,8 +36,8 @@ class Transport(StringTransport):
     """A string transport whose protocol hears of the end when it is lost or aborted, as a
     TCP transport's does (once)."""
 
-    def __init__(self) -> None:
-        super().__init__(peerAddress=ADDRESS)
+    def __init__(self, peer: IPv4Address = ADDRESS) -> None:
+        super().__init__(peerAddress=peer)
         self.protocol: Any = None
         self.lost = False
 

@@ -46,6 +46,7 @@ from fms.apps.verdict import Verdict
 from fms.apps.views import ClientView
 from fms.config import HTTPConfig
 from fms.counters import COUNTERS
+from fms.http.viewers import HTTPClients, next_number
 from fms.live import flv
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
@@ -112,6 +113,10 @@ class FLVViewer:
         self.app = app
         self.name = ""
         self.peer = peer
+        self.number = next_number()
+        """Its client number in the API (``WORKER-N``), from the RTMP connections' count."""
+        self.agent = ""
+        self.started_at = viewers.clock.seconds()
         self.view: ClientView | None = None
         self.application: Application | None = None
         self.stream: LiveStream | None = None
@@ -288,6 +293,7 @@ class FLVViewer:
         if self.done:
             return
         self.done = True
+        self.viewers.clients.remove(self)
         self._leave()
         view, application = self.view, self.application
         if view is not None and application is not None:
@@ -321,10 +327,14 @@ class _Link:
 class FLVViewers:
     """Answers ``GET``/``HEAD /APP/STREAM.flv`` for one process's RTMP server."""
 
-    def __init__(self, server: RTMPServerFactory, config: HTTPConfig) -> None:
+    def __init__(
+        self, server: RTMPServerFactory, config: HTTPConfig, clients: HTTPClients | None = None
+    ) -> None:
         self.server = server
         self.config = config
         self.clock = server.clock
+        self.clients = clients if clients is not None else HTTPClients()
+        """The viewers the API lists (``GET /api/v1/clients``)."""
 
     def render(
         self,
@@ -366,6 +376,8 @@ class FLVViewers:
             protocol=viewer.protocol,
         )  # fmt: skip
         viewer.view = view
+        viewer.agent = agent
+        self.clients.add(viewer)
         request.notifyFinish().addBoth(viewer.ended)
         d = application.decide_connect(view)
         d.addCallback(self._connected, viewer, application, view, asked, query)

@@ -52,7 +52,7 @@ class APIResource(Resource):
         super().__init__()
         self.api = api
         self.config = config
-        self.flv = FLVViewers(api.server, config)
+        self.flv = FLVViewers(api.server, config, api.http_clients)
         self.websocket = WebSocketFLV(self.flv)
 
     def render(self, request: Request) -> Any:

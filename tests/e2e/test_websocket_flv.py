@@ -6,7 +6,8 @@ What is checked is what the clients got: the binary messages' concatenation is b
 the HTTP-FLV body (the same encode-once bytes), a valid FLV file whose tags parse, in which
 ffprobe decodes as many H.264 and AAC frames as the published file has; the WebSocket is
 closed with 1000 when the publisher leaves; a plugin's refusal is an HTTP 403 with its reason
-before any upgrade, and an unknown stream a 404.
+before any upgrade, and an unknown stream a 404; the API lists both kinds of HTTP viewers and
+its DELETE closes one while the other plays on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import os
 import re
 import socket
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -132,5 +135,58 @@ def test_a_refused_websocket_viewer_gets_a_403_with_the_reason_before_the_upgrad
         status, body = upgrade(port, "/live/cam.flv?key=s3cret")
         assert status == 404 and b"nobody publishes live/cam" in body
         server.wait_for_line(r"play live/cam for \S+ refused by the application: invalid")
+    finally:
+        server.stop()
+
+
+def clients(http: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{http}/api/v1/clients", timeout=30) as answer:
+        docs: list[dict[str, Any]] = json.loads(answer.read())["clients"]
+    return docs
+
+
+def test_http_viewers_are_listed_in_the_api_and_delete_closes_one(tmp_path: Path) -> None:
+    """While FFmpeg publishes, ``GET /api/v1/clients`` lists the curl HTTP-FLV viewer and the
+    Autobahn WebSocket viewer with their protocol, address, stream and growing ``bytes_out``;
+    ``DELETE`` of the HTTP-FLV viewer's id closes it (curl ends early, the list drops it)
+    while the WebSocket viewer plays on to the end of the stream and decodes every frame."""
+    source = make_source(tmp_path / "src.flv", 8)
+    server, http = flv_server(tmp_path, 'token = "t0ken"\n')
+    try:
+        ws_out, body = tmp_path / "ws.flv", tmp_path / "http.flv"
+        viewer = ws_viewer(http.replace("http://", "ws://") + "/live/cam.flv", ws_out)
+        reader = curl(f"{http}/live/cam.flv", body)
+        server.wait_for_line(WAITING.format(kind="WebSocket-FLV"), timeout=30)
+        server.wait_for_line(WAITING.format(kind="HTTP-FLV"), timeout=30)
+        publisher = publish(source, f"{server.url}/live/cam")
+        deadline = time.monotonic() + 60
+        while True:  # both viewers listed, each handed bytes
+            docs = {doc["protocol"]: doc for doc in clients(http)}
+            if {"http-flv", "websocket-flv"} <= set(docs) and all(
+                docs[p]["bytes_out"] > 0 for p in ("http-flv", "websocket-flv")
+            ):
+                break
+            assert time.monotonic() < deadline, docs
+            time.sleep(0.2)
+        assert docs["http-flv"]["playing"] == docs["websocket-flv"]["playing"] == "cam"
+        assert docs["http-flv"]["address"].startswith("127.0.0.1:")
+        assert docs["rtmp"]["publishing"] == "cam"
+        ident = docs["http-flv"]["id"]
+        request = urllib.request.Request(
+            f"{http}/api/v1/clients/{ident}", method="DELETE",
+            headers={"Authorization": "Bearer t0ken"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read()) == {"disconnected": ident}
+        code, _, _ = finish(reader)
+        assert publisher.poll() is None, "the publish ended before the check"
+        assert code != 0  # curl saw its response cut short, the publish still going on
+        assert "http-flv" not in {doc["protocol"] for doc in clients(http)}
+        server.wait_for_line(r"closing HTTP-FLV viewer \S+ of live/cam: disconnected through")
+        assert finish(publisher)[0] == 0
+        result = report(viewer)
+        assert (result["code"], result["reason"]) == (1000, "the publisher left"), result
+        published = frames_by_codec(run_client(probe_command(str(source))).stdout)
+        assert frames_by_codec(run_client(probe_command(str(ws_out))).stdout) == published
     finally:
         server.stop()
