@@ -97,10 +97,11 @@ class IClientView(Interface):
         "The flashVer the client announced (str); an HTTP viewer's User-Agent header."
     )
     protocol = Attribute(
-        "How the client is served (str): 'rtmp' (RTMP and RTMPS) or 'http-flv' (an HTTP-FLV"
-        " viewer of GET /APP/STREAM.flv: asked 'connect' then 'play', with the URL's query as"
-        " both ``query`` arguments; it has no RTMP calls, so ``call`` fails and ``send`` does"
-        " nothing)."
+        "How the client is served (str): 'rtmp' (RTMP and RTMPS), 'http-flv' (an HTTP-FLV"
+        " viewer of GET /APP/STREAM.flv) or 'websocket-flv' (the same over a WebSocket,"
+        " ws://HOST:PORT/APP/STREAM.flv). HTTP and WebSocket viewers are asked 'connect' then"
+        " 'play', with the URL's query as both ``query`` arguments; they have no RTMP calls, so"
+        " ``call`` fails and ``send`` does nothing."
     )
     publishing = Attribute("Names of the streams this client publishes (tuple of str).")
     playing = Attribute("Names of the streams this client plays (tuple of str).")

@@ -41,6 +41,7 @@ from fms.http import documents as docs
 from fms.http import pages
 from fms.http import reconnect as moves
 from fms.http.peers import NoPeers, PeerError, Peers
+from fms.http.viewers import HTTPClients
 from fms.log import Logger
 from fms.server import actions
 
@@ -132,6 +133,8 @@ class API:
         self.started = server.clock.seconds() if started is None else started
         self.dashboard = _dashboard()
         self.pages = pages.Pages()
+        self.http_clients = HTTPClients()
+        """This process's HTTP-FLV and WebSocket-FLV viewers, listed with the RTMP clients."""
         self.metrics_extra: Callable[[], dict[str, Any]] = lambda: {}
         """Figures of this process the metrics add (the worker restarts of a worker)."""
         for op, handler in (
@@ -159,7 +162,13 @@ class API:
         found, total = docs.local_clients(
             self.server, self.peers.index, self.now(), app, stream, limit
         )
-        return {"clients": found, "total": total}
+        worker = self.peers.index
+        viewers, more = self.http_clients.documents(
+            lambda n: docs.client_id(worker, n), self.now(), app, stream, limit
+        )
+        if viewers:  # both oldest first: the oldest of the union are among these
+            found = docs.merge_clients([found, viewers], limit)
+        return {"clients": found, "total": total + more}
 
     def local_server(self) -> dict[str, Any]:
         return docs.local_server(self.server, self.started, self.now())
@@ -172,7 +181,11 @@ class API:
     def _kick_here(self, payload: dict[str, Any]) -> dict[str, Any]:
         proto = docs.find_client(self.server, int(payload["number"]))
         if proto is None:
-            return {"disconnected": False}
+            viewer = self.http_clients.find(int(payload["number"]))
+            if viewer is None:
+                return {"disconnected": False}
+            viewer.disconnect("disconnected through the HTTP API")
+            return {"disconnected": True}
         actions.disconnect(proto, "disconnected through the HTTP API")
         return {"disconnected": True}
 

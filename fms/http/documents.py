@@ -129,7 +129,10 @@ def local_clients(
         matched += 1
         if limit is None or matched <= limit:
             chosen.append(proto)
-    docs = [{"id": client_id(worker, proto.id), **client_figures(proto, now)} for proto in chosen]
+    docs = [
+        {"id": client_id(worker, proto.id), "protocol": "rtmp", **client_figures(proto, now)}
+        for proto in chosen
+    ]
     return docs, matched
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
@@ -50,6 +51,7 @@ from fms.apps.views import ClientView
 from fms.config import HTTPConfig
 from fms.counters import COUNTERS
 from fms.http.recordings import find_recording, serve_recording
+from fms.http.viewers import HTTPClients, next_number
 from fms.live import flv
 from fms.live.flvfilter import SideDataFilter
 from fms.live.names import name_problem
@@ -99,7 +101,20 @@ def _error(request: Request, status: int, message: str) -> None:
 @implementer(IPushProducer)
 class FLVViewer:
     """One HTTP-FLV request: the client link of its view, the sink of its player and the
-    producer its connection pauses (see the module docstring)."""
+    producer its connection pauses (see the module docstring).
+
+    The decision, the player and its bounds are the same for every way of carrying the FLV
+    bytes; how they reach the client is in four methods a subclass may override: ``_open``
+    (the response's head and the FLV header), ``_send`` (bytes of the file), ``_finish``
+    (a clean end) and ``_transport`` (for the bytes it holds and to abort).
+    :class:`fms.http.wsflv.WebSocketFLVViewer` carries them in WebSocket binary messages."""
+
+    protocol = PROTOCOL
+    """What :attr:`IClientView.protocol` says of this kind of viewer."""
+    scheme = "http"
+    """The URL scheme of its ``tc_url``."""
+    label = "HTTP-FLV"
+    """What log lines call it."""
 
     def __init__(self, viewers: FLVViewers, request: Request, app: str, peer: str) -> None:
         self.viewers = viewers
@@ -107,6 +122,10 @@ class FLVViewer:
         self.app = app
         self.name = ""
         self.peer = peer
+        self.number = next_number()
+        """Its client number in the API (``WORKER-N``), from the RTMP connections' count."""
+        self.agent = ""
+        self.started_at = viewers.clock.seconds()
         self.view: ClientView | None = None
         self.application: Application | None = None
         self.stream: LiveStream | None = None
@@ -126,8 +145,8 @@ class FLVViewer:
         if self.done:
             return
         log.info(
-            "closing HTTP-FLV viewer {peer} of {app}/{stream}: {reason}",
-            peer=self.peer, app=self.app, stream=self.name, reason=reason,
+            "closing {kind} viewer {peer} of {app}/{stream}: {reason}",
+            kind=self.label, peer=self.peer, app=self.app, stream=self.name, reason=reason,
         )  # fmt: skip
         self._abort()
 
@@ -148,15 +167,7 @@ class FLVViewer:
             data = self.side_data.feed(data)
             if not data:
                 return
-        # As the RTMP sink does (fms.server.delivery.write_through): straight to the socket
-        # when nothing is queued before it, so that a fast viewer's flush is not bounded by
-        # player_buffer. The status line and headers went out through Twisted in _start, and
-        # the terminating chunk will follow through Twisted too, after these bytes.
-        request = self.request
-        transport = request.channel.transport
-        if request.chunked:
-            data = b"%x\r\n%b\r\n" % (len(data), data)
-        write_through(transport, self._socket, data)
+        self._send(data)
 
     def can_write(self) -> bool:
         if self.done or self.paused:
@@ -164,8 +175,7 @@ class FLVViewer:
         return self.started or self._stream_carries() != (False, False)
 
     def pending(self) -> int:
-        channel = getattr(self.request, "channel", None)
-        transport = getattr(channel, "transport", None)
+        transport = self._transport()
         return buffered(transport) if transport is not None else 0
 
     def publish_started(self) -> None:
@@ -180,12 +190,12 @@ class FLVViewer:
             _error(self.request, 404, "the stream ended before it sent anything")
             return
         log.info(
-            "HTTP-FLV play {app}/{stream} for {peer} ended: the publisher left",
-            app=self.app, stream=self.name, peer=self.peer,
+            "{kind} play {app}/{stream} for {peer} ended: the publisher left",
+            kind=self.label, app=self.app, stream=self.name, peer=self.peer,
         )  # fmt: skip
         self._leave()
         self.request.unregisterProducer()
-        self.request.finish()
+        self._finish()
 
     # ------------------------------------------------------------------ IPushProducer
 
@@ -208,14 +218,41 @@ class FLVViewer:
         self.started = True
         self._cancel_wait()
         audio, video = self._stream_carries()
+        self._open(flv.file_header(audio=audio, video=video))
+
+    # ------------------------------------------------------------------ how bytes travel
+
+    def _open(self, header: bytes) -> None:
+        """Write the response's head and ``header`` (the FLV file header)."""
         request = self.request
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", CONTENT_TYPE)
         request.setHeader(b"Cache-Control", b"no-store")
-        request.write(flv.file_header(audio=audio, video=video))
+        request.write(header)
         transport = request.channel.transport
         if type(transport) is tcp.Server:  # plain TCP: fan-out may write to the socket
             self._socket = transport.socket
+
+    def _send(self, data: bytes) -> None:
+        """Write bytes of the FLV file (tags), after the head."""
+        # As the RTMP sink does (fms.server.delivery.write_through): straight to the socket
+        # when nothing is queued before it, so that a fast viewer's flush is not bounded by
+        # player_buffer. The status line and headers went out through Twisted in _open, and
+        # the terminating chunk will follow through Twisted too, after these bytes.
+        request = self.request
+        if request.chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        write_through(request.channel.transport, self._socket, data)
+
+    def _finish(self) -> None:
+        """End the file cleanly (the publisher left): the terminating chunk, or the end of
+        an HTTP/1.0 connection."""
+        self.request.finish()
+
+    def _transport(self) -> Any:
+        """The connection's transport (None once the request is gone)."""
+        channel = getattr(self.request, "channel", None)
+        return getattr(channel, "transport", None)
 
     def play(self, application: Application, view: ClientView, name: str) -> None:
         """The chain accepted: become a player of ``name`` (waiting for its publisher)."""
@@ -228,8 +265,8 @@ class FLVViewer:
             wait = self.viewers.config.flv_wait
             self._wait = self.viewers.clock.callLater(wait, self._waited)
         log.info(
-            "HTTP-FLV play {app}/{stream} for {peer}{waiting}",
-            app=self.app, stream=name, peer=self.peer,
+            "{kind} play {app}/{stream} for {peer}{waiting}",
+            kind=self.label, app=self.app, stream=name, peer=self.peer,
             waiting="" if self.stream.published else " (waiting for publisher)",
         )  # fmt: skip
 
@@ -262,8 +299,7 @@ class FLVViewer:
 
     def _abort(self) -> None:
         self._leave()
-        channel = getattr(self.request, "channel", None)
-        transport = getattr(channel, "transport", None)
+        transport = self._transport()
         if transport is not None:
             transport.abortConnection()
 
@@ -272,6 +308,7 @@ class FLVViewer:
         if self.done:
             return
         self.done = True
+        self.viewers.clients.remove(self)
         self._leave()
         view, application = self.view, self.application
         if view is not None and application is not None:
@@ -305,12 +342,22 @@ class _Link:
 class FLVViewers:
     """Answers ``GET``/``HEAD /APP/STREAM.flv`` for one process's RTMP server."""
 
-    def __init__(self, server: RTMPServerFactory, config: HTTPConfig) -> None:
+    def __init__(
+        self, server: RTMPServerFactory, config: HTTPConfig, clients: HTTPClients | None = None
+    ) -> None:
         self.server = server
         self.config = config
         self.clock = server.clock
+        self.clients = clients if clients is not None else HTTPClients()
+        """The viewers the API lists (``GET /api/v1/clients``)."""
 
-    def render(self, request: Request) -> Any:
+    def render(
+        self,
+        request: Request,
+        make: Callable[[FLVViewers, Request, str, str], FLVViewer] = FLVViewer,
+    ) -> Any:
+        """Decide and serve ``request`` with the viewer ``make(self, request, app, peer)``
+        returns (an :class:`FLVViewer` by default)."""
         parsed = parse_path(request.path)
         if isinstance(parsed, str):
             _error(request, 400, parsed)
@@ -329,7 +376,7 @@ class FLVViewers:
         host = str(getattr(address, "host", "?"))
         port = getattr(address, "port", "?")
         peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        viewer = FLVViewer(self, request, app, peer)
+        viewer = make(self, request, app, peer)
         viewer.application = application
         query = dict(
             parse_qsl(
@@ -341,10 +388,13 @@ class FLVViewers:
         header_host = (request.getHeader(b"host") or b"").decode("latin-1")
         agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
         view = ClientView(
-            _Link(viewer), peer=peer, host=host, app=app, tc_url=f"http://{header_host}/{app}",
-            params={}, query=query, agent=agent, protocol=PROTOCOL,
+            _Link(viewer), peer=peer, host=host, app=app,
+            tc_url=f"{viewer.scheme}://{header_host}/{app}", params={}, query=query, agent=agent,
+            protocol=viewer.protocol,
         )  # fmt: skip
         viewer.view = view
+        viewer.agent = agent
+        self.clients.add(viewer)
         request.notifyFinish().addBoth(viewer.ended)
         d = application.decide_connect(view)
         d.addCallback(self._connected, viewer, application, view, asked, query)
@@ -380,7 +430,11 @@ class FLVViewers:
             status = 403 if verdict.by_application else 400
             _error(viewer.request, status, verdict.description or "refused")
             return
-        path = find_recording(self.server.config, self.server.registry, viewer.app, verdict.name)
+        path = None  # a recording is downloaded over plain HTTP only (not over a WebSocket)
+        if viewer.protocol == PROTOCOL:
+            path = find_recording(
+                self.server.config, self.server.registry, viewer.app, verdict.name
+            )
         if path is not None:
             serve_recording(viewer.request, path, viewer.app, verdict.name, application, view,
                             viewer.peer)  # fmt: skip
@@ -397,7 +451,7 @@ class FLVViewers:
         viewer.play(application, view, verdict.name)
 
     def _failed(self, failure: Failure, viewer: FLVViewer) -> None:
-        log.failure("answering HTTP-FLV viewer {peer}", failure, peer=viewer.peer)
+        log.failure("answering {kind} viewer {peer}", failure, kind=viewer.label, peer=viewer.peer)
         if not viewer.done:
             viewer._abort()
 

@@ -5,9 +5,11 @@ Limits (``[http]``): a request (line, headers, body) must have fully arrived
 ``request_timeout`` seconds after the connection was accepted or after the previous response
 was written, whatever arrives meanwhile (a client that trickles a byte a second is closed at
 the deadline, like an RTMP handshake that stalls); the request line and headers may not exceed
-``max_header_bytes`` (400), the body ``max_body_bytes`` (413: by Content-Length at once, or as
-it arrives when chunked); at most ``max_connections`` connections are open at once (one more
-is closed at accept). Every request is answered by :class:`fms.http.api.API`.
+``max_header_bytes`` (414 for a request line alone over it, 431 otherwise), the body
+``max_body_bytes`` (413: by Content-Length at once, or as it arrives when chunked); at most
+``max_connections`` connections are open at once (one more is closed at accept; an upgraded
+WebSocket counts until it closes). Every request is answered by :class:`fms.http.api.API`,
+but ``.flv`` requests: :mod:`fms.http.flv` and :mod:`fms.http.wsflv`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fms.http.api import API, Response
 from fms.http.flv import FLVViewers
 from fms.http.hls import HLSViewers
 from fms.http.hls import parse_path as hls_path
+from fms.http.wsflv import WebSocketFLV, asks_upgrade
 from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
 
@@ -53,7 +56,8 @@ class APIResource(Resource):
         super().__init__()
         self.api = api
         self.config = config
-        self.flv = FLVViewers(api.server, config)
+        self.flv = FLVViewers(api.server, config, api.http_clients)
+        self.websocket = WebSocketFLV(self.flv)
         self.hls = HLSViewers(api.server)
 
     def render(self, request: Request) -> Any:
@@ -70,6 +74,8 @@ class APIResource(Resource):
             request.setHeader(b"Access-Control-Max-Age", b"600")
             return b""
         if request.path.endswith(b".flv") and method in ("GET", "HEAD"):
+            if asks_upgrade(request):
+                return self.websocket.render(request)  # WebSocket-FLV (fms.http.wsflv)
             return self.flv.render(request)  # HTTP-FLV: a live stream (fms.http.flv)
         if method in ("GET", "HEAD"):
             hls = hls_path(request.path)
@@ -170,16 +176,30 @@ class LimitedHTTPChannel(HTTPChannel):
         message = f"the request body is over max_body_bytes ({self.limits.max_body_bytes})"
         self._close_with(_raw_error(b"413 Payload Too Large", message))
 
+    def lineReceived(self, line: bytes) -> None:
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse_head(request_line=self._receivedHeaderSize == 0)
+            return
+        super().lineReceived(line)
+
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._respondToBadRequestAndDisconnect()
+        # One line (or bytes without a line end) over max_header_bytes: the request line if
+        # no line of this request came before it, a header otherwise.
+        self._refuse_head(request_line=self._receivedHeaderSize == 0)
+
+    def _refuse_head(self, *, request_line: bool) -> None:
+        limit = self.limits.max_header_bytes
+        if request_line:
+            message = f"the request line is over max_header_bytes ({limit})"
+            self._close_with(_raw_error(b"414 URI Too Long", message))
+        else:
+            message = f"the request line and headers are over max_header_bytes ({limit})"
+            self._close_with(_raw_error(b"431 Request Header Fields Too Large", message))
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        # Twisted's own answer to a malformed request line or headers, or headers over
-        # totalHeadersSize, is a bare 400: ours says why, as JSON.
-        message = (
-            "malformed request: a bad request line or header, or a request line and headers"
-            f" over max_header_bytes ({self.limits.max_header_bytes})"
-        )
+        # Twisted's own answer to a malformed request line or headers is a bare 400: ours
+        # says why, as JSON (sizes are answered 414 or 431 before Twisted sees them).
+        message = "malformed request: a bad request line or header"
         self._close_with(_raw_error(b"400 Bad Request", message))
 
     def _close_with(self, data: bytes) -> None:

@@ -3,9 +3,10 @@ synthetic H.264-shaped frames at 25 per second and a player of that stream, both
 select loop, so that neither competes with the attacking test for the GIL of the pytest
 process (the server is a third process).
 
-Run as ``python -m tests.hostile.good_traffic PORT NAME``. It prints ``{"ready": true}`` once
-its player receives frames, then answers commands read from stdin, one per line, each with
-one JSON line on stdout:
+Run as ``python -m tests.hostile.good_traffic PORT NAME [HTTP_PORT]`` (with ``HTTP_PORT``
+the player is an HTTP-FLV viewer of ``/live/NAME.flv``, :mod:`tests.hostile.http_viewer`).
+It prints ``{"ready": true}`` once its player receives frames, then answers commands read
+from stdin, one per line, each with one JSON line on stdout:
 
 ``mark``
     Start a new window (an attack begins): ``{"frames": <received so far>}``.
@@ -33,6 +34,7 @@ from typing import Any
 from fms.rtmp.client import MediaArrived
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Media
+from tests.hostile.http_viewer import HTTPViewer
 from tests.hostile.support import AVC_HEADER, INTERFRAME, KEYFRAME, Client
 
 FRAME_INTERVAL = 0.04
@@ -50,15 +52,19 @@ def say(answer: dict[str, Any]) -> None:
 class Traffic:
     """One publisher and one player of the stream ``name`` on the server at ``port``."""
 
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(self, port: int, name: str, http_port: int | None = None) -> None:
         self.publisher = Client(port)
         self.publisher.connect()
         self.sid = self.publisher.publish(name)
         self.publisher.send_video(self.sid, 0, AVC_HEADER)
         self.publisher.send_video(self.sid, 0, KEYFRAME)
-        self.player = Client(port)
-        self.player.connect()
-        self.player.play(name)
+        self.player: Client | HTTPViewer
+        if http_port is not None:  # the player is an HTTP-FLV viewer (tests/hostile/test_http)
+            self.player = HTTPViewer(http_port, name)
+        else:
+            self.player = Client(port)
+            self.player.connect()
+            self.player.play(name)
         self.started = time.monotonic()
         self.frames = 0
         """Media messages the player received."""
@@ -195,8 +201,9 @@ class Traffic:
 
 def main(argv: list[str]) -> int:
     port, name = int(argv[0]), argv[1]
+    http_port = int(argv[2]) if len(argv) > 2 else None
     try:
-        traffic = Traffic(port, name)
+        traffic = Traffic(port, name, http_port)
         traffic.run()
     except BaseException as exc:  # reported to the test, which fails on it
         say({"error": f"{type(exc).__name__}: {exc}"})

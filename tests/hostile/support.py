@@ -339,11 +339,14 @@ class GoodTraffic:
     TIMEOUT = 30.0
     """Seconds to wait for the process to get going, or for ``AFTER_FRAMES`` frames."""
 
-    def __init__(self, port: int, name: str, *, max_gap: float = MAX_GAP) -> None:
+    def __init__(
+        self, port: int, name: str, *, max_gap: float = MAX_GAP, http_port: int | None = None
+    ) -> None:
         self.max_gap = max_gap
         self.name = name
+        extra = [str(http_port)] if http_port is not None else []  # an HTTP-FLV player
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.hostile.good_traffic", str(port), name],
+            [sys.executable, "-m", "tests.hostile.good_traffic", str(port), name, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
