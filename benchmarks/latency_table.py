@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 pin=True,
             )
             runs: list[tuple[str, Server]] = []
-            for mode in modes if "fms" in servers else []:
-                workdir = temp / f"{players}-{mode.replace(':', '-')}"
+            for index, mode in enumerate(modes if "fms" in servers else []):
+                workdir = temp / f"{players}-{index}-{mode.replace(':', '-')}"  # modes may repeat
                 workdir.mkdir()
                 config = workdir / "fms.toml"
                 config.write_text(mode_config(mode, players))
