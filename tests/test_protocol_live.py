@@ -154,7 +154,7 @@ def test_stalled_player_does_not_delay_others_and_is_closed_past_the_hard_bound(
 
 @pytest.mark.parametrize("flush_interval", [0.02, 0.1])
 def test_timer_flush_delivers_within_one_interval(flush_interval: float) -> None:
-    factory = make(flush_interval=flush_interval)
+    factory = make(flush="fixed", flush_interval=flush_interval)
     clock = factory.clock
     assert isinstance(clock, Clock)
     factory.doStart()

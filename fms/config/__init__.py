@@ -31,6 +31,7 @@ from fms.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 LOG_FORMATS = ("text", "json")
+FLUSH_MODES = ("adaptive", "fixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +216,24 @@ class StreamsConfig:
     chunk_size: int = _opt(
         4096, minimum=128, maximum=65536, doc="outgoing chunk size for every connection (bytes)"
     )
+    flush: str = _opt(
+        "adaptive",
+        choices=FLUSH_MODES,
+        doc="'adaptive': flushes as often as their cost allows (flush_share), at most"
+        " flush_interval apart; 'fixed': a flush every flush_interval",
+    )
     flush_interval: float = _opt(
-        0.1, minimum=0.0, maximum=1.0, doc="seconds between fan-out flushes; 0 flushes at once"
+        0.1,
+        minimum=0.0,
+        maximum=1.0,
+        doc="seconds between fan-out flushes (adaptive: the longest); 0 flushes at once",
+    )
+    flush_share: float = _opt(
+        0.5,
+        minimum=0.01,
+        maximum=1.0,
+        doc="adaptive flush: part of the process's time fan-out may take before flushes space"
+        " out (0.5: the interval is twice the last flush's duration)",
     )
     max_stream_name: int = _opt(256, minimum=1, doc="longest stream name accepted (bytes)")
     soft_bytes: int = _opt(

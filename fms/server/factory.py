@@ -34,6 +34,7 @@ from fms.server.admission import (
     effective_max_connections,
 )
 from fms.server.deadlines import EPSILON, DeadlineQueue
+from fms.server.flushing import Flushes, flushes_for
 from fms.server.host import NameClaims, PublishListener
 from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
@@ -82,7 +83,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self._by_id: dict[int, RTMPServerProtocol] = {}
         self._retired: set[Application] = set()
         self._timer: IDelayedCall | None = None
-        self._flusher: LoopingCall | None = None
+        self._flusher: Flushes | None = None
         self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL)
         self._all_closed: Deferred[None] | None = None
         self.publish_listener: PublishListener | None = None
@@ -123,11 +124,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         return self.attention.time(self.clock.seconds())
 
     def _start_flusher(self) -> None:
-        interval = self.config.streams.flush_interval
-        if interval > 0 and self._flusher is None:
-            self._flusher = LoopingCall(self.flush)
-            self._flusher.clock = self.clock
-            self._flusher.start(interval, now=False)
+        if self._flusher is None:
+            self._flusher = flushes_for(self.config.streams, self.clock, self.flush)
+            self._flusher.start()
 
     def _stop_flusher(self) -> None:
         if self._flusher is not None and self._flusher.running:
@@ -432,7 +431,10 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.max_connections = effective_max_connections(config.limits.max_connections)
         self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
-        if old.streams.flush_interval != config.streams.flush_interval and self._flusher:
+        flushing = ("flush", "flush_interval", "flush_share")
+        if self._flusher and any(
+            getattr(old.streams, key) != getattr(config.streams, key) for key in flushing
+        ):
             self._stop_flusher()
             self._start_flusher()
         retiring, self.applications = self.applications, {}
@@ -448,6 +450,14 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
                 proto._abort()
 
     # ---------------------------------------------------------------------------- fan-out
+
+    def published(self) -> None:
+        """A publisher's read (a relay link's included) added messages: the flush loop
+        decides when they go out (:mod:`fms.server.flushing`)."""
+        if self._flusher is not None:
+            self._flusher.published()
+        elif self.config.streams.flush_interval == 0:
+            self.flush()  # not started (in-memory tests): as before, at once
 
     def flush(self) -> None:
         """Deliver what publishers sent since the last flush to every player. A stream whose

@@ -231,8 +231,8 @@ class RTMPServerProtocol(TwistedProtocol):
             self._abort()
             return
         self.flush_output()
-        if self.publishing and self.server.config.streams.flush_interval == 0:
-            self.server.flush()
+        if self.publishing:
+            self.server.published()
 
     def _guarded(self, what: str, action: Callable[..., None]) -> Callable[..., None]:
         """Wrap a decision callback: it runs only if this connection is still open, and an

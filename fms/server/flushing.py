@@ -1,0 +1,157 @@
+"""The fan-out flush loop of one server: fixed or adaptive (``[streams] flush``).
+
+Every kind of viewer is a player of a :class:`~fms.live.stream.LiveStream` in the server's one
+registry (RTMP players, HTTP-FLV viewers of :mod:`fms.http.flv`, and the players of a stream
+that a relay link from another worker publishes here), so one loop paces them all: the
+factory's :meth:`~fms.server.factory.RTMPServerFactory.flush`. The loop is told after each read
+from a publisher (:meth:`Flushes.published`, relay links included).
+
+- ``fixed``: a flush every ``flush_interval`` seconds (a ``LoopingCall``), or after every read
+  from a publisher when it is 0: the behaviour before the adaptive flush existed.
+- ``adaptive``: :class:`~fms.live.pacing.FlushPace` decides from what the last flush cost
+  (``time.perf_counter``, or the ``cost_clock`` given) when the next may start; a read from a
+  publisher brings the next flush forward to then, at once on an idle server. A flush every
+  ``flush_interval`` (the ceiling) still runs when nothing is published, for what does not
+  come from a publisher (a joining player's preamble, a player whose socket drained, stall
+  deadlines).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+
+from fms.config import StreamsConfig
+from fms.live.pacing import FLOOR, FlushPace
+
+
+class Flushes(Protocol):
+    """What the factory needs of its flush loop."""
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def published(self) -> None:
+        """A publisher's read added messages (call after handling it)."""
+        ...
+
+
+class FixedFlushes:
+    """A flush every ``interval`` seconds; with 0, a flush after every read from a publisher."""
+
+    def __init__(self, clock: IReactorTime, flush: Callable[[], None], interval: float) -> None:
+        self.clock = clock
+        self.flush = flush
+        self.interval = interval
+        self._loop: LoopingCall | None = None
+        self._started = False
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def start(self) -> None:
+        self._started = True
+        if self.interval > 0 and self._loop is None:
+            self._loop = LoopingCall(self.flush)
+            self._loop.clock = self.clock
+            self._loop.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        self._started = False
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def published(self) -> None:
+        if self.interval == 0:
+            self.flush()
+
+
+class AdaptiveFlushes:
+    """Flushes paced by their own cost (:class:`~fms.live.pacing.FlushPace`)."""
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        flush: Callable[[], None],
+        ceiling: float,
+        share: float,
+        cost_clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.clock = clock
+        self.flush = flush
+        self.pace = FlushPace(ceiling, share, min(FLOOR, ceiling))
+        self.cost_clock = cost_clock
+        """What a flush's cost is measured on (seconds): ``time.perf_counter`` by default."""
+        self._call: IDelayedCall | None = None
+        self._started = False
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def start(self) -> None:
+        self._started = True
+        if self._call is None:
+            self._schedule(self.clock.seconds() + self.pace.ceiling)
+
+    def stop(self) -> None:
+        self._started = False
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def published(self) -> None:
+        if not self._started:
+            return
+        now = self.clock.seconds()
+        due = self.pace.due(now)
+        if self._call is None or self._call.getTime() > due:
+            self._schedule(due)
+
+    def _schedule(self, when: float) -> None:
+        delay = max(0.0, when - self.clock.seconds())
+        if self._call is not None and self._call.active():
+            self._call.reset(delay)
+        else:
+            self._call = self.clock.callLater(delay, self._run)
+
+    def _run(self) -> None:
+        self._call = None
+        started = self.clock.seconds()
+        before = self.cost_clock()
+        try:
+            self.flush()
+        finally:
+            cost = self.cost_clock() - before
+            self.pace.flushed(started, cost)
+            if self._started:
+                # Until a publisher's read brings it forward, the next flush is the ceiling's
+                # (slots the flush overran are skipped), so an idle server is not woken often.
+                slots = max(1, math.ceil(cost / self.pace.ceiling))
+                self._schedule(started + slots * self.pace.ceiling)
+
+
+def flushes_for(
+    streams: StreamsConfig,
+    clock: IReactorTime,
+    flush: Callable[[], None],
+    cost_clock: Callable[[], float] = time.perf_counter,
+) -> Flushes:
+    """The flush loop ``[streams]`` asks for. ``flush_interval = 0`` flushes after every
+    read from a publisher in either mode (there is nothing to adapt)."""
+    if streams.flush == "fixed" or streams.flush_interval == 0:
+        return FixedFlushes(clock, flush, streams.flush_interval)
+    return AdaptiveFlushes(clock, flush, streams.flush_interval, streams.flush_share, cost_clock)
