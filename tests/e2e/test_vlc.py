@@ -1,0 +1,166 @@
+"""VLC as a real player of the server's streams: live over RTMP, live over HTTP-FLV, and a
+recording over RTMP (VOD).
+
+VLC 3 (Debian's ``vlc-bin`` and ``vlc-plugin-base``) reads ``rtmp://`` through its ``avio``
+access (libavformat's RTMP client) and ``http://`` through its own HTTP access. It runs
+headless (``tests/e2e/harness.py`` :func:`vlc_playing`, as ``nobody`` when the tests run as
+root) and remuxes what it receives, unchanged, into a Matroska file. What is checked is that
+file: ffprobe finds H.264 at the source's size and AAC, and the decoded pictures are, one by
+one, those of the source FLV file FFmpeg published or the server played (MD5 of every decoded
+frame), so a lost, repeated, reordered or damaged frame fails the test. VLC exits by itself
+when the stream ends (``Play.UnpublishNotify`` when the publisher leaves, ``Play.Stop`` at
+the end of a recording, the end of the chunked HTTP response), so each test also proves that
+VLC understood the end.
+
+VLC's muxer interleaves by time and drops, when its input ends, the audio frames later than the
+last video frame still waiting for a partner: so the audio is checked to be the source's first
+frames, at least all those no later than the last video frame.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fms.live import flv
+from tests.e2e.harness import (
+    ServerProcess,
+    finish,
+    require_client,
+    run_client,
+    vlc_playing,
+)
+from tests.e2e.test_http_flv import make_source, publish
+
+pytestmark = pytest.mark.e2e
+
+SECONDS = 8
+FPS = 25  # make_source's frame rate (a keyframe each second)
+WIDTH, HEIGHT = 320, 240  # make_source's picture size
+HTTP_LISTENING = re.compile(r"listening on (http://\S+)/")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one recording, ``clip.flv``: SECONDS of H.264 + AAC by FFmpeg."""
+    folder = tmp_path_factory.mktemp("recordings")
+    make_source(folder / "clip.flv", SECONDS)
+    return folder
+
+
+@pytest.fixture
+def server(library: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A server with RTMP, the HTTP listener (HTTP-FLV) and ``vod`` playing ``library``."""
+    config = tmp_path / "fms.toml"
+    config.write_text(
+        f"[http]\nenabled = true\nport = 0\n\n[apps.vod.vod]\nfolder = {str(library)!r}\n"
+    )
+    proc = ServerProcess(config=config)
+    try:
+        yield proc
+    finally:
+        status = proc.stop()
+    assert status == 0, f"server exited with {status}; log:\n{proc.log()}"
+
+
+def http_base(server: ServerProcess) -> str:
+    match = HTTP_LISTENING.search(server.wait_for_line(HTTP_LISTENING, timeout=20))
+    assert match is not None
+    return match.group(1)
+
+
+def decoded_md5s(path: Path, track: str) -> list[str]:
+    """The MD5 of every decoded frame of ``track`` (``v`` or ``a``) of a media file, in order."""
+    command = [require_client("ffmpeg"), "-v", "error", "-i", str(path), "-map", f"0:{track}"]
+    result = run_client([*command, "-f", "framemd5", "-"], timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    lines = result.stdout.decode().splitlines()
+    return [line.rsplit(",", 1)[1].strip() for line in lines if line and line[0] != "#"]
+
+
+def streams(path: Path) -> dict[str, dict[str, object]]:
+    """ffprobe's view of a file's tracks, by codec type, with the frames it decoded."""
+    command = [require_client("ffprobe"), "-v", "error", "-count_frames", "-show_entries"]
+    command += ["stream=codec_type,codec_name,width,height,nb_read_frames", "-of", "json"]
+    result = run_client([*command, str(path)], timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    found = json.loads(result.stdout)["streams"]
+    return {s["codec_type"]: s for s in found}
+
+
+def audio_frames_until_last_video(source: Path) -> int:
+    """How many AAC frames of the FLV file ``source`` are no later than its last H.264 frame
+    (tag times in ms; sequence headers and the end-of-sequence tag are no frames)."""
+    _, tags = flv.read_file(source.read_bytes())
+    frames = [t for t in tags if t.tag_type in (flv.TAG_AUDIO, flv.TAG_VIDEO) and t.payload[1] == 1]
+    last_video = max(t.timestamp for t in frames if t.tag_type == flv.TAG_VIDEO)
+    return sum(1 for t in frames if t.tag_type == flv.TAG_AUDIO and t.timestamp <= last_video)
+
+
+def assert_vlc_got_the_whole_source(got: Path, source: Path) -> None:
+    """``got`` (what VLC wrote) holds H.264 at the source's size with every decoded picture of
+    ``source`` in order, and AAC whose frames are the source's first ones, at least all those
+    no later than the last video frame."""
+    tracks = streams(got)
+    assert tracks["video"]["codec_name"] == "h264"
+    assert (tracks["video"]["width"], tracks["video"]["height"]) == (WIDTH, HEIGHT)
+    assert tracks["audio"]["codec_name"] == "aac"
+    expected_video = decoded_md5s(source, "v")
+    assert len(expected_video) == SECONDS * FPS  # the source is what the test made
+    assert decoded_md5s(got, "v") == expected_video
+    expected_audio = decoded_md5s(source, "a")
+    audio = decoded_md5s(got, "a")
+    assert audio == expected_audio[: len(audio)]
+    assert len(audio) >= audio_frames_until_last_video(source)
+
+
+def vlc_failure(proc: subprocess.Popen[bytes], status: int, stderr: bytes) -> str:
+    return f"VLC {proc.args!r} exited with {status}; stderr:\n{stderr.decode(errors='replace')}"
+
+
+def test_vlc_plays_a_live_rtmp_stream_from_its_first_frame_until_the_publisher_leaves(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    """VLC waits on ``live/cam`` before FFmpeg publishes the clip in real time: it gets every
+    frame, and it stops by itself when the publisher leaves (``Play.UnpublishNotify``)."""
+    out = tmp_path / "vlc.mkv"
+    with vlc_playing(f"{server.url}/live/cam", out) as vlc:
+        server.wait_for_line(r"play live/cam for \S+ \(waiting for publisher\)", timeout=60)
+        status, _, stderr = finish(publish(library / "clip.flv", f"{server.url}/live/cam"), 120)
+        assert status == 0, stderr.decode(errors="replace")
+        status, _, stderr = finish(vlc, timeout=60)
+    assert status == 0, vlc_failure(vlc, status, stderr)
+    assert_vlc_got_the_whole_source(out, library / "clip.flv")
+
+
+def test_vlc_plays_a_live_stream_over_http_flv_until_the_publisher_leaves(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    """VLC reads ``/live/cam.flv`` (its own HTTP access) before FFmpeg publishes over RTMP: it
+    gets every frame, and the end of the chunked response ends its playback."""
+    out = tmp_path / "vlc.mkv"
+    with vlc_playing(f"{http_base(server)}/live/cam.flv", out) as vlc:
+        server.wait_for_line(r"HTTP-FLV play live/cam for \S+ \(waiting for publisher\)", 60)
+        status, _, stderr = finish(publish(library / "clip.flv", f"{server.url}/live/cam"), 120)
+        assert status == 0, stderr.decode(errors="replace")
+        status, _, stderr = finish(vlc, timeout=60)
+    assert status == 0, vlc_failure(vlc, status, stderr)
+    assert_vlc_got_the_whole_source(out, library / "clip.flv")
+
+
+def test_vlc_plays_a_recording_over_rtmp_to_its_end_and_stops_by_itself(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    """VLC plays ``vod/clip``: every video frame of the file arrives, and the playback ends by
+    itself at the end of the file (``Play.Complete``, ``Play.Stop``, StreamEOF) while the
+    server keeps the connection open, so VLC's exit is its own reading of the end."""
+    out = tmp_path / "vlc.mkv"
+    with vlc_playing(f"{server.url}/vod/clip", out) as vlc:
+        status, _, stderr = finish(vlc, timeout=120)
+    assert status == 0, vlc_failure(vlc, status, stderr)
+    server.wait_for_line(r"play recording vod/clip \(clip\.flv\) for \S+ from 0 ms")
+    assert_vlc_got_the_whole_source(out, library / "clip.flv")
