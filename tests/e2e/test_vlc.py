@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,7 @@ from tests.e2e.harness import (
     run_client,
     vlc_playing,
 )
+from tests.e2e.test_http_api import wait_until
 from tests.e2e.test_http_flv import make_source, publish
 
 pytestmark = pytest.mark.e2e
@@ -73,9 +76,23 @@ def http_base(server: ServerProcess) -> str:
     return match.group(1)
 
 
-def decoded_md5s(path: Path, track: str) -> list[str]:
-    """The MD5 of every decoded frame of ``track`` (``v`` or ``a``) of a media file, in order."""
+def messages_in(base: str) -> int:
+    """How many messages the publisher of ``live/cam`` has sent (the HTTP API's figure)."""
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/streams/live/cam", timeout=20) as response:
+            return int(json.load(response)["messages_in"])
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # not published yet
+            return 0
+        raise
+
+
+def md5s(path: Path, track: str, *, decode: bool) -> list[str]:
+    """The MD5 of every frame of ``track`` (``v`` or ``a``) of a media file, in order: of the
+    decoded pictures or sound with ``decode``, else of the packets as they are stored."""
     command = [require_client("ffmpeg"), "-v", "error", "-i", str(path), "-map", f"0:{track}"]
+    if not decode:
+        command += ["-c", "copy"]
     result = run_client([*command, "-f", "framemd5", "-"], timeout=120)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     lines = result.stdout.decode().splitlines()
@@ -92,30 +109,37 @@ def streams(path: Path) -> dict[str, dict[str, object]]:
     return {s["codec_type"]: s for s in found}
 
 
-def audio_frames_until_last_video(source: Path) -> int:
-    """How many AAC frames of the FLV file ``source`` are no later than its last H.264 frame
-    (tag times in ms; sequence headers and the end-of-sequence tag are no frames)."""
+def frames(source: Path, tag_type: int) -> list[flv.Tag]:
+    """The video (9) or audio (8) frames of an FLV file: not its sequence headers nor the
+    end-of-sequence tag (both AVC and AAC say ``1`` in the payload's second byte)."""
     _, tags = flv.read_file(source.read_bytes())
-    frames = [t for t in tags if t.tag_type in (flv.TAG_AUDIO, flv.TAG_VIDEO) and t.payload[1] == 1]
-    last_video = max(t.timestamp for t in frames if t.tag_type == flv.TAG_VIDEO)
-    return sum(1 for t in frames if t.tag_type == flv.TAG_AUDIO and t.timestamp <= last_video)
+    return [t for t in tags if t.tag_type == tag_type and t.payload[1] == 1]
 
 
-def assert_vlc_got_the_whole_source(got: Path, source: Path) -> None:
-    """``got`` (what VLC wrote) holds H.264 at the source's size with every decoded picture of
-    ``source`` in order, and AAC whose frames are the source's first ones, at least all those
-    no later than the last video frame."""
+def assert_vlc_got_the_source(got: Path, source: Path, first: int = 0) -> None:
+    """``got`` (what VLC wrote) holds H.264 at the source's size whose decoded pictures are
+    those of ``source`` from its video frame ``first`` to its end, and AAC whose packets are
+    the source's (all of them for ``first`` 0, a player there from the start; from the first
+    at or after that keyframe for a late joiner, who gets the GOP cache), at least to the
+    last video frame (VLC's muxer drops the later ones at the end), every one decoded."""
     tracks = streams(got)
     assert tracks["video"]["codec_name"] == "h264"
     assert (tracks["video"]["width"], tracks["video"]["height"]) == (WIDTH, HEIGHT)
     assert tracks["audio"]["codec_name"] == "aac"
-    expected_video = decoded_md5s(source, "v")
+    expected_video = md5s(source, "v", decode=True)
     assert len(expected_video) == SECONDS * FPS  # the source is what the test made
-    assert decoded_md5s(got, "v") == expected_video
-    expected_audio = decoded_md5s(source, "a")
-    audio = decoded_md5s(got, "a")
-    assert audio == expected_audio[: len(audio)]
-    assert len(audio) >= audio_frames_until_last_video(source)
+    assert md5s(got, "v", decode=True) == expected_video[first:]
+    video, audio = frames(source, flv.TAG_VIDEO), frames(source, flv.TAG_AUDIO)
+    since = (
+        0
+        if first == 0
+        else next(i for i, t in enumerate(audio) if t.timestamp >= video[first].timestamp)
+    )
+    until = max(i for i, t in enumerate(audio) if t.timestamp <= video[-1].timestamp)
+    got_audio = md5s(got, "a", decode=False)
+    assert got_audio == md5s(source, "a", decode=False)[since : since + len(got_audio)]
+    assert since + len(got_audio) > until
+    assert tracks["audio"]["nb_read_frames"] == str(len(got_audio))
 
 
 def vlc_failure(proc: subprocess.Popen[bytes], status: int, stderr: bytes) -> str:
@@ -134,7 +158,7 @@ def test_vlc_plays_a_live_rtmp_stream_from_its_first_frame_until_the_publisher_l
         assert status == 0, stderr.decode(errors="replace")
         status, _, stderr = finish(vlc, timeout=60)
     assert status == 0, vlc_failure(vlc, status, stderr)
-    assert_vlc_got_the_whole_source(out, library / "clip.flv")
+    assert_vlc_got_the_source(out, library / "clip.flv")
 
 
 def test_vlc_plays_a_live_stream_over_http_flv_until_the_publisher_leaves(
@@ -149,7 +173,7 @@ def test_vlc_plays_a_live_stream_over_http_flv_until_the_publisher_leaves(
         assert status == 0, stderr.decode(errors="replace")
         status, _, stderr = finish(vlc, timeout=60)
     assert status == 0, vlc_failure(vlc, status, stderr)
-    assert_vlc_got_the_whole_source(out, library / "clip.flv")
+    assert_vlc_got_the_source(out, library / "clip.flv")
 
 
 def test_vlc_plays_a_recording_over_rtmp_to_its_end_and_stops_by_itself(
@@ -163,4 +187,33 @@ def test_vlc_plays_a_recording_over_rtmp_to_its_end_and_stops_by_itself(
         status, _, stderr = finish(vlc, timeout=120)
     assert status == 0, vlc_failure(vlc, status, stderr)
     server.wait_for_line(r"play recording vod/clip \(clip\.flv\) for \S+ from 0 ms")
-    assert_vlc_got_the_whole_source(out, library / "clip.flv")
+    assert_vlc_got_the_source(out, library / "clip.flv")
+
+
+def test_vlc_joining_a_running_rtmp_stream_starts_on_a_keyframe_and_plays_to_the_end(
+    server: ServerProcess, library: Path, tmp_path: Path
+) -> None:
+    """VLC joins ``live/cam`` after FFmpeg has sent 3 s of it: its first picture is a keyframe
+    of the source at or after the last one before 3 s (the server's GOP cache), and from there
+    it gets every frame, in order, until the publisher leaves."""
+    source = library / "clip.flv"
+    _, tags = flv.read_file(source.read_bytes())
+    sent = [t for t in tags if t.timestamp <= 3000]
+    video = frames(source, flv.TAG_VIDEO)
+    keyframes = [i for i, t in enumerate(video) if t.payload[0] >> 4 == 1]
+    earliest = max(i for i in keyframes if video[i].timestamp <= sent[-1].timestamp)
+    base = http_base(server)
+    out = tmp_path / "vlc.mkv"
+    publisher = publish(source, f"{server.url}/live/cam")
+    try:
+        # More messages than the file has tags up to 3 s (its onMetaData is FFmpeg's one).
+        wait_until("3 s of the stream at the server", lambda: messages_in(base) > len(sent), 60)
+        with vlc_playing(f"{server.url}/live/cam", out) as vlc:
+            status, _, stderr = finish(vlc, timeout=60)
+        assert status == 0, vlc_failure(vlc, status, stderr)
+    finally:
+        status, _, stderr = finish(publisher, 120)
+    assert status == 0, stderr.decode(errors="replace")
+    first = md5s(source, "v", decode=True).index(md5s(out, "v", decode=True)[0])
+    assert first in keyframes and first >= earliest
+    assert_vlc_got_the_source(out, source, first)
