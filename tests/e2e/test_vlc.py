@@ -44,6 +44,8 @@ pytestmark = pytest.mark.e2e
 SECONDS = 8
 FPS = 25  # make_source's frame rate (a keyframe each second)
 WIDTH, HEIGHT = 320, 240  # make_source's picture size
+LONG_GOP_S = 4  # the late joiner's source: a keyframe every 4 s
+JOIN_MS = 1000  # how far that stream is when VLC joins it
 HTTP_LISTENING = re.compile(r"listening on (http://\S+)/")
 
 
@@ -116,25 +118,25 @@ def frames(source: Path, tag_type: int) -> list[flv.Tag]:
     return [t for t in tags if t.tag_type == tag_type and t.payload[1] == 1]
 
 
-def assert_vlc_got_the_source(got: Path, source: Path, first: int = 0) -> None:
+def assert_vlc_got_the_source(got: Path, source: Path, joined_at: int | None = None) -> None:
     """``got`` (what VLC wrote) holds H.264 at the source's size whose decoded pictures are
-    those of ``source`` from its video frame ``first`` to its end, and AAC whose packets are
-    the source's (all of them for ``first`` 0, a player there from the start; from the first
-    at or after that keyframe for a late joiner, who gets the GOP cache), at least to the
-    last video frame (VLC's muxer drops the later ones at the end), every one decoded."""
+    those of ``source`` to its end, from its first (``joined_at`` None: a player there before
+    the publisher) or from its video frame ``joined_at`` (a late joiner, who gets the GOP cache
+    from that keyframe on); and AAC whose packets are the source's, all of them or from the
+    first at or after that keyframe, at least to the last video frame (VLC's muxer drops the
+    later ones at the end), every one decoded."""
     tracks = streams(got)
     assert tracks["video"]["codec_name"] == "h264"
     assert (tracks["video"]["width"], tracks["video"]["height"]) == (WIDTH, HEIGHT)
     assert tracks["audio"]["codec_name"] == "aac"
     expected_video = md5s(source, "v", decode=True)
     assert len(expected_video) == SECONDS * FPS  # the source is what the test made
+    first = joined_at or 0
     assert md5s(got, "v", decode=True) == expected_video[first:]
     video, audio = frames(source, flv.TAG_VIDEO), frames(source, flv.TAG_AUDIO)
-    since = (
-        0
-        if first == 0
-        else next(i for i, t in enumerate(audio) if t.timestamp >= video[first].timestamp)
-    )
+    since = 0  # the player was there first: all of the audio
+    if joined_at is not None:  # the GOP cache: the audio from the keyframe on
+        since = next(i for i, t in enumerate(audio) if t.timestamp >= video[first].timestamp)
     until = max(i for i, t in enumerate(audio) if t.timestamp <= video[-1].timestamp)
     got_audio = md5s(got, "a", decode=False)
     assert got_audio == md5s(source, "a", decode=False)[since : since + len(got_audio)]
@@ -190,30 +192,62 @@ def test_vlc_plays_a_recording_over_rtmp_to_its_end_and_stops_by_itself(
     assert_vlc_got_the_source(out, library / "clip.flv")
 
 
-def test_vlc_joining_a_running_rtmp_stream_starts_on_a_keyframe_and_plays_to_the_end(
-    server: ServerProcess, library: Path, tmp_path: Path
+def long_gop_source(path: Path) -> Path:
+    """SECONDS of H.264 + AAC like ``make_source``'s, but with a keyframe only every
+    LONG_GOP_S seconds (no scene-cut keyframes either)."""
+    command = [require_client("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y"]
+    command += ["-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}"]
+    command += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(SECONDS)]
+    command += ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(LONG_GOP_S * FPS)]
+    command += ["-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k"]
+    result = run_client([*command, str(path)], timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return path
+
+
+def reached_ms(tags: list[flv.Tag], messages: int) -> int:
+    """How far (ms) a publisher sending ``tags`` in order is after ``messages`` messages (its
+    own onMetaData for the file's)."""
+    return tags[min(messages, len(tags)) - 1].timestamp
+
+
+def test_vlc_joining_a_running_rtmp_stream_starts_on_the_cached_keyframe_and_plays_to_the_end(
+    server: ServerProcess, tmp_path: Path
 ) -> None:
-    """VLC joins ``live/cam`` after FFmpeg has sent 3 s of it: its first picture is a keyframe
-    of the source at or after the last one before 3 s (the server's GOP cache), and from there
-    it gets every frame, in order, until the publisher leaves."""
-    source = library / "clip.flv"
+    """VLC joins ``live/cam`` after FFmpeg has sent JOIN_MS of a stream with a keyframe every
+    LONG_GOP_S seconds: its first picture is the keyframe at or before the point the stream
+    had reached when VLC's play arrived (the server's GOP cache, sent at once, not the next
+    keyframe), and from there it gets every frame, in order, until the publisher leaves."""
+    source = long_gop_source(tmp_path / "long-gop.flv")
     _, tags = flv.read_file(source.read_bytes())
-    sent = [t for t in tags if t.timestamp <= 3000]
     video = frames(source, flv.TAG_VIDEO)
     keyframes = [i for i, t in enumerate(video) if t.payload[0] >> 4 == 1]
-    earliest = max(i for i in keyframes if video[i].timestamp <= sent[-1].timestamp)
+    assert [video[i].timestamp // 1000 for i in keyframes] == list(range(0, SECONDS, LONG_GOP_S))
+
+    def keyframe_before(ms: int) -> int:
+        return max(i for i in keyframes if video[i].timestamp <= ms)
+
     base = http_base(server)
     out = tmp_path / "vlc.mkv"
     publisher = publish(source, f"{server.url}/live/cam")
     try:
-        # More messages than the file has tags up to 3 s (its onMetaData is FFmpeg's one).
-        wait_until("3 s of the stream at the server", lambda: messages_in(base) > len(sent), 60)
+
+        def joinable() -> int:
+            count = messages_in(base)
+            return count if count and reached_ms(tags, count) >= JOIN_MS else 0
+
+        before = wait_until(f"{JOIN_MS} ms of the stream at the server", joinable, 60)
         with vlc_playing(f"{server.url}/live/cam", out) as vlc:
+            server.wait_for_line(r"play live/cam for \S+$", timeout=60)
+            after = messages_in(base)
             status, _, stderr = finish(vlc, timeout=60)
         assert status == 0, vlc_failure(vlc, status, stderr)
     finally:
         status, _, stderr = finish(publisher, 120)
     assert status == 0, stderr.decode(errors="replace")
     first = md5s(source, "v", decode=True).index(md5s(out, "v", decode=True)[0])
-    assert first in keyframes and first >= earliest
+    assert first in keyframes
+    # The play came between `before` and `after` messages into the stream.
+    assert keyframe_before(reached_ms(tags, before)) <= first
+    assert first <= keyframe_before(reached_ms(tags, after))
     assert_vlc_got_the_source(out, source, first)
