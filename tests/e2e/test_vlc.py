@@ -1,5 +1,5 @@
-"""VLC as a real player of the server's streams: live over RTMP, live over HTTP-FLV, and a
-recording over RTMP (VOD).
+"""VLC as a real player of the server's streams: live over RTMP (from before the publisher,
+and joining a running stream), live over HTTP-FLV, and a recording over RTMP (VOD).
 
 VLC 3 (Debian's ``vlc-bin`` and ``vlc-plugin-base``) reads ``rtmp://`` through its ``avio``
 access (libavformat's RTMP client) and ``http://`` through its own HTTP access. It runs
@@ -7,14 +7,15 @@ headless (``tests/e2e/harness.py`` :func:`vlc_playing`, as ``nobody`` when the t
 root) and remuxes what it receives, unchanged, into a Matroska file. What is checked is that
 file: ffprobe finds H.264 at the source's size and AAC, and the decoded pictures are, one by
 one, those of the source FLV file FFmpeg published or the server played (MD5 of every decoded
-frame), so a lost, repeated, reordered or damaged frame fails the test. VLC exits by itself
-when the stream ends (``Play.UnpublishNotify`` when the publisher leaves, ``Play.Stop`` at
-the end of a recording, the end of the chunked HTTP response), so each test also proves that
-VLC understood the end.
+frame), so a lost, repeated, reordered or damaged frame fails the test; the AAC packets are
+the source's (MD5 of each), and ffprobe decodes every one. VLC is never told when to stop: it
+exits by itself when the stream ends (``Play.UnpublishNotify`` when the publisher leaves,
+``Play.Stop`` at the end of a recording, the end of the chunked HTTP response), so each test
+also proves that VLC understood the end.
 
 VLC's muxer interleaves by time and drops, when its input ends, the audio frames later than the
-last video frame still waiting for a partner: so the audio is checked to be the source's first
-frames, at least all those no later than the last video frame.
+last video frame still waiting for a partner: so the audio is checked to run at least to the
+last video frame, not to the source's last audio frame.
 """
 
 from __future__ import annotations
