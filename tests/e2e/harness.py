@@ -5,16 +5,19 @@ Waits are on observable events (a log line, a process exit) with timeouts, never
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -222,3 +225,57 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, b
             f"{proc.args!r} did not finish in {timeout}s; stderr:\n{err.decode(errors='replace')}"
         ) from None
     return proc.returncode, out, err
+
+
+NOBODY = 65534
+"""The uid and gid VLC runs as when the tests run as root (Debian's ``nobody``/``nogroup``)."""
+
+
+def vlc_command(url: str, *, seconds: float | None = None) -> list[str]:
+    """Headless VLC reading ``url`` and remuxing every track it gets, unchanged, into Matroska
+    on its standard output; it quits at the end of the stream, or after ``seconds`` of wall
+    time (``--run-time``).
+
+    Matroska rather than MPEG-TS: VLC's TS muxer drops what it still holds (its 400 ms DTS
+    delay, about 5 video frames at 25 fps) when the input ends, which would hide whether the
+    server sent a stream's last frames."""
+    command = [require_client("cvlc"), "-I", "dummy", "--aout", "adummy", "--no-video-title-show"]
+    command += ["--play-and-exit", "--sout-all", "--sout", "#std{access=file,mux=mkv,dst=-}"]
+    if seconds is not None:
+        command += ["--run-time", str(seconds)]
+    return [*command, url]
+
+
+@contextlib.contextmanager
+def vlc_playing(
+    url: str, out: Path, *, seconds: float | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """VLC (:func:`vlc_command`) playing ``url`` into the file ``out``; killed on exit if it is
+    still running.
+
+    VLC refuses to run as root, and CI runs as root: then it runs as ``nobody`` (setpriv, no
+    supplementary groups). Its output goes through its standard output into ``out``, opened
+    here, so that it needs no access to the test's directories; its HOME (where it keeps its
+    playlist) is a fresh directory of its own under the system's temporary directory, removed
+    afterwards. Its environment is only PATH, HOME and a locale."""
+    command = vlc_command(url, seconds=seconds)
+    home = Path(tempfile.mkdtemp(prefix="fms-vlc-home-"))
+    if os.geteuid() == 0:
+        os.chown(home, NOBODY, NOBODY)
+        user = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        command = [require_client("setpriv"), *user, *command]
+    environment = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home)}
+    environment["LC_ALL"] = "C.UTF-8"
+    try:
+        with out.open("wb") as sink:
+            proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.PIPE, env=environment)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
