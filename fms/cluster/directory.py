@@ -192,7 +192,7 @@ class StreamDirectory:
             self._hold(key)
         stale = self.clock.seconds() - self.config.interval
         for key, when in list(self._pending.items()):
-            if when <= stale:
+            if when < stale:
                 del self._pending[key]
                 self._drop(key)
 

@@ -57,8 +57,10 @@ def cluster_problems(cluster: ClusterConfig, where: str) -> list[str]:
         except ValueError as exc:
             problems.append(f"{where}.redis: {cluster.redis!r}: {exc}")
     node = urlsplit(cluster.node_url)
-    if node.scheme not in ("rtmp", "rtmps") or not node.hostname:
-        problems.append(f"{where}.node_url: {cluster.node_url!r} is not rtmp://host[:port]")
+    if node.scheme not in ("rtmp", "rtmps") or not node.hostname or "#" in cluster.node_url:
+        problems.append(
+            f"{where}.node_url: {cluster.node_url!r} is not rtmp://host[:port] (without #)"
+        )
     if not cluster.secret:
         problems.append(f"{where}.secret: required with redis (the nodes' private links)")
     if cluster.interval >= cluster.ttl:
