@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tests.e2e.harness import (
     require_client,
     start,
 )
-from tests.e2e.redis_server import RedisServer, free_port, redis  # noqa: F401 (fixture)
+from tests.e2e.redis_server import RedisServer, free_port, redis_server
 from tests.e2e.test_http_api import HTTP_LISTENING, call, metrics, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -44,14 +45,14 @@ class Node:
     """``fms run`` on ``host`` and a free port, a node of the cluster of ``redis``."""
 
     def __init__(
-        self, folder: Path, host: str, redis: RedisServer, ttl: float, heartbeat: float = 0.0
+        self, folder: Path, host: str, db: RedisServer, ttl: float, heartbeat: float = 0.0
     ) -> None:
         self.port = free_port(host)
         self.url = f"rtmp://{host}:{self.port}"
         config = folder / f"node-{host}.toml"
         config.write_text(
             f'[http]\nenabled = true\nhost = "{host}"\nport = 0\n'
-            f'[cluster]\nredis = "{redis.url}"\nnode_url = "{self.url}"\n'
+            f'[cluster]\nredis = "{db.url}"\nnode_url = "{self.url}"\n'
             f'ttl = {ttl}\nheartbeat = {heartbeat}\nsecret = "cluster-test"\n'
         )
         self.server = ServerProcess(
@@ -69,7 +70,13 @@ class Node:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis: RedisServer) -> Iterator[Any]:  # noqa: F811
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server for one test, killed afterwards."""
+    yield from redis_server(tmp_path)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis: RedisServer) -> Iterator[Any]:
     """``make(ttl, heartbeat)`` -> nodes A, B, C; every node still running is stopped cleanly."""
     nodes: list[Node] = []
 
@@ -89,7 +96,7 @@ def cluster(tmp_path: Path, redis: RedisServer) -> Iterator[Any]:  # noqa: F811
 
 def test_a_publish_is_recorded_refused_on_another_node_and_deleted_when_it_ends(
     cluster: Any,
-    redis: RedisServer,  # noqa: F811
+    redis: RedisServer,
 ) -> None:
     ttl = 120.0  # far beyond the test: an entry that goes was deleted, not expired
     a, b, c = cluster(ttl)
@@ -140,7 +147,7 @@ def test_a_publish_is_recorded_refused_on_another_node_and_deleted_when_it_ends(
 
 def test_the_entries_of_a_node_killed_while_publishing_expire_within_the_ttl(
     cluster: Any,
-    redis: RedisServer,  # noqa: F811
+    redis: RedisServer,
 ) -> None:
     ttl, heartbeat = 3.0, 1.0
     a, _, _ = cluster(ttl, heartbeat)
@@ -150,8 +157,6 @@ def test_the_entries_of_a_node_killed_while_publishing_expire_within_the_ttl(
         wait_until("A's entry", lambda: redis.get(KEY))
         os.kill(a.server.process.pid, signal.SIGKILL)
         a.server.process.wait(timeout=20)
-        import time
-
         killed = time.monotonic()
         left = int(redis.command("PTTL", KEY))
         assert 0 < left <= ttl * 1000, "the entry outlives its dead node by at most the TTL"
@@ -164,7 +169,7 @@ def test_the_entries_of_a_node_killed_while_publishing_expire_within_the_ttl(
 
 def test_redis_lost_leaves_the_live_stream_playing_and_redis_back_gets_the_entry_again(
     cluster: Any,
-    redis: RedisServer,  # noqa: F811
+    redis: RedisServer,
 ) -> None:
     ttl, heartbeat = 3.0, 1.0
     a, _, _ = cluster(ttl, heartbeat)
