@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.fanout import free_ports
 from tests.e2e.harness import (
     ServerProcess,
     ffmpeg_publish_command,
@@ -208,3 +209,59 @@ def test_redis_lost_leaves_the_live_stream_playing_and_redis_back_gets_the_entry
     finally:
         publisher.terminate()
         finish(publisher)
+
+
+WORKERS_HTTP = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/ \(2 workers\)")
+
+
+def test_the_workers_of_a_node_share_one_entry_that_a_stop_deletes(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """With ``--workers 2`` the node records a stream once, with the node's URL; the same name
+    on its other worker is refused by the node's own claims and leaves the entry alone; the
+    API adds the workers' entries up; stopping the node (SIGTERM) deletes its entries."""
+    shared, *own = free_ports(3)
+    node_url = f"rtmp://127.0.0.1:{shared}"
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f"[server]\nworker_ports = {own}\n[http]\nenabled = true\nport = 0\n"
+        f'[cluster]\nredis = "{redis.url}"\nnode_url = "{node_url}"\nttl = 120.0\n'
+        'secret = "cluster-test"\n'
+    )
+    server = ServerProcess("--config", str(config), "--workers", "2", "--port", str(shared))
+    publisher = None
+    try:
+        match = WORKERS_HTTP.search(server.wait_for_line(WORKERS_HTTP, timeout=30))
+        assert match is not None
+        api = f"http://127.0.0.1:{match.group(1)}"
+        server.wait_for_lines(r"cluster directory connected", 2)
+        publisher = start(ffmpeg_publish_command(f"rtmp://127.0.0.1:{own[0]}/live/cam", 120))
+        server.wait_for_line(r" w0 .*publish started live/cam", timeout=30)
+        value = wait_until("the node's entry", lambda: redis.get(KEY))
+        assert value.split("#", 1)[0] == node_url
+
+        status, _, err = finish(start(ffmpeg_publish_command(f"{own_url(own[1])}/live/cam", 5)))
+        assert status != 0, err.decode(errors="replace")
+        server.wait_for_line(r" w1 .*refusing publish live/cam from .*already published")
+        assert redis.get(KEY) == value
+
+        def both_workers() -> dict[str, Any] | None:
+            status, doc = call(api, "GET", "/api/v1/server")
+            if status == 200 and doc["workers_answering"] == 2:
+                return dict(doc["cluster"])
+            return None
+
+        assert wait_until("both workers", both_workers) == {
+            "node_url": node_url, "connected": True, "entries": 1, "conflicts": 0, "outages": 0
+        }  # fmt: skip
+        assert redis.command("KEYS", "fms:stream:*") == KEY, "one entry for the node"
+    finally:
+        assert server.stop() == 0, server.log()
+        if publisher is not None:
+            publisher.kill()
+            finish(publisher)
+    assert redis.get(KEY) is None, "the stopped node deleted its entry (the TTL is 120 s)"
+
+
+def own_url(port: int) -> str:
+    return f"rtmp://127.0.0.1:{port}"
