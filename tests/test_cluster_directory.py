@@ -299,3 +299,54 @@ def test_a_cluster_configuration_that_cannot_work_stops_startup(table: str, prob
 
 def test_the_cluster_is_off_without_a_redis_url() -> None:
     assert not parse_config("").cluster.enabled
+
+
+def test_the_redis_connection_is_retried_with_a_doubling_backoff_reset_by_a_success(
+    clock: Clock,
+) -> None:
+    from twisted.python.failure import Failure
+
+    from fms.cluster.redis import RedisStore
+
+    downs: list[str] = []
+    ups: list[bool] = []
+    store = RedisStore(
+        clock, "redis://127.0.0.1:1/0", up=lambda: ups.append(True), down=downs.append,
+        initial=0.5, maximum=4.0,
+    )  # fmt: skip
+    attempts = 0
+
+    def attempt() -> None:  # every connection attempt fails (Redis is down)
+        nonlocal attempts
+        attempts += 1
+        store._retry = None
+        store._failed(Failure(ConnectionRefusedError("refused")))
+
+    store._connect = attempt  # type: ignore[method-assign]
+    store.start()
+    delays = []
+    for _ in range(6):
+        (call,) = clock.getDelayedCalls()
+        delays.append(call.getTime() - clock.seconds())
+        clock.advance(delays[-1])
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert attempts == 7 and len(downs) == 7
+
+    class Connection:  # Redis answered: the connection is ready, then lost
+        def __init__(self) -> None:
+            self.gone: Deferred[None] = Deferred()
+
+        def whenDisconnected(self) -> Deferred[None]:
+            return self.gone
+
+    (call,) = clock.getDelayedCalls()
+    call.cancel()
+    connection = Connection()
+    store._ready(connection)
+    assert store.connected and ups == [True]
+    connection.gone.callback(None)
+    assert not store.connected and downs[-1] == "connection lost"
+    (call,) = clock.getDelayedCalls()
+    assert call.getTime() - clock.seconds() == 0.5, "a success starts the backoff afresh"
+    store.stop()
+    assert not clock.getDelayedCalls(), "stop() cancels the next attempt"

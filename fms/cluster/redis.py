@@ -125,6 +125,11 @@ class RedisStore:
         if self._stopped:
             proto.transport.loseConnection()
             return
+        self._ready(proto)
+
+    def _ready(self, proto: Any) -> None:
+        """``proto`` is connected and ready: the backoff starts afresh."""
+        self._retry = None
         proto.whenDisconnected().addCallback(lambda _: self._lost(proto))
         self._proto = proto
         self.delay = self.initial
