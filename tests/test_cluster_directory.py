@@ -350,3 +350,27 @@ def test_the_redis_connection_is_retried_with_a_doubling_backoff_reset_by_a_succ
     assert call.getTime() - clock.seconds() == 0.5, "a success starts the backoff afresh"
     store.stop()
     assert not clock.getDelayedCalls(), "stop() cancels the next attempt"
+
+
+def test_every_publish_listener_hears_even_when_one_before_it_fails(
+    clock: Clock, redis: MemoryRedis, logged: list[str]
+) -> None:
+    from fms.cluster.node import DirectoryListener, PublishListeners
+
+    class Broken:
+        def publish_started(self, stream: Any, peer: str) -> None:
+            raise RuntimeError("relay broke")
+
+        def publish_stopped(self, stream: Any) -> None:
+            raise RuntimeError("relay broke")
+
+    class Stream:
+        app, name = "live", "cam"
+
+    directory = node(clock, redis)
+    listeners = PublishListeners(Broken(), DirectoryListener(directory))
+    listeners.publish_started(Stream(), "127.0.0.1:5000")  # type: ignore[arg-type]
+    assert redis.value(KEY) == f"{A}#1" and directory.figures()["entries"] == 1
+    listeners.publish_stopped(Stream())  # type: ignore[arg-type]
+    assert redis.value(KEY) is None and directory.figures()["entries"] == 0
+    assert sum("failed on a publish" in line for line in logged) == 2

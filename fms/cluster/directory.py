@@ -36,7 +36,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from fms.apps.api import Plugin, Reject
-from fms.apps.interfaces import IClientView, IStreamView
+from fms.apps.interfaces import IClientView
 from fms.config.cluster import ClusterConfig
 from fms.log import Logger
 from fms.rtmp.status import StatusCode
@@ -253,8 +253,9 @@ async def _unavailable() -> str | None:
 
 class DirectoryPlugin(Plugin):
     """The last plugin of every application's chain when the cluster is on: it refuses the
-    publish of a name another node holds and tells the directory of publishes that start and
-    end (see the module docstring)."""
+    publish of a name another node holds (see the module docstring). The server's publish
+    listener, not this plugin, tells the directory of publishes that start and end
+    (:mod:`fms.cluster.node`)."""
 
     def __init__(self, directory: StreamDirectory) -> None:
         self.directory = directory
@@ -272,9 +273,3 @@ class DirectoryPlugin(Plugin):
             )
 
         return self.directory.decide(client.app, name).addCallback(decided)
-
-    def published(self, stream: IStreamView) -> Any:
-        self.directory.published(stream.app, stream.name)
-
-    def unpublished(self, stream: IStreamView) -> Any:
-        self.directory.unpublished(stream.app, stream.name)

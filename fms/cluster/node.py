@@ -1,5 +1,12 @@
 """This process as a node of a cluster (``[cluster]``): its part of the Redis stream directory
-(:mod:`fms.cluster.directory`) wired into the server and started and stopped with it."""
+(:mod:`fms.cluster.directory`) wired into the server and started and stopped with it.
+
+Two hooks, neither in the protocol module: the directory's plugin, last in every chain, decides
+publishes (asynchronously, as plugins do); the server's publish listener tells the directory,
+synchronously, when a client's publish goes on air and when it ends. The listener rather than
+the plugins' ``published`` notification, which waits for the plugins before it (a slow webhook
+could hold it past the entry's time to live); the listener slot is shared with the worker relay
+(:class:`PublishListeners`)."""
 
 from __future__ import annotations
 
@@ -11,7 +18,48 @@ from twisted.internet.defer import Deferred
 from fms.cluster.directory import DirectoryPlugin, StreamDirectory
 from fms.cluster.redis import RedisStore
 from fms.config import Config
+from fms.live.stream import LiveStream
+from fms.log import Logger
 from fms.server.factory import RTMPServerFactory
+from fms.server.host import PublishListener
+
+log = Logger(namespace="fms.cluster.node")
+
+
+class PublishListeners:
+    """Several :class:`~fms.server.host.PublishListener` in the factory's one slot, each told
+    in turn; one that fails is logged and keeps none of the others from hearing."""
+
+    def __init__(self, *listeners: PublishListener) -> None:
+        self.listeners = listeners
+
+    def publish_started(self, stream: LiveStream, peer: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener.publish_started(stream, peer)
+            except Exception:
+                log.failure("{listener} failed on a publish start", listener=listener)
+
+    def publish_stopped(self, stream: LiveStream) -> None:
+        for listener in self.listeners:
+            try:
+                listener.publish_stopped(stream)
+            except Exception:
+                log.failure("{listener} failed on a publish end", listener=listener)
+
+
+class DirectoryListener:
+    """Tells the directory of the publishes of this process's clients (relay links from other
+    workers are not told: their publish is held by its own worker)."""
+
+    def __init__(self, directory: StreamDirectory) -> None:
+        self.directory = directory
+
+    def publish_started(self, stream: LiveStream, peer: str) -> None:
+        self.directory.published(stream.app, stream.name)
+
+    def publish_stopped(self, stream: LiveStream) -> None:
+        self.directory.unpublished(stream.app, stream.name)
 
 
 class DirectoryService(Service):
@@ -53,6 +101,9 @@ def attach_directory(
     )
     directory.store = store
     factory.chain_tail.append(DirectoryPlugin(directory))
+    mine = DirectoryListener(directory)
+    relay = factory.publish_listener
+    factory.publish_listener = mine if relay is None else PublishListeners(relay, mine)
     factory.directory = directory
     DirectoryService(directory, store).setServiceParent(root)
     return directory
