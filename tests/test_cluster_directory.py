@@ -374,3 +374,38 @@ def test_every_publish_listener_hears_even_when_one_before_it_fails(
     listeners.publish_stopped(Stream())  # type: ignore[arg-type]
     assert redis.value(KEY) is None and directory.figures()["entries"] == 0
     assert sum("failed on a publish" in line for line in logged) == 2
+
+
+def test_through_the_server_a_name_held_elsewhere_gets_bad_name_and_a_free_one_is_held() -> None:
+    """The wiring (:func:`fms.cluster.node.wire`) on a real factory and in-memory clients: the
+    plugin decides, the publish listener holds and drops."""
+    from fms.cluster.node import wire
+    from tests.support.server_peer import Peer, clock_of, factory_for
+
+    factory = factory_for()
+    clock = clock_of(factory)
+    memory = MemoryRedis(clock)
+    directory = node(clock, memory)
+    wire(factory, directory)
+    memory.put("fms:stream:live/taken", f"{B}#3", 6000)
+    refused = Peer(factory, port=1).connect(create_stream=True).publish("taken")
+    assert refused.statuses()[-1] == "NetStream.Publish.BadName"
+    assert factory.registry.get("live", "taken") is None
+    publisher = Peer(factory, port=2).connect(create_stream=True).publish("cam")
+    assert publisher.statuses()[-1] == "NetStream.Publish.Start"
+    assert memory.value(KEY) == f"{A}#1"
+    assert factory.directory is directory and directory.figures()["entries"] == 1
+    publisher.lose()
+    assert memory.value(KEY) is None
+
+
+def test_a_reload_that_changes_the_cluster_says_it_waits_for_a_restart(
+    logged: list[str],
+) -> None:
+    from tests.support.server_peer import factory_for
+
+    factory = factory_for()
+    factory.reload(
+        parse_config('[cluster]\nredis = "redis://h"\nnode_url = "rtmp://a"\nsecret = "s"\n')
+    )
+    assert any("[cluster] changes take effect at the next restart" in line for line in logged)

@@ -100,10 +100,15 @@ def attach_directory(
         maximum=max(1.0, min(10.0, cluster.ttl)),
     )
     directory.store = store
+    wire(factory, directory)
+    DirectoryService(directory, store).setServiceParent(root)
+    return directory
+
+
+def wire(factory: RTMPServerFactory, directory: StreamDirectory) -> None:
+    """Make ``directory`` decide ``factory``'s publishes, hear of them, and show in its API."""
     factory.chain_tail.append(DirectoryPlugin(directory))
     mine = DirectoryListener(directory)
     relay = factory.publish_listener
     factory.publish_listener = mine if relay is None else PublishListeners(relay, mine)
     factory.directory = directory
-    DirectoryService(directory, store).setServiceParent(root)
-    return directory

@@ -55,7 +55,7 @@ return 0
 
 
 class RedisStore:
-    """One connection to the Redis of ``url`` (``redis://[:password@]host[:port][/db]``).
+    """One connection to the Redis of ``url`` (``redis://[[user]:password@]host[:port][/db]``).
 
     ``up()`` is called each time the connection is ready (after AUTH and SELECT), ``down(why)``
     each time it is lost or an attempt failed; attempts follow each other after ``initial``
@@ -78,6 +78,7 @@ class RedisStore:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
         self.password = unquote(parts.password) if parts.password else None
+        self.username = unquote(parts.username) if parts.username else None
         self.db = redis_db(url)
         self.up, self.down = up, down
         self.timeout, self.initial, self.maximum = timeout, initial, maximum
@@ -116,7 +117,7 @@ class RedisStore:
         await endpoint.connect(_Once(proto))
         try:
             if self.password is not None:
-                await proto.auth(self.password)
+                await proto.auth(self.password, self.username)
             if self.db:
                 await proto.select(self.db)
         except BaseException:

@@ -423,6 +423,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             )
         if (config.server.host, config.server.port) != (old.server.host, old.server.port):
             log.warn("server.host and server.port changes take effect at the next restart")
+        if config.cluster != old.cluster:
+            log.warn("[cluster] changes take effect at the next restart")
         if (config.server.workers, config.server.worker_ports) != (
             old.server.workers,
             old.server.worker_ports,
