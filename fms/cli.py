@@ -152,6 +152,10 @@ def run(
     except ConfigError as exc:  # a plugin or the TLS files are unusable
         _report(exc)
         return 1
+    if config.cluster.enabled:
+        from fms.cluster.node import attach_directory
+
+        attach_directory(reactor, config, listener.factory, root, str(os.getpid()))  # type: ignore[arg-type]
     if worker is None and config.http.enabled:
         from fms.http.web import make_http_service
 

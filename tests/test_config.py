@@ -66,7 +66,9 @@ def test_a_plugin_entry_needs_use() -> None:
         parse_config("[[apps.live.plugins]]\nsecret = 's'\n")
 
 
-@pytest.mark.parametrize("section", ["server", "limits", "streams", "tls", "http", "hls"])
+@pytest.mark.parametrize(
+    "section", ["server", "limits", "streams", "tls", "http", "hls", "cluster"]
+)
 def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(section: str) -> None:
     import dataclasses
     import tomllib
@@ -80,6 +82,7 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
         StreamsConfig,
         TLSConfig,
     )
+    from fms.config.cluster import ClusterConfig
 
     path = Path(__file__).resolve().parents[1] / "conf" / "fms.toml"
     text = path.read_text()
@@ -91,6 +94,7 @@ def test_the_shipped_config_sets_every_option_to_its_default_with_a_comment(sect
         "tls": TLSConfig,
         "http": HTTPConfig,
         "hls": HLSConfig,
+        "cluster": ClusterConfig,
     }[section]
     lines = text.splitlines()
     for spec in dataclasses.fields(cls):

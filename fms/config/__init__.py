@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fms.config.cluster import ClusterConfig as ClusterConfig
+from fms.config.cluster import cluster_problems
 from fms.config.fields import option as _opt
 from fms.config.media import HLSConfig as HLSConfig
 from fms.config.media import VodConfig as VodConfig
@@ -312,6 +314,7 @@ class Config:
     tls: TLSConfig = field(default_factory=TLSConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
     hls: HLSConfig = field(default_factory=HLSConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     apps: dict[str, AppConfig] = field(default_factory=dict)
     default_app: AppConfig | None = None
     source: str | None = None
@@ -354,6 +357,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "tls": TLSConfig,
     "http": HTTPConfig,
     "hls": HLSConfig,
+    "cluster": ClusterConfig,
 }
 
 T = TypeVar("T")
@@ -463,6 +467,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     http = sections.get("http")
     if http is not None and http.read_token and not http.token:
         problems.append(f"{source}: http.read_token needs http.token (reads would all be 403)")
+    if (cluster := sections.get("cluster")) is not None:
+        problems += cluster_problems(cluster, f"{source}: cluster")
     server = sections.get("server")
     if server is not None:
         bad = [p for p in server.worker_ports if not 1 <= p <= 65535]

@@ -208,6 +208,7 @@ def local_server(server: RTMPServerFactory, started: float, now: float) -> dict[
         },
         "cpu_seconds": round(cpu_seconds(), 3),
         "memory_bytes": memory_bytes(),
+        "cluster": server.directory.figures() if server.directory is not None else None,
     }
 
 
@@ -229,6 +230,21 @@ def merge_server(
         "streams": streams,
         "cpu_seconds": round(sum(part["cpu_seconds"] for part in parts), 3),
         "memory_bytes": sum(part["memory_bytes"] for part in parts),
+        "cluster": merge_cluster([p["cluster"] for p in parts if p.get("cluster")]),
+    }
+
+
+def merge_cluster(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The cluster directory of the node (None: no ``[cluster]``): connected when every
+    answering worker reaches Redis, the entries held by its workers added up."""
+    if not parts:
+        return None
+    return {
+        "node_url": parts[0]["node_url"],
+        "connected": all(part["connected"] for part in parts),
+        "entries": sum(part["entries"] for part in parts),
+        "conflicts": sum(part["conflicts"] for part in parts),
+        "outages": sum(part["outages"] for part in parts),
     }
 
 

@@ -19,7 +19,10 @@ the ``_total``/``_bucket`` suffixes the format adds):
   ``fms_push_connects``;
 - ``fms_plugin_decision_seconds{action}`` (histogram) and ``fms_plugin_refusals{action}``;
 - ``fms_admission_refusals{reason}``, ``fms_handshake_failures{reason}``;
-- ``fms_worker_restarts`` (restarts of the workers serving now, each counted by itself).
+- ``fms_worker_restarts`` (restarts of the workers serving now, each counted by itself);
+- with ``[cluster]``: ``fms_cluster_connected`` (1 when every worker reaches Redis),
+  ``fms_cluster_entries`` (directory entries this node holds), ``fms_cluster_conflicts``,
+  ``fms_cluster_outages`` (times a worker lost Redis).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def local_figures(server: RTMPServerFactory, now: float, extra: dict[str, Any]) 
         "players": players,
         "counters": COUNTERS.snapshot(),
         "worker_restarts": int(extra.get("worker_restarts", 0)),
+        "cluster": server.directory.figures() if server.directory is not None else None,
     }
 
 
@@ -178,6 +182,28 @@ class FiguresCollector:
             "Restarts of the worker processes serving now.",
             value=sum(part.get("worker_restarts", 0) for part in parts),
         )
+        yield from _cluster_families([p["cluster"] for p in parts if p.get("cluster")])
+
+
+def _cluster_families(parts: list[dict[str, Any]]) -> Iterator[Metric]:
+    """The cluster directory of the workers that have one (none: no family)."""
+    if not parts:
+        return
+    yield GaugeMetricFamily(
+        "fms_cluster_connected",
+        "1 when every answering worker is connected to the cluster's Redis.",
+        value=int(all(part["connected"] for part in parts)),
+    )
+    for key, text in (
+        ("entries", "Streams this node holds in the cluster directory."),
+        ("conflicts", "Streams published here that the directory gives to another node."),
+    ):
+        yield GaugeMetricFamily(f"fms_cluster_{key}", text, value=sum(p[key] for p in parts))
+    yield CounterMetricFamily(
+        "fms_cluster_outages",
+        "Times a worker lost its connection to Redis (or could not make it).",
+        value=sum(part["outages"] for part in parts),
+    )
 
 
 PUSH_STATES = ("connecting", "live", "retrying", "stopped")

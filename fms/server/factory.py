@@ -35,7 +35,7 @@ from fms.server.admission import (
 )
 from fms.server.deadlines import EPSILON, DeadlineQueue
 from fms.server.flushing import Flushes, flushes_for
-from fms.server.host import NameClaims, PublishListener
+from fms.server.host import DirectoryFigures, NameClaims, PublishListener
 from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
 from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
@@ -104,6 +104,11 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         """The other workers, for ``app.broadcast`` (:mod:`fms.cluster.everywhere`)."""
         self.pushes = PushService(clock, lambda name: self.config.path(name))
         """The pushes (restreams) of this process's publishes (:mod:`fms.server.push`)."""
+        self.chain_tail: list[Any] = []
+        """Plugins after every application's own chain: the cluster directory's
+        (:mod:`fms.cluster.directory`) when ``[cluster]`` is on."""
+        self.directory: DirectoryFigures | None = None
+        """The cluster directory of this process, for the HTTP API (None: no cluster)."""
 
     # --------------------------------------------------------------------------- start/stop
 
@@ -377,7 +382,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         key = settings.name or app.split("/", 1)[0]
         application = self.applications.get(key)
         if application is None:
-            chain = self.chains.get(settings.name, [])
+            chain = self.chains.get(settings.name, []) + self.chain_tail
             application = Application(
                 key, settings, chain, self.registry, self.clock,
                 seats=self.seats, elsewhere=self.elsewhere, pusher=self.pushes,
@@ -417,6 +422,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             )
         if (config.server.host, config.server.port) != (old.server.host, old.server.port):
             log.warn("server.host and server.port changes take effect at the next restart")
+        if config.cluster != old.cluster:
+            log.warn("[cluster] changes take effect at the next restart")
         if (config.server.workers, config.server.worker_ports) != (
             old.server.workers,
             old.server.worker_ports,

@@ -4,7 +4,7 @@ protocols) and the server never imports the worker relay (which listens to publi
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -42,6 +42,15 @@ class NameClaims(Protocol):
 
     def release(self, app: str, name: str) -> None:
         """That publish ended: the name is free for every process."""
+        ...
+
+
+class DirectoryFigures(Protocol):
+    """The cluster directory of this process (:mod:`fms.cluster.directory`), as the HTTP API
+    shows it."""
+
+    def figures(self) -> dict[str, Any]:
+        """``node_url``, ``connected`` (to Redis), ``entries`` held, ``conflicts``, ``outages``."""
         ...
 
 
