@@ -30,6 +30,7 @@ from fms.http.api import API, Response
 from fms.http.flv import FLVViewers
 from fms.http.hls import HLSViewers
 from fms.http.hls import parse_path as hls_path
+from fms.http.hlsforward import HLSForwarder
 from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
 
@@ -55,6 +56,8 @@ class APIResource(Resource):
         self.config = config
         self.flv = FLVViewers(api.server, config)
         self.hls = HLSViewers(api.server)
+        if api.peers.count > 1:
+            HLSForwarder(self.hls, api.peers)  # any worker answers for any stream
 
     def render(self, request: Request) -> Any:
         method = request.method.decode("latin-1")
