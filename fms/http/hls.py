@@ -110,6 +110,16 @@ def _answer(request: Request, content_type: bytes, cache: bytes, body: bytes) ->
     request.finish()
 
 
+def relay_origin(stream: LiveStream) -> int | None:
+    """The worker a stream is relayed from (``--workers``: its publisher is a relay link of
+    :mod:`fms.cluster.link`, seen here through the publisher's client view), else None."""
+    link = getattr(stream.publisher, "_link", None)
+    if getattr(link, "claims_names", True) is not False:
+        return None
+    worker = getattr(link, "relayed_from", None)
+    return worker if isinstance(worker, int) else -1
+
+
 def file_content(segments: StreamSegments, file: str) -> tuple[bytes, bytes, bytes] | None:
     """(content type, cache control, body) of a segment or init segment ``file`` of one
     stream, None when it is not (or no longer) there. A ``.ts`` name is only a TS stream's
@@ -192,7 +202,7 @@ class HLSStreams:
         config = self.config
         if not config.muxes(stream.app):
             return
-        if getattr(stream.publisher, "claims_names", True) is False:
+        if relay_origin(stream) is not None:
             return  # relayed from the worker that holds the publish: that one muxes it
         key = (stream.app, stream.name)
         entry = self.streams.get(key)
@@ -437,4 +447,4 @@ class HLSViewers:
         _error(request, 404, f"{app}/{name} made no HLS segment in time")
 
 
-__all__ = ["PROTOCOL", "HLSStreams", "HLSViewers", "file_content", "parse_path"]
+__all__ = ["PROTOCOL", "HLSStreams", "HLSViewers", "file_content", "parse_path", "relay_origin"]

@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from fms.hls.playlist import CONTENT_TYPE as PLAYLIST_TYPE
-from fms.http.hls import HLSViewers, _answer, _error, file_content
+from fms.http.hls import HLSViewers, _answer, _error, file_content, relay_origin
 from fms.http.peers import Peers
 from fms.log import Logger
 
@@ -116,8 +116,8 @@ class HLSForwarder:
     def owner(self, app: str, name: str) -> int | None:
         """The worker the stream is relayed from (its publisher's), if this one knows."""
         stream = self.viewers.server.registry.get(app, name)
-        worker = getattr(stream.publisher, "relayed_from", None) if stream is not None else None
-        return worker if isinstance(worker, int) and worker != self.peers.index else None
+        worker = relay_origin(stream) if stream is not None else None
+        return worker if worker is not None and 0 <= worker != self.peers.index else None
 
     def ask(self, app: str, name: str, payload: dict[str, Any]) -> Deferred[dict[str, Any]]:
         """The owner's reply (or a 404 reply when no worker has the stream)."""
