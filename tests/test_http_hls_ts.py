@@ -165,3 +165,40 @@ def test_a_forwarded_playlist_waits_for_the_first_segment() -> None:
     clock.advance(hlsforward.PENDING_WAIT)
     status, _, body = parse(transport)
     assert status == 200 and uris(body)
+
+
+def test_a_forwarded_segment_is_fetched_once_then_served_from_the_cache() -> None:
+    """Two requests for the same segment arriving together on worker 1 cause one request to
+    worker 0; a third one later none; a playlist is asked for every time."""
+    clock, sites, servers, peers = two_workers()
+    publish(servers[0], 4.5)
+    first = uris(get(sites[0], "/live/cam/index.m3u8")[2])[0]
+    peers.asked.clear()
+    held: list[Deferred[dict[str, Any]]] = []
+    real_ask = peers.ask
+
+    def slow_ask(worker: int, op: str, payload: dict[str, Any]) -> Deferred[dict[str, Any]]:
+        answer = real_ask(worker, op, payload)
+        later: Deferred[dict[str, Any]] = Deferred()
+        held.append(later)
+        return answer.addCallback(lambda reply: later.addCallback(lambda _: reply))
+
+    peers.ask = slow_ask  # type: ignore[method-assign]
+    transports = []
+    for _ in range(2):
+        address = IPv4Address("TCP", "192.0.2.7", 5000)
+        channel = sites[1].buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        channel.makeConnection(transport)
+        channel.dataReceived(f"GET /live/cam/{first} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        transports.append(transport)
+    assert len(peers.asked) == 1 and all(t.value() == b"" for t in transports)
+    held[0].callback(None)
+    mine = get(sites[0], f"/live/cam/{first}")[2]
+    assert [parse(t)[2] for t in transports] == [mine, mine]
+    peers.ask = real_ask  # type: ignore[method-assign]
+    assert get(sites[1], f"/live/cam/{first}")[2] == mine
+    assert len(peers.asked) == 1
+    get(sites[1], "/live/cam/index.m3u8")
+    get(sites[1], "/live/cam/index.m3u8")
+    assert len(peers.asked) == 3

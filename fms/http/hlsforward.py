@@ -21,8 +21,16 @@ own state (:func:`~fms.http.hls.file_content`, the playlist with the asker's que
 prefix), so the bytes and names are the same whichever worker serves them. Replies are JSON,
 so bytes travel as base64, in chunks of :data:`CHUNK` bytes (a control message is at most
 1 MiB): the first reply gives the size and the headers, the rest are asked for by offset and
-written as they come. A playlist of a stream published without a segment yet is held
-:data:`PENDING_WAIT` seconds by the owner and asked again until ``[hls] wait`` has passed.
+put together before the answer. A playlist of a stream published without a segment yet is
+held :data:`PENDING_WAIT` seconds by the owner and asked again until ``[hls] wait`` has passed.
+
+**Hot segments.** Every viewer of a stream asks for the same newest segment within a few
+seconds, so segments and numbered init segments (immutable: their names are never reused)
+that this worker fetched are kept, least recently used first, up to ``[hls]
+max_bytes_per_stream`` bytes in all, and a segment is fetched once however many requests for
+it arrive meanwhile: a forwarded segment costs one control round trip per worker, not one per
+viewer. (A kept segment may outlive the owner's window by a little: its bytes are still those
+the name stands for.) Playlists and ``init.mp4`` are asked for every time.
 
 Answers carry ``X-FMS-Worker`` (this worker) and ``X-FMS-HLS-Muxer`` (the worker whose
 segments they are); the first request this worker forwards for a stream is logged.
@@ -31,6 +39,9 @@ segments they are); the first request this worker forwards for a stream is logge
 from __future__ import annotations
 
 import base64
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -58,6 +69,23 @@ PENDING_WAIT = 1.5
 asker's per-ask timeout); the asker asks again until ``[hls] wait`` has passed."""
 
 
+_IMMUTABLE = re.compile(r"^(init\d+\.mp4|seg\d+\.(m4s|ts))$")
+"""Files whose name is never reused for other bytes (see :mod:`fms.http.hls`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A whole answer of the owner: status, the owner's index, and for a 200 the content
+    type, cache control and body; ``pending``: published, no segment yet."""
+
+    status: int
+    worker: int
+    kind: bytes = b""
+    cache: bytes = b""
+    body: bytes = b""
+    pending: bool = False
+
+
 class HLSForwarder:
     """Both ends of forwarded HLS requests on one worker (see the module docstring)."""
 
@@ -67,6 +95,11 @@ class HLSForwarder:
         self.clock: Any = viewers.clock
         self.told: set[tuple[str, str]] = set()
         """Streams whose first forwarded request was logged."""
+        self.cache: OrderedDict[tuple[str, str, str], _Found] = OrderedDict()
+        """Immutable files fetched from their owner, least recently used first."""
+        self.cached_bytes = 0
+        self.inflight: dict[tuple[str, str, str], list[Deferred[_Found]]] = {}
+        """Immutable files being fetched, with the requests that wait for the same one."""
         peers.handle(OP, self.answer)
         viewers.forward = self.forward
 
@@ -141,87 +174,102 @@ class HLSForwarder:
         payload.update(prefix=prefix, offset=0, wait=file == "index.m3u8")
         deadline = self.clock.seconds() + self.viewers.server.config.hls.wait
 
-        def got(reply: dict[str, Any]) -> Deferred[Any] | None:
+        def got(found: _Found) -> Deferred[Any] | None:
             if gone:
                 return None
-            if reply.get("pending") and self.clock.seconds() < deadline:
-                return self.ask(app, name, payload).addCallback(got)
-            if reply.get("status") != 200:
-                if reply.get("pending"):
+            if found.pending and self.clock.seconds() < deadline:
+                return self.fetch(app, name, payload).addCallback(got)
+            if found.status != 200:
+                if found.pending:
                     _error(request, 404, f"{app}/{name} made no HLS segment in time")
                 else:
                     _error(request, 404, f"no {file} for {app}/{name} (not or no longer there)")
                 return None
-            return self._start(request, gone, app, name, payload, reply)
+            if (app, name) not in self.told:
+                self.told.add((app, name))
+                log.info(
+                    "HLS of {app}/{name} answered here from worker {worker}, which muxes it",
+                    app=app, name=name, worker=found.worker,
+                )  # fmt: skip
+            request.setHeader(b"X-FMS-Worker", str(self.peers.index).encode())
+            request.setHeader(b"X-FMS-HLS-Muxer", str(found.worker).encode())
+            _answer(request, found.kind, found.cache, found.body)
+            return None
 
         def failed(failure: Failure) -> None:
+            log.debug("forwarding HLS {file}: {why}", file=file, why=failure.getErrorMessage())
             if not gone:
                 _error(request, 503, f"the worker that muxes {app}/{name} did not answer")
 
-        self.ask(app, name, payload).addCallback(got).addErrback(failed)
+        self.fetch(app, name, payload).addCallback(got).addErrback(failed)
 
-    def _start(
-        self,
-        request: Request,
-        gone: list[bool],
-        app: str,
-        name: str,
-        payload: dict[str, Any],
-        reply: dict[str, Any],
-    ) -> Deferred[Any] | None:
-        worker = int(reply["worker"])
-        if (app, name) not in self.told:
-            self.told.add((app, name))
-            log.info(
-                "HLS of {app}/{name} answered here from worker {worker}, which muxes it",
-                app=app, name=name, worker=worker,
-            )  # fmt: skip
-        request.setHeader(b"X-FMS-Worker", str(self.peers.index).encode())
-        request.setHeader(b"X-FMS-HLS-Muxer", str(worker).encode())
-        data = base64.b64decode(reply["data"])
+    def fetch(self, app: str, name: str, payload: dict[str, Any]) -> Deferred[_Found]:
+        """The whole answer of the owner for ``payload``'s file, its chunks put together.
+        Segments and numbered init segments (immutable: a name is never reused) come from
+        :attr:`cache` when there, and are asked for once however many requests wait."""
+        key = (app, name, str(payload["file"]))
+        immutable = _IMMUTABLE.match(key[2]) is not None
+        if immutable:
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.cache.move_to_end(key)
+                return succeed(cached)
+            waiting = self.inflight.get(key)
+            if waiting is not None:
+                shared: Deferred[_Found] = Deferred()
+                waiting.append(shared)
+                return shared
+            self.inflight[key] = []
+        d = self.ask(app, name, payload).addCallback(self._assemble, payload)
+        if immutable:
+            d.addBoth(self._share, key)
+        return d
+
+    def _assemble(
+        self, reply: dict[str, Any], payload: dict[str, Any]
+    ) -> _Found | Deferred[_Found]:
+        worker = int(reply.get("worker", -1))
+        if reply.get("status") != 200:
+            return _Found(404, worker, pending=bool(reply.get("pending")))
         size = int(reply["size"])
-        if len(data) >= size or request.method == b"HEAD":
-            _answer(request, reply["type"].encode(), reply["cache"].encode(), data)
-            return None
-        # A big segment: the headers and its first chunk now, the rest as it comes.
-        request.setResponseCode(200)
-        request.setHeader(b"Content-Type", reply["type"].encode())
-        request.setHeader(b"Cache-Control", reply["cache"].encode())
-        request.setHeader(b"Content-Length", str(size).encode())
-        request.write(data)
-        return self._rest(request, gone, worker, payload, len(data), size)
+        parts = [base64.b64decode(reply["data"])]
+        have = len(parts[0])
 
-    def _rest(
-        self,
-        request: Request,
-        gone: list[bool],
-        worker: int,
-        payload: dict[str, Any],
-        offset: int,
-        size: int,
-    ) -> Deferred[Any]:
-        if gone:
-            return succeed(None)
-        if offset >= size:
-            request.finish()
-            return succeed(None)
+        def whole() -> _Found:
+            kind, cache = str(reply["type"]).encode(), str(reply["cache"]).encode()
+            return _Found(200, worker, kind, cache, b"".join(parts))
 
-        def more(reply: dict[str, Any]) -> Deferred[Any]:
-            data = base64.b64decode(reply.get("data", "")) if reply.get("status") == 200 else b""
-            if not data or int(reply["size"]) != size:
-                raise ValueError("the segment left the owner's window while being sent")
-            if not gone:
-                request.write(data)
-            return self._rest(request, gone, worker, payload, offset + len(data), size)
+        def more(next_reply: dict[str, Any]) -> _Found | Deferred[_Found]:
+            nonlocal have
+            data = base64.b64decode(next_reply.get("data", ""))
+            if next_reply.get("status") != 200 or not data or int(next_reply["size"]) != size:
+                raise ValueError("the file left the owner's window while being fetched")
+            parts.append(data)
+            have += len(data)
+            if have >= size:
+                return whole()
+            return self.peers.ask(worker, OP, {**payload, "offset": have}).addCallback(more)
 
-        def broken(failure: Failure) -> None:
-            # Headers and a Content-Length went out: all a client can be told is a cut.
-            log.warn("HLS answer cut short: {why}", why=failure.getErrorMessage())
-            if not gone and request.channel is not None:
-                request.channel.loseConnection()
+        if have >= size:
+            return whole()
+        return self.peers.ask(worker, OP, {**payload, "offset": have}).addCallback(more)
 
-        asked = self.peers.ask(worker, OP, {**payload, "offset": offset})
-        return asked.addCallback(more).addErrback(broken)
+    def _share(self, result: _Found | Failure, key: tuple[str, str, str]) -> _Found | Failure:
+        """Hand a fetched immutable file to the requests that waited for it; keep it."""
+        waiting = self.inflight.pop(key, [])
+        if isinstance(result, _Found) and result.status == 200:
+            self.cache[key] = result
+            self.cached_bytes += len(result.body)
+            bound = self.viewers.server.config.hls.max_bytes_per_stream
+            while self.cached_bytes > bound and self.cache:
+                _, gone = self.cache.popitem(last=False)
+                self.cached_bytes -= len(gone.body)
+        for waiter in waiting:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+        return result
 
 
 __all__ = ["CHUNK", "OP", "HLSForwarder"]
