@@ -170,7 +170,7 @@ def test_a_forwarded_playlist_waits_for_the_first_segment() -> None:
 def test_a_forwarded_segment_is_fetched_once_then_served_from_the_cache() -> None:
     """Two requests for the same segment arriving together on worker 1 cause one request to
     worker 0; a third one later none; a playlist is asked for every time."""
-    clock, sites, servers, peers = two_workers()
+    _clock, sites, servers, peers = two_workers()
     publish(servers[0], 4.5)
     first = uris(get(sites[0], "/live/cam/index.m3u8")[2])[0]
     peers.asked.clear()
