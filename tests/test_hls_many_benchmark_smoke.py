@@ -27,6 +27,6 @@ def test_hls_many_benchmark_feeds_every_stream(container: str) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     out = result.stdout
-    assert f"5 streams x 6 s of ~550 kbit/s" in out and f", {container}, interleaved" in out
+    assert "5 streams x 6 s of ~550 kbit/s" in out and f", {container}, interleaved" in out
     assert re.search(r"[0-9.]+ CPU-seconds per stream-hour", out)
     assert "(10 segments)" in out, out
