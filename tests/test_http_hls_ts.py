@@ -202,3 +202,36 @@ def test_a_forwarded_segment_is_fetched_once_then_served_from_the_cache() -> Non
     get(sites[1], "/live/cam/index.m3u8")
     get(sites[1], "/live/cam/index.m3u8")
     assert len(peers.asked) == 3
+
+
+class _RelayLink:
+    """What a relay link of fms.cluster.link shows: it claims no name, and where from."""
+
+    claims_names = False
+
+    def __init__(self, worker: int) -> None:
+        self.relayed_from = worker
+
+
+class _RelayedView:
+    """The registry's publisher of a relayed stream: the link's client view."""
+
+    def __init__(self, worker: int) -> None:
+        self._link = _RelayLink(worker)
+
+
+def test_a_relayed_stream_is_not_muxed_here_and_its_requests_go_to_its_origin() -> None:
+    """Worker 1 holds a relayed copy of live/cam (publisher: a relay link from worker 0): it
+    makes no HLS of its own, and its requests go to worker 0 alone (not to worker 2 too)."""
+    _clock, sites, servers, peers = two_workers()
+    peers.workers[2] = {}  # a third worker, which knows nothing of live/cam
+    publish(servers[0], 4.5)
+    relayed = servers[1].registry.claim("live", "cam", _RelayedView(0))
+    assert relayed is not None
+    for i in range(100):
+        relayed.publish_message(Media(MessageType.VIDEO, i * 40, 1, frame(i % 25 == 0)))
+    assert ("live", "cam") not in sites[1].resource.hls.streams.streams
+    peers.asked.clear()
+    status, _, body = get(sites[1], "/live/cam/index.m3u8")
+    assert status == 200 and body == get(sites[0], "/live/cam/index.m3u8")[2]
+    assert peers.asked == [(0, 0)]
