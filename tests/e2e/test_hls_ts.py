@@ -9,6 +9,9 @@ coming back continues it after ``#EXT-X-DISCONTINUITY`` with a first segment who
 packet of every PID carries the discontinuity_indicator (read by the tests' own TS reader),
 and FFmpeg decodes across it without an error line.
 
+FFmpeg 9 publishing HEVC+AAC to an application served as MPEG-TS: no segment (the playlist
+request waits ``[hls] wait`` then is a 404), and the log says why once.
+
 FFmpeg 9 publishing a two-video-track Enhanced RTMP multitrack stream (320x240 and 160x120
 H.264, AAC): the HLS, in both containers, holds the main video track (320x240) and the audio
 track, nothing else, and decodes frame for frame.
@@ -30,7 +33,13 @@ from tests.e2e.harness import (
     run_client,
     start,
 )
-from tests.e2e.test_enhanced_rtmp import CASES, ffmpeg9, publish_command  # noqa: F401
+from tests.e2e.test_enhanced_rtmp import (  # noqa: F401  (ffmpeg9 is a fixture)
+    CASES,
+    aac,
+    ffmpeg9,
+    hevc,
+    publish_command,
+)
 from tests.e2e.test_hls import HTTP_LISTENING, fetch, playlist_until
 from tests.hls import ts_reader
 
@@ -42,11 +51,11 @@ GOP = 40
 """Frames from keyframe to keyframe (1.6 s, over the 1 s target): a cut elsewhere shows."""
 
 
-def hls_server(tmp_path: Path, container: str) -> tuple[ServerProcess, str]:
+def hls_server(tmp_path: Path, container: str, extra: str = "") -> tuple[ServerProcess, str]:
     config = tmp_path / "fms.toml"
     config.write_text(
         "[http]\nenabled = true\nport = 0\n"
-        f'[hls]\nsegment_duration = 1.0\ncontainer = "{container}"\n'
+        f'[hls]\nsegment_duration = 1.0\ncontainer = "{container}"\n{extra}'
     )
     server = ServerProcess("--config", str(config))
     match = HTTP_LISTENING.search(server.wait_for_line(HTTP_LISTENING, timeout=20))
@@ -185,6 +194,30 @@ def test_hls_of_a_multitrack_stream_carries_the_main_video_and_audio_tracks(
         counts = video_frames(decoded.stdout)
         assert sorted(counts) == ["audio1", "video0"]
         assert abs(counts["video0"] - 2 * FPS) <= 1
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+        server.stop()
+
+
+def test_hevc_under_mpegts_gets_no_segments_and_one_log_line(
+    tmp_path: Path,
+    ffmpeg9: str,  # noqa: F811  (the fixture)
+) -> None:
+    server, http = hls_server(tmp_path, "fmp4", 'wait = 2.0\nmpegts_apps = ["old"]\n')
+    publisher = None
+    try:
+        publisher = start(
+            publish_command(ffmpeg9, f"{server.url}/old/cam", [hevc("320x240"), aac()])
+        )
+        server.wait_for_line(r"publish started old/cam", timeout=30)
+        line = server.wait_for_line(r"HLS of old/cam: no MPEG-TS segments", timeout=30)
+        assert "hvc1" in line
+        status, _, body = fetch(f"{http}/old/cam/index.m3u8")  # waits 2 s for a segment
+        assert status == 404, body
+        assert finish(publisher, timeout=60)[0] == 0
+        assert len([x for x in server.lines if "no MPEG-TS segments" in x]) == 1
     finally:
         if publisher is not None and publisher.poll() is None:
             publisher.kill()
