@@ -43,6 +43,21 @@ class HLSConfig:
         doc="seconds an ended stream's playlist stays served (a return continues it)",
     )
 
+    container: str = _opt(
+        "fmp4",
+        choices=("fmp4", "mpegts"),
+        doc="segments' container: fmp4 (every codec) or mpegts (H.264 + AAC, for old players)",
+    )
+    mpegts_apps: tuple[str, ...] = _opt(
+        (), doc="applications (or first path segments) served as mpegts whatever container says"
+    )
+
+    def container_for(self, app: str) -> str:
+        """``"mpegts"`` or ``"fmp4"``: the container of ``app``'s segments."""
+        if app in self.mpegts_apps or app.split("/", 1)[0] in self.mpegts_apps:
+            return "mpegts"
+        return self.container
+
     def muxes(self, app: str) -> bool:
         """True when streams of ``app`` are muxed (``live/room1`` matches ``live``)."""
         if not self.enabled:

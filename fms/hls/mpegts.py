@@ -10,7 +10,11 @@ every segment can be decoded alone, followed by one PES packet per video access 
 
 The muxer's only state is the continuity counter of each PID, which carries on from one
 segment to the next of the same stream, so that the segments of a playlist read one after the
-other are one continuous transport stream.
+other are one continuous transport stream. A segment that follows an HLS discontinuity (a
+publisher back, a new codec configuration: a new muxer whose counters and clock start anew)
+is made with ``discontinuity=True``: the first packet of each of its PIDs carries
+discontinuity_indicator (ISO/IEC 13818-1 2.4.3.5), which tells a demuxer that the continuity
+counter and, on the PCR PID, the time base start anew there.
 
 Times: a sample's ms become 90 kHz ticks plus :data:`TIMESTAMP_OFFSET`, modulo 2**33 (PTS and
 DTS wrap there, every 26.5 hours); the program clock reference rides on the video PID (the
@@ -245,8 +249,12 @@ class TransportStreamMuxer:
             streams.append((STREAM_TYPE_AAC_ADTS, AUDIO_PID))
         self.pcr_pid = VIDEO_PID if self.video is not None else AUDIO_PID
         self._pids = {pid: _Pid(pid) for pid in (PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID)}
+        self._pat_section = b"\x00" + program_association_section()
+        self._pmt_section = b"\x00" + program_map_section(self.pcr_pid, streams)
         self._pat = self._psi_payload(program_association_section())
         self._pmt = self._psi_payload(program_map_section(self.pcr_pid, streams))
+        self._flag: set[int] = set()
+        """PIDs whose next packet carries discontinuity_indicator."""
         self._audio_frames_per_pes = MAX_AUDIO_FRAMES_PER_PES if self.video is not None else 1
 
     @staticmethod
@@ -254,8 +262,9 @@ class TransportStreamMuxer:
         """pointer_field 0, the section, then 0xFF to fill the packet (PSI's own stuffing)."""
         return (b"\x00" + section).ljust(PAYLOAD_SIZE, b"\xff")
 
-    def segment(self, samples: Iterable[Sample]) -> bytes:
-        """The transport packets of one segment: PAT, PMT, then the samples' PES packets.
+    def segment(self, samples: Iterable[Sample], discontinuity: bool = False) -> bytes:
+        """The transport packets of one segment: PAT, PMT, then the samples' PES packets;
+        with ``discontinuity``, the first packet of every PID has discontinuity_indicator set.
 
         Video samples become one PES each, in the order given; audio frames are gathered (at
         most :data:`MAX_AUDIO_FRAMES_PER_PES` in a row, or one for audio-only streams) and
@@ -264,17 +273,23 @@ class TransportStreamMuxer:
         parse as its codec's frames; then the continuity counters are left as they were, so
         that the next segment still follows the last one returned."""
         counters = {pid: state.counter for pid, state in self._pids.items()}
+        self._flag = set(self._pids) if discontinuity else set()
         try:
             return self._segment(samples)
         except ValueError:
             for pid, counter in counters.items():
                 self._pids[pid].counter = counter
             raise
+        finally:
+            self._flag = set()
 
     def _segment(self, samples: Iterable[Sample]) -> bytes:
         out: list[bytes | bytearray | memoryview] = []
-        self._packets(out, PAT_PID, self._pat, b"")
-        self._packets(out, PMT_PID, self._pmt, b"")
+        # With a discontinuity the PSI packets carry an adaptation field: the sections go
+        # unpadded and the packet is filled with adaptation-field stuffing instead.
+        flagged = bool(self._flag)
+        self._packets(out, PAT_PID, self._pat_section if flagged else self._pat, b"")
+        self._packets(out, PMT_PID, self._pmt_section if flagged else self._pmt, b"")
         pending: list[Sample] = []
         video, audio = self.video, self.audio
         for sample in samples:
@@ -331,6 +346,9 @@ class TransportStreamMuxer:
         adaptation-field stuffing."""
         state = self._pids[pid]
         counter = state.counter
+        if pid in self._flag:
+            self._flag.discard(pid)
+            fields = bytes((fields[0] | 0x80,)) + fields[1:] if fields else b"\x80"
         view = memoryview(unit)
         size = len(unit)
         room = PAYLOAD_SIZE - (1 + len(fields) if fields else 0)

@@ -30,7 +30,8 @@ class PlaylistEntry:
 
     uri: str
     duration: float
-    init_uri: str
+    init_uri: str | None
+    """None: the segment needs no init segment (MPEG-TS), no ``#EXT-X-MAP``."""
     discontinuity: bool = False
     program_date_time: float | None = None
 
@@ -49,15 +50,17 @@ def media_playlist(
     discontinuity_sequence: int = 0,
     ended: bool = False,
     query: str = "",
+    version: int = VERSION,
 ) -> str:
     """The playlist text (``\\n`` line ends, a final newline). ``query`` (without ``?``) is
     appended to every URI, percent-encoded but for ``=&%+-._~`` (a quote or a line end in it
-    cannot make a tag). ``target_duration`` is raised to cover every entry."""
+    cannot make a tag). ``target_duration`` is raised to cover every entry. ``version``: 3 is
+    enough for MPEG-TS segments (no ``#EXT-X-MAP``)."""
     suffix = "?" + quote(query, safe="=&%+-._~") if query else ""
     target = max([target_duration, *(round(e.duration) for e in entries)])
     lines = [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{VERSION}",
+        f"#EXT-X-VERSION:{version}",
         f"#EXT-X-TARGETDURATION:{target}",
         f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}",
     ]
@@ -68,7 +71,7 @@ def media_playlist(
     for entry in entries:
         if entry.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
-        if entry.init_uri != init_uri:
+        if entry.init_uri is not None and entry.init_uri != init_uri:
             init_uri = entry.init_uri
             lines.append(f'#EXT-X-MAP:URI="{init_uri}{suffix}"')
         if entry.program_date_time is not None:

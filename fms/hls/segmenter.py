@@ -43,6 +43,7 @@ from fms.hls.fmp4 import Fmp4Muxer, segment_header
 from fms.hls.playlist import PlaylistEntry, media_playlist
 from fms.hls.samples import Kind, Sample, TrackConfig
 from fms.hls.source import read_message
+from fms.hls.tracks import main_tracks
 from fms.live.tracks import TaggedPayload
 
 
@@ -181,7 +182,7 @@ class StreamSegments:
                 closed = self._close(sample.dts)
                 self._begin(sample, now)
         current = self._open
-        if current is None or self._muxer is None or not self._muxer.carries(*key):
+        if current is None or not self._carries(key):
             self.dropped_frames += 1
             return closed
         current.samples.setdefault(key, []).append(sample)
@@ -210,24 +211,40 @@ class StreamSegments:
         SPS, a track that came late): the next segment needs a new init segment."""
         return self._configs != self._muxer_configs
 
+    def _carries(self, key: tuple[Kind, int]) -> bool:
+        """True when the current generation's muxer takes samples of ``key``."""
+        return self._muxer is not None and self._muxer.carries(*key)
+
     def _begin(self, sample: Sample, now: float) -> None:
         if self._muxer is None or self._changed():
             self._muxer_configs = dict(self._configs)
-            self._muxer = Fmp4Muxer(list(self._configs.values()), base=sample.dts)
             self._generation = self.next_sequence
-            self.inits[self._generation] = self._muxer.init
+            self._new_muxer(sample.dts)
         self._open = _Open(sample.dts, now, last_dts=sample.dts)
+
+    def _new_muxer(self, base: int) -> None:
+        """A new generation's muxer (and init segment) for ``self._configs``' main tracks
+        (:func:`fms.hls.tracks.main_tracks`), its times counted from ``base`` (ms)."""
+        self._muxer = Fmp4Muxer(main_tracks(self._configs.values()), base=base)
+        self.inits[self._generation] = self._muxer.init
+
+    def _mux(self, current: _Open, end: int | None) -> bytes:
+        """The bytes of segment ``current`` (empty: nothing to serve)."""
+        if self._muxer is None:
+            return b""
+        ends: dict[tuple[Kind, int], int] = {}
+        if end is not None:
+            ends = {key: end for key, run in current.samples.items() if run[0].kind == "video"}
+        data = self._muxer.fragment(current.samples, ends)
+        return segment_header() + data if data else b""
 
     def _close(self, end: int | None) -> Segment | None:
         """Mux the open segment; ``end`` is the decode time (ms) of the keyframe that starts
         the next one (None: the stream ends here)."""
         current, self._open = self._open, None
-        if current is None or self._muxer is None:
+        if current is None:
             return None
-        ends: dict[tuple[Kind, int], int] = {}
-        if end is not None:
-            ends = {key: end for key, run in current.samples.items() if run[0].kind == "video"}
-        data = self._muxer.fragment(current.samples, ends)
+        data = self._mux(current, end)
         if not data:
             return None
         stop = end if end is not None else current.last_dts + self._frame_ms(current)
@@ -235,7 +252,7 @@ class StreamSegments:
         segment = Segment(
             self.next_sequence,
             duration,
-            segment_header() + data,
+            data,
             self._generation,
             self._discontinuity,
             current.started,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlsplit
@@ -46,6 +47,7 @@ from fms.apps.views import ClientView
 from fms.config import HLSConfig
 from fms.hls.playlist import CONTENT_TYPE as PLAYLIST_TYPE
 from fms.hls.segmenter import SegmentSettings, StreamSegments
+from fms.hls.tssegments import TsStreamSegments
 from fms.live.media import MediaInfo
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream
@@ -67,7 +69,8 @@ SESSION_IDLE = 30.0
 MAX_SESSIONS = 4096
 """Verdicts remembered at once; beyond, the oldest session ends (its next request is decided
 again)."""
-_FILE = re.compile(r"^(index\.m3u8|init\.mp4|init(\d{1,20})\.mp4|seg(\d{1,20})\.m4s)$")
+TS_TYPE = b"video/mp2t"
+_FILE = re.compile(r"^(index\.m3u8|init\.mp4|init(\d{1,20})\.mp4|seg(\d{1,20})\.(m4s|ts))$")
 
 
 def parse_path(path: bytes) -> tuple[str, str, str] | None:
@@ -105,6 +108,38 @@ def _answer(request: Request, content_type: bytes, cache: bytes, body: bytes) ->
     if request.method != b"HEAD":
         request.write(body)
     request.finish()
+
+
+def relay_origin(stream: LiveStream) -> int | None:
+    """The worker a stream is relayed from (``--workers``: its publisher is a relay link of
+    :mod:`fms.cluster.link`, seen here through the publisher's client view), else None."""
+    link = getattr(stream.publisher, "_link", None)
+    if getattr(link, "claims_names", True) is not False:
+        return None
+    worker = getattr(link, "relayed_from", None)
+    return worker if isinstance(worker, int) else -1
+
+
+def file_content(segments: StreamSegments, file: str) -> tuple[bytes, bytes, bytes] | None:
+    """(content type, cache control, body) of a segment or init segment ``file`` of one
+    stream, None when it is not (or no longer) there. A ``.ts`` name is only a TS stream's
+    segment and a ``.m4s`` one only an fMP4 stream's."""
+    match = _FILE.match(file)
+    if match is None or file == "index.m3u8":
+        return None
+    if file == "init.mp4":
+        init = segments.init
+        return None if init is None else (INIT_TYPE, b"no-cache", init)
+    if match.group(2) is not None:
+        init = segments.inits.get(int(match.group(2)))
+        return None if init is None else (INIT_TYPE, LONG_CACHE, init)
+    ts = isinstance(segments, TsStreamSegments)
+    if (match.group(4) == "ts") != ts:
+        return None
+    segment = segments.segment(int(match.group(3)))
+    if segment is None:
+        return None
+    return (TS_TYPE if ts else SEGMENT_TYPE, LONG_CACHE, segment.data)
 
 
 @dataclass(slots=True)
@@ -167,6 +202,8 @@ class HLSStreams:
         config = self.config
         if not config.muxes(stream.app):
             return
+        if relay_origin(stream) is not None:
+            return  # relayed from the worker that holds the publish: that one muxes it
         key = (stream.app, stream.name)
         entry = self.streams.get(key)
         if entry is None:
@@ -177,7 +214,15 @@ class HLSStreams:
                 program_date_time=config.program_date_time,
             )
             first = int(self.clock.seconds())
-            entry = self.streams[key] = _Entry(StreamSegments(settings, first))
+            if config.container_for(stream.app) == "mpegts":
+
+                def refused(reason: str, app: str = stream.app, name: str = stream.name) -> None:
+                    log.warn("HLS of {app}/{name}: {reason}", app=app, name=name, reason=reason)
+
+                segments: StreamSegments = TsStreamSegments(settings, first, refused)
+            else:
+                segments = StreamSegments(settings, first)
+            entry = self.streams[key] = _Entry(segments)
         if entry.expiry is not None and entry.expiry.active():
             entry.expiry.cancel()
         entry.expiry = None
@@ -244,33 +289,24 @@ class HLSViewers:
         self.clock: Any = server.clock
         self.streams = HLSStreams(server)
         self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
+        self.forward: Callable[[Request, str, str, str, str, str], None] | None = None
+        """With ``--workers``: answers a request for a stream not muxed here by asking the
+        worker that muxes it (:mod:`fms.http.hlsforward`); called with (request, app, name,
+        file, query, prefix)."""
 
     def render(self, request: Request, parsed: tuple[str, str, str]) -> Any:
         app, name, file = parsed
         if file == "index.m3u8":
             return self._playlist(request, app, name)
         entry = self.streams.streams.get((app, name))
-        segments = entry.segments if entry is not None else None
-        match = _FILE.match(file)
-        assert match is not None
-        if file == "init.mp4":
-            init = segments.init if segments is not None else None
-            if init is None:
-                _error(request, 404, f"no init segment for {app}/{name}")
-            else:
-                _answer(request, INIT_TYPE, b"no-cache", init)
-        elif match.group(2) is not None:
-            init = segments.inits.get(int(match.group(2))) if segments is not None else None
-            if init is None:
-                _error(request, 404, f"no {file} for {app}/{name}")
-            else:
-                _answer(request, INIT_TYPE, LONG_CACHE, init)
+        if entry is None and self.forward is not None:
+            self.forward(request, app, name, file, "", "")
+            return NOT_DONE_YET
+        found = file_content(entry.segments, file) if entry is not None else None
+        if found is None:
+            _error(request, 404, f"no {file} for {app}/{name} (not or no longer there)")
         else:
-            segment = segments.segment(int(match.group(3))) if segments is not None else None
-            if segment is None:
-                _error(request, 404, f"no {file} for {app}/{name} (not or no longer there)")
-            else:
-                _answer(request, SEGMENT_TYPE, LONG_CACHE, segment.data)
+            _answer(request, *found)
         return NOT_DONE_YET
 
     # ------------------------------------------------------------------ playlists
@@ -383,12 +419,15 @@ class HLSViewers:
         """The playlist of (app, name), at once or once its first segment is there (waiting
         ``[hls] wait`` seconds at most); 404 for a stream without HLS."""
         entry = self.streams.streams.get((app, name))
+        prefix = "" if name == asked else f"../{quote(name)}/"
+        if entry is None and self.forward is not None:
+            self.forward(request, app, name, "index.m3u8", query, prefix)
+            return
         if entry is None:
             _error(request, 404, f"no HLS for {app}/{name}: nobody publishes it")
             return
         segments = entry.segments
         if segments.segments or segments.ended:
-            prefix = "" if name == asked else f"../{quote(name)}/"
             body = segments.playlist(query, prefix).encode()
             _answer(request, PLAYLIST_TYPE.encode(), b"no-cache", body)
             return
@@ -408,4 +447,4 @@ class HLSViewers:
         _error(request, 404, f"{app}/{name} made no HLS segment in time")
 
 
-__all__ = ["PROTOCOL", "HLSStreams", "HLSViewers", "parse_path"]
+__all__ = ["PROTOCOL", "HLSStreams", "HLSViewers", "file_content", "parse_path", "relay_origin"]

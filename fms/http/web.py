@@ -32,6 +32,7 @@ from fms.http.api import API, Response
 from fms.http.flv import FLVViewers
 from fms.http.hls import HLSViewers
 from fms.http.hls import parse_path as hls_path
+from fms.http.hlsforward import HLSForwarder
 from fms.http.wsflv import WebSocketFLV, asks_upgrade
 from fms.log import Logger, LogThrottle
 from fms.server.endpoints import format_url
@@ -59,6 +60,8 @@ class APIResource(Resource):
         self.flv = FLVViewers(api.server, config, api.http_clients)
         self.websocket = WebSocketFLV(self.flv)
         self.hls = HLSViewers(api.server)
+        if api.peers.count > 1:
+            HLSForwarder(self.hls, api.peers)  # any worker answers for any stream
 
     def render(self, request: Request) -> Any:
         method = request.method.decode("latin-1")

@@ -19,6 +19,7 @@ class Packet:
     random_access: bool
     pcr: int | None  # the PCR base (90 kHz)
     payload: bytes
+    discontinuity: bool = False  # discontinuity_indicator
 
 
 @dataclass
@@ -63,6 +64,7 @@ def packets(data: bytes) -> list[Packet]:
             raise TSReadError("scrambled")
         pos = 4
         random_access = False
+        discontinuity = False
         pcr = None
         if control & 2:
             length = raw[4]
@@ -72,6 +74,7 @@ def packets(data: bytes) -> list[Packet]:
             if length:
                 flags = raw[5]
                 random_access = bool(flags & 0x40)
+                discontinuity = bool(flags & 0x80)
                 if flags & 0x10:
                     pcr = int.from_bytes(raw[6:12], "big") >> 15
                     if (raw[10] >> 1) & 0x3F != 0x3F:
@@ -92,6 +95,7 @@ def packets(data: bytes) -> list[Packet]:
                 random_access,
                 pcr,
                 raw[pos:] if control & 1 else b"",
+                discontinuity,
             )
         )
     return found
@@ -99,11 +103,13 @@ def packets(data: bytes) -> list[Packet]:
 
 def check_continuity(found: list[Packet], counters: dict[int, int] | None = None) -> dict[int, int]:
     """Every PID's continuity_counter goes up by one per packet with payload (mod 16), also
-    from the ``counters`` a previous segment ended with. Returns the last counters."""
+    from the ``counters`` a previous segment ended with, but where a packet carries the
+    discontinuity_indicator (the counter may then take any value). Returns the last counters."""
     last = dict(counters or {})
     for packet in found:
         if packet.control & 1:
-            if packet.pid in last and packet.counter != (last[packet.pid] + 1) % 16:
+            expected = (last[packet.pid] + 1) % 16 if packet.pid in last else packet.counter
+            if not packet.discontinuity and packet.counter != expected:
                 raise TSReadError(
                     f"PID {packet.pid:#x}: counter {packet.counter} after {last[packet.pid]}"
                 )
