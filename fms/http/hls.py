@@ -1,5 +1,6 @@
 """HLS on the HTTP listener: ``GET /APP/STREAM/index.m3u8``, ``init<N>.mp4`` (and
-``init.mp4``, the current one) and ``seg<N>.m4s``, muxed once per stream by :mod:`fms.hls`.
+``init.mp4``, the current one) and ``seg<N>.m4s``, muxed once per stream by :mod:`fms.hls`;
+Low-Latency HLS ``ll.m3u8`` and parts ``seg<N>.<P>.m4s`` through :mod:`fms.http.hls_ll`.
 
 **Muxing.** :class:`HLSStreams` hooks the stream registry (``publish_hooks``): when a stream
 of an application ``[hls]`` covers is published, a :class:`~fms.live.stream.StreamTap` feeds
