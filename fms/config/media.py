@@ -42,6 +42,24 @@ class HLSConfig:
         minimum=0.0,
         doc="seconds an ended stream's playlist stays served (a return continues it)",
     )
+    part_duration: float = _opt(
+        0.5,
+        minimum=0.0,
+        maximum=5.0,
+        doc="Low-Latency HLS part target (seconds) of ll.m3u8; 0: no parts, no ll.m3u8",
+    )
+    max_blocked_requests: int = _opt(
+        1000,
+        minimum=0,
+        doc="LL-HLS requests held open at once (blocking reloads, preload-hinted parts);"
+        " more are answered 503 at once",
+    )
+    max_bytes_total: int = _opt(
+        1024 * 1024 * 1024,
+        minimum=1024 * 1024,
+        doc="bytes of segments all streams keep together; past it the largest stream loses"
+        " its oldest segment first",
+    )
 
     container: str = _opt(
         "fmp4",

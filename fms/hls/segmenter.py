@@ -29,9 +29,13 @@ open segment, which is dropped (and the next one marked discontinuous) if it alo
 ``max_bytes`` without a keyframe to cut at. Plus one init segment per generation in the window
 (a few hundred bytes each).
 
-**Later: Low-Latency HLS.** A segment is a list of parts (one ``moof`` + ``mdat`` each);
-today a segment has one part. Parts will be cut every ``part_duration`` inside the open
-segment with the same muxer, and a segment will be their concatenation.
+**Parts (Low-Latency HLS).** With ``part_duration`` set, the open segment is cut into parts
+(one ``moof`` + ``mdat`` each, same muxer) as its frames arrive: a part ends before the frame
+of the main track that would take it past ``part_duration`` (so parts stay within the
+playlist's ``PART-TARGET``), and the segment's last part ends at the keyframe that closes it.
+A closed segment is ``styp`` + its parts concatenated (a plain player fetches it whole);
+its parts are served as slices of it (no second copy). A part is *independent* when its first
+frame of the main track is a keyframe.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from fms.hls.fmp4 import Fmp4Muxer, segment_header
+from fms.hls.llplaylist import LowLatencyEntry, OpenEntry, PartEntry, low_latency_playlist, recent
 from fms.hls.playlist import PlaylistEntry, media_playlist
 from fms.hls.samples import Kind, Sample, TrackConfig
 from fms.hls.source import read_message
@@ -60,6 +65,18 @@ class SegmentSettings:
     """Bytes of segments one stream keeps at most (window and open segment together)."""
     program_date_time: bool = True
     """Stamp each segment with ``#EXT-X-PROGRAM-DATE-TIME`` (its first frame's arrival)."""
+    part_duration: float = 0.0
+    """Low-Latency HLS part target (seconds); 0: segments are one fragment, no parts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a segment (a ``moof`` + ``mdat``): its duration (seconds), whether it
+    starts with a keyframe of the main track, and its size (bytes)."""
+
+    duration: float
+    independent: bool
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +91,28 @@ class Segment:
     init: int
     discontinuity: bool
     started: float
+    parts: tuple[Part, ...] = ()
+    """Its parts (empty without ``part_duration``); part ``i`` is at
+    :meth:`StreamSegments.part`."""
 
 
 @dataclass(slots=True)
 class _Open:
-    """The segment being filled."""
+    """The segment being filled: its finished parts and the frames of the part being made."""
 
     start_dts: int
     started: float
     samples: dict[tuple[Kind, int], list[Sample]] = field(default_factory=dict)
     size: int = 0
     last_dts: int = 0
+    parts: list[Part] = field(default_factory=list)
+    part_data: list[bytes] = field(default_factory=list)
+    part_start: int = 0
+    """Decode time (ms) where the part being made starts."""
+    part_independent: bool | None = None
+    """Whether the part being made starts with a keyframe (None: no main-track frame yet)."""
+    main_dts: int | None = None
+    """Decode time (ms) of the main track's last frame."""
 
 
 class StreamSegments:
@@ -103,6 +131,8 @@ class StreamSegments:
         """Init segments of the generations still in the window (and the current one)."""
         self.dropped_frames = 0
         """Frames that went into no segment (before the first keyframe, past the byte bound)."""
+        self.made = 0
+        """Parts and segments made so far: a change tells waiting requests to look again."""
         self._configs: dict[tuple[Kind, int], TrackConfig] = {}
         self._muxer: Fmp4Muxer | None = None
         self._muxer_configs: dict[tuple[Kind, int], TrackConfig] = {}
@@ -185,6 +215,12 @@ class StreamSegments:
         if current is None or not self._carries(key):
             self.dropped_frames += 1
             return closed
+        if self._main(key):
+            if self.settings.part_duration > 0:
+                self._maybe_cut_part(current, sample)
+            if current.part_independent is None:
+                current.part_independent = sample.keyframe
+            current.main_dts = sample.dts
         current.samples.setdefault(key, []).append(sample)
         current.size += len(sample.data)
         current.last_dts = max(current.last_dts, sample.dts)
@@ -195,6 +231,26 @@ class StreamSegments:
                 self._open = None  # no keyframe to cut at in max_bytes: start over at one
                 self._discontinuity = True
         return closed
+
+    def _maybe_cut_part(self, current: _Open, sample: Sample) -> None:
+        """End the part being made before ``sample`` (of the main track) when that frame, with
+        its likely duration (the previous frame's), would take the part past
+        ``part_duration``."""
+        if current.main_dts is None or not current.samples or self._muxer is None:
+            return
+        gap = sample.dts - current.main_dts
+        if sample.dts + gap - current.part_start <= self.settings.part_duration * 1000:
+            return
+        ends = {k: sample.dts for k, run in current.samples.items() if run[0].kind == "video"}
+        data = self._muxer.fragment(current.samples, ends)
+        if data:
+            duration = max(0, sample.dts - current.part_start) / 1000
+            current.parts.append(Part(duration, bool(current.part_independent), len(data)))
+            current.part_data.append(data)
+            self.made += 1
+        current.samples = {}
+        current.part_start = sample.dts
+        current.part_independent = None
 
     def _has_video(self) -> bool:
         return any(kind == "video" for kind, _ in self._configs)
@@ -220,7 +276,7 @@ class StreamSegments:
             self._muxer_configs = dict(self._configs)
             self._generation = self.next_sequence
             self._new_muxer(sample.dts)
-        self._open = _Open(sample.dts, now, last_dts=sample.dts)
+        self._open = _Open(sample.dts, now, last_dts=sample.dts, part_start=sample.dts)
 
     def _new_muxer(self, base: int) -> None:
         """A new generation's muxer (and init segment) for ``self._configs``' main tracks
@@ -229,14 +285,18 @@ class StreamSegments:
         self.inits[self._generation] = self._muxer.init
 
     def _mux(self, current: _Open, end: int | None) -> bytes:
-        """The bytes of segment ``current`` (empty: nothing to serve)."""
+        """The bytes of the frames of ``current`` not in a finished part yet: its last part
+        (fMP4: one moof+mdat; empty: nothing left)."""
         if self._muxer is None:
             return b""
         ends: dict[tuple[Kind, int], int] = {}
         if end is not None:
             ends = {key: end for key, run in current.samples.items() if run[0].kind == "video"}
-        data = self._muxer.fragment(current.samples, ends)
-        return segment_header() + data if data else b""
+        return self._muxer.fragment(current.samples, ends)
+
+    def _segment_bytes(self, current: _Open, last: bytes) -> bytes:
+        """A whole segment: ``styp``, its finished parts, then its ``last`` part."""
+        return b"".join([segment_header(), *current.part_data, last])
 
     def _close(self, end: int | None) -> Segment | None:
         """Mux the open segment; ``end`` is the decode time (ms) of the keyframe that starts
@@ -245,20 +305,28 @@ class StreamSegments:
         if current is None:
             return None
         data = self._mux(current, end)
-        if not data:
-            return None
         stop = end if end is not None else current.last_dts + self._frame_ms(current)
+        parts = list(current.parts)
+        if data and self.settings.part_duration > 0 and self._muxer is not None:
+            last = Part(
+                max(0, stop - current.part_start) / 1000, bool(current.part_independent), len(data)
+            )
+            parts.append(last)
+        if not data and not parts:
+            return None
         duration = max(0, stop - current.start_dts) / 1000
         segment = Segment(
             self.next_sequence,
             duration,
-            data,
+            self._segment_bytes(current, data),
             self._generation,
             self._discontinuity,
             current.started,
+            tuple(parts),
         )
         self._discontinuity = False
         self.next_sequence += 1
+        self.made += 1
         self._target = max(self._target, round(duration))
         self.segments.append(segment)
         self._bytes += len(segment.data)
@@ -288,6 +356,19 @@ class StreamSegments:
         for generation in [g for g in self.inits if g not in used and g != self._generation]:
             del self.inits[generation]
 
+    def drop_oldest(self) -> int:
+        """Forget the oldest closed segment (a memory bound across streams asks); returns the
+        bytes freed (0 when there is none)."""
+        if not self.segments:
+            return 0
+        before = self.memory
+        gone = self.segments.popleft()
+        self._bytes -= len(gone.data)
+        if gone.discontinuity:
+            self.discontinuity_sequence += 1
+        self._trim(0)
+        return before - self.memory
+
     # ------------------------------------------------------------------ the viewer side
 
     @property
@@ -310,6 +391,34 @@ class StreamSegments:
             return self.segments[index]
         return None
 
+    @property
+    def target_duration(self) -> int:
+        """``#EXT-X-TARGETDURATION`` (whole seconds) as the playlists say it now."""
+        return max([self._target, *(round(s.duration) for s in self.segments)])
+
+    @property
+    def open_sequence(self) -> int:
+        """The number the segment being made will have (the next one's, when none is)."""
+        return self.next_sequence
+
+    def open_parts(self) -> list[Part]:
+        """The finished parts of the segment being made (empty when none is)."""
+        return list(self._open.parts) if self._open is not None else []
+
+    def part(self, sequence: int, index: int) -> bytes | None:
+        """Part ``index`` of segment ``sequence``, if the segment is in the window or being
+        made and has that part yet."""
+        current = self._open
+        if current is not None and sequence == self.next_sequence:
+            if 0 <= index < len(current.part_data):
+                return current.part_data[index]
+            return None
+        segment = self.segment(sequence)
+        if segment is None or not 0 <= index < len(segment.parts):
+            return None
+        start = len(segment_header()) + sum(p.size for p in segment.parts[:index])
+        return segment.data[start : start + segment.parts[index].size]
+
     def playlist(self, query: str = "", prefix: str = "") -> str:
         """The media playlist of the window (``query``, e.g. a viewer's token, is appended to
         every URI so that it reaches the segment and init requests too; ``prefix`` goes before
@@ -329,6 +438,58 @@ class StreamSegments:
             entries,
             target_duration=self._target,
             media_sequence=first,
+            discontinuity_sequence=self.discontinuity_sequence,
+            ended=self.ended,
+            query=query,
+        )
+
+    def low_latency_playlist(self, query: str = "", prefix: str = "") -> str:
+        """The Low-Latency HLS playlist (:mod:`fms.hls.llplaylist`): the window, the parts of
+        the segments ending within three target durations of the end (part ``P`` of segment
+        ``N`` is ``seg<N>.<P>.m4s``), the parts of the segment being made and a preload hint
+        for its next part."""
+        pdt = self.settings.program_date_time
+
+        def parts(sequence: int, items: list[Part] | tuple[Part, ...]) -> tuple[PartEntry, ...]:
+            return tuple(
+                PartEntry(f"{prefix}seg{sequence}.{i}.m4s", p.duration, p.independent)
+                for i, p in enumerate(items)
+            )
+
+        current = self._open
+        open_parts = current.parts if current is not None else []
+        horizon = 3 * self._target - sum(p.duration for p in open_parts)
+        with_parts = recent([s.duration for s in self.segments], horizon)
+        entries = [
+            LowLatencyEntry(
+                PlaylistEntry(
+                    f"{prefix}seg{s.sequence}.m4s",
+                    s.duration,
+                    f"{prefix}init{s.init}.mp4",
+                    s.discontinuity,
+                    s.started if pdt else None,
+                ),
+                parts(s.sequence, s.parts) if i >= len(self.segments) - with_parts else (),
+            )
+            for i, s in enumerate(self.segments)
+        ]
+        open_entry = None
+        if current is not None:
+            open_entry = OpenEntry(
+                f"{prefix}init{self._generation}.mp4",
+                self._discontinuity,
+                current.started if pdt else None,
+                parts(self.next_sequence, open_parts),
+            )
+        first = self.segments[0].sequence if self.segments else self.next_sequence
+        hint = f"{prefix}seg{self.next_sequence}.{len(open_parts)}.m4s"
+        return low_latency_playlist(
+            entries,
+            open_entry,
+            part_duration=self.settings.part_duration,
+            target_duration=self._target,
+            media_sequence=first,
+            preload_hint=hint,
             discontinuity_sequence=self.discontinuity_sequence,
             ended=self.ended,
             query=query,

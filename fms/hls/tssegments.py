@@ -101,6 +101,9 @@ class TsStreamSegments(StreamSegments):
         )
         return self._ts.segment(samples, discontinuity=self._discontinuity)
 
+    def _segment_bytes(self, current: _Open, last: bytes) -> bytes:
+        return last  # the whole segment: TS has no parts here (no fMP4 muxer to cut them)
+
     @property
     def init(self) -> bytes | None:
         return None  # TS segments carry their PAT and PMT

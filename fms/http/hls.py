@@ -1,5 +1,6 @@
 """HLS on the HTTP listener: ``GET /APP/STREAM/index.m3u8``, ``init<N>.mp4`` (and
-``init.mp4``, the current one) and ``seg<N>.m4s``, muxed once per stream by :mod:`fms.hls`.
+``init.mp4``, the current one) and ``seg<N>.m4s``, muxed once per stream by :mod:`fms.hls`;
+Low-Latency HLS ``ll.m3u8`` and parts ``seg<N>.<P>.m4s`` through :mod:`fms.http.hls_ll`.
 
 **Muxing.** :class:`HLSStreams` hooks the stream registry (``publish_hooks``): when a stream
 of an application ``[hls]`` covers is published, a :class:`~fms.live.stream.StreamTap` feeds
@@ -33,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlsplit
+from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -48,6 +49,13 @@ from fms.config import HLSConfig
 from fms.hls.playlist import CONTENT_TYPE as PLAYLIST_TYPE
 from fms.hls.segmenter import SegmentSettings, StreamSegments
 from fms.hls.tssegments import TsStreamSegments
+from fms.http.hls_ll import (
+    HeldRequests,
+    hls_ll_playlist,
+    low_latency_playlist,
+    part_request,
+    viewer_query,
+)
 from fms.live.media import MediaInfo
 from fms.live.names import name_problem
 from fms.live.stream import LiveStream
@@ -70,7 +78,12 @@ MAX_SESSIONS = 4096
 """Verdicts remembered at once; beyond, the oldest session ends (its next request is decided
 again)."""
 TS_TYPE = b"video/mp2t"
-_FILE = re.compile(r"^(index\.m3u8|init\.mp4|init(\d{1,20})\.mp4|seg(\d{1,20})\.(m4s|ts))$")
+_FILE = re.compile(
+    r"^(index\.m3u8|ll\.m3u8|init\.mp4|init(\d{1,20})\.mp4|seg(\d{1,20})\.(m4s|ts)"
+    r"|seg(\d{1,20})\.(\d{1,6})\.m4s)$"
+)
+"""The files of a stream: playlists, init segments, segments (``.m4s`` or ``.ts``) and the
+parts of Low-Latency HLS (``seg<N>.<P>.m4s``)."""
 
 
 def parse_path(path: bytes) -> tuple[str, str, str] | None:
@@ -125,7 +138,7 @@ def file_content(segments: StreamSegments, file: str) -> tuple[bytes, bytes, byt
     stream, None when it is not (or no longer) there. A ``.ts`` name is only a TS stream's
     segment and a ``.m4s`` one only an fMP4 stream's."""
     match = _FILE.match(file)
-    if match is None or file == "index.m3u8":
+    if match is None:
         return None
     if file == "init.mp4":
         init = segments.init
@@ -133,6 +146,8 @@ def file_content(segments: StreamSegments, file: str) -> tuple[bytes, bytes, byt
     if match.group(2) is not None:
         init = segments.inits.get(int(match.group(2)))
         return None if init is None else (INIT_TYPE, LONG_CACHE, init)
+    if match.group(3) is None:  # a playlist or a part: not a file this answers
+        return None
     ts = isinstance(segments, TsStreamSegments)
     if (match.group(4) == "ts") != ts:
         return None
@@ -150,6 +165,8 @@ class _Entry:
     waiters: list[Deferred[None]] = field(default_factory=list)
     expiry: IDelayedCall | None = None
     publishes: int = 0
+    progress: list[Deferred[None]] = field(default_factory=list)
+    """Low-Latency requests waiting for the next part or segment (:mod:`fms.http.hls_ll`)."""
 
 
 class _Tap:
@@ -164,8 +181,10 @@ class _Tap:
     def published(self, message: Media, info: MediaInfo) -> None:
         if self.failed:
             return
+        segments = self.entry.segments
+        made, memory = segments.made, segments.memory
         try:
-            closed = self.entry.segments.publish(
+            closed = segments.publish(
                 message.type_id,
                 message.timestamp,
                 message.payload,
@@ -177,8 +196,11 @@ class _Tap:
             self.failed = True
             log.failure("HLS muxing of {app}/{stream} failed", app=self.key[0], stream=self.key[1])
             return
+        self.streams.grew(segments.memory - memory)
         if closed is not None:
             self.streams.wake(self.entry)
+        elif segments.made != made:
+            self.streams.progressed(self.entry)
 
     def stopped(self) -> None:
         self.streams.stopped(self.key, self.entry)
@@ -191,6 +213,10 @@ class HLSStreams:
         self.server = server
         self.clock: Any = server.clock
         self.streams: dict[tuple[str, str], _Entry] = {}
+        self.total = 0
+        """Bytes all streams hold (kept under ``[hls] max_bytes_total``, see :meth:`grew`)."""
+        self.evicted = 0
+        """Segments dropped to keep under ``max_bytes_total``."""
         server.registry.publish_hooks.append(self.publish_started)
 
     @property
@@ -212,6 +238,7 @@ class HLSStreams:
                 window=config.window,
                 max_bytes=config.max_bytes_per_stream,
                 program_date_time=config.program_date_time,
+                part_duration=config.part_duration,
             )
             first = int(self.clock.seconds())
             if config.container_for(stream.app) == "mpegts":
@@ -227,11 +254,15 @@ class HLSStreams:
             entry.expiry.cancel()
         entry.expiry = None
         entry.publishes += 1
+        memory = entry.segments.memory
         entry.segments.start()
+        self.grew(entry.segments.memory - memory)
         stream.taps.append(_Tap(self, key, entry))
 
     def stopped(self, key: tuple[str, str], entry: _Entry) -> None:
+        memory = entry.segments.memory
         entry.segments.stop()
+        self.grew(entry.segments.memory - memory)
         self.wake(entry)
         if self.streams.get(key) is entry:
             entry.expiry = self.clock.callLater(self.config.linger, self._forget, key, entry)
@@ -240,12 +271,39 @@ class HLSStreams:
         entry.expiry = None
         if self.streams.get(key) is entry and entry.segments.ended:
             del self.streams[key]
+            self.total -= entry.segments.memory
 
     def wake(self, entry: _Entry) -> None:
         waiters, entry.waiters = entry.waiters, []
         for waiter in waiters:
             if not waiter.called:
                 waiter.callback(None)
+        self.progressed(entry)
+
+    def progressed(self, entry: _Entry) -> None:
+        """The stream made a part or a segment (or ended): held LL requests look again."""
+        waiters, entry.progress = entry.progress, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    def grew(self, delta: int) -> None:
+        """A stream's memory changed by ``delta`` bytes. Past ``[hls] max_bytes_total``, the
+        stream holding the most loses its oldest segment, until under (or no stream has a
+        closed segment left to give): one heavy stream cannot push the others out, and new
+        streams are still muxed."""
+        self.total += delta
+        cap = self.config.max_bytes_total
+        while self.total > cap:
+            heaviest = max(
+                (e.segments for e in self.streams.values() if e.segments.segments),
+                key=lambda s: s.memory,
+                default=None,
+            )
+            if heaviest is None:
+                return
+            self.total -= heaviest.drop_oldest()
+            self.evicted += 1
 
     @property
     def memory(self) -> int:
@@ -288,6 +346,7 @@ class HLSViewers:
         self.server = server
         self.clock: Any = server.clock
         self.streams = HLSStreams(server)
+        self.held = HeldRequests(self.clock, lambda: server.config.hls)
         self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
         self.forward: Callable[[Request, str, str, str, str, str], None] | None = None
         """With ``--workers``: answers a request for a stream not muxed here by asking the
@@ -298,9 +357,15 @@ class HLSViewers:
         app, name, file = parsed
         if file == "index.m3u8":
             return self._playlist(request, app, name)
+        if file == "ll.m3u8":
+            return hls_ll_playlist(self, request, app, name)
         entry = self.streams.streams.get((app, name))
         if entry is None and self.forward is not None:
             self.forward(request, app, name, file, "", "")
+            return NOT_DONE_YET
+        match = _FILE.match(file)
+        if match is not None and match.group(5) is not None:  # a part (Low-Latency HLS)
+            part_request(self, request, entry, int(match.group(5)), int(match.group(6)), file)
             return NOT_DONE_YET
         found = file_content(entry.segments, file) if entry is not None else None
         if found is None:
@@ -323,7 +388,7 @@ class HLSViewers:
             return NOT_DONE_YET
         address = request.getClientAddress()
         host = str(getattr(address, "host", "?"))
-        raw_query = urlsplit(request.uri).query.decode("utf-8", "replace")
+        raw_query = viewer_query(request)
         key = (host, app, asked, raw_query)
         session = self.sessions.get(key)
         if session is not None:
@@ -428,6 +493,9 @@ class HLSViewers:
             return
         segments = entry.segments
         if segments.segments or segments.ended:
+            if request.path.endswith(b"/ll.m3u8"):
+                low_latency_playlist(self, request, entry, prefix, query)
+                return
             body = segments.playlist(query, prefix).encode()
             _answer(request, PLAYLIST_TYPE.encode(), b"no-cache", body)
             return
