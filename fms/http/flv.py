@@ -31,7 +31,6 @@ before the request comes here.
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -50,11 +49,11 @@ from fms.apps.verdict import Verdict
 from fms.apps.views import ClientView
 from fms.config import HTTPConfig
 from fms.counters import COUNTERS
+from fms.http.answers import application_for, caller_of, error
 from fms.http.recordings import find_recording, serve_recording
 from fms.http.viewers import HTTPClients, next_number
 from fms.live import flv
 from fms.live.flvfilter import SideDataFilter
-from fms.live.names import name_problem
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger
 from fms.server.delivery import buffered, write_through
@@ -85,17 +84,6 @@ def parse_path(path: bytes) -> tuple[str, str] | str:
     if not slash or not app or not file.endswith(".flv") or len(file) == len(".flv"):
         return "expected /APP/STREAM.flv"
     return app, file[: -len(".flv")]
-
-
-def _error(request: Request, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    request.setResponseCode(status)
-    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
-    request.setHeader(b"Cache-Control", b"no-store")
-    request.setHeader(b"Content-Length", str(len(body)).encode())
-    if request.method != b"HEAD":
-        request.write(body)
-    request.finish()
 
 
 @implementer(IPushProducer)
@@ -187,7 +175,7 @@ class FLVViewer:
         if not self.started:
             self._leave()
             self.request.unregisterProducer()
-            _error(self.request, 404, "the stream ended before it sent anything")
+            error(self.request, 404, "the stream ended before it sent anything")
             return
         log.info(
             "{kind} play {app}/{stream} for {peer} ended: the publisher left",
@@ -276,7 +264,7 @@ class FLVViewer:
             return
         self._leave()
         self.request.unregisterProducer()
-        _error(
+        error(
             self.request, 404,
             f"nobody published {self.app}/{self.name} within {self.viewers.config.flv_wait:g}s",
         )  # fmt: skip
@@ -360,23 +348,14 @@ class FLVViewers:
         returns (an :class:`FLVViewer` by default)."""
         parsed = parse_path(request.path)
         if isinstance(parsed, str):
-            _error(request, 400, parsed)
+            error(request, 400, parsed)
             return NOT_DONE_YET
         app, asked = parsed
-        config = self.server.config
-        problem = name_problem(app, config.limits.max_app_name, allow_slash=True)
-        if problem is not None:
-            _error(request, 400, f"invalid application: {problem}")
-            return NOT_DONE_YET
-        application = self.server.application_for(app)
+        application = application_for(self.server, request, app)
         if application is None:
-            _error(request, 404, f"no such application: {app}")
             return NOT_DONE_YET
-        address = request.getClientAddress()
-        host = str(getattr(address, "host", "?"))
-        port = getattr(address, "port", "?")
-        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        viewer = make(self, request, app, peer)
+        caller = caller_of(request)
+        viewer = make(self, request, app, caller.peer)
         viewer.application = application
         query = dict(
             parse_qsl(
@@ -385,15 +364,13 @@ class FLVViewers:
         )
         if query.get(MEDIA_ONLY[0]) == MEDIA_ONLY[1]:
             viewer.side_data = SideDataFilter()
-        header_host = (request.getHeader(b"host") or b"").decode("latin-1")
-        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
         view = ClientView(
-            _Link(viewer), peer=peer, host=host, app=app,
-            tc_url=f"{viewer.scheme}://{header_host}/{app}", params={}, query=query, agent=agent,
-            protocol=viewer.protocol,
+            _Link(viewer), peer=caller.peer, host=caller.host, app=app,
+            tc_url=f"{viewer.scheme}://{caller.header_host}/{app}", params={}, query=query,
+            agent=caller.agent, protocol=viewer.protocol,
         )  # fmt: skip
         viewer.view = view
-        viewer.agent = agent
+        viewer.agent = caller.agent
         self.clients.add(viewer)
         request.notifyFinish().addBoth(viewer.ended)
         d = application.decide_connect(view)
@@ -413,7 +390,7 @@ class FLVViewers:
         if viewer.done:
             return None
         if not verdict.accepted:
-            _error(viewer.request, 403, verdict.description or "refused")
+            error(viewer.request, 403, verdict.description or "refused")
             return None
         application.add_client(view)
         max_name = self.server.config.streams.max_stream_name
@@ -428,7 +405,7 @@ class FLVViewers:
             return
         if not verdict.accepted:
             status = 403 if verdict.by_application else 400
-            _error(viewer.request, status, verdict.description or "refused")
+            error(viewer.request, status, verdict.description or "refused")
             return
         path = None  # a recording is downloaded over plain HTTP only (not over a WebSocket)
         if viewer.protocol == PROTOCOL:
@@ -441,7 +418,7 @@ class FLVViewers:
             return
         stream = self.server.registry.get(viewer.app, verdict.name)
         if (stream is None or not stream.published) and self.config.flv_wait <= 0:
-            _error(viewer.request, 404, f"nobody publishes {viewer.app}/{verdict.name}")
+            error(viewer.request, 404, f"nobody publishes {viewer.app}/{verdict.name}")
             return
         if viewer.request.method == b"HEAD":
             viewer.request.setHeader(b"Content-Type", CONTENT_TYPE)

@@ -28,7 +28,6 @@ Segments ``video/iso.segment`` and numbered init segments ``video/mp4`` with
 
 from __future__ import annotations
 
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from fms.config import HLSConfig
 from fms.hls.playlist import CONTENT_TYPE as PLAYLIST_TYPE
 from fms.hls.segmenter import SegmentSettings, StreamSegments
 from fms.hls.tssegments import TsStreamSegments
+from fms.http.answers import application_for, caller_of, error
 from fms.http.hls_ll import (
     HeldRequests,
     hls_ll_playlist,
@@ -57,7 +57,6 @@ from fms.http.hls_ll import (
     viewer_query,
 )
 from fms.live.media import MediaInfo
-from fms.live.names import name_problem
 from fms.live.stream import LiveStream
 from fms.log import Logger
 from fms.rtmp.messages import Media
@@ -102,15 +101,7 @@ def parse_path(path: bytes) -> tuple[str, str, str] | None:
     return app, stream, file
 
 
-def _error(request: Request, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    request.setResponseCode(status)
-    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
-    request.setHeader(b"Cache-Control", b"no-store")
-    request.setHeader(b"Content-Length", str(len(body)).encode())
-    if request.method != b"HEAD":
-        request.write(body)
-    request.finish()
+_error = error  # the JSON error answer of every HTTP viewer route
 
 
 def _answer(request: Request, content_type: bytes, cache: bytes, body: bytes) -> None:
@@ -377,17 +368,11 @@ class HLSViewers:
     # ------------------------------------------------------------------ playlists
 
     def _playlist(self, request: Request, app: str, asked: str) -> Any:
-        config = self.server.config
-        problem = name_problem(app, config.limits.max_app_name, allow_slash=True)
-        if problem is not None:
-            _error(request, 400, f"invalid application: {problem}")
-            return NOT_DONE_YET
-        application = self.server.application_for(app)
+        application = application_for(self.server, request, app)
         if application is None:
-            _error(request, 404, f"no such application: {app}")
             return NOT_DONE_YET
-        address = request.getClientAddress()
-        host = str(getattr(address, "host", "?"))
+        caller = caller_of(request)
+        host = caller.host
         raw_query = viewer_query(request)
         key = (host, app, asked, raw_query)
         session = self.sessions.get(key)
@@ -395,22 +380,18 @@ class HLSViewers:
             self._touch(key, session)
             self._serve(request, app, asked, session.name, raw_query)
             return NOT_DONE_YET
-        port = getattr(address, "port", "?")
-        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
-        header_host = (request.getHeader(b"host") or b"").decode("latin-1")
-        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
         link = _Link(self, key)
         link.application = application
         view = ClientView(
-            link, peer=peer, host=host, app=app, tc_url=f"http://{header_host}/{app}",
-            params={}, query=query, agent=agent, protocol=PROTOCOL,
+            link, peer=caller.peer, host=host, app=app, tc_url=f"http://{caller.header_host}/{app}",
+            params={}, query=query, agent=caller.agent, protocol=PROTOCOL,
         )  # fmt: skip
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         d = application.decide_connect(view)
         d.addCallback(self._connected, request, gone, application, view, key, query)
-        d.addErrback(self._failed, request, gone, peer)
+        d.addErrback(self._failed, request, gone, caller.peer)
         return NOT_DONE_YET
 
     def _connected(

@@ -38,8 +38,8 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from fms.config import HTTPConfig
+from fms.http.answers import error  # the same JSON error answer as HTTP-FLV's
 from fms.http.flv import FLVViewer, FLVViewers
-from fms.http.flv import _error as error  # the same JSON error answer as HTTP-FLV's
 from fms.log import Logger
 
 log = Logger(namespace="fms.http.wsflv")
