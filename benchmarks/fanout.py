@@ -18,9 +18,10 @@ For each server under test (``--servers fms,nginx``) the benchmark:
 
 ``--viewers`` says what the load is: ``rtmp`` players (the default), ``http-flv`` viewers (the
 same generator in its HTTP mode: ``GET /live/bench.flv`` on pyFMS's HTTP listener, which the
-generated configuration enables with ``max_connections`` lifted to fit), or ``both``: for each
-pyFMS server, RTMP players then HTTP-FLV viewers of the same stream, each on a fresh server
-process, so one run gives the two CPU figures side by side (nginx-rtmp serves RTMP only).
+generated configuration enables with ``max_connections`` lifted to fit), or a comma-separated
+sequence of them run in turn, each on a fresh server process (``both`` is ``rtmp,http-flv``;
+``rtmp,http-flv,rtmp,http-flv`` pairs runs on a noisy machine), so one run gives the two CPU
+figures side by side with their ratio per pair (nginx-rtmp serves RTMP only).
 
 The report: delivery ratio (overall and the worst player), players under 99 %, players the server
 disconnected or that failed their setup, latency p50/p99/max (publisher write to player read),
@@ -553,6 +554,8 @@ class Result:
     messages_per_second: float
     viewers: str = "rtmp"
     """What the players spoke: ``rtmp`` or ``http-flv``."""
+    load_before: float = 0.0
+    """The machine's 1-minute load average as the run started (other work shows in latency)."""
     expected_per_player: int = 0
     delivered: int = 0
     delivery_ratio: float = 0.0
@@ -894,19 +897,28 @@ def format_report(result: Result) -> str:
     return "\n".join(lines)
 
 
+def http_rtmp_ratios(results: list[Result]) -> list[float]:
+    """pyFMS's CPU per delivered message with HTTP-FLV viewers over that with RTMP players,
+    for the i-th run of each kind (runs in turn on one machine: pairs share its load)."""
+    fms = [r for r in results if r.server.startswith("pyFMS")]
+    rtmp = [r.cpu_per_million for r in fms if r.viewers == "rtmp"]
+    http = [r.cpu_per_million for r in fms if r.viewers == "http-flv"]
+    return [h / r for r, h in zip(rtmp, http, strict=False) if r and h]
+
+
 def format_table(results: list[Result]) -> str:
     header = (
         "| server | players | delivery | worst player | failed setup | disconnected | p50 ms "
-        "| p99 ms | max ms | setup/s | CPU-s per M msgs | server CPU % | KiB/player |"
+        "| p99 ms | max ms | setup/s | CPU-s per M msgs | server CPU % | KiB/player | load |"
     )
-    rows = [header, "|" + "---|" * 13]
+    rows = [header, "|" + "---|" * 14]
     for r in results:
         rows.append(
             f"| {r.server} | {r.players} | {r.delivery_ratio:.4f} | {r.min_player_ratio:.4f} "
             f"| {r.failed_setup} | {r.disconnected} | {_ms(r.latency_p50_ms)} "
             f"| {_ms(r.latency_p99_ms)} | {_ms(r.latency_max_ms)} | {r.setup_rate:.0f} "
             f"| {_ms(r.cpu_per_million)} | {r.server_cpu_percent:.0f} "
-            f"| {r.rss_per_player / 1024:.1f} |"
+            f"| {r.rss_per_player / 1024:.1f} | {r.load_before:.2f} |"
         )
     return "\n".join(rows)
 
@@ -924,10 +936,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="550k")
     parser.add_argument(
         "--viewers",
-        choices=[*VIEWERS, "both"],
         default="rtmp",
-        help="what the players speak: rtmp, http-flv (pyFMS's HTTP listener), or both in turn "
-        "(RTMP then HTTP-FLV, each on a fresh server)",
+        help="what the players speak: rtmp, http-flv (pyFMS's HTTP listener), or a "
+        "comma-separated sequence run in turn, each on a fresh server (both = rtmp,http-flv)",
     )
     parser.add_argument("--procs", type=int, default=0, help="load generators (0: 1 per 5,000)")
     parser.add_argument(
@@ -1019,7 +1030,10 @@ def main(argv: list[str] | None = None) -> int:
         sources=sources,
         arrival_rate=args.arrival_rate,
     )
-    kinds = list(VIEWERS) if args.viewers == "both" else [args.viewers]
+    kinds = [k for v in args.viewers.split(",") for k in (VIEWERS if v == "both" else [v])]
+    if not kinds or set(kinds) - set(VIEWERS):
+        print(f"--viewers: a sequence of {', '.join(VIEWERS)} (or both)", file=sys.stderr)
+        return 2
     profile = PROFILES[args.profile]
     print(
         f"scenario: {scenario.players} {' then '.join(label(k) for k in kinds)} players of one "
@@ -1034,11 +1048,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loadgen = build_loadgen()
         runs = [(name, kind) for name in servers for kind in kinds]
-        for name, kind in runs:
+        for index, (name, kind) in enumerate(runs):
             if name == "nginx" and kind != "rtmp":
                 print(f"== nginx-rtmp: no {label(kind)} viewers (RTMP only): skipped", flush=True)
                 continue
-            workdir = temp / f"{name}-{kind}"
+            if name == "nginx" and kind in [k for _, k in runs[:index] if _ == "nginx"]:
+                continue  # nginx once, however many RTMP runs pyFMS gets
+            workdir = temp / f"{index}-{name}-{kind}"
             workdir.mkdir()
             server: Server = (
                 FMSServer(
@@ -1062,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 run = replace(scenario, viewers=kind)
                 result = run_scenario(server, run, loadgen, workdir, args.fms_tree)
-                result.notes.append("load average before: " + ", ".join(f"{x:.2f}" for x in load))
+                result.load_before = load[0]
             except BenchmarkError as exc:
                 print(f"== {server.name}: the benchmark failed: {exc}", file=sys.stderr)
                 tail = server.log_tail()
@@ -1089,14 +1105,11 @@ def main(argv: list[str] | None = None) -> int:
             f"\npyFMS / nginx-rtmp CPU per million messages: "
             f"{fms.cpu_per_million / nginx.cpu_per_million:.2f}"
         )
-    rtmp_run = next(
-        (r for r in results if r.server.startswith("pyFMS") and r.viewers == "rtmp"), None
-    )
-    http_run = next((r for r in results if r.viewers == "http-flv"), None)
-    if rtmp_run and http_run and rtmp_run.cpu_per_million and http_run.cpu_per_million:
+    ratios = http_rtmp_ratios(results)
+    if ratios:
         print(
-            f"\npyFMS HTTP-FLV / RTMP CPU per million messages: "
-            f"{http_run.cpu_per_million / rtmp_run.cpu_per_million:.2f}"
+            "\npyFMS HTTP-FLV / RTMP CPU per million messages (run pairs in order): "
+            + ", ".join(f"{x:.2f}" for x in ratios)
         )
     command = shlex.join([".venv/bin/python", "-m", "benchmarks.fanout", *(argv or sys.argv[1:])])
     print(f"reproduce: {command}")
