@@ -1,19 +1,16 @@
 """What keeps an HTTP-FLV viewer's fan-out as cheap as an RTMP player's (issue 15's
 benchmark, docs/performance.md "HTTP-FLV viewers at scale"), without sockets or a clock: the
-chunk framing is made once per flush for every viewer at one position, a viewer's connection
-sends without Nagle's delay, and the single-process HTTP listener queues ``[server]
-listen_backlog`` connections before accept, as RTMP does."""
+chunk framing is made once per flush for every viewer at one position, and the single-process
+HTTP listener queues ``[server] listen_backlog`` connections before accept, as RTMP does."""
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactor
 
 from fms.config import Config, HTTPConfig, ServerConfig
-from fms.http.api import API
 from fms.http.flv import FLVViewers
-from fms.http.web import APISite, make_http_service
+from fms.http.web import make_http_service
 from fms.server.factory import RTMPServerFactory
 
 
@@ -60,31 +57,3 @@ def test_the_http_listener_queues_listen_backlog_connections_before_accept() -> 
     (port,) = reactor.tcpServers
     assert port[2] == 4321  # (port, factory, backlog, interface)
     service.stopService()
-
-
-class TCPTransport(StringTransport):
-    """An in-memory transport that records ``setTcpNoDelay`` as a TCP one would apply it."""
-
-    no_delay = False
-
-    def setTcpNoDelay(self, enabled: bool) -> None:
-        self.no_delay = enabled
-
-
-def test_an_http_flv_viewer_s_connection_sends_without_nagle_delay() -> None:
-    """A viewer that becomes a player has TCP_NODELAY set on its connection, as RTMP players
-    do: its flushes are small writes, and the viewer sends nothing that would carry the ACK
-    Nagle's algorithm waits for (measured: seconds of p99 latency at 10,000 viewers)."""
-    clock = Clock()
-    config = HTTPConfig(enabled=True)
-    server = RTMPServerFactory(Config(), clock=clock)
-    site = APISite(API(server, config), config, clock)
-    address = IPv4Address("TCP", "192.0.2.7", 5000)
-    channel = site.buildProtocol(address)
-    transport = TCPTransport(peerAddress=address)
-    channel.makeConnection(transport)
-    assert not transport.no_delay
-    channel.dataReceived(b"GET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n")
-    stream = server.registry.get("live", "cam")
-    assert stream is not None and len(stream.players) == 1  # waiting for its publisher
-    assert transport.no_delay

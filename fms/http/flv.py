@@ -265,12 +265,6 @@ class FLVViewer:
         """The chain accepted: become a player of ``name`` (waiting for its publisher)."""
         self.name = name
         registry = self.viewers.server.registry
-        # Fan-out flushes are small writes that must leave at once, as for RTMP players
-        # (fms.server.protocol): with Nagle on, each waits for the viewer's delayed ACK of
-        # the previous one, and a viewer sends nothing that would carry that ACK sooner.
-        set_no_delay = getattr(self._transport(), "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            set_no_delay(True)
         self.request.registerProducer(self, True)
         self.stream, self.player = registry.play(self.app, name, self, STREAM_ID, flv=True)
         application.play_started(view, self.stream)
