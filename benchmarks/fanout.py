@@ -16,6 +16,13 @@ For each server under test (``--servers fms,nginx``) the benchmark:
    server's CPU time (``/proc/PID/stat``) and RSS (``/proc/PID/status``) are sampled;
 5. waits ``--drain`` seconds for stragglers, stops everything and reports.
 
+``--viewers`` says what the load is: ``rtmp`` players (the default), ``http-flv`` viewers (the
+same generator in its HTTP mode: ``GET /live/bench.flv`` on pyFMS's HTTP listener, which the
+generated configuration enables with ``max_connections`` lifted to fit), or a comma-separated
+sequence of them run in turn, each on a fresh server process (``both`` is ``rtmp,http-flv``;
+``rtmp,http-flv,rtmp,http-flv`` pairs runs on a noisy machine), so one run gives the two CPU
+figures side by side with their ratio per pair (nginx-rtmp serves RTMP only).
+
 The report: delivery ratio (overall and the worst player), players under 99 %, players the server
 disconnected or that failed their setup, latency p50/p99/max (publisher write to player read),
 setup rate, server CPU-seconds per million delivered messages, server RSS per player (RSS during
@@ -25,6 +32,7 @@ command line that reproduces them, and ``--json`` keeps everything.
 
 Run:  .venv/bin/python -m benchmarks.fanout --players 1000 --duration 30
       .venv/bin/python -m benchmarks.fanout --servers fms --players 20 --duration 3  # quick look
+      .venv/bin/python -m benchmarks.fanout --servers fms --viewers both --players 10000
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,6 +66,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NGINX_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 NGINX_PACKAGES = ["libnginx-mod-rtmp", "nginx-light"]
 MAX_DURATION = 600.0
+VIEWERS = ("rtmp", "http-flv")
+"""What the load generator's players speak (its ``--mode``)."""
+VIEWER_LABELS = {"rtmp": "RTMP", "http-flv": "HTTP-FLV"}
 """Seconds of measured load one server may get in one run (the window, not the setup)."""
 
 
@@ -223,6 +234,8 @@ class Server:
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.http_port = 0
+        """The HTTP listener's port (HTTP-FLV viewers), 0 when the server has none."""
         self.pid = 0  # the process that does the work (nginx: the worker)
 
     def start(self) -> None:
@@ -260,11 +273,15 @@ class FMSServer(Server):
         tree: Path | None = None,
         players: int = 0,
         workers: int = 1,
+        http: bool = False,
     ) -> None:
         super().__init__(workdir)
         self.config = config
         self.players = players
         self.workers = workers
+        self.http = http
+        """Enable the HTTP listener (port 0) in the generated configuration, sized for
+        ``players`` HTTP-FLV viewers."""
         if workers > 1:
             self.name = f"pyFMS {workers} workers"
         self.log_level = log_level
@@ -277,11 +294,14 @@ class FMSServer(Server):
             config = self.workdir / "fms.toml"
             # Every player comes from 127.0.0.1 and the generator opens many at once: lift
             # the admission caps (per address before connect, and in all) to fit the scenario.
-            config.write_text(
+            text = (
                 f'[server]\nlog_level = "{self.log_level}"\n'
                 f"[limits]\nmax_connections = {max(10_000, self.players + 1_000)}\n"
                 f"max_connecting_per_ip = {max(50, self.players + 10)}\n"
             )
+            if self.http:
+                text += http_section(self.players)
+            config.write_text(text)
         command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
         command += ["--config", str(config.resolve())]
         if self.workers > 1:
@@ -298,11 +318,13 @@ class FMSServer(Server):
         self.pid = self.process.pid
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            for line in self.log.read_text(errors="replace").splitlines():
-                match = re.search(r"listening on rtmp://[^\s:]+:(\d+)", line)
-                if match:
-                    self.port = int(match.group(1))
-                    return
+            text = self.log.read_text(errors="replace")
+            rtmp = re.search(r"(?:listening|accepting) on rtmp://[^\s:]+:(\d+)", text)
+            http = re.search(r"(?:listening|accepting) on http://[^\s:]+:(\d+)", text)
+            if rtmp and (http or not self.http):
+                self.port = int(rtmp.group(1))
+                self.http_port = int(http.group(1)) if http else 0
+                return
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
@@ -322,6 +344,12 @@ class FMSServer(Server):
             check=False,
         ).stdout.strip()
         return f"pyFMS {version}" + (f" from {self.tree}" if self.tree else "")
+
+
+def http_section(players: int) -> str:
+    """The ``[http]`` section that lets ``players`` HTTP-FLV viewers in from one address: the
+    listener on a free port, ``max_connections`` (64 by default) lifted to fit them."""
+    return f"[http]\nenabled = true\nport = 0\nmax_connections = {max(64, players + 100)}\n"
 
 
 NGINX_CONF = """\
@@ -524,6 +552,10 @@ class Result:
     players: int
     duration: float
     messages_per_second: float
+    viewers: str = "rtmp"
+    """What the players spoke: ``rtmp`` or ``http-flv``."""
+    load_before: float = 0.0
+    """The machine's 1-minute load average as the run started (other work shows in latency)."""
     expected_per_player: int = 0
     delivered: int = 0
     delivery_ratio: float = 0.0
@@ -669,6 +701,8 @@ class Scenario:
     """New players per second, all generators together (0: as fast as the concurrency allows)."""
     app: str = "live"
     stream: str = "bench"
+    viewers: str = "rtmp"
+    """What the players speak (:data:`VIEWERS`): RTMP, or HTTP-FLV on the HTTP listener."""
 
 
 def cpu_sets(pin_enabled: bool) -> tuple[set[int], set[int]]:
@@ -684,9 +718,10 @@ def run_scenario(
 ) -> Result:
     profile: StreamProfile = PROFILES[scenario.profile]
     result = Result(
-        server=server.name,
+        server=server.name + ("" if scenario.viewers == "rtmp" else f" {label(scenario.viewers)}"),
         version="",
         players=scenario.players,
+        viewers=scenario.viewers,
         duration=scenario.duration,
         messages_per_second=profile.messages_per_second,
     )
@@ -726,10 +761,15 @@ def run_scenario(
         generators: list[tuple[Child, Path]] = []
         cpu_before_setup = tree_cpu_seconds(server.pid)
         overflows_before = listen_overflows()
+        port = server.port
+        if scenario.viewers == "http-flv":
+            if not server.http_port:
+                raise BenchmarkError(f"{server.name} has no HTTP listener for HTTP-FLV viewers")
+            port = server.http_port
         for i, share in enumerate(s for s in shares if s):
             out = workdir / f"loadgen-{i}.json"
             gen_options = {
-                "port": server.port, "players": share, "app": scenario.app,
+                "port": port, "players": share, "app": scenario.app, "mode": scenario.viewers,
                 "stream": scenario.stream, "concurrency": concurrency,
                 "setup-timeout": scenario.setup_timeout, "setup-budget": scenario.setup_budget,
                 "max-seconds": bound, "out": out,
@@ -822,10 +862,16 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def label(viewers: str) -> str:
+    """``http-flv`` -> ``HTTP-FLV``."""
+    return VIEWER_LABELS.get(viewers, viewers)
+
+
 def format_report(result: Result) -> str:
     r = result
     lines = [
-        f"== {r.server} ({r.version}): {r.players} players, {r.duration:g} s measured, "
+        f"== {r.server} ({r.version}): {r.players} {label(r.viewers)} players, "
+        f"{r.duration:g} s measured, "
         f"{r.messages_per_second:g} messages/s per player",
         f"delivery        {r.delivery_ratio:.4f} overall; worst player {r.min_player_ratio:.4f}; "
         f"{r.players_under_99} players under 99% "
@@ -851,19 +897,28 @@ def format_report(result: Result) -> str:
     return "\n".join(lines)
 
 
+def http_rtmp_ratios(results: list[Result]) -> list[float]:
+    """pyFMS's CPU per delivered message with HTTP-FLV viewers over that with RTMP players,
+    for the i-th run of each kind (runs in turn on one machine: pairs share its load)."""
+    fms = [r for r in results if r.server.startswith("pyFMS")]
+    rtmp = [r.cpu_per_million for r in fms if r.viewers == "rtmp"]
+    http = [r.cpu_per_million for r in fms if r.viewers == "http-flv"]
+    return [h / r for r, h in zip(rtmp, http, strict=False) if r and h]
+
+
 def format_table(results: list[Result]) -> str:
     header = (
         "| server | players | delivery | worst player | failed setup | disconnected | p50 ms "
-        "| p99 ms | max ms | setup/s | CPU-s per M msgs | server CPU % | KiB/player |"
+        "| p99 ms | max ms | setup/s | CPU-s per M msgs | server CPU % | KiB/player | load |"
     )
-    rows = [header, "|" + "---|" * 13]
+    rows = [header, "|" + "---|" * 14]
     for r in results:
         rows.append(
             f"| {r.server} | {r.players} | {r.delivery_ratio:.4f} | {r.min_player_ratio:.4f} "
             f"| {r.failed_setup} | {r.disconnected} | {_ms(r.latency_p50_ms)} "
             f"| {_ms(r.latency_p99_ms)} | {_ms(r.latency_max_ms)} | {r.setup_rate:.0f} "
             f"| {_ms(r.cpu_per_million)} | {r.server_cpu_percent:.0f} "
-            f"| {r.rss_per_player / 1024:.1f} |"
+            f"| {r.rss_per_player / 1024:.1f} | {r.load_before:.2f} |"
         )
     return "\n".join(rows)
 
@@ -879,6 +934,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
     parser.add_argument("--servers", default="fms,nginx", help="fms, nginx or both (fms,nginx)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="550k")
+    parser.add_argument(
+        "--viewers",
+        default="rtmp",
+        help="what the players speak: rtmp, http-flv (pyFMS's HTTP listener), or a "
+        "comma-separated sequence run in turn, each on a fresh server (both = rtmp,http-flv)",
+    )
     parser.add_argument("--procs", type=int, default=0, help="load generators (0: 1 per 5,000)")
     parser.add_argument(
         "--setup-concurrency",
@@ -969,9 +1030,14 @@ def main(argv: list[str] | None = None) -> int:
         sources=sources,
         arrival_rate=args.arrival_rate,
     )
+    kinds = [k for v in args.viewers.split(",") for k in (VIEWERS if v == "both" else [v])]
+    if not kinds or set(kinds) - set(VIEWERS):
+        print(f"--viewers: a sequence of {', '.join(VIEWERS)} (or both)", file=sys.stderr)
+        return 2
     profile = PROFILES[args.profile]
     print(
-        f"scenario: {scenario.players} players of one {profile.kbit_per_second:.0f} kbit/s stream "
+        f"scenario: {scenario.players} {' then '.join(label(k) for k in kinds)} players of one "
+        f"{profile.kbit_per_second:.0f} kbit/s stream "
         f"({profile.messages_per_second:g} messages/s), {scenario.duration:g} s measured, "
         f"{scenario.procs} generator process(es), pinned: {scenario.pin}; "
         f"{os.cpu_count()} CPUs",
@@ -981,8 +1047,14 @@ def main(argv: list[str] | None = None) -> int:
     temp = Path(tempfile.mkdtemp(prefix="pyfms-fanout-"))
     try:
         loadgen = build_loadgen()
-        for name in servers:
-            workdir = temp / name
+        runs = [(name, kind) for name in servers for kind in kinds]
+        for index, (name, kind) in enumerate(runs):
+            if name == "nginx" and kind != "rtmp":
+                print(f"== nginx-rtmp: no {label(kind)} viewers (RTMP only): skipped", flush=True)
+                continue
+            if name == "nginx" and kind in [k for _, k in runs[:index] if _ == "nginx"]:
+                continue  # nginx once, however many RTMP runs pyFMS gets
+            workdir = temp / f"{index}-{name}-{kind}"
             workdir.mkdir()
             server: Server = (
                 FMSServer(
@@ -992,12 +1064,21 @@ def main(argv: list[str] | None = None) -> int:
                     args.fms_tree,
                     args.players,
                     args.fms_workers,
+                    http="http-flv" in kinds,
                 )
                 if name == "fms"
                 else NginxServer(workdir)
             )
+            load = os.getloadavg()
+            print(
+                f"load average before {server.name} {label(kind)}: "
+                + ", ".join(f"{x:.2f}" for x in load),
+                flush=True,
+            )
             try:
-                result = run_scenario(server, scenario, loadgen, workdir, args.fms_tree)
+                run = replace(scenario, viewers=kind)
+                result = run_scenario(server, run, loadgen, workdir, args.fms_tree)
+                result.load_before = load[0]
             except BenchmarkError as exc:
                 print(f"== {server.name}: the benchmark failed: {exc}", file=sys.stderr)
                 tail = server.log_tail()
@@ -1023,6 +1104,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\npyFMS / nginx-rtmp CPU per million messages: "
             f"{fms.cpu_per_million / nginx.cpu_per_million:.2f}"
+        )
+    ratios = http_rtmp_ratios(results)
+    if ratios:
+        print(
+            "\npyFMS HTTP-FLV / RTMP CPU per million messages (run pairs in order): "
+            + ", ".join(f"{x:.2f}" for x in ratios)
         )
     command = shlex.join([".venv/bin/python", "-m", "benchmarks.fanout", *(argv or sys.argv[1:])])
     print(f"reproduce: {command}")

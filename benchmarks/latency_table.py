@@ -8,6 +8,8 @@ read), the share of the window's messages delivered, and the server's CPU-second
 delivered messages, with the load average before each run (the machine's other work shows in
 latency first). A pyFMS mode is ``adaptive``, ``fixed`` (``flush_interval = 0.1``), or either
 with its number: ``adaptive:0.25`` (``flush_share``) or ``fixed:0.02`` (``flush_interval``).
+``--viewers http-flv`` (or ``both``) measures pyFMS's HTTP-FLV viewers too, in each mode, after
+its RTMP players (:mod:`benchmarks.fanout`'s ``--viewers``).
 Benchmarks are not pass/fail: the table is printed with the command line that reproduces it.
 
 Run:  .venv/bin/python -m benchmarks.latency_table                    # the whole table
@@ -24,10 +26,11 @@ import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks.fanout import (
+    VIEWERS,
     BenchmarkError,
     FMSServer,
     NginxServer,
@@ -35,8 +38,10 @@ from benchmarks.fanout import (
     Scenario,
     Server,
     build_loadgen,
+    http_section,
     run_scenario,
 )
+from benchmarks.fanout import label as viewers_label
 
 DEFAULT_PLAYERS = "1000,5000,10000,19000"
 
@@ -66,9 +71,9 @@ def label(mode: str) -> str:
 
 def format_latency_table(rows: list[tuple[str, float, Result]]) -> str:
     lines = [
-        "| players | server | p50 ms | p99 ms | delivered % | CPU-s per M msgs "
+        "| players | server | p50 ms | p99 ms | delivered % | worst player % | CPU-s per M msgs "
         "| server CPU % | load before |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, load, r in rows:
         p50 = "-" if r.latency_p50_ms is None else f"{r.latency_p50_ms:.1f}"
@@ -76,7 +81,7 @@ def format_latency_table(rows: list[tuple[str, float, Result]]) -> str:
         cpu = "-" if r.cpu_per_million is None else f"{r.cpu_per_million:.1f}"
         lines.append(
             f"| {r.players:,} | {name} | {p50} | {p99} | {100 * r.delivery_ratio:.2f} "
-            f"| {cpu} | {r.server_cpu_percent:.0f} | {load:.2f} |"
+            f"| {100 * r.min_player_ratio:.2f} | {cpu} | {r.server_cpu_percent:.0f} | {load:.2f} |"
         )
     return "\n".join(lines)
 
@@ -88,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--players", default=DEFAULT_PLAYERS, help="comma-separated counts")
     parser.add_argument("--modes", default="adaptive,fixed", help="pyFMS flush modes")
     parser.add_argument("--servers", default="fms,nginx", help="fms, nginx or both")
+    parser.add_argument(
+        "--viewers",
+        default="rtmp",
+        choices=[*VIEWERS, "both"],
+        help="pyFMS's players: rtmp, http-flv, or both (RTMP then HTTP-FLV in each mode)",
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--drain", type=float, default=3.0)
@@ -120,21 +131,32 @@ def main(argv: list[str] | None = None) -> int:
                 baseline=args.baseline,
                 pin=True,
             )
-            runs: list[tuple[str, Server]] = []
+            runs: list[tuple[str, Server, str]] = []
+            kinds = list(VIEWERS) if args.viewers == "both" else [args.viewers]
             for index, mode in enumerate(modes if "fms" in servers else []):
-                workdir = temp / f"{players}-{index}-{mode.replace(':', '-')}"  # modes may repeat
-                workdir.mkdir()
-                config = workdir / "fms.toml"
-                config.write_text(mode_config(mode, players))
-                runs.append((label(mode), FMSServer(workdir, config, "info", players=players)))
+                for kind in kinds:
+                    # modes may repeat: the index keeps the folders apart
+                    workdir = temp / f"{players}-{index}-{mode.replace(':', '-')}-{kind}"
+                    workdir.mkdir()
+                    config = workdir / "fms.toml"
+                    text = mode_config(mode, players)
+                    if kind != "rtmp":
+                        text += http_section(players)
+                    config.write_text(text)
+                    server = FMSServer(
+                        workdir, config, "info", players=players, http=kind != "rtmp"
+                    )
+                    name = label(mode) + ("" if kind == "rtmp" else f" {viewers_label(kind)}")
+                    runs.append((name, server, kind))
             if "nginx" in servers:
                 workdir = temp / f"{players}-nginx"
                 workdir.mkdir()
-                runs.append(("nginx-rtmp", NginxServer(workdir)))
-            for name, server in runs:
+                runs.append(("nginx-rtmp", NginxServer(workdir), "rtmp"))
+            for name, server, kind in runs:
                 load = os.getloadavg()[0]
                 try:
-                    result = run_scenario(server, scenario, loadgen, server.workdir)
+                    run = replace(scenario, viewers=kind)
+                    result = run_scenario(server, run, loadgen, server.workdir)
                 except BenchmarkError as exc:
                     print(f"== {name}, {players} players: failed: {exc}", file=sys.stderr)
                     continue

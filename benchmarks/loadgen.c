@@ -1,5 +1,6 @@
 /*
- * pyFMS fan-out load generator: N RTMP players in one process, one epoll loop.
+ * pyFMS fan-out load generator: N RTMP players (or HTTP-FLV viewers) in one process, one epoll
+ * loop.
  *
  * Written for benchmarks/fanout.py, which compiles it with `gcc -O2` and drives it through
  * stdin/stdout. Each player does what a real player (FFmpeg) does: simple handshake, connect,
@@ -8,6 +9,12 @@
  * Size (as FFmpeg does) and answers PingRequest. It reassembles audio and video messages from the
  * chunk stream (fmt 0-3 headers, extended timestamps) keeping only their first bytes, where the
  * benchmark publisher put a marker, a sequence number and the CLOCK_MONOTONIC time it was sent.
+ *
+ * With --mode http-flv each player is an HTTP-FLV viewer instead: GET /APP/STREAM.flv (HTTP/1.1,
+ * or --http-version 1.0), a 200 response is "playing" (as Play.Start is for RTMP), then the body
+ * is decoded (chunked, or delimited by the end of the connection): the 9-byte FLV header, then
+ * tags (previous tag size, 11-byte tag header, body). A tag's body is the RTMP message's payload,
+ * so the marker is read at the same offsets and latency and counts mean the same in both modes.
  *
  * Protocol with the driver:
  *   stdout  "READY <playing> <failed> <first_connect_ns> <last_play_start_ns>" once every player
@@ -49,7 +56,10 @@
 #define MAGIC "FMSB"
 
 enum state { S_CONNECTING, S_HANDSHAKE, S_CONNECT, S_CREATE, S_PLAY, S_PLAYING, S_FAILED,
-             S_CLOSED };
+             S_CLOSED, S_HTTP_HEAD };
+enum chunk_state { CH_SIZE, CH_EXT, CH_DATA, CH_CRLF };  /* HTTP/1.1 chunked body decoding */
+#define FLV_FILE_HEADER 9
+#define FLV_TAG_HEAD 15    /* previous tag size (4) + tag header (11) */
 
 struct chunk_stream {
     uint32_t csid;
@@ -77,6 +87,9 @@ struct player {
     uint64_t last_seq;
     uint32_t window_received, media_received;
     uint8_t have_seq;
+    uint8_t chunked, ch_state; /* HTTP-FLV: the body is chunked; where the chunk decoder is */
+    uint32_t ch_left;          /* HTTP-FLV: chunk size being read, data left, or CRLF left */
+    uint32_t flv_skip;         /* HTTP-FLV: bytes of the FLV file header still to skip */
     struct setup *setup;
     uint8_t *out;         /* bytes the socket did not take yet */
     uint32_t out_len, out_cap;
@@ -99,6 +112,9 @@ static uint64_t never_started;
 static uint64_t bytes_total, media_total;
 static int epfd;
 static uint8_t c1[HS_SIZE];
+static int http_mode;              /* --mode http-flv */
+static const char *http_version = "1.1";
+static char http_request[1024];
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -531,6 +547,128 @@ static void parse(struct player *p, const uint8_t *data, size_t len, uint64_t no
     }
 }
 
+/* ----------------------------------------------------------------------- HTTP-FLV viewers */
+
+/* FLV tags: [previous tag size 4][type 1][size 3][timestamp 3+1][stream id 3][body]. */
+static void flv_parse(struct player *p, const uint8_t *data, size_t len, uint64_t now) {
+    struct chunk_stream *c = &p->cs[0];
+    while (len && p->fd >= 0) {
+        if (p->flv_skip) {
+            size_t n = len < p->flv_skip ? len : p->flv_skip;
+            p->flv_skip -= (uint32_t)n;
+            data += n;
+            len -= n;
+            continue;
+        }
+        if (p->cur < 0) {
+            size_t n = FLV_TAG_HEAD - p->hdr_got < len ? FLV_TAG_HEAD - p->hdr_got : len;
+            memcpy(p->hdr + p->hdr_got, data, n);
+            p->hdr_got += (uint8_t)n;
+            data += n;
+            len -= n;
+            if (p->hdr_got < FLV_TAG_HEAD) return;
+            p->hdr_got = 0;
+            c->type = p->hdr[4] & 0x1F;
+            c->length = be24(p->hdr + 5);
+            c->got = 0;
+            p->cur = 0;
+        }
+        size_t n = c->length - c->got < len ? c->length - c->got : len;
+        if (c->got < PREFIX) {
+            size_t k = PREFIX - c->got < n ? PREFIX - c->got : n;
+            memcpy(c->prefix + c->got, data, k);
+        }
+        c->got += (uint32_t)n;
+        data += n;
+        len -= n;
+        if (c->got >= c->length) {
+            p->cur = -1;
+            if (c->type == 8 || c->type == 9) on_media(p, c, now);
+        }
+    }
+}
+
+static int hex_digit(uint8_t ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* The server ended the response (the terminating chunk): the publisher left. */
+static void http_ended(struct player *p) {
+    n_disconnected++;
+    p->closed_by_server = 1;
+    close_player(p, S_CLOSED);
+}
+
+static void http_body(struct player *p, const uint8_t *data, size_t len, uint64_t now) {
+    if (!p->chunked) {
+        flv_parse(p, data, len, now);
+        return;
+    }
+    while (len && p->fd >= 0) {
+        if (p->ch_state == CH_DATA) {
+            size_t n = len < p->ch_left ? len : p->ch_left;
+            flv_parse(p, data, n, now);
+            data += n;
+            len -= n;
+            p->ch_left -= (uint32_t)n;
+            if (!p->ch_left) { p->ch_state = CH_CRLF; p->ch_left = 2; }
+            continue;
+        }
+        uint8_t ch = *data++;
+        len--;
+        if (p->ch_state == CH_CRLF) {
+            if (!--p->ch_left) p->ch_state = CH_SIZE;
+            continue;
+        }
+        int digit = hex_digit(ch);
+        if (p->ch_state == CH_SIZE && digit >= 0) {
+            if (p->ch_left > 0x7FFFFFF) { broken_messages++; close_player(p, S_CLOSED); return; }
+            p->ch_left = p->ch_left * 16 + (uint32_t)digit;
+        } else if (ch == '\n') {
+            if (!p->ch_left) { http_ended(p); return; }
+            p->ch_state = CH_DATA;
+        } else {
+            p->ch_state = CH_EXT; /* ';' extensions, '\r': skipped to the line's end */
+        }
+    }
+}
+
+/* The response's status line and headers, gathered in the setup's command buffer. */
+static void on_http_head(struct player *p, const uint8_t *data, size_t len, uint64_t now) {
+    struct setup *s = p->setup;
+    size_t n = CMD_MAX - 1 - s->cmd_len < len ? CMD_MAX - 1 - s->cmd_len : len;
+    memcpy(s->cmd + s->cmd_len, data, n);
+    s->cmd_len += (uint32_t)n;
+    s->cmd[s->cmd_len] = 0;
+    char *head = (char *)s->cmd, *end = strstr(head, "\r\n\r\n");
+    if (!end) {
+        if (s->cmd_len >= CMD_MAX - 1) fail_setup(p);
+        return;
+    }
+    size_t head_len = (size_t)(end + 4 - head), used = head_len - (s->cmd_len - n);
+    if (strncmp(head, "HTTP/1.", 7) || strncmp(head + 8, " 200", 4)) {
+        fail_setup(p);
+        return;
+    }
+    *end = 0;
+    for (char *q = head; *q; q++) *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+    p->chunked = strstr(head, "\r\ntransfer-encoding: chunked") != NULL;
+    p->ch_state = CH_SIZE;
+    p->ch_left = 0;
+    p->flv_skip = FLV_FILE_HEADER;
+    p->cur = -1;
+    p->hdr_got = 0;
+    p->state = S_PLAYING;
+    p->playing_ns = now;
+    last_playing_ns = now;
+    n_playing++;
+    end_setup(p);
+    if (len > used) http_body(p, data + used, len - used, now);
+}
+
 /* ------------------------------------------------------------------------------ events */
 
 static void on_handshake_bytes(struct player *p, const uint8_t *data, size_t len, uint64_t now) {
@@ -564,6 +702,9 @@ static void on_readable(struct player *p, uint64_t now) {
         bytes_total += (uint64_t)n;
         if (p->state == S_HANDSHAKE) {
             on_handshake_bytes(p, buf, (size_t)n, now);
+        } else if (http_mode) {
+            if (p->state == S_HTTP_HEAD) on_http_head(p, buf, (size_t)n, now);
+            else http_body(p, buf, (size_t)n, now);
         } else {
             p->bytes_in += (uint64_t)n;
             parse(p, buf, (size_t)n, now);
@@ -591,8 +732,13 @@ static void on_writable(struct player *p) {
         close_player(p, S_FAILED);
         return;
     }
-    p->state = S_HANDSHAKE;
     watch(p, EPOLLIN, EPOLL_CTL_MOD);
+    if (http_mode) {
+        p->state = S_HTTP_HEAD;
+        send_bytes(p, (const uint8_t *)http_request, strlen(http_request));
+        return;
+    }
+    p->state = S_HANDSHAKE;
     uint8_t c0c1[1 + HS_SIZE];
     c0c1[0] = 3;
     memcpy(c0c1 + 1, c1, HS_SIZE);
@@ -688,7 +834,8 @@ static void usage(void) {
     fprintf(stderr, "usage: loadgen --port P --players N [--host H] [--app A] [--stream S]\n"
                     "  [--concurrency C] [--setup-timeout S] [--setup-budget S] [--max-seconds S]\n"
                     "  [--source ADDRESS] [--rate PLAYERS_PER_SECOND]\n"
-                    "  [--ack-divisor D] [--out FILE]\n");
+                    "  [--ack-divisor D] [--out FILE] [--mode rtmp|http-flv]\n"
+                    "  [--http-version 1.1|1.0]\n");
     exit(2);
 }
 
@@ -733,6 +880,14 @@ int main(int argc, char **argv) {
             bind_source = 1;
         }
         else if (!strcmp(a, "--rate")) arrival_rate = atof(v);
+        else if (!strcmp(a, "--mode")) {
+            if (!strcmp(v, "http-flv")) http_mode = 1;
+            else if (strcmp(v, "rtmp")) usage();
+        }
+        else if (!strcmp(a, "--http-version")) {
+            if (strcmp(v, "1.1") && strcmp(v, "1.0")) usage();
+            http_version = v;
+        }
         else usage();
         i++;
     }
@@ -741,6 +896,9 @@ int main(int argc, char **argv) {
     server.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &server.sin_addr) != 1) usage();
     snprintf(tc_url, sizeof tc_url, "rtmp://%s:%d/%s", host, port, app);
+    snprintf(http_request, sizeof http_request,
+             "GET /%s/%s.flv HTTP/%s\r\nHost: %s:%d\r\nUser-Agent: pyfms-loadgen\r\n"
+             "Accept: */*\r\n\r\n", app, stream_name, http_version, host, port);
 
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);

@@ -56,3 +56,36 @@ def test_fanout_benchmark_delivers_every_message_to_every_player(
     for key in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms"):
         assert isinstance(result[key], float), key
     assert result["cpu_per_million"] is not None
+
+
+def test_fanout_benchmark_delivers_every_message_to_every_http_flv_viewer(
+    tmp_path: Path,
+) -> None:
+    """With ``--viewers http-flv`` the load generator's 10 players are HTTP-FLV viewers of the
+    server's HTTP listener (chunked FLV bodies, decoded tag by tag): every message sent in the
+    window reaches each of them, and the report says which kind of player it measured."""
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        message = "a C compiler is needed to build the benchmark's load generator"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    report = tmp_path / "fanout.json"
+    command = [
+        sys.executable, "-m", "benchmarks.fanout", "--servers", "fms", "--viewers", "http-flv",
+        "--players", "10", "--duration", "3", "--baseline", "0.5", "--settle", "0.5",
+        "--drain", "1", "--json", str(report),
+    ]  # fmt: skip
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10 HTTP-FLV players" in done.stdout
+    (result,) = json.loads(report.read_text())["results"]
+    assert result["server"] == "pyFMS HTTP-FLV" and result["viewers"] == "http-flv"
+    assert result["expected_per_player"] > 0
+    assert result["delivered"] == 10 * result["expected_per_player"]
+    assert result["min_player_ratio"] == 1.0
+    assert result["disconnected"] == 0 and result["failed_setup"] == 0 and result["duplicates"] == 0
+    assert result["latency_samples"] == result["delivered"]
+    assert result["cpu_per_million"] is not None

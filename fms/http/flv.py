@@ -125,6 +125,10 @@ class FLVViewer:
         self.paused = False
         self._wait: IDelayedCall | None = None
         self._socket: socket.socket | None = None
+        self._tcp: Any = None
+        """The connection's transport once the head is written (the fan-out's hot path reads
+        it every flush: cheaper kept than looked up through the request each time)."""
+        self._chunked = False
         self.side_data: SideDataFilter | None = None
         """Set when the viewer asked for ``?packets=media``: leaves side-information tags out."""
 
@@ -163,7 +167,7 @@ class FLVViewer:
         return self.started or self._stream_carries() != (False, False)
 
     def pending(self) -> int:
-        transport = self._transport()
+        transport = self._tcp if self._tcp is not None else self._transport()
         return buffered(transport) if transport is not None else 0
 
     def publish_started(self) -> None:
@@ -218,6 +222,8 @@ class FLVViewer:
         request.setHeader(b"Cache-Control", b"no-store")
         request.write(header)
         transport = request.channel.transport
+        self._tcp = transport
+        self._chunked = bool(request.chunked)  # decided by Twisted as the head went out
         if type(transport) is tcp.Server:  # plain TCP: fan-out may write to the socket
             self._socket = transport.socket
 
@@ -227,10 +233,11 @@ class FLVViewer:
         # when nothing is queued before it, so that a fast viewer's flush is not bounded by
         # player_buffer. The status line and headers went out through Twisted in _open, and
         # the terminating chunk will follow through Twisted too, after these bytes.
-        request = self.request
-        if request.chunked:
-            data = b"%x\r\n%b\r\n" % (len(data), data)
-        write_through(request.channel.transport, self._socket, data)
+        if not data:
+            return  # an empty chunk would end the response
+        if self._chunked:
+            data = self.viewers.chunk(data)
+        write_through(self._tcp, self._socket, data)
 
     def _finish(self) -> None:
         """End the file cleanly (the publisher left): the terminating chunk, or the end of
@@ -338,6 +345,18 @@ class FLVViewers:
         self.clock = server.clock
         self.clients = clients if clients is not None else HTTPClients()
         """The viewers the API lists (``GET /api/v1/clients``)."""
+        self._chunked: tuple[bytes, bytes] = (b"", b"")
+
+    def chunk(self, data: bytes) -> bytes:
+        """``data`` as one HTTP/1.1 chunk. The viewers of a stream at one position are handed
+        the same ``bytes`` object in a flush (:meth:`LiveStream._deliver`), so the chunk made
+        for the first is kept (with a reference to ``data``, so that its identity cannot be
+        reused) and served to the next ones: framed once per flush, not once per viewer."""
+        last, framed = self._chunked
+        if last is not data:
+            framed = b"%x\r\n%b\r\n" % (len(data), data)
+            self._chunked = (data, framed)
+        return framed
 
     def render(
         self,

@@ -280,9 +280,12 @@ class HTTPListenerService(Service):
         *,
         endpoint: IStreamServerEndpoint | None = None,
         announce: str = "listening on {url}",
+        backlog: int = 50,
     ) -> None:
         self._reactor = reactor
         self._config = config
+        self._backlog = backlog
+        """Connections the kernel queues before accept (``[server] listen_backlog``)."""
         self.site = site
         self.api: API = site.resource.api
         self._endpoint = endpoint
@@ -296,7 +299,7 @@ class HTTPListenerService(Service):
         host = self._config.host
         endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
         endpoint: IStreamServerEndpoint = endpoint_type(
-            self._reactor, self._config.port, interface=host
+            self._reactor, self._config.port, backlog=self._backlog, interface=host
         )
         return endpoint
 
@@ -334,8 +337,12 @@ def make_http_service(
     announce: str = "listening on {url}",
 ) -> HTTPListenerService:
     """The HTTP listener of one process serving ``server`` (its RTMP factory); ``peers`` are
-    the other workers (:class:`fms.http.peers.Peers`; None on one process)."""
+    the other workers (:class:`fms.http.peers.Peers`; None on one process). The listener
+    queues ``[server] listen_backlog`` connections before accept, as the RTMP one does: a
+    crowd of HTTP-FLV viewers arriving at once overflowed Twisted's default of 50 (each
+    overflow costs its viewer a SYN retry, a second or more)."""
     api = API(server, config, peers=peers)
     return HTTPListenerService(
-        reactor, config, APISite(api, config, reactor), endpoint=endpoint, announce=announce
-    )
+        reactor, config, APISite(api, config, reactor), endpoint=endpoint, announce=announce,
+        backlog=server.config.server.listen_backlog,
+    )  # fmt: skip
