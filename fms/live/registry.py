@@ -35,6 +35,9 @@ class StreamRegistry:
         self.publish_hooks: list[Callable[[LiveStream], None]] = []
         """Called with each stream a publisher claimed, once its publish started (the HLS
         side attaches its :class:`~fms.live.stream.StreamTap` here)."""
+        self.demand_hooks: list[Callable[[LiveStream], None]] = []
+        """Called with a stream whose players came or went, or whose publisher left (the
+        pulls of :mod:`fms.server.pull` start and stop on it)."""
 
     def __iter__(self) -> Iterator[LiveStream]:
         return iter(list(self._streams.values()))
@@ -69,6 +72,7 @@ class StreamRegistry:
             return False
         stream.stop_publish()
         self._forget_if_idle(stream)
+        self._demand(stream)
         return True
 
     def play(
@@ -85,7 +89,9 @@ class StreamRegistry:
         """Add a player to (app, name), creating a waiting stream if nobody publishes it
         (``flv``: an HTTP-FLV viewer, given FLV tags)."""
         stream = self._stream(app, name)
-        return stream, stream.add_player(sink, stream_id, audio=audio, video=video, flv=flv)
+        player = stream.add_player(sink, stream_id, audio=audio, video=video, flv=flv)
+        self._demand(stream)
+        return stream, player
 
     def leave(self, stream: LiveStream, player: Player) -> None:
         # What a player leaves behind in the metrics (fms.http.metrics adds those still here).
@@ -95,6 +101,11 @@ class StreamRegistry:
         COUNTERS.add("slow_player_skipped_messages", player.skipped_messages)
         stream.remove_player(player)
         self._forget_if_idle(stream)
+        self._demand(stream)
+
+    def _demand(self, stream: LiveStream) -> None:
+        for hook in self.demand_hooks:
+            hook(stream)
 
     def _forget_if_idle(self, stream: LiveStream) -> None:
         if not stream.published and not stream.players:
