@@ -13,7 +13,8 @@ from twisted.internet.testing import MemoryReactorClock
 
 from fms.apps.pulls import PullError, always_requests, request_for
 from fms.apps.views import StreamView
-from fms.config import ConfigError, parse_config
+from fms.config import ConfigError, HTTPConfig, parse_config
+from fms.http.api import API
 from fms.http.documents import local_streams
 from fms.live.flv import TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO, FLVFormatError, encode_tag, file_header
 from fms.live.flvparse import FLVTagParser
@@ -22,6 +23,7 @@ from fms.rtmp.messages import Data, Media
 from fms.server.factory import RTMPServerFactory
 from fms.server.pull import Pull
 from tests.support.server_peer import Peer
+from tests.test_http_api import TOKEN, answer, bearer
 
 CONFIG = """
 [[apps.live.pull]]
@@ -310,3 +312,17 @@ def test_plugins_see_the_pull_as_the_publisher_of_a_pulled_stream() -> None:
     publisher = StreamView(stream).publisher
     assert publisher is not None and publisher.protocol == "pull"
     assert publisher.peer == "rtmp://192.0.2.7/origin" and publisher.publishing == ("cam1",)
+
+
+def test_the_api_lists_a_pulled_stream_and_deleting_it_stops_the_pull() -> None:
+    factory, _ = _factory()
+    api = API(factory, HTTPConfig(enabled=True, token=TOKEN))
+    player = Peer(factory).connect(create_stream=True).play("cam1")
+    pull = _pull(factory)
+    pull.received(KEY)
+    _, doc = answer(api, "GET", b"/api/v1/streams/live/cam1")
+    assert doc["published"] and doc["pull"]["state"] == "live" and doc["players"] == 1
+    response, body = answer(api, "DELETE", b"/api/v1/streams/live/cam1", bearer())
+    assert response.status == 200 and body == {"stopped": "live/cam1", "publisher": None}
+    player.pump()
+    assert pull.state == "stopped" and "NetStream.Play.UnpublishNotify" in player.statuses()

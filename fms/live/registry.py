@@ -56,6 +56,18 @@ class StreamRegistry:
             )
         return stream
 
+    def hold(self, app: str, name: str) -> LiveStream:
+        """The stream (app, name), created waiting if absent: a pull keeps its stream listed
+        while it connects or retries. Forgotten at the next release or leave that leaves it
+        idle, or by :meth:`drop_if_idle`."""
+        return self._stream(app, name)
+
+    def drop_if_idle(self, app: str, name: str) -> None:
+        """Forget (app, name) if nobody publishes or plays it."""
+        stream = self._streams.get((app, name))
+        if stream is not None:
+            self._forget_if_idle(stream)
+
     def claim(self, app: str, name: str, publisher: Any) -> LiveStream | None:
         """Make ``publisher`` the stream's publisher; None when another one already is."""
         stream = self._stream(app, name)

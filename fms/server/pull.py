@@ -144,6 +144,7 @@ class Pull:
             return
         self._state = PullState.CONNECTING
         self.connects += 1
+        self.service.host.registry.hold(self.app, self.name)  # listed in the API meanwhile
         self._start_due = self.clock.callLater(self.request.start_timeout, self._no_start)
         try:
             if self.request.http:
@@ -335,6 +336,7 @@ class Pull:
                 app=self.app, stream=self.name,
             )  # fmt: skip
         self._state = PullState.RETRYING
+        self.service.host.registry.hold(self.app, self.name)
         self._retry = self.clock.callLater(delay, self._connect)
 
     def _drop_source(self) -> None:
@@ -382,6 +384,7 @@ class Pull:
         self._drop_source()
         self._unpublish()
         self.service.forget(self)
+        self.service.host.registry.drop_if_idle(self.app, self.name)
 
     def figures(self) -> dict[str, Any]:
         """What the stats API and ``/metrics`` show of this pull."""
