@@ -9,6 +9,7 @@ B's player waiting while it retries with backoff."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -114,11 +115,16 @@ def test_twenty_players_on_b_share_one_pull_from_a_which_stops_after_the_idle_ti
         for index in range(PLAYERS):
             kind = kinds[index % len(kinds)]
             with (tmp_path / f"out-{index}").open("wb") as out:  # no pipe to fill meanwhile
-                proc = subprocess.Popen(makers[kind](url, 12), stdout=out, stderr=subprocess.PIPE)
+                proc = subprocess.Popen(
+                    makers[kind](url, 12), stdout=out, stderr=subprocess.PIPE,
+                    start_new_session=True,  # killed as a group: timeout and its rtmpdump
+                )  # fmt: skip
             players.append((kind, proc))
         wait_until(f"{PLAYERS} players on B", lambda: _players(api_b, "cam") == PLAYERS, 90)
         on_a = _stream(api_a, "cam")
         assert on_a is not None and on_a["players"] == 1  # the pull, for all twenty
+        plays = [line for line in origin.log().splitlines() if "play live/cam for" in line]
+        assert len(plays) == 1, plays  # and never more than one at a time or in turn
         pull = _pull(api_b, "cam")
         assert pull is not None and pull["state"] == "live" and pull["connects"] == 1
         assert pull["url"] == f"rtmp://127.0.0.1:{origin.port}/live"
@@ -131,12 +137,15 @@ def test_twenty_players_on_b_share_one_pull_from_a_which_stops_after_the_idle_ti
 
         # The pull outlives the last player by idle_timeout, then A loses its one player.
         last_seen = time.monotonic()  # when B was seen with a player
-        while True:
+        deadline = last_seen + 120
+        while time.monotonic() < deadline:
             asked = time.monotonic()
             if _players(api_b, "cam") == 0:
                 break
             last_seen = asked
             time.sleep(0.1)
+        else:
+            raise AssertionError("B's players did not leave")
         wait_until("A's player gone", lambda: _players(api_a, "cam") == 0, 30)
         assert time.monotonic() - last_seen >= IDLE, edge.log()[-3000:]
         wait_until("B's pull gone", lambda: _pull(api_b, "cam") is None)
@@ -153,8 +162,8 @@ def test_twenty_players_on_b_share_one_pull_from_a_which_stops_after_the_idle_ti
     finally:
         for _, proc in players:
             if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
         publisher.kill()
         publisher.communicate()
         edge.stop()
