@@ -190,6 +190,8 @@ class FakeApp:
         self._seating = Seating(name, self._seats)
         self.pushes: list[FakePush] = []
         """What :meth:`push` was asked, in order."""
+        self.pulls: list[FakePush] = []
+        """What :meth:`pull` was asked, in order (``stream``: the stream to publish here)."""
 
     @property
     def clients(self) -> tuple[IClientView, ...]:
@@ -218,6 +220,12 @@ class FakeApp:
         """Records the push in :attr:`pushes` (nothing connects) and returns its handle."""
         handle = FakePush(stream, url, stream.name if name is None else name)
         self.pushes.append(handle)
+        return handle
+
+    def pull(self, name: str, url: str, upstream: str | None = None) -> FakePush:
+        """Records the pull in :attr:`pulls` (nothing connects) and returns its handle."""
+        handle = FakePush(FakeStream(name, app=self.name), url, upstream or name)
+        self.pulls.append(handle)
         return handle
 
     def seated(self, key: str) -> int:

@@ -36,7 +36,7 @@ def test_app_errors_name_the_app_and_key() -> None:
         parse_config("[apps.x]\ncolour = 1\n[apps.y.streams]\ngop_cache = 'no'\n", "c.toml")
     assert raised.value.problems == [
         "c.toml: apps.x.colour: unknown key (known: decision_timeout, plugins, "
-        "publish_or_play_timeout, push, streams, vod)",
+        "publish_or_play_timeout, pull, push, streams, vod)",
         "c.toml: apps.y.streams.gop_cache: expected bool, got string 'no'",
     ]
 

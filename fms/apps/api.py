@@ -26,6 +26,7 @@ from fms.apps.interfaces import (
     IPlugin,
     IStreamView,
 )
+from fms.apps.pulls import PullError
 from fms.apps.pushes import PushError
 from fms.errors import ApplicationError
 from fms.rtmp.status import StatusCode
@@ -177,6 +178,7 @@ __all__ = [
     "MediaFrame",
     "NotHandled",
     "Plugin",
+    "PullError",
     "PushError",
     "Redirect",
     "Reject",

@@ -21,6 +21,7 @@ from zope.interface import implementer
 from fms.amf import encode_values
 from fms.apps.api import Accept, MediaFrame, NotHandled, Plugin, Redirect, Reject, Rename
 from fms.apps.interfaces import IAppView, IClientView, IStreamView
+from fms.apps.pulls import Puller, PullError, PullHandle, plugin_request
 from fms.apps.pushes import AppPushes, Pusher, PushError, PushHandle, PushRequest
 from fms.apps.shared import Elsewhere, LocalSeats, Seating, SeatTable
 from fms.apps.verdict import REFUSED_BY_DEFAULT, Action, Verdict, name_verdict, status_for
@@ -98,6 +99,7 @@ class Application:
         seats: SeatTable | None = None,
         elsewhere: Elsewhere | None = None,
         pusher: Pusher | None = None,
+        puller: Puller | None = None,
     ) -> None:
         """``seats``: the seat table shared by every process serving the port (a fresh
         :class:`~fms.apps.shared.LocalSeats` when not given); ``elsewhere``: the other
@@ -120,6 +122,8 @@ class Application:
         self.elsewhere = elsewhere
         self.pushes = AppPushes(config.push, pusher)
         """Pushes of this application's streams (``[[apps.NAME.push]]`` and ``push``)."""
+        self.puller = puller
+        """Pulls streams from other servers (``[[apps.NAME.pull]]`` and ``pull``)."""
 
     def _overriding(self, hook: str) -> list[Any]:
         """The plugins that do something in ``hook`` (they have it, and it is not
@@ -165,6 +169,13 @@ class Application:
         if not isinstance(live, LiveStream) or not self._owns(live.app):
             raise PushError(f"{stream!r} is not a stream of {self.name}")
         return self.pushes.push(live, PushRequest(url, live.name if name is None else name))
+
+    def pull(self, name: str, url: str, upstream: str | None = None) -> PullHandle:
+        app, _, stream = name.rpartition("/")
+        app = f"{self.name}/{app}" if app else self.name
+        if self.puller is None:
+            raise PullError("this server cannot pull streams")
+        return self.puller.pull(plugin_request(app, stream, url, upstream))
 
     def _owns(self, app: str) -> bool:
         return app == self.name or app.startswith(self.name + "/")

@@ -165,6 +165,15 @@ class IAppView(Interface):
         ``stop()``. Raises ``PushError`` (a ``ValueError``) for a bad URL or a stream nobody
         publishes. With ``--workers``, call it on the publisher's worker (in ``published``)."""
 
+    def pull(name: str, url: str, upstream: str | None = None) -> Any:
+        """Fetch stream ``name`` of this application (``room1/cam``: of ``APP/room1``) from
+        another server and publish it here: ``url`` is ``rtmp[s]://host[:port]/app`` (playing
+        ``upstream``, default ``name``) or ``http[s]://.../x.flv``. One pull per stream: a
+        pull under way is returned as it is. It reconnects with backoff (1 s doubling to 30 s)
+        until its handle's ``stop()``. Returns a handle with ``state`` (``connecting``,
+        ``live``, ``retrying``, ``stopped``), ``figures()`` and ``stop()``. Raises
+        ``PullError`` (a ``ValueError``) for a bad URL or name."""
+
 
 class IApplication(Interface):
     """An application plugin. Hooks that decide return a decision (see the module docstring)."""

@@ -24,6 +24,8 @@ from fms.config.cluster import cluster_problems
 from fms.config.fields import option as _opt
 from fms.config.media import HLSConfig as HLSConfig
 from fms.config.media import VodConfig as VodConfig
+from fms.config.pull import PullConfig as PullConfig
+from fms.config.pull import load_pulls
 from fms.config.push import PUSH_FIELDS as PUSH_FIELDS
 from fms.config.push import PUSH_SCHEMES as PUSH_SCHEMES
 from fms.config.push import PushConfig as PushConfig
@@ -302,6 +304,8 @@ class AppConfig:
     """Playback of recordings (``[apps.NAME.vod]``)."""
     push: tuple[PushConfig, ...] = ()
     """Targets every matching publish of the app is relayed to (``[[apps.NAME.push]]``)."""
+    pull: tuple[PullConfig, ...] = ()
+    """Sources of the app's streams nobody publishes here (``[[apps.NAME.pull]]``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,7 +501,8 @@ def _load_apps(
 
 
 _APP_KEYS = (
-    "decision_timeout", "plugins", "policy", "publish_or_play_timeout", "push", "streams", "vod"
+    "decision_timeout", "plugins", "policy", "publish_or_play_timeout", "pull", "push", "streams",
+    "vod",
 )  # fmt: skip
 
 
@@ -514,6 +519,7 @@ def _load_app(
     publish_or_play: float | None = None
     vod = VodConfig()
     pushes: list[PushConfig] = []
+    pulls: list[PullConfig] = []
     for key, value in table.items():
         if key == "streams":
             overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
@@ -528,6 +534,8 @@ def _load_app(
             plugins = _load_plugin_specs(value, f"{where}.plugins", problems)
         elif key == "push":
             pushes = _load_pushes(value, f"{where}.push", problems)
+        elif key == "pull":
+            pulls = load_pulls(value, f"{where}.pull", problems, _validated)
         elif key == "decision_timeout":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 problems.append(f"{where}.decision_timeout: expected a positive number of seconds")
@@ -559,6 +567,7 @@ def _load_app(
         name=name,
         vod=vod,
         push=tuple(pushes),
+        pull=tuple(pulls),
     )
 
 

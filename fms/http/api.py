@@ -193,6 +193,10 @@ class API:
         app, name = str(payload["app"]), str(payload["name"])
         proto = actions.publisher_of(self.server, app, name)
         if proto is None:
+            pull = self.server.pulls.of(app, name)  # a pulled stream: stop its pull
+            if pull is not None and pull.stream is not None:
+                pull.close("stopped through the HTTP API")
+                return {"stopped": True, "publisher": None}
             return {"stopped": False}
         actions.stop_publish(self.server, proto, app, name)
         return {"stopped": True, "publisher": docs.client_id(self.peers.index, proto.id)}

@@ -66,18 +66,25 @@ def local_streams(server: RTMPServerFactory, worker: int, now: float) -> list[di
     <fms.live.stream.LiveStream.figures>` with ``app``, ``name``, ``publisher`` (the client
     publishing here, else None), ``origin`` (whether it publishes on this process),
     ``players`` and ``bytes_out`` of this process's players only (pushes are players of the
-    stream, listed under ``pushes`` rather than counted in ``players``)."""
+    stream, listed under ``pushes`` rather than counted in ``players``), and ``pull``: the
+    figures of the pull of the stream (``docs/pull.md``), or None."""
     out = []
     for stream in server.registry:
         figures = stream.figures(now)
         origin = _origin(stream)
+        publisher = _publisher(stream, worker) if origin else None
+        puller = server.pulls.publisher(stream)
+        if puller is not None:  # a pull publishes it: no client to name
+            origin = True
+            publisher = {"id": None, "address": puller.request.url, "agent": puller.view.agent}
         figures.update(
             app=stream.app,
             name=stream.name,
-            publisher=_publisher(stream, worker) if origin else None,
+            publisher=publisher,
             origin=origin,
             players=len(stream.players) - server.pushes.players(stream),
             pushes=server.pushes.figures(stream),
+            pull=server.pulls.figures(stream),
         )
         out.append(figures)
     return out

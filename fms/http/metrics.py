@@ -17,6 +17,8 @@ the ``_total``/``_bucket`` suffixes the format adds):
   ``url``: ``fms_push_state{state}`` (1 for its state), ``fms_push_bytes_sent``,
   ``fms_push_messages_sent``, ``fms_push_skipped_messages``, ``fms_push_slow_closes``,
   ``fms_push_connects``;
+- per pulled stream, labels ``app``, ``stream`` and ``url`` (the source): ``fms_pull_state
+  {state}``, ``fms_pull_bytes_in``, ``fms_pull_messages_in``, ``fms_pull_connects``;
 - ``fms_plugin_decision_seconds{action}`` (histogram) and ``fms_plugin_refusals{action}``;
 - ``fms_admission_refusals{reason}``, ``fms_handshake_failures{reason}``;
 - ``fms_worker_restarts`` (restarts of the workers serving now, each counted by itself);
@@ -132,6 +134,7 @@ class FiguresCollector:
             uptime.add_metric(key, doc["uptime"])
         yield from (players, bytes_in, bytes_out, messages, bitrate, uptime)
         yield from _push_families(streams)
+        yield from _pull_families(streams)
         gone = {name: sum(v for _, v in _counter(counters, name)) for name in (
             "player_bytes_delivered", "player_messages_delivered", "slow_player_skips",
             "slow_player_skipped_messages", "slow_player_closes",
@@ -234,6 +237,36 @@ def _push_families(streams: list[dict[str, Any]]) -> Iterator[Metric]:
                 state.add_metric([*key, name], 1.0 if push["state"] == name else 0.0)
             for name, family in families.items():
                 family.add_metric(key, push[name])
+    yield state
+    yield from families.values()
+
+
+PULL_STATES = ("connecting", "live", "retrying", "stopped")
+
+
+def _pull_families(streams: list[dict[str, Any]]) -> Iterator[Metric]:
+    """One sample per pulled stream (labels ``app``, ``stream``, ``url``: the source)."""
+    labels = ["app", "stream", "url"]
+    state = GaugeMetricFamily(
+        "fms_pull_state", "1 for the state a pull is in.", labels=[*labels, "state"]
+    )
+    families = {
+        key: CounterMetricFamily(f"fms_pull_{key}", text, labels=labels)
+        for key, text in (
+            ("bytes_in", "Bytes received from a pull's source, over all its connections."),
+            ("messages_in", "Messages a pull published here."),
+            ("connects", "Connection attempts of a pull."),
+        )
+    }
+    for doc in streams:
+        pull = doc.get("pull")
+        if not pull:
+            continue
+        key = [doc["app"], doc["name"], pull["url"]]
+        for name in PULL_STATES:
+            state.add_metric([*key, name], 1.0 if pull["state"] == name else 0.0)
+        for name, family in families.items():
+            family.add_metric(key, pull[name])
     yield state
     yield from families.values()
 

@@ -35,6 +35,9 @@ class StreamRegistry:
         self.publish_hooks: list[Callable[[LiveStream], None]] = []
         """Called with each stream a publisher claimed, once its publish started (the HLS
         side attaches its :class:`~fms.live.stream.StreamTap` here)."""
+        self.demand_hooks: list[Callable[[LiveStream], None]] = []
+        """Called with a stream whose players came or went, or whose publisher left (the
+        pulls of :mod:`fms.server.pull` start and stop on it)."""
 
     def __iter__(self) -> Iterator[LiveStream]:
         return iter(list(self._streams.values()))
@@ -53,6 +56,18 @@ class StreamRegistry:
             )
         return stream
 
+    def hold(self, app: str, name: str) -> LiveStream:
+        """The stream (app, name), created waiting if absent: a pull keeps its stream listed
+        while it connects or retries. Forgotten at the next release or leave that leaves it
+        idle, or by :meth:`drop_if_idle`."""
+        return self._stream(app, name)
+
+    def drop_if_idle(self, app: str, name: str) -> None:
+        """Forget (app, name) if nobody publishes or plays it."""
+        stream = self._streams.get((app, name))
+        if stream is not None:
+            self._forget_if_idle(stream)
+
     def claim(self, app: str, name: str, publisher: Any) -> LiveStream | None:
         """Make ``publisher`` the stream's publisher; None when another one already is."""
         stream = self._stream(app, name)
@@ -69,6 +84,7 @@ class StreamRegistry:
             return False
         stream.stop_publish()
         self._forget_if_idle(stream)
+        self._demand(stream)
         return True
 
     def play(
@@ -85,7 +101,9 @@ class StreamRegistry:
         """Add a player to (app, name), creating a waiting stream if nobody publishes it
         (``flv``: an HTTP-FLV viewer, given FLV tags)."""
         stream = self._stream(app, name)
-        return stream, stream.add_player(sink, stream_id, audio=audio, video=video, flv=flv)
+        player = stream.add_player(sink, stream_id, audio=audio, video=video, flv=flv)
+        self._demand(stream)
+        return stream, player
 
     def leave(self, stream: LiveStream, player: Player) -> None:
         # What a player leaves behind in the metrics (fms.http.metrics adds those still here).
@@ -95,6 +113,11 @@ class StreamRegistry:
         COUNTERS.add("slow_player_skipped_messages", player.skipped_messages)
         stream.remove_player(player)
         self._forget_if_idle(stream)
+        self._demand(stream)
+
+    def _demand(self, stream: LiveStream) -> None:
+        for hook in self.demand_hooks:
+            hook(stream)
 
     def _forget_if_idle(self, stream: LiveStream) -> None:
         if not stream.published and not stream.players:

@@ -40,6 +40,7 @@ from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
 from fms.server.proxied import ProxiedRTMPServerProtocol, ProxyCheckingRTMPServerProtocol
 from fms.server.proxy import TrustedProxies
+from fms.server.pull import PullService
 from fms.server.push import PushService
 from fms.server.tally import count_handshake_failure, refusal_kind
 
@@ -109,11 +110,17 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         (:mod:`fms.cluster.directory`) when ``[cluster]`` is on."""
         self.directory: DirectoryFigures | None = None
         """The cluster directory of this process, for the HTTP API (None: no cluster)."""
+        self.pulls = PullService(self, lambda name: self.config.path(name))
+        """Streams pulled from other servers (:mod:`fms.server.pull`)."""
+        self._pulls_started = False
 
     # --------------------------------------------------------------------------- start/stop
 
     def startFactory(self) -> None:
         self._start_flusher()
+        if not self._pulls_started:  # once, though RTMP and RTMPS listeners share the factory
+            self._pulls_started = True
+            self.pulls.start_always()
         if self._pulse is None:
             self._pulse = LoopingCall(lambda: self.attention.beat(self.clock.seconds()))
             self._pulse.clock = self.clock
@@ -143,6 +150,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             return  # shutdown() stops the applications once their clients were told
         self._stop_flusher()
         self._stop_pulse()
+        self.pulls.stop_all()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -160,6 +168,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         if timeout is None:
             timeout = self.config.server.shutdown_timeout
         self.shutting_down = True
+        self.pulls.stop_all()  # their players are told below, as those of a publisher
         log.info(
             "shutting down: {clients} connections, {streams} streams",
             clients=len(self.connections), streams=len(self.registry),
@@ -386,6 +395,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
             application = Application(
                 key, settings, chain, self.registry, self.clock,
                 seats=self.seats, elsewhere=self.elsewhere, pusher=self.pushes,
+                puller=self.pulls,
             )  # fmt: skip
             self.applications[key] = application
             application.start()

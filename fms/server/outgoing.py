@@ -1,14 +1,15 @@
 """Outgoing RTMP connections: this server as a client of another one.
 
-A push (:mod:`fms.server.push`) publishes a stream on another server; a pull will play one
-from it. Both need the same thing below their own logic, which lives here: the target's
-address read from an ``rtmp://`` or ``rtmps://`` URL (:class:`RTMPTarget`), the reconnect
-delays (:class:`Backoff`), and :class:`OutgoingLink`, the Twisted protocol around the
-sans-IO :class:`~fms.rtmp.client.ClientConnection` that connects, asks ``connect`` and
-``createStream`` and then hands every event to its :class:`LinkOwner`, which decides what to
-publish or play. The link also writes bytes chunk-encoded elsewhere (a stream's shared fan-out
-bytes) and holds its own control output (acknowledgements, ping answers) while such a message
-is only partly written, so chunk streams are never cut in the middle of a chunk.
+A push (:mod:`fms.server.push`) publishes a stream on another server; a pull
+(:mod:`fms.server.pull`) plays one from it. Both need the same thing below their own logic,
+which lives here: the target's address read from an ``rtmp://`` or ``rtmps://`` URL
+(:class:`RTMPTarget`), the reconnect delays (:class:`Backoff`), and :class:`OutgoingLink`,
+the Twisted protocol around the sans-IO :class:`~fms.rtmp.client.ClientConnection` that
+connects, asks ``connect`` and ``createStream`` and then hands every event to its
+:class:`LinkOwner`, which decides what to publish or play. The link also writes bytes
+chunk-encoded elsewhere (a stream's shared fan-out bytes) and holds its own control output
+(acknowledgements, ping answers) while such a message is only partly written, so chunk
+streams are never cut in the middle of a chunk.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class OutgoingLink(TwistedProtocol):
         """Whether the last bytes of :meth:`write_encoded` ended inside a message: control
         output waits until it is finished."""
         self.bytes_sent = 0
+        self.bytes_received = 0
         self.closed = False
         self._reported = False
         self._answer_due: Any = None
@@ -173,6 +175,7 @@ class OutgoingLink(TwistedProtocol):
         conn = self.conn
         if conn is None or self.closed:
             return
+        self.bytes_received += len(data)
         try:
             events = conn.receive_data(data, self.reactor.seconds())
         except (RemoteProtocolError, LocalProtocolError) as exc:
