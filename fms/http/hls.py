@@ -467,7 +467,8 @@ class HLSViewers:
         entry = self.streams.streams.get((app, name))
         prefix = "" if name == asked else f"../{quote(name)}/"
         if entry is None and self.forward is not None:
-            self.forward(request, app, name, "index.m3u8", query, prefix)
+            low = request.path.endswith(b"/ll.m3u8")
+            self.forward(request, app, name, "ll.m3u8" if low else "index.m3u8", query, prefix)
             return
         if entry is None:
             _error(request, 404, f"no HLS for {app}/{name}: nobody publishes it")

@@ -91,6 +91,25 @@ def check_far(segments: StreamSegments, msn: int, part: int | None, part_target:
             raise BadBlockingRequest(f"_HLS_part {part} is too far beyond part {made - 1}")
 
 
+def part_waitable(segments: StreamSegments, sequence: int, index: int) -> bool:
+    """True when part ``index`` of segment ``sequence`` is one a request may be held for: a
+    part of the segment being made, not made yet, within the Advance Part Limit."""
+    limit = advance_limit(segments.settings.part_duration)
+    return (
+        not segments.ended
+        and sequence == segments.open_sequence
+        and 0 <= index - len(segments.open_parts()) < limit
+    )
+
+
+def part_settled(segments: StreamSegments, sequence: int, index: int) -> bool:
+    """True once a held part request can be answered: the part was made, or its segment
+    closed (without it: 404), or the stream ended."""
+    return (
+        segments.ended or sequence != segments.open_sequence or index < len(segments.open_parts())
+    )
+
+
 def playlist_holds(segments: StreamSegments, msn: int, part: int | None) -> bool:
     """True when the playlist holds segment ``msn`` (whole, or its part ``part``)."""
     if segments.ended or msn < segments.open_sequence:
@@ -209,6 +228,12 @@ def _pairs(request: Request) -> list[tuple[str, str]]:
     return pairs
 
 
+def request_blocking(request: Request) -> tuple[int | None, int | None]:
+    """(msn, part) a request's ``_HLS_msn`` / ``_HLS_part`` ask (already checked by
+    :func:`hls_ll_playlist`)."""
+    return blocking_query(_pairs(request))
+
+
 def viewer_query(request: Request) -> str:
     """The request's raw query without ``_HLS_*`` directives (as sent, not re-encoded)."""
     query = urlsplit(request.uri).query.decode("utf-8", "replace")
@@ -280,23 +305,13 @@ def part_request(
         else:
             respond(request, 200, PART_TYPE, LONG_CACHE, data)
 
-    limit = advance_limit(segments.settings.part_duration)
-    waitable = (
-        not segments.ended
-        and sequence == segments.open_sequence
-        and 0 <= index - len(segments.open_parts()) < limit
-    )
-    if not waitable:
+    if not part_waitable(segments, sequence, index):
         answer()
         return
     held.hold(
         request,
         lambda: entry.progress,
-        lambda: (
-            segments.ended
-            or sequence != segments.open_sequence
-            or index < len(segments.open_parts())
-        ),
+        lambda: part_settled(segments, sequence, index),
         answer,
         lambda: refuse(request, 503, f"{file} was not made in time"),
         3 * segments.target_duration,
@@ -313,7 +328,10 @@ __all__ = [
     "hls_ll_playlist",
     "low_latency_playlist",
     "part_request",
+    "part_settled",
+    "part_waitable",
     "playlist_holds",
+    "request_blocking",
     "viewer_query",
     "without_blocking",
 ]

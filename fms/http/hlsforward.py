@@ -32,6 +32,22 @@ it arrive meanwhile: a forwarded segment costs one control round trip per worker
 viewer. (A kept segment may outlive the owner's window by a little: its bytes are still those
 the name stands for.) Playlists and ``init.mp4`` are asked for every time.
 
+**Low-Latency HLS.** ``ll.m3u8`` (with the viewer's ``_HLS_msn`` / ``_HLS_part``) and parts
+``seg<N>.<P>.m4s`` go to the owner too. A blocking reload or a preload-hinted part may wait
+three target durations (6 s with 2 s segments), longer than one control ask may take
+(:data:`fms.cluster.observe.TIMEOUT`, 2 s): so the owner holds such an ask at most
+:data:`BLOCK_WAIT` seconds (in its own :class:`~fms.http.hls_ll.HeldRequests`, under its cap)
+and answers ``blocked`` with its target duration if the part is not there yet; the asking
+worker holds the viewer's request in *its* ``HeldRequests`` (the cap counts it there: a
+forwarded held request is a held request of the worker whose connection it occupies) and asks
+again until three target durations from the request's arrival, then answers 503 as the owner
+would. The first ask does not hold (``hold`` 0): it answers at once what needs no wait, and
+tells the target duration that sets the asker's deadline. The spec's 400s for values too far
+ahead (``_HLS_msn`` more than two segments beyond, ``_HLS_part`` beyond the Advance Part
+Limit) are the owner's to answer, as only the owner knows what it has made; the asker checks
+the syntax (:func:`~fms.http.hls_ll.hls_ll_playlist`) before any plugin or ask. Parts are
+immutable once made (their names never repeat) and are kept like segments.
+
 Answers carry ``X-FMS-Worker`` (this worker) and ``X-FMS-HLS-Muxer`` (the worker whose
 segments they are); the first request this worker forwards for a stream is logged.
 """
@@ -41,6 +57,7 @@ from __future__ import annotations
 import base64
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +67,17 @@ from twisted.web.server import Request
 
 from fms.hls.playlist import CONTENT_TYPE as PLAYLIST_TYPE
 from fms.http.hls import HLSViewers, _answer, _error, file_content, relay_origin
+from fms.http.hls_ll import (
+    LONG_CACHE,
+    PART_TYPE,
+    BadBlockingRequest,
+    check_far,
+    part_settled,
+    part_waitable,
+    playlist_holds,
+    refuse,
+    request_blocking,
+)
 from fms.http.peers import Peers
 from fms.log import Logger
 
@@ -59,8 +87,10 @@ if TYPE_CHECKING:
 log = Logger(namespace="fms.http.hlsforward")
 
 OP = "hls.get"
-"""The control-channel operation: ``{app, name, file, query, prefix, offset, wait}`` ->
-``{status, worker, type, cache, size, data}`` (``data``: base64 of bytes from ``offset``)."""
+"""The control-channel operation: ``{app, name, file, query, prefix, offset, wait, msn, part,
+hold}`` -> ``{status, worker, type, cache, size, data}`` (``data``: base64 of bytes from
+``offset``), or a refusal ``{status, worker, error}``, or for a Low-Latency request not
+answerable yet ``{status: 404, blocked: true, target}`` (``target``: seconds)."""
 CHUNK = 512 * 1024
 """Bytes of a segment per reply: their base64 (4/3) and the JSON around it stay under the
 control channel's 1 MiB message bound."""
@@ -69,14 +99,23 @@ PENDING_WAIT = 1.5
 asker's per-ask timeout); the asker asks again until ``[hls] wait`` has passed."""
 
 
-_IMMUTABLE = re.compile(r"^(init\d+\.mp4|seg\d+\.(m4s|ts))$")
-"""Files whose name is never reused for other bytes (see :mod:`fms.http.hls`)."""
+BLOCK_WAIT = 1.5
+"""Seconds the owner holds a forwarded blocking reload or hinted part at most (below the
+asker's per-ask timeout, :data:`fms.cluster.observe.TIMEOUT`, 2 s, with room for the
+answer's way back); the asker asks again until the request's own deadline."""
+
+_IMMUTABLE = re.compile(r"^(init\d+\.mp4|seg\d+\.(m4s|ts)|seg\d+\.\d+\.m4s)$")
+"""Files whose name is never reused for other bytes (see :mod:`fms.http.hls`), LL parts
+included."""
+_PART = re.compile(r"^seg(\d{1,20})\.(\d{1,6})\.m4s$")
 
 
 @dataclass(frozen=True, slots=True)
 class _Found:
     """A whole answer of the owner: status, the owner's index, and for a 200 the content
-    type, cache control and body; ``pending``: published, no segment yet."""
+    type, cache control and body; ``pending``: published, no segment yet; ``blocked``: a
+    Low-Latency request whose part is not made yet, ``target`` the stream's target duration
+    (s); ``message``: the owner's reason for a refusal (400, 503)."""
 
     status: int
     worker: int
@@ -84,6 +123,9 @@ class _Found:
     cache: bytes = b""
     body: bytes = b""
     pending: bool = False
+    blocked: bool = False
+    target: float = 0.0
+    message: str = ""
 
 
 class HLSForwarder:
@@ -111,12 +153,16 @@ class HLSForwarder:
         entry = self.viewers.streams.streams.get((app, name))
         if entry is None:
             return {"status": 404, "worker": self.peers.index}
-        if file != "index.m3u8":
+        if _PART.match(file) is not None:
+            return self._answer_part(entry, payload)
+        if file not in ("index.m3u8", "ll.m3u8"):
             found = file_content(entry.segments, file)
             if found is None:
                 return {"status": 404, "worker": self.peers.index}
             return self._reply(*found, int(payload.get("offset", 0)))
         segments = entry.segments
+        if (segments.segments or segments.ended) and file == "ll.m3u8":
+            return self._answer_low_latency(entry, payload)
         if segments.segments or segments.ended:
             text = segments.playlist(str(payload.get("query", "")), str(payload.get("prefix", "")))
             return self._reply(PLAYLIST_TYPE.encode(), b"no-cache", text.encode(), 0)
@@ -125,6 +171,81 @@ class HLSForwarder:
         return self._first_segment(entry).addCallback(
             lambda _: self.answer({**payload, "wait": False})
         )
+
+    def _answer_low_latency(
+        self, entry: _Entry, payload: dict[str, Any]
+    ) -> dict[str, Any] | Deferred[dict[str, Any]]:
+        """``ll.m3u8``: now, a 400 for a part too far ahead, or once it holds the asked part
+        (held :data:`BLOCK_WAIT` seconds at most, then ``blocked``)."""
+        segments = entry.segments
+        query, prefix = str(payload.get("query", "")), str(payload.get("prefix", ""))
+        msn, part = payload.get("msn"), payload.get("part")
+
+        def now() -> dict[str, Any]:
+            text = segments.low_latency_playlist(query, prefix)
+            return self._reply(PLAYLIST_TYPE.encode(), b"no-cache", text.encode(), 0)
+
+        if msn is None:
+            return now()
+        msn, part = int(msn), None if part is None else int(part)
+        try:
+            check_far(segments, msn, part, segments.settings.part_duration)
+        except BadBlockingRequest as error:
+            return {"status": 400, "worker": self.peers.index, "error": str(error)}
+        return self._held(entry, payload, lambda: playlist_holds(segments, msn, part), now)
+
+    def _answer_part(
+        self, entry: _Entry, payload: dict[str, Any]
+    ) -> dict[str, Any] | Deferred[dict[str, Any]]:
+        """``seg<N>.<P>.m4s``: the part, 404, or for a hinted part not made yet, once made
+        (held :data:`BLOCK_WAIT` seconds at most, then ``blocked``)."""
+        segments = entry.segments
+        match = _PART.match(str(payload["file"]))
+        assert match is not None
+        sequence, index = int(match.group(1)), int(match.group(2))
+
+        def now() -> dict[str, Any]:
+            data = segments.part(sequence, index)
+            if data is None:
+                return {"status": 404, "worker": self.peers.index}
+            return self._reply(PART_TYPE, LONG_CACHE, data, int(payload.get("offset", 0)))
+
+        if not part_waitable(segments, sequence, index):
+            return now()
+        return self._held(entry, payload, lambda: part_settled(segments, sequence, index), now)
+
+    def _held(
+        self,
+        entry: _Entry,
+        payload: dict[str, Any],
+        ready: Callable[[], bool],
+        now: Callable[[], dict[str, Any]],
+    ) -> dict[str, Any] | Deferred[dict[str, Any]]:
+        """``now()`` once ``ready()``; held at most ``payload["hold"]`` seconds (capped at
+        :data:`BLOCK_WAIT`), counted in this worker's held requests, then ``blocked``."""
+        if ready():
+            return now()
+        blocked = {
+            "status": 404,
+            "worker": self.peers.index,
+            "blocked": True,
+            "target": entry.segments.target_duration,
+        }
+        hold = min(float(payload.get("hold", 0.0)), BLOCK_WAIT)
+        if hold <= 0:
+            return blocked
+        reply: Deferred[dict[str, Any]] = Deferred()
+        busy = {"status": 503, "worker": self.peers.index, "error": "too many blocked requests"}
+        self.viewers.held.hold(
+            _Asked(),  # type: ignore[arg-type]
+            lambda: entry.progress,
+            ready,
+            lambda: reply.callback(now()),
+            lambda: reply.callback(blocked),
+            hold,
+            lambda: reply.callback(busy),
+        )
+        return reply
 
     def _first_segment(self, entry: _Entry) -> Deferred[None]:
         """Fires when the stream closes a segment or ends, or after :data:`PENDING_WAIT`."""
@@ -158,8 +279,15 @@ class HLSForwarder:
         if owner is not None:
             return self.peers.ask(owner, OP, payload)
 
+        def rank(reply: dict[str, Any]) -> int:
+            if reply.get("status") == 200:
+                return 0
+            if reply.get("pending") or reply.get("blocked"):
+                return 1
+            return 2 if reply.get("status") != 404 else 3  # the owner's 400 or 503
+
         def best(replies: list[dict[str, Any]]) -> dict[str, Any]:
-            ranked = sorted(replies, key=lambda r: (r.get("status") != 200, not r.get("pending")))
+            ranked = sorted(replies, key=rank)
             return ranked[0] if ranked else {"status": 404}
 
         return self.peers.ask_others(OP, payload).addCallback(best)
@@ -170,30 +298,26 @@ class HLSForwarder:
         """Answer ``request`` for ``file`` of (app, name) with the owner's bytes."""
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
+        request.setHeader(b"X-FMS-Worker", str(self.peers.index).encode())
         payload: dict[str, Any] = {"app": app, "name": name, "file": file, "query": query}
-        payload.update(prefix=prefix, offset=0, wait=file == "index.m3u8")
-        deadline = self.clock.seconds() + self.viewers.server.config.hls.wait
+        payload.update(prefix=prefix, offset=0, wait=file in ("index.m3u8", "ll.m3u8"))
+        if file == "ll.m3u8":
+            msn, part = request_blocking(request)
+            payload.update(msn=msn, part=part, hold=0.0)
+        elif _PART.match(file) is not None:
+            payload.update(hold=0.0)
+        started = self.clock.seconds()
+        deadline = started + self.viewers.server.config.hls.wait
 
         def got(found: _Found) -> Deferred[Any] | None:
             if gone:
                 return None
             if found.pending and self.clock.seconds() < deadline:
                 return self.fetch(app, name, payload).addCallback(got)
-            if found.status != 200:
-                if found.pending:
-                    _error(request, 404, f"{app}/{name} made no HLS segment in time")
-                else:
-                    _error(request, 404, f"no {file} for {app}/{name} (not or no longer there)")
+            if found.blocked:
+                self._hold(request, gone, app, name, payload, started + 3 * found.target)
                 return None
-            if (app, name) not in self.told:
-                self.told.add((app, name))
-                log.info(
-                    "HLS of {app}/{name} answered here from worker {worker}, which muxes it",
-                    app=app, name=name, worker=found.worker,
-                )  # fmt: skip
-            request.setHeader(b"X-FMS-Worker", str(self.peers.index).encode())
-            request.setHeader(b"X-FMS-HLS-Muxer", str(found.worker).encode())
-            _answer(request, found.kind, found.cache, found.body)
+            self._deliver(request, app, name, file, found)
             return None
 
         def failed(failure: Failure) -> None:
@@ -202,6 +326,86 @@ class HLSForwarder:
                 _error(request, 503, f"the worker that muxes {app}/{name} did not answer")
 
         self.fetch(app, name, payload).addCallback(got).addErrback(failed)
+
+    def _hold(
+        self,
+        request: Request,
+        gone: list[bool],
+        app: str,
+        name: str,
+        payload: dict[str, Any],
+        end: float,
+    ) -> None:
+        """Hold ``request`` (a blocking reload or hinted part the owner has not made yet) in
+        this worker's :class:`~fms.http.hls_ll.HeldRequests` until ``end`` (clock seconds),
+        asking the owner again each time it answers ``blocked``; 503 at ``end``."""
+        file = str(payload["file"])
+        result: list[_Found] = []
+        waiters: list[Deferred[None]] = []
+        done: list[bool] = []
+
+        def settle(found: _Found) -> None:
+            if done or gone:
+                return
+            result.append(found)
+            fired = waiters[:]
+            waiters.clear()
+            for waiter in fired:
+                waiter.callback(None)
+
+        def again() -> None:
+            remaining = end - self.clock.seconds()
+            if done or gone or result or remaining <= 0:
+                return  # at ``end`` the held request's deadline answers
+            ask = {**payload, "hold": min(BLOCK_WAIT, remaining)}
+            self.fetch(app, name, ask).addCallbacks(answered, failed)
+
+        def answered(found: _Found) -> None:
+            if found.blocked:
+                again()
+            else:
+                settle(found)
+
+        def failed(failure: Failure) -> None:
+            log.debug("forwarding HLS {file}: {why}", file=file, why=failure.getErrorMessage())
+            settle(_Found(503, -1, message=f"the worker that muxes {app}/{name} did not answer"))
+
+        def finish(then: Callable[[], None]) -> Callable[[], None]:
+            def finished() -> None:
+                done.append(True)
+                then()
+
+            return finished
+
+        self.viewers.held.hold(
+            request,
+            lambda: waiters,
+            lambda: bool(result),
+            finish(lambda: self._deliver(request, app, name, file, result[0])),
+            finish(lambda: refuse(request, 503, f"{file} of {app}/{name} was not made in time")),
+            max(0.0, end - self.clock.seconds()),
+            finish(lambda: refuse(request, 503, "too many blocked requests")),
+        )
+        again()
+
+    def _deliver(self, request: Request, app: str, name: str, file: str, found: _Found) -> None:
+        """Answer ``request`` with the owner's whole answer ``found``."""
+        if found.status != 200:
+            if found.pending:
+                _error(request, 404, f"{app}/{name} made no HLS segment in time")
+            elif found.status in (400, 503):
+                _error(request, found.status, found.message or "refused by the muxing worker")
+            else:
+                _error(request, 404, f"no {file} for {app}/{name} (not or no longer there)")
+            return
+        if (app, name) not in self.told:
+            self.told.add((app, name))
+            log.info(
+                    "HLS of {app}/{name} answered here from worker {worker}, which muxes it",
+                    app=app, name=name, worker=found.worker,
+                )  # fmt: skip
+        request.setHeader(b"X-FMS-HLS-Muxer", str(found.worker).encode())
+        _answer(request, found.kind, found.cache, found.body)
 
     def fetch(self, app: str, name: str, payload: dict[str, Any]) -> Deferred[_Found]:
         """The whole answer of the owner for ``payload``'s file, its chunks put together.
@@ -230,7 +434,14 @@ class HLSForwarder:
     ) -> _Found | Deferred[_Found]:
         worker = int(reply.get("worker", -1))
         if reply.get("status") != 200:
-            return _Found(404, worker, pending=bool(reply.get("pending")))
+            return _Found(
+                int(reply.get("status", 404)),
+                worker,
+                pending=bool(reply.get("pending")),
+                blocked=bool(reply.get("blocked")),
+                target=float(reply.get("target", 0.0)),
+                message=str(reply.get("error", "")),
+            )
         size = int(reply["size"])
         parts = [base64.b64decode(reply["data"])]
         have = len(parts[0])
@@ -272,4 +483,13 @@ class HLSForwarder:
         return result
 
 
-__all__ = ["CHUNK", "OP", "HLSForwarder"]
+class _Asked:
+    """What :meth:`HeldRequests.hold` needs of a request, for an ask from another worker:
+    nothing tells this worker that the asker's viewer left (the hold ends within
+    :data:`BLOCK_WAIT` seconds anyway)."""
+
+    def notifyFinish(self) -> Deferred[None]:  # Twisted's name
+        return Deferred()
+
+
+__all__ = ["BLOCK_WAIT", "CHUNK", "OP", "HLSForwarder"]
