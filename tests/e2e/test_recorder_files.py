@@ -132,7 +132,7 @@ def publish(server: ServerProcess, name: str, seconds: int, **kwargs: Any) -> No
 def test_an_h264_aac_recording_has_its_duration_and_an_index_of_its_keyframe_tags(
     tmp_path: Path,
 ) -> None:
-    seconds = 4
+    seconds = 20  # the length the recording issue names
     config, folder = config_file(tmp_path, name="{stream}-{start:%Y%m%d-%H%M%S}.flv")
     server = ServerProcess("--log-level", "info", config=config)
     try:

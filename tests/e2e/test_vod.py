@@ -194,8 +194,10 @@ def test_plugins_decide_recording_downloads(library: Path, tmp_path: Path) -> No
 
 
 def test_a_recording_of_ours_plays_back_and_starts_where_its_index_says(tmp_path: Path) -> None:
-    """Record with the recorder plugin, then play the file through the same application: every
-    packet as recorded, and a start time lands on a keyframe of the file's own index."""
+    """Record a 20 s publish with the recorder plugin (the length the recording issue names),
+    then play the file through the same application: every packet as recorded, in real time
+    (not faster than its length minus the client's buffer); ``ffmpeg -ss 10`` gets the file's
+    packets from the keyframe its own index lists at or before 10 s; rtmpdump's start too."""
     directory = tmp_path / "rec"
     config = tmp_path / "fms.toml"
     config.write_text(
@@ -205,22 +207,37 @@ def test_a_recording_of_ours_plays_back_and_starts_where_its_index_says(tmp_path
     )
     server = ServerProcess(config=config)
     try:
-        publish = run_client(ffmpeg_publish_command(f"{server.url}/rec/show", 6), timeout=120)
+        publish = run_client(ffmpeg_publish_command(f"{server.url}/rec/show", 20), timeout=120)
         assert publish.returncode == 0, publish.stderr.decode(errors="replace")
         server.wait_for_line(r"recording finished \S+show\.flv", timeout=30)
         recorded = directory / "rec" / "show.flv"
         expected = tmp_path / "file.framemd5"
         assert run_client(framemd5_command(str(recorded), expected), timeout=60).returncode == 0
         got = tmp_path / "rtmp.framemd5"
+        began = time.monotonic()
         result = run_client(framemd5_command(f"{server.url}/rec/show", got), timeout=120)
+        elapsed = time.monotonic() - began
         assert result.returncode == 0, result.stderr.decode(errors="replace")
         assert packets(got) == packets(expected)
+        assert elapsed >= 20 - BUFFER_S - 1
 
         _, tags = flv.read_file(recorded.read_bytes())
         meta = next(t for t in tags if t.tag_type == flv.TAG_SCRIPT)
         index = decode_values(meta.payload)[1]["keyframes"]
         times = [round(t * 1000) for t in index["times"]]
-        assert len(times) >= 5
+        assert len(times) >= 19
+        keyframe = max(t for t in times if t <= 10_000)
+        source, sought = tmp_path / "file.md5", tmp_path / "seek.md5"
+        command = [require_client("ffmpeg"), "-v", "error"]
+        copy = ["-map", "0:v", "-c", "copy", "-copyts", "-f", "framemd5", "-y"]
+        assert run_client([*command, "-i", str(recorded), *copy, str(source)]).returncode == 0
+        result = run_client(
+            [*command, "-ss", "10", "-i", f"{server.url}/rec/show", *copy, str(sought)], timeout=120
+        )
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        everything = video_packets(source)
+        assert video_packets(sought) == [p for p in everything if p[0] >= keyframe]
+
         out = tmp_path / "part.flv"
         command = [require_client("rtmpdump"), "-q", "-r", f"{server.url}/rec/show"]
         assert run_client([*command, "-A", "3.5", "-o", str(out)], timeout=120).returncode == 0
