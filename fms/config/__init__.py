@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from fms.config.cluster import ClusterConfig as ClusterConfig
 from fms.config.cluster import cluster_problems
 from fms.config.fields import option as _opt
+from fms.config.fields import retry_problems, tables
 from fms.config.media import HLSConfig as HLSConfig
 from fms.config.media import VodConfig as VodConfig
 from fms.config.pull import PullConfig as PullConfig
@@ -572,15 +573,8 @@ def _load_app(
 
 
 def _load_pushes(value: object, where: str, problems: list[str]) -> list[PushConfig]:
-    if not isinstance(value, list):
-        problems.append(f"{where}: expected an array of tables ([[...push]])")
-        return []
     pushes = []
-    for index, entry in enumerate(value):
-        here = f"{where}[{index}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{here}: expected a table with 'url'")
-            continue
+    for here, entry in tables(value, where, problems, "push"):
         before = len(problems)
         options = dict(_validated(PushConfig, entry, here, problems))
         url = options.get("url")
@@ -590,11 +584,7 @@ def _load_pushes(value: object, where: str, problems: list[str]) -> list[PushCon
             problems.append(f"{here}.url: {why}")
         if (why := push_template_problem(options.get("name", "{name}"))) is not None:
             problems.append(f"{here}.name: {why}")
-        for key in ("retry_initial", "retry_max"):
-            if key in options and options[key] <= 0:
-                problems.append(f"{here}.{key}: expected a positive number of seconds")
-        if options.get("retry_max", 30.0) < options.get("retry_initial", 1.0):
-            problems.append(f"{here}.retry_max: below retry_initial")
+        retry_problems(here, options, problems)
         if len(problems) == before:
             pushes.append(PushConfig(**options))
     return pushes

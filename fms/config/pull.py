@@ -5,12 +5,12 @@ player (or the server's start, for ``always``) asks for it."""
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from fms.config.fields import option
+from fms.config.fields import option, retry_problems, tables
 from fms.config.push import push_url_problem
 
 PULL_MODES = ("on-demand", "always")
@@ -106,15 +106,8 @@ def load_pulls(
 ) -> list[PullConfig]:
     """``[[apps.NAME.pull]]`` tables; one problem per bad key (``validated`` reads a table's
     keys against :class:`PullConfig`'s fields, as for every other section)."""
-    if not isinstance(value, list):
-        problems.append(f"{where}: expected an array of tables ([[...pull]])")
-        return []
     pulls = []
-    for index, entry in enumerate(value):
-        here = f"{where}[{index}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{here}: expected a table with 'url'")
-            continue
+    for here, entry in tables(value, where, problems, "pull"):
         before = len(problems)
         options = dict(validated(PullConfig, entry, here, problems))
         url = options.get("url")
@@ -126,8 +119,7 @@ def load_pulls(
             problems.append(f"{here}.name: {why}")
         elif not render_pull(options.get("name", "{name}"), name="x", app="x"):
             problems.append(f"{here}.name: the template makes an empty name")
-        if options.get("retry_max", 30.0) < options.get("retry_initial", 1.0):
-            problems.append(f"{here}.retry_max: below retry_initial")
+        retry_problems(here, options, problems)
         if options.get("mode") == "always" and any(c in options.get("match", "*") for c in "*?["):
             problems.append(
                 f"{here}.match: an 'always' pull needs a plain stream name (no glob): "

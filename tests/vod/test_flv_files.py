@@ -20,6 +20,7 @@ from fms.vod.metadata import (
     read_metadata,
 )
 from fms.vod.reader import (
+    FileTag,
     FLVReadError,
     Read,
     index_file,
@@ -188,12 +189,25 @@ def test_a_file_cut_anywhere_reads_as_a_prefix_of_its_tags(
 
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_raise_only_flvreaderror(garbage: bytes) -> None:
+    """Whatever the bytes: the tags read are whole, back to back inside the data and within
+    the size limit, and any error is FLVReadError naming an offset inside the data."""
     for data in (garbage, b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00" + garbage):
+        tags: list[FileTag] = []
         try:
-            list(iter_tags(reader(data), max_tag_size=1000))
-            index_file(reader(data), max_tag_size=1000)
-        except FLVReadError:
-            pass
+            for tag in iter_tags(reader(data), max_tag_size=1000):
+                tags.append(tag)
+        except FLVReadError as error:
+            assert 0 <= error.offset <= len(data)
+        at = HEADER_SIZE
+        for tag in tags:
+            assert tag.offset == at and len(tag.body) <= 1000 and tag.end <= len(data)
+            at = tag.end
+        try:
+            found = index_file(reader(data), max_tag_size=1000)
+        except FLVReadError as error:
+            assert error.offset == 0  # only a bad file header stops the scan itself
+        else:
+            assert HEADER_SIZE <= found.end <= len(data)
 
 
 def test_a_tag_over_the_configured_size_limit_is_refused_at_its_offset() -> None:
