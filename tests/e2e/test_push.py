@@ -75,8 +75,11 @@ def test_a_pushed_stream_plays_on_the_target_again_after_it_restarts_and_after_a
     )
     publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 120, fps=FPS))
     try:
+        # Live and past its first flush: the state turns live when the target accepts the
+        # publish, the first bytes follow at the next flush.
         first = wait_until("the push live", lambda: [p for p in _pushes(api, "cam")
-                                                     if p["state"] == "live"])  # fmt: skip
+                                                     if p["state"] == "live"
+                                                     and p["bytes_sent"] > 0])  # fmt: skip
         assert first[0]["url"] == f"rtmp://127.0.0.1:{port}/live"
         assert first[0]["name"] == "cam-copy" and first[0]["origin"] == "config"
         frames, video = _probe_seconds(f"{target.url}/live/cam-copy")
