@@ -6,16 +6,22 @@ publishes (asynchronously, as plugins do); the server's publish listener tells t
 synchronously, when a client's publish goes on air and when it ends. The listener rather than
 the plugins' ``published`` notification, which waits for the plugins before it (a slow webhook
 could hold it past the entry's time to live); the listener slot is shared with the worker relay
-(:class:`PublishListeners`)."""
+(:class:`PublishListeners`).
+
+Cluster pulls (:mod:`fms.cluster.pulls`): the pull service's locator, and the private path's
+protocols (:mod:`fms.cluster.private`) that tell other nodes' links from clients."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 
 from fms.cluster.directory import DirectoryPlugin, StreamDirectory
+from fms.cluster.private import PrivatePath, link_protocols
+from fms.cluster.pulls import ClusterLocator, pulled_from_cluster
 from fms.cluster.redis import RedisStore
 from fms.config import Config
 from fms.live.stream import LiveStream
@@ -49,13 +55,19 @@ class PublishListeners:
 
 
 class DirectoryListener:
-    """Tells the directory of the publishes of this process's clients (relay links from other
-    workers are not told: their publish is held by its own worker)."""
+    """Tells the directory of the publishes of this process's clients and configured pulls
+    (relay links from other workers are not told: their publish is held by its own worker;
+    nor are the streams ``skip`` names: those a cluster pull publishes, held elsewhere)."""
 
-    def __init__(self, directory: StreamDirectory) -> None:
+    def __init__(
+        self, directory: StreamDirectory, skip: Callable[[LiveStream], bool] | None = None
+    ) -> None:
         self.directory = directory
+        self.skip = skip
 
     def publish_started(self, stream: LiveStream, peer: str) -> None:
+        if self.skip is not None and self.skip(stream):
+            return
         self.directory.published(stream.app, stream.name)
 
     def publish_stopped(self, stream: LiveStream) -> None:
@@ -106,9 +118,14 @@ def attach_directory(
 
 
 def wire(factory: RTMPServerFactory, directory: StreamDirectory) -> None:
-    """Make ``directory`` decide ``factory``'s publishes, hear of them, and show in its API."""
+    """Make ``directory`` decide ``factory``'s publishes, hear of them, and show in its API;
+    let ``factory`` pull the streams it does not hold from the cluster and serve the other
+    nodes' links."""
     factory.chain_tail.append(DirectoryPlugin(directory))
-    mine = DirectoryListener(directory)
+    path = PrivatePath(directory.config)
+    factory.protocol_variants.update(link_protocols(path))
+    factory.pulls.locator = ClusterLocator(directory.config, directory, path, factory.clock)
+    mine = DirectoryListener(directory, lambda stream: pulled_from_cluster(factory.pulls, stream))
     relay = factory.publish_listener
     factory.publish_listener = mine if relay is None else PublishListeners(relay, mine)
     factory.directory = directory

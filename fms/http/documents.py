@@ -85,9 +85,17 @@ def local_streams(server: RTMPServerFactory, worker: int, now: float) -> list[di
             players=len(stream.players) - server.pushes.players(stream),
             pushes=server.pushes.figures(stream),
             pull=server.pulls.figures(stream),
+            cluster_links=_cluster_links(stream),
         )
         out.append(figures)
     return out
+
+
+def _cluster_links(stream: Any) -> list[str]:
+    """The nodes whose private-path links (:mod:`fms.cluster.private`) play ``stream`` here,
+    one entry per link, sorted."""
+    nodes = (getattr(getattr(p.sink, "proto", None), "cluster_node", None) for p in stream.players)
+    return sorted(node for node in nodes if node)
 
 
 def merge_streams(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -103,10 +111,12 @@ def merge_streams(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 merged[key] = dict(doc)
                 continue
             players = have["players"] + doc["players"]
+            links = sorted(have.get("cluster_links", []) + doc.get("cluster_links", []))
             bytes_out = have["bytes_out"] + doc["bytes_out"]
             if doc["origin"] and not have["origin"]:
                 have = merged[key] = dict(doc)
             have["players"], have["bytes_out"] = players, bytes_out
+            have["cluster_links"] = links
     for doc in merged.values():
         doc["published"] = bool(doc["published"] or doc["origin"])
         del doc["origin"]

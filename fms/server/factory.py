@@ -112,6 +112,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         """The cluster directory of this process, for the HTTP API (None: no cluster)."""
         self.pulls = PullService(self, lambda name: self.config.path(name))
         """Streams pulled from other servers (:mod:`fms.server.pull`)."""
+        self.protocol_variants: dict[type[RTMPServerProtocol], type[RTMPServerProtocol]] = {}
+        """Subclasses built instead of the server's protocols: the cluster's, which tell the
+        other nodes' private-path links from clients (:mod:`fms.cluster.private`)."""
         self._pulls_started = False
 
     # --------------------------------------------------------------------------- start/stop
@@ -240,13 +243,14 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         if reason is not None:
             self._refuse(host, reason)
             return None  # Twisted closes the socket at once
-        proto: RTMPServerProtocol
+        kind: type[RTMPServerProtocol]
         if proxied:
-            proto = ProxiedRTMPServerProtocol(self)
+            kind = ProxiedRTMPServerProtocol
         elif self.config.server.proxy_protocol:
-            proto = ProxyCheckingRTMPServerProtocol(self)
+            kind = ProxyCheckingRTMPServerProtocol
         else:
-            proto = RTMPServerProtocol(self)
+            kind = RTMPServerProtocol
+        proto = self.protocol_variants.get(kind, kind)(self)
         proto.factory = self
         return proto
 

@@ -22,6 +22,13 @@ yet, a silent server) counts as failed, as does a live source that sends nothing
 
 States (:class:`PullState`): ``connecting`` (until the first message), ``live``,
 ``retrying``, ``stopped``.
+
+A stream that no ``[[apps.NAME.pull]]`` table takes may still be pulled through a
+:class:`Locator` (the cluster's, :mod:`fms.cluster.pulls`, plugged in by the cluster node):
+it makes the request, and names the source URL anew at each try (asynchronously: a directory
+lookup), so a retry after a failure finds the node a stream moved to; a try whose lookup finds
+no source, or fails, counts as a failed try. A located pull stops when its stream is published
+here by someone else (another worker's pull, relayed here).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from __future__ import annotations
 import itertools
 from enum import Enum
 from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
 
 from fms.apps.pulls import PullRequest, always_requests, request_for
 from fms.apps.views import ClientView
@@ -76,6 +85,21 @@ class PullHost(Protocol):
     def release_name(self, app: str, name: str) -> None: ...
 
 
+class Locator(Protocol):
+    """Where streams that no configured source takes are pulled from (a cluster's directory)."""
+
+    def request_for(self, app: str, name: str) -> PullRequest | None:
+        """The on-demand pull of (app, name) to make, or None; its ``url`` is only a label
+        until :meth:`locate` names the source of each try."""
+        ...
+
+    def locate(self, request: PullRequest) -> Deferred[str | None]:
+        """The ``rtmp[s]://host[:port]/app[?query]`` URL to pull ``request`` from in the try
+        about to start, or None when no source has it now (the try fails and is retried);
+        may fail (the same)."""
+        ...
+
+
 class Source(Protocol):
     """One try of a pull: an RTMP link's owner side, or an HTTP-FLV request."""
 
@@ -92,10 +116,15 @@ class Pull:
 
     _ids = itertools.count(1)
 
-    def __init__(self, service: PullService, request: PullRequest) -> None:
+    def __init__(
+        self, service: PullService, request: PullRequest, locator: Locator | None = None
+    ) -> None:
         self.id = next(Pull._ids)
         self.service = service
         self.request = request
+        self.locator = locator
+        self.url = request.url
+        """The source of the try under way (a located pull's changes; its query left out)."""
         self.app = request.app
         self.name = request.name
         self.backoff = Backoff(request.retry_initial, request.retry_max)
@@ -131,7 +160,7 @@ class Pull:
 
     def describe(self) -> str:
         upstream = "" if self.request.http else f" ({self.request.upstream})"
-        return f"{self.app}/{self.name} <- {self.request.url}{upstream}"
+        return f"{self.app}/{self.name} <- {self.url}{upstream}"
 
     # --------------------------------------------------------------------------- tries
 
@@ -146,6 +175,9 @@ class Pull:
         self.connects += 1
         self.service.host.registry.hold(self.app, self.name)  # listed in the API meanwhile
         self._start_due = self.clock.callLater(self.request.start_timeout, self._no_start)
+        if self.locator is not None:
+            self._locate(self.locator)
+            return
         try:
             if self.request.http:
                 host = self.service.host
@@ -153,12 +185,44 @@ class Pull:
                     self, self.request.url, self.clock, host.config.limits, self._trust()
                 )
             else:
-                self._dial()
+                self._dial(self.request.url)
         except Exception as exc:  # a TLS trust file that cannot be read, say
             self.failed(None, f"cannot connect: {type(exc).__name__}: {exc}")
 
-    def _dial(self) -> None:
-        target = RTMPTarget.parse(self.request.url)
+    def _locate(self, locator: Locator) -> None:
+        """Name this try's source, then dial it (a lookup answered after the try ended is
+        dropped)."""
+        stream = self.service.host.registry.get(self.app, self.name)
+        if stream is not None and stream.published:
+            log.info("pull {pull}: published here meanwhile: pull stopped",
+                     pull=self.describe(), app=self.app, stream=self.name)  # fmt: skip
+            self.stop()
+            return
+        attempt = self.connects
+
+        def current() -> bool:
+            return attempt == self.connects and self._state is PullState.CONNECTING
+
+        def found(url: str | None) -> None:
+            if not current():
+                return
+            if url is None:
+                self.failed(None, "no source holds the stream")
+                return
+            self.url = url.split("?", 1)[0]
+            try:
+                self._dial(url)
+            except Exception as exc:
+                self.failed(None, f"cannot connect: {type(exc).__name__}: {exc}")
+
+        def lost(failure: Any) -> None:
+            if current():
+                self.failed(None, f"cannot locate the stream: {failure.getErrorMessage()}")
+
+        locator.locate(self.request).addCallbacks(found, lost)
+
+    def _dial(self, url: str) -> None:
+        target = RTMPTarget.parse(url)
         clock = self.clock
 
         def build() -> OutgoingLink:
@@ -290,7 +354,7 @@ class Pull:
         log.info("pull {pull} is live", pull=self.describe(), app=self.app, stream=self.name)
         self._failures = LogThrottle(FAILURE_LOG_INTERVAL)
         if host.publish_listener is not None:
-            host.publish_listener.publish_started(stream, self.request.url)
+            host.publish_listener.publish_started(stream, self.url)
         application = host.application_for(self.app)
         if application is not None:
             application.published(stream)
@@ -391,7 +455,7 @@ class Pull:
         source = self.source
         return {
             "id": self.id,
-            "url": self.request.url,
+            "url": self.url,
             "upstream": None if self.request.http else self.request.upstream,
             "mode": self.request.mode,
             "origin": self.request.origin,
@@ -433,16 +497,19 @@ class PullService:
     def __init__(self, host: PullHost, resolve: Any = str) -> None:
         self.host = host
         self.resolve = resolve
+        self.locator: Locator | None = None
+        """Asked for the streams no configured source takes (the cluster's, when on)."""
         self._pulls: dict[tuple[str, str], Pull] = {}
         host.registry.demand_hooks.append(self._demand_hook)
 
-    def pull(self, request: PullRequest) -> Pull:
-        """Pull ``request``'s stream (the pull under way when there is one already)."""
+    def pull(self, request: PullRequest, locator: Locator | None = None) -> Pull:
+        """Pull ``request``'s stream (the pull under way when there is one already), from
+        the sources ``locator`` names at each try when given."""
         key = (request.app, request.name)
         pull = self._pulls.get(key)
         if pull is not None:
             return pull
-        pull = self._pulls[key] = Pull(self, request)
+        pull = self._pulls[key] = Pull(self, request, locator)
         log.info("pull {pull} started ({mode}, {origin})", pull=pull.describe(),
                  mode=request.mode, origin=request.origin,
                  app=request.app, stream=request.name)  # fmt: skip
@@ -489,6 +556,10 @@ class PullService:
         request = request_for(self.host.config.app(stream.app).pull, stream.app, stream.name)
         if request is not None:
             self.pull(request)
+        elif self.locator is not None:
+            located = self.locator.request_for(stream.app, stream.name)
+            if located is not None:
+                self.pull(located, self.locator)
 
     def start_always(self) -> None:
         """Start every ``always`` pull of the configuration (at the server's start)."""
