@@ -101,6 +101,7 @@ class ClusterLinkProtocol(RTMPServerProtocol):
                  node=via[0], peer=self.peer, app=event.app)  # fmt: skip
         conn.accept_connect(event)
         self.server.connected(self)
+        conn.set_publish_or_play_timeout(self.config.publish_or_play_timeout(event.app))
         self._reschedule()
 
     def _on_play(self, event: ev.PlayRequested) -> None:

@@ -377,8 +377,11 @@ def test_the_private_path_needs_the_token_and_bypasses_the_plugins_of_the_node_p
     seconds = 5
     player = start(_probe(f"{b.url}/live/cam", seconds))
     clients.append(player)
+    b.server.wait_for_line(r"pull live/cam <- .* is live", timeout=30)
+    assert a.links() == [b.url]
     _decoded(player, seconds)
-    assert a.links() == [b.url] or "cluster link from" in a.server.log()
+    assert a.links() == [b.url], "the link outlives the player by B's idle timeout"
+    assert len(re.findall(r"refusing cluster link from", a.server.log())) == 3
 
 
 def test_an_edge_with_a_parent_pulls_through_it_and_the_origin_serves_the_parent_alone(
