@@ -76,7 +76,7 @@ def local_streams(server: RTMPServerFactory, worker: int, now: float) -> list[di
         puller = server.pulls.publisher(stream)
         if puller is not None:  # a pull publishes it: no client to name
             origin = True
-            publisher = {"id": None, "address": puller.request.url, "agent": puller.view.agent}
+            publisher = {"id": None, "address": puller.url, "agent": puller.view.agent}
         figures.update(
             app=stream.app,
             name=stream.name,

@@ -65,8 +65,9 @@ class Node:
         extra: str = "",
         tail: str = "",
         workers: int = 0,
+        port: int = 0,
     ) -> None:
-        ports = free_ports(1 + workers) if workers else [free_port(host)]
+        ports = free_ports(1 + workers) if workers else [port or free_port(host)]
         self.port = ports[0]
         self.worker_ports = ports[1:]
         self.url = f"rtmp://{host}:{self.port}"
@@ -241,15 +242,18 @@ def _decoded(player: Any, seconds: float) -> int:
 def test_edges_pull_a_stream_once_each_from_the_node_that_holds_it(
     nodes: Callable[..., Node], redis: RedisServer, clients: list[Any]
 ) -> None:
-    """Publish on A; 3 ffprobe players on B and 2 on C decode it; B and C each make one cluster
-    pull (origin "cluster"), A serves one link per pulling node, and the directory still names
-    A (a pulled stream is not recorded as held by its puller)."""
+    """Publish on A; 3 ffprobe players on B (two RTMP, one HTTP-FLV) and 2 on C decode it; B
+    and C each make one cluster pull (origin "cluster"), A serves one link per pulling node,
+    and the directory still names A (a pulled stream is not recorded as held by its
+    puller)."""
     a, b, c = nodes("127.0.0.2"), nodes("127.0.0.3"), nodes("127.0.0.4")
     _publish(f"{a.url}/live/cam", clients)
     a.server.wait_for_line(r"publish started live/cam from", timeout=30)
     wait_until("A's entry", lambda: redis.get(KEY))
     seconds = 6
-    players = [start(_probe(f"{node.url}/live/cam", seconds)) for node in (b, b, b, c, c)]
+    urls = [f"{b.url}/live/cam", f"{b.url}/live/cam", f"{b.api}/live/cam.flv"]
+    urls += [f"{c.url}/live/cam", f"{c.url}/live/cam"]
+    players = [start(_probe(url, seconds)) for url in urls]
     clients.extend(players)
     b.server.wait_for_line(r"pull live/cam <- .* is live", timeout=30)
     c.server.wait_for_line(r"pull live/cam <- .* is live", timeout=30)
@@ -259,6 +263,7 @@ def test_edges_pull_a_stream_once_each_from_the_node_that_holds_it(
     pull = doc["pull"]
     assert (pull["origin"], pull["state"], pull["url"]) == ("cluster", "live", f"{a.url}/live")
     assert pull["connects"] == 1
+    assert doc["publisher"]["address"] == f"{a.url}/live"
     assert sorted(a.links()) == sorted([b.url, c.url])
     assert b.links() == [] and c.links() == []
     for player in players:
@@ -402,6 +407,23 @@ def test_an_edge_with_a_parent_pulls_through_it_and_the_origin_serves_the_parent
     assert b.links() == [d.url]
     pull = (d.stream() or {})["pull"]
     assert (pull["origin"], pull["url"]) == ("cluster", f"{b.url}/live")
+
+
+def test_a_loop_of_parents_is_refused_where_it_comes_back(
+    nodes: Callable[..., Node], redis: RedisServer, clients: list[Any]
+) -> None:
+    """D's parent is E and E's is D: a player on D makes D ask E, E ask D on D's behalf, and
+    D refuses that link (its token's via names D) with a log line; the player waits."""
+    d_port, e_port = free_port("127.0.0.5"), free_port("127.0.0.6")
+    d = nodes("127.0.0.5", port=d_port, extra=f'parent = "rtmp://127.0.0.6:{e_port}"')
+    e = nodes("127.0.0.6", port=e_port, extra=f'parent = "rtmp://127.0.0.5:{d_port}"')
+    player = Watcher("127.0.0.5", d.port, "cam")
+    clients.append(player)
+    e.server.wait_for_line(r"cluster link from rtmp://127\.0\.0\.5", timeout=30)
+    d.server.wait_for_line(r"refusing cluster link from .*cluster loop", timeout=30)
+    assert "NetStream.Play.PublishNotify" not in player.codes() and not player.closed
+    wait_until("D's link on E", lambda: e.links() == [d.url])
+    assert d.links() == [], "D serves no link: E's was refused"
 
 
 def test_two_workers_of_an_edge_keep_one_live_pull(
