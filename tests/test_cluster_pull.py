@@ -232,6 +232,30 @@ def test_a_stream_published_here_meanwhile_stops_the_cluster_pull_at_its_next_tr
     assert node.dialled() == []
 
 
+class OtherWorkerHolds:
+    """Name claims (:class:`~fms.server.host.NameClaims`) where another worker holds every
+    name: this worker's pull went live second."""
+
+    def claim(self, app: str, name: str) -> bool:
+        return False
+
+    def release(self, app: str, name: str) -> None:
+        raise AssertionError("nothing was claimed")
+
+
+def test_a_cluster_pull_that_goes_live_second_among_the_workers_stops_and_closes_its_link() -> None:
+    node = Cluster()
+    node.factory.name_claims = OtherWorkerHolds()
+    node.hold(B)
+    Peer(node.factory, 1).connect(create_stream=True).play("cam")
+    pull = node.pull()
+    closed: list[bool] = []
+    pull.source = type("Link", (), {"bytes_received": 0, "close": lambda _: closed.append(True)})()
+    pull.received(KEYFRAME)
+    assert pull.state == "stopped" and closed == [True]
+    assert node.factory.pulls.of("live", "cam") is None
+
+
 # ------------------------------------------------------------------------ the directory
 
 
@@ -305,6 +329,12 @@ def test_a_link_with_the_token_plays_past_the_plugins_that_refuse_clients() -> N
     link.lose()
     (doc,) = local_streams(node.factory, 0, NOW)
     assert doc["cluster_links"] == []
+
+
+def test_a_link_whose_request_came_through_this_node_is_refused_as_a_loop() -> None:
+    node = Cluster()
+    peer = _link(node, make_query(SECRET, "live", (B, A), NOW))
+    assert "NetConnection.Connect.Rejected" in peer.statuses() and peer.closed
 
 
 def test_a_link_may_not_publish() -> None:
