@@ -56,6 +56,7 @@ from fms.http.hls_ll import (
     part_request,
     viewer_query,
 )
+from fms.http.hlsdemand import HLSDemand
 from fms.live.media import MediaInfo
 from fms.live.stream import LiveStream
 from fms.log import Logger
@@ -337,6 +338,7 @@ class HLSViewers:
         self.server = server
         self.clock: Any = server.clock
         self.streams = HLSStreams(server)
+        self.demand = HLSDemand(self)  # after self.streams: see HLSDemand.__init__
         self.held = HeldRequests(self.clock, lambda: server.config.hls)
         self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
         self.forward: Callable[[Request, str, str, str, str, str], None] | None = None
@@ -350,6 +352,7 @@ class HLSViewers:
             return self._playlist(request, app, name)
         if file == "ll.m3u8":
             return hls_ll_playlist(self, request, app, name)
+        self.demand.want(app, name, start=False)  # keeps a pull going (fms.http.hlsdemand)
         entry = self.streams.streams.get((app, name))
         if entry is None and self.forward is not None:
             self.forward(request, app, name, file, "", "")
@@ -461,10 +464,21 @@ class HLSViewers:
         session.application.remove_client(session.view)
         self.server.client_left(session.application)
 
-    def _serve(self, request: Request, app: str, asked: str, name: str, query: str) -> None:
+    def _serve(
+        self, request: Request, app: str, asked: str, name: str, query: str, waited: bool = False
+    ) -> None:
         """The playlist of (app, name), at once or once its first segment is there (waiting
-        ``[hls] wait`` seconds at most); 404 for a stream without HLS."""
+        ``[hls] wait`` seconds at most); for a stream a pull fetches, once the pull published
+        it (``waited``: that wait is over; :mod:`fms.http.hlsdemand`); 404 for a stream
+        without HLS."""
         entry = self.streams.streams.get((app, name))
+        pull = self.demand.want(app, name, start=entry is None and self.forward is None)
+        if entry is None and pull is not None and pull.stream is None and not waited:
+            self.demand.wait(
+                request, app, name, pull,
+                lambda: self._serve(request, app, asked, name, query, waited=True),
+            )  # fmt: skip
+            return
         prefix = "" if name == asked else f"../{quote(name)}/"
         if entry is None and self.forward is not None:
             low = request.path.endswith(b"/ll.m3u8")

@@ -150,6 +150,7 @@ class HLSForwarder:
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | Deferred[dict[str, Any]]:
         """Another worker asks for a file of a stream muxed here."""
         app, name, file = str(payload["app"]), str(payload["name"]), str(payload["file"])
+        self.viewers.demand.want(app, name, start=False)  # a viewer elsewhere keeps a pull here
         entry = self.viewers.streams.streams.get((app, name))
         if entry is None:
             return {"status": 404, "worker": self.peers.index}
