@@ -341,10 +341,11 @@ class HLSViewers:
         self.demand = HLSDemand(self)  # after self.streams: see HLSDemand.__init__
         self.held = HeldRequests(self.clock, lambda: server.config.hls)
         self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
-        self.forward: Callable[[Request, str, str, str, str, str], None] | None = None
+        self.forward: Callable[..., None] | None = None
         """With ``--workers``: answers a request for a stream not muxed here by asking the
         worker that muxes it (:mod:`fms.http.hlsforward`); called with (request, app, name,
-        file, query, prefix)."""
+        file, query, prefix) and, for a playlist, ``missing``: what to do instead of a 404
+        when no worker has the stream nor a pull of it (start the pull here)."""
 
     def render(self, request: Request, parsed: tuple[str, str, str]) -> Any:
         app, name, file = parsed
@@ -482,7 +483,15 @@ class HLSViewers:
         prefix = "" if name == asked else f"../{quote(name)}/"
         if entry is None and self.forward is not None:
             low = request.path.endswith(b"/ll.m3u8")
-            self.forward(request, app, name, "ll.m3u8" if low else "index.m3u8", query, prefix)
+
+            def again() -> None:
+                self._serve(request, app, asked, name, query, waited=True)
+
+            def missing() -> bool:  # nobody has it: its pull, if any, starts here
+                return self.demand.start_here(request, app, name, again)
+
+            file = "ll.m3u8" if low else "index.m3u8"
+            self.forward(request, app, name, file, query, prefix, None if waited else missing)
             return
         if entry is None:
             _error(request, 404, f"no HLS for {app}/{name}: nobody publishes it")

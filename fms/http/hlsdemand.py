@@ -74,10 +74,7 @@ class HLSDemand:
         ``start_timeout`` passed (the stream wanted meanwhile), then ``then()``; nothing if
         the client left."""
         release = self.viewers.server.pulls.recent.hold(app, name, self.window(app, name))
-        waiters = self.starting.setdefault((app, name), [])
-        waiter: Deferred[None] = Deferred()
-        waiters.append(waiter)
-        waiter.addTimeout(pull.request.start_timeout, self.viewers.clock)
+        waiter = self.published_within(app, name, pull.request.start_timeout)
         gone: list[bool] = []
 
         def left(_: Any) -> None:
@@ -86,17 +83,42 @@ class HLSDemand:
 
         request.notifyFinish().addErrback(left)
 
-        def done(_: Failure | None) -> None:
+        def done(_: Any) -> None:
             release()
+            if not gone:
+                then()
+
+        waiter.addCallback(done)
+
+    def published_within(self, app: str, name: str, seconds: float) -> Deferred[None]:
+        """Fires (with None, never an error) when (app, name) is published here, after
+        ``seconds``, or when cancelled."""
+        waiters = self.starting.setdefault((app, name), [])
+        waiter: Deferred[None] = Deferred()
+        waiters.append(waiter)
+        waiter.addTimeout(seconds, self.viewers.clock)
+
+        def done(_: Failure | None) -> None:
             waiting = self.starting.get((app, name))
             if waiting is not None and waiter in waiting:
                 waiting.remove(waiter)
                 if not waiting:
                     del self.starting[(app, name)]
-            if not gone:
-                then()
 
-        waiter.addBoth(done)
+        return waiter.addBoth(done)
+
+    def start_here(self, request: Request, app: str, name: str, then: Callable[[], None]) -> bool:
+        """With ``--workers``, no worker has (app, name) nor a pull of it: start its pull on
+        this worker and hold ``request`` as :meth:`wait` does. False when nothing pulls it
+        (the caller answers 404)."""
+        pull = self.want(app, name, start=True)
+        if pull is None:
+            return False
+        if pull.stream is None:
+            self.wait(request, app, name, pull, then)
+        else:
+            then()
+        return True
 
     def published(self, app: str, name: str) -> None:
         """(app, name) was published here (or relayed from another worker): the playlist
