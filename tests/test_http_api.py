@@ -118,6 +118,7 @@ def test_server_counts_connections_by_state(factory: RTMPServerFactory, api: API
     _, body = answer(api, "GET", b"/api/v1/server")
     assert body["connections"] == {
         "total": 4, "connecting": 1, "idle": 1, "publishing": 1, "playing": 1,
+        "http_viewers": 0,
     }  # fmt: skip
     assert body["workers"] == 1 and body["streams"] == 1
     assert body["memory_bytes"] > 0 and body["cpu_seconds"] > 0

@@ -119,3 +119,24 @@ def test_delete_closes_a_websocket_viewer() -> None:
     ws.pump()
     assert ws.server_transport.lost and ws.client.closed is not None
     assert not stream.players and not site.open
+
+
+def test_the_server_document_counts_http_viewers_apart_from_rtmp_connections() -> None:
+    """An RTMP publisher, an RTMP player, an idle RTMP client, an HTTP-FLV viewer and a
+    WebSocket-FLV viewer: ``http_viewers`` is 2, and the RTMP states add up to the RTMP
+    total (the HTTP viewers' plays are not RTMP plays, and do not hide the idle client)."""
+    factory, api, site = setup()
+    published(factory)
+    Peer(factory, 1002).connect(create_stream=True).play("cam")
+    Peer(factory, 1003).connect(create_stream=True)
+    http_viewer(site, 5001)
+    ws = Pipe(site)
+    factory.registry.flush(clock_of(factory).seconds())
+    ws.pump()
+    _, body = answer(api, "GET", b"/api/v1/server")
+    assert body["connections"] == {
+        "total": 3, "connecting": 0, "idle": 1, "publishing": 1, "playing": 1,
+        "http_viewers": 2,
+    }  # fmt: skip
+    _, clients = answer(api, "GET", b"/api/v1/clients")
+    assert clients["total"] == 5  # the same five clients, listed

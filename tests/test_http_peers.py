@@ -146,3 +146,18 @@ def test_a_kick_for_a_worker_that_does_not_answer_is_503() -> None:
     ).addCallback(got.append)
     cluster.clock.advance(TIMEOUT)
     assert got[0].status == 503
+
+
+def test_http_viewers_of_both_workers_add_up_in_the_server_document() -> None:
+    """An HTTP-FLV viewer on each worker (and an RTMP player on worker 0): worker 1's
+    ``/api/v1/server`` says 2 HTTP viewers and 1 RTMP play."""
+    from fms.http.web import APISite
+    from tests.test_http_clients_viewers import http_viewer
+
+    cluster = Cluster()
+    Peer(cluster.factories[0], 1).connect(create_stream=True).play("cam")
+    for index, api in enumerate(cluster.apis):
+        http_viewer(APISite(api, api.config, cluster.clock), 5000 + index)
+    _, server = cluster.ask(1, "GET", b"/api/v1/server")
+    assert server["workers_answering"] == 2
+    assert (server["connections"]["http_viewers"], server["connections"]["playing"]) == (2, 1)

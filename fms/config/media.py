@@ -37,6 +37,13 @@ class HLSConfig:
         minimum=0.0,
         doc="seconds a playlist request for a published stream without segments yet waits",
     )
+    viewer_timeout: float = _opt(
+        10.0,
+        minimum=1.0,
+        maximum=3600.0,
+        doc="seconds after its last HLS request that a stream counts as watched (on-demand"
+        " pulls); at least three target durations",
+    )
     linger: float = _opt(
         60.0,
         minimum=0.0,

@@ -171,12 +171,16 @@ class API:
         return {"clients": found, "total": total + more}
 
     def local_server(self) -> dict[str, Any]:
-        return docs.local_server(self.server, self.started, self.now())
+        viewers = self.http_clients
+        return docs.local_server(
+            self.server, self.started, self.now(), len(viewers), viewers.playing()
+        )
 
     def local_metrics(self) -> dict[str, Any]:
         from fms.http.metrics import local_figures
 
-        return local_figures(self.server, self.now(), self.metrics_extra())
+        playing = self.http_clients.playing()
+        return local_figures(self.server, self.now(), self.metrics_extra(), playing)
 
     def _kick_here(self, payload: dict[str, Any]) -> dict[str, Any]:
         proto = docs.find_client(self.server, int(payload["number"]))

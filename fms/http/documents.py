@@ -187,12 +187,15 @@ def cpu_seconds() -> float:
 CONNECTION_STATES = ("connecting", "idle", "publishing", "playing")
 
 
-def connection_counts(server: RTMPServerFactory) -> dict[str, int]:
-    """Client connections by state (:data:`CONNECTION_STATES`) and ``playing_any``, from
+def connection_counts(server: RTMPServerFactory, http_playing: int = 0) -> dict[str, int]:
+    """RTMP client connections by state (:data:`CONNECTION_STATES`) and ``playing_any``, from
     counts the server keeps rather than a walk over every connection (a scrape of 10,000
     players would otherwise cost milliseconds): ``connecting`` are those whose ``connect`` was
     not accepted yet (admission's count), ``publishing`` the publishes of clients here,
-    ``playing`` the plays (a client playing two streams counts twice), ``idle`` the rest."""
+    ``playing`` the RTMP plays (a client playing two streams counts twice), ``idle`` the
+    rest. ``http_playing``: the registry's players that are HTTP-FLV or WebSocket-FLV viewers
+    (:meth:`fms.http.viewers.HTTPClients.playing`), left out of ``playing`` (they are no RTMP
+    connection; counted as ``http_viewers`` by :func:`local_server`)."""
     total = len(server.connections) - server.relay_links
     connecting = server.admission.connecting_total()
     publishing = playing = 0
@@ -200,6 +203,7 @@ def connection_counts(server: RTMPServerFactory) -> dict[str, int]:
         playing += len(stream.players)
         if _origin(stream):
             publishing += 1
+    playing = max(playing - http_playing, 0)
     idle = max(total - connecting - publishing - playing, 0)
     return {
         "connecting": connecting,
@@ -210,10 +214,18 @@ def connection_counts(server: RTMPServerFactory) -> dict[str, int]:
     }
 
 
-def local_server(server: RTMPServerFactory, started: float, now: float) -> dict[str, Any]:
-    """This process's part of ``/api/v1/server``: its uptime (seconds), client connections by
-    state (:func:`connection_counts`), CPU seconds and resident memory bytes."""
-    counts = connection_counts(server)
+def local_server(
+    server: RTMPServerFactory,
+    started: float,
+    now: float,
+    http_viewers: int = 0,
+    http_playing: int = 0,
+) -> dict[str, Any]:
+    """This process's part of ``/api/v1/server``: its uptime (seconds), RTMP client
+    connections by state (:func:`connection_counts`), ``http_viewers`` (HTTP-FLV and
+    WebSocket-FLV viewers connected, of which ``http_playing`` play), CPU seconds and
+    resident memory bytes."""
+    counts = connection_counts(server, http_playing)
     return {
         "uptime": round(max(now - started, 0.0), 3),
         "connections": {
@@ -222,6 +234,7 @@ def local_server(server: RTMPServerFactory, started: float, now: float) -> dict[
             "idle": counts["idle"],
             "publishing": counts["publishing"],
             "playing": counts["playing_any"],
+            "http_viewers": http_viewers,
         },
         "cpu_seconds": round(cpu_seconds(), 3),
         "memory_bytes": memory_bytes(),

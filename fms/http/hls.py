@@ -56,6 +56,7 @@ from fms.http.hls_ll import (
     part_request,
     viewer_query,
 )
+from fms.http.hlsdemand import HLSDemand
 from fms.live.media import MediaInfo
 from fms.live.stream import LiveStream
 from fms.log import Logger
@@ -337,12 +338,14 @@ class HLSViewers:
         self.server = server
         self.clock: Any = server.clock
         self.streams = HLSStreams(server)
+        self.demand = HLSDemand(self)  # after self.streams: see HLSDemand.__init__
         self.held = HeldRequests(self.clock, lambda: server.config.hls)
         self.sessions: OrderedDict[tuple[str, str, str, str], _Session] = OrderedDict()
-        self.forward: Callable[[Request, str, str, str, str, str], None] | None = None
+        self.forward: Callable[..., None] | None = None
         """With ``--workers``: answers a request for a stream not muxed here by asking the
         worker that muxes it (:mod:`fms.http.hlsforward`); called with (request, app, name,
-        file, query, prefix)."""
+        file, query, prefix) and, for a playlist, ``missing``: what to do instead of a 404
+        when no worker has the stream nor a pull of it (start the pull here)."""
 
     def render(self, request: Request, parsed: tuple[str, str, str]) -> Any:
         app, name, file = parsed
@@ -350,6 +353,7 @@ class HLSViewers:
             return self._playlist(request, app, name)
         if file == "ll.m3u8":
             return hls_ll_playlist(self, request, app, name)
+        self.demand.want(app, name, start=False)  # keeps a pull going (fms.http.hlsdemand)
         entry = self.streams.streams.get((app, name))
         if entry is None and self.forward is not None:
             self.forward(request, app, name, file, "", "")
@@ -461,14 +465,33 @@ class HLSViewers:
         session.application.remove_client(session.view)
         self.server.client_left(session.application)
 
-    def _serve(self, request: Request, app: str, asked: str, name: str, query: str) -> None:
+    def _serve(
+        self, request: Request, app: str, asked: str, name: str, query: str, waited: bool = False
+    ) -> None:
         """The playlist of (app, name), at once or once its first segment is there (waiting
-        ``[hls] wait`` seconds at most); 404 for a stream without HLS."""
+        ``[hls] wait`` seconds at most); for a stream a pull fetches, once the pull published
+        it (``waited``: that wait is over; :mod:`fms.http.hlsdemand`); 404 for a stream
+        without HLS."""
         entry = self.streams.streams.get((app, name))
+        pull = self.demand.want(app, name, start=entry is None and self.forward is None)
+        if entry is None and pull is not None and pull.stream is None and not waited:
+            self.demand.wait(
+                request, app, name, pull,
+                lambda: self._serve(request, app, asked, name, query, waited=True),
+            )  # fmt: skip
+            return
         prefix = "" if name == asked else f"../{quote(name)}/"
         if entry is None and self.forward is not None:
             low = request.path.endswith(b"/ll.m3u8")
-            self.forward(request, app, name, "ll.m3u8" if low else "index.m3u8", query, prefix)
+
+            def again() -> None:
+                self._serve(request, app, asked, name, query, waited=True)
+
+            def missing() -> bool:  # nobody has it: its pull, if any, starts here
+                return self.demand.start_here(request, app, name, again)
+
+            file = "ll.m3u8" if low else "index.m3u8"
+            self.forward(request, app, name, file, query, prefix, None if waited else missing)
             return
         if entry is None:
             _error(request, 404, f"no HLS for {app}/{name}: nobody publishes it")

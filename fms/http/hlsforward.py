@@ -126,6 +126,8 @@ class _Found:
     blocked: bool = False
     target: float = 0.0
     message: str = ""
+    pulling: float = 0.0
+    """Pending because the owner's pull of the stream connects: its ``start_timeout`` (s)."""
 
 
 class HLSForwarder:
@@ -150,9 +152,18 @@ class HLSForwarder:
     def answer(self, payload: dict[str, Any]) -> dict[str, Any] | Deferred[dict[str, Any]]:
         """Another worker asks for a file of a stream muxed here."""
         app, name, file = str(payload["app"]), str(payload["name"]), str(payload["file"])
+        pull = self.viewers.demand.want(app, name, start=False)  # a viewer elsewhere wants it
         entry = self.viewers.streams.streams.get((app, name))
         if entry is None:
-            return {"status": 404, "worker": self.peers.index}
+            if pull is None or pull.stream is not None or file not in ("index.m3u8", "ll.m3u8"):
+                return {"status": 404, "worker": self.peers.index}
+            pulling = pull.request.start_timeout  # it connects here: the asker waits for it
+            pending = {"status": 404, "pending": True, "pulling": pulling}
+            if not payload.get("wait"):
+                return {**pending, "worker": self.peers.index}
+            return self.viewers.demand.published_within(app, name, PENDING_WAIT).addCallback(
+                lambda _: self._again(payload, pending)
+            )
         if _PART.match(file) is not None:
             return self._answer_part(entry, payload)
         if file not in ("index.m3u8", "ll.m3u8"):
@@ -171,6 +182,14 @@ class HLSForwarder:
         return self._first_segment(entry).addCallback(
             lambda _: self.answer({**payload, "wait": False})
         )
+
+    def _again(self, payload: dict[str, Any], pending: dict[str, Any]) -> dict[str, Any]:
+        """The playlist of ``payload`` once the pull here published its stream, or
+        ``pending`` (no segment yet, or not published yet: the asker asks again)."""
+        again = self.answer({**payload, "wait": False})
+        if isinstance(again, dict) and again.get("status") == 200:
+            return again
+        return {**pending, "worker": self.peers.index}
 
     def _answer_low_latency(
         self, entry: _Entry, payload: dict[str, Any]
@@ -293,9 +312,18 @@ class HLSForwarder:
         return self.peers.ask_others(OP, payload).addCallback(best)
 
     def forward(
-        self, request: Request, app: str, name: str, file: str, query: str, prefix: str
+        self,
+        request: Request,
+        app: str,
+        name: str,
+        file: str,
+        query: str,
+        prefix: str,
+        missing: Callable[[], bool] | None = None,
     ) -> None:
-        """Answer ``request`` for ``file`` of (app, name) with the owner's bytes."""
+        """Answer ``request`` for ``file`` of (app, name) with the owner's bytes. When no
+        worker has the stream, ``missing()`` (if given) may take the request over (True)
+        instead of the 404: it starts the stream's pull here (:mod:`fms.http.hlsdemand`)."""
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         request.setHeader(b"X-FMS-Worker", str(self.peers.index).encode())
@@ -307,15 +335,21 @@ class HLSForwarder:
         elif _PART.match(file) is not None:
             payload.update(hold=0.0)
         started = self.clock.seconds()
-        deadline = started + self.viewers.server.config.hls.wait
+        hls_wait = self.viewers.server.config.hls.wait
+        deadline = started + hls_wait
 
         def got(found: _Found) -> Deferred[Any] | None:
+            nonlocal deadline
             if gone:
                 return None
+            if found.pulling:  # the owner's pull connects: its start_timeout, then the wait
+                deadline = max(deadline, started + found.pulling + hls_wait)
             if found.pending and self.clock.seconds() < deadline:
                 return self.fetch(app, name, payload).addCallback(got)
             if found.blocked:
                 self._hold(request, gone, app, name, payload, started + 3 * found.target)
+                return None
+            if found.status == 404 and not found.pending and missing is not None and missing():
                 return None
             self._deliver(request, app, name, file, found)
             return None
@@ -441,6 +475,7 @@ class HLSForwarder:
                 blocked=bool(reply.get("blocked")),
                 target=float(reply.get("target", 0.0)),
                 message=str(reply.get("error", "")),
+                pulling=float(reply.get("pulling", 0.0)),
             )
         size = int(reply["size"])
         parts = [base64.b64decode(reply["data"])]

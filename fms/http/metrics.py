@@ -52,9 +52,12 @@ if TYPE_CHECKING:
     from fms.server.factory import RTMPServerFactory
 
 
-def local_figures(server: RTMPServerFactory, now: float, extra: dict[str, Any]) -> dict[str, Any]:
-    """This process's part of a scrape, as JSON (it may travel between workers)."""
-    counts = connection_counts(server)
+def local_figures(
+    server: RTMPServerFactory, now: float, extra: dict[str, Any], http_playing: int = 0
+) -> dict[str, Any]:
+    """This process's part of a scrape, as JSON (it may travel between workers);
+    ``http_playing`` as for :func:`~fms.http.documents.connection_counts`."""
+    counts = connection_counts(server, http_playing)
     del counts["playing_any"]
     players = {"bytes": 0, "messages": 0, "skips": 0, "skipped": 0}
     for stream in server.registry:

@@ -86,6 +86,11 @@ class HTTPClients:
     def find(self, number: int) -> Viewer | None:
         return self._viewers.get(number)
 
+    def playing(self) -> int:
+        """Viewers that are players of a stream in the registry (their play accepted,
+        waiting for a publisher included): a walk over the HTTP viewers only."""
+        return sum(1 for viewer in self._viewers.values() if viewer.player is not None)
+
     def documents(
         self,
         ident: Callable[[int], str],

@@ -46,6 +46,7 @@ from fms.live.stream import LiveStream
 from fms.log import Logger, LogThrottle
 from fms.rtmp import client as rc
 from fms.rtmp.messages import Data, Media
+from fms.server.demand import RecentDemand
 from fms.server.outgoing import Backoff, LinkFactory, OutgoingLink, RTMPTarget, dial
 from fms.server.pullhttp import HTTPSource
 
@@ -500,6 +501,9 @@ class PullService:
         self.locator: Locator | None = None
         """Asked for the streams no configured source takes (the cluster's, when on)."""
         self._pulls: dict[tuple[str, str], Pull] = {}
+        self.recent = RecentDemand(host.clock, self._recent_ended)
+        """Streams HTTP viewers that hold no connection (HLS) asked for lately: each counts
+        as one more player (:meth:`want`)."""
         host.registry.demand_hooks.append(self._demand_hook)
 
     def pull(self, request: PullRequest, locator: Locator | None = None) -> Pull:
@@ -527,12 +531,47 @@ class PullService:
         return self._pulls.get((app, name))
 
     def demand(self, app: str, name: str) -> int:
-        """Players of the local stream (those on other workers included), pushes left out:
-        what keeps an on-demand pull going."""
+        """Players of the local stream (those on other workers included), pushes left out,
+        plus one while HTTP viewers want it (:attr:`recent`): what keeps an on-demand pull
+        going."""
+        recent = 1 if self.recent.wanted(app, name) else 0
         stream = self.host.registry.get(app, name)
         if stream is None:
-            return 0
-        return int(stream.subscriber_count - self.host.pushes.players(stream))
+            return recent
+        return int(stream.subscriber_count - self.host.pushes.players(stream)) + recent
+
+    def want(self, app: str, name: str, window: float, *, start: bool = True) -> Pull | None:
+        """An HTTP viewer that holds no connection (an HLS request) asked for (app, name):
+        a pull of it under way counts it as a player for ``window`` more seconds; with
+        ``start``, a stream nobody publishes here whose pull a source offers (the same
+        lookup as a player's) is pulled. Returns the pull under way, if any; None costs
+        two dictionary lookups (a stream published here, or one nobody pulls)."""
+        key = (app, name)
+        pull = self._pulls.get(key)
+        if pull is None:
+            if not start:
+                return None
+            stream = self.host.registry.get(app, name)
+            if stream is not None and stream.published:
+                return None
+            request = self.request_for(app, name)
+            if request is None:
+                return None
+            self.recent.touch(app, name, window)
+            return self.pull(request)
+        if self.recent.touch(app, name, window):
+            pull.demand_changed(self.demand(app, name))
+        return pull
+
+    def _recent_ended(self, app: str, name: str) -> None:
+        pull = self._pulls.get((app, name))
+        if pull is not None:
+            pull.demand_changed(self.demand(app, name))
+
+    def request_for(self, app: str, name: str) -> PullRequest | None:
+        """The pull a player (or an HLS viewer) of (app, name) nobody publishes here
+        starts: the first ``[[apps.APP.pull]]`` table that matches, or None."""
+        return request_for(self.host.config.app(app).pull, app, name)
 
     def _demand_hook(self, stream: LiveStream) -> None:
         try:
@@ -553,7 +592,7 @@ class PullService:
             or self.host.registry.get(stream.app, stream.name) is None
         ):
             return
-        request = request_for(self.host.config.app(stream.app).pull, stream.app, stream.name)
+        request = self.request_for(stream.app, stream.name)
         if request is not None:
             self.pull(request)
         elif self.locator is not None:
@@ -577,5 +616,6 @@ class PullService:
         return pull if pull is not None and pull.stream is stream else None
 
     def stop_all(self) -> None:
+        self.recent.stop()
         for pull in list(self._pulls.values()):
             pull.stop()

@@ -147,7 +147,8 @@ def clients(http: str) -> list[dict[str, Any]]:
 
 def test_http_viewers_are_listed_in_the_api_and_delete_closes_one(tmp_path: Path) -> None:
     """While FFmpeg publishes, ``GET /api/v1/clients`` lists the curl HTTP-FLV viewer and the
-    Autobahn WebSocket viewer with their protocol, address, stream and growing ``bytes_out``;
+    Autobahn WebSocket viewer with their protocol, address, stream and growing ``bytes_out``
+    (and ``/api/v1/server`` counts them as 2 ``http_viewers``, no RTMP play);
     ``DELETE`` of the HTTP-FLV viewer's id closes it (curl ends early, the list drops it)
     while the WebSocket viewer plays on to the end of the stream and decodes every frame."""
     source = make_source(tmp_path / "src.flv", 8)
@@ -171,6 +172,10 @@ def test_http_viewers_are_listed_in_the_api_and_delete_closes_one(tmp_path: Path
         assert docs["http-flv"]["playing"] == docs["websocket-flv"]["playing"] == "cam"
         assert docs["http-flv"]["address"].startswith("127.0.0.1:")
         assert docs["rtmp"]["publishing"] == "cam"
+        with urllib.request.urlopen(f"{http}/api/v1/server", timeout=30) as answer:
+            connections = json.loads(answer.read())["connections"]
+        assert (connections["http_viewers"], connections["total"]) == (2, 1), connections
+        assert (connections["publishing"], connections["playing"]) == (1, 0), connections
         ident = docs["http-flv"]["id"]
         request = urllib.request.Request(
             f"{http}/api/v1/clients/{ident}", method="DELETE",
