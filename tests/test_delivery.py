@@ -226,3 +226,44 @@ def test_a_players_pending_bytes_are_what_twisted_still_holds(make_wire: MakeWir
         wire.transport._tempDataLen
     )
     assert wire.proto.pending_bytes() == held
+
+
+def test_an_offer_with_nothing_buffered_goes_straight_to_the_socket(make_wire: MakeWire) -> None:
+    """The fan-out's whole-write (``offer_shared``) takes the direct path too."""
+    wire = make_wire()
+    data = pattern(b"a", 10_000)
+    assert wire.proto.offer_shared(data, len(data)) is True
+    assert not wire.handed_to_twisted
+    assert wire.receive(len(data)) == data
+
+
+def test_an_offer_that_would_hold_more_than_the_budget_writes_nothing(
+    make_wire: MakeWire,
+) -> None:
+    """Held unsent bytes plus the offer over ``budget``: refused whole (the stream then hands
+    over pieces that fit), not one byte written, and the queue left for a later write."""
+    wire = make_wire(small=True)
+    wire.proto._write(pattern(b"a", 1 << 20))
+    held = wire.proto.pending_bytes()
+    assert held > 0
+    offered = pattern(b"b", 1000)
+    assert wire.proto.offer_shared(offered, held + len(offered) - 1) is False
+    assert wire.proto.pending_bytes() == held
+    assert wire.proto.offer_shared(offered, held + len(offered)) is True  # exactly at budget
+    assert wire.proto.pending_bytes() == held + len(offered)
+    got = wire.receive((1 << 20) + len(offered))
+    assert got == pattern(b"a", 1 << 20) + offered
+
+
+def test_an_offer_follows_what_the_connection_queued(make_wire: MakeWire) -> None:
+    wire = make_wire()
+    client = ClientHandshake()
+    client.initiate()
+    conn = wire.proto.connection
+    assert conn is not None
+    conn.receive_data(client.data_to_send(), 0.0)  # S0 S1 S2 queued, not yet flushed
+    media = pattern(b"m", 5000)
+    assert wire.proto.offer_shared(media, 1 << 20) is True
+    received = wire.receive(1 + 1536 + 1536 + len(media))
+    client.receive_data(received)
+    assert client.done and client.leftover == media

@@ -331,8 +331,16 @@ def test_a_play_sink_that_fails_to_write_closes_its_player_with_a_traceback(
             raise OSError("transport bug")
         original(self, data)
 
+    def failing_offer(self: RTMPServerProtocol, data: bytes, budget: int) -> bool:
+        if self is bad.proto and not self._closing:
+            raise OSError("transport bug")
+        return original_offer(self, data, budget)
+
+    # fan-out writes through offer_shared (the whole-write) and write_shared (the rest)
     original = RTMPServerProtocol.write_shared
+    original_offer = RTMPServerProtocol.offer_shared
     monkeypatch.setattr(RTMPServerProtocol, "write_shared", failing)
+    monkeypatch.setattr(RTMPServerProtocol, "offer_shared", failing_offer)
     publisher.send_video(0, KEYFRAME)
     publisher.send_video(40, INTERFRAME)
     good.pump()

@@ -7,6 +7,7 @@ when a flush stopped in the middle of a message). No Twisted, no clock: time is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
@@ -56,6 +57,7 @@ class Player:
         "headers_version",
         "log",
         "messages_sent",
+        "offer",
         "offset",
         "parked_slow",
         "sink",
@@ -71,6 +73,12 @@ class Player:
         self, sink: PlayerSink, stream_id: int, audio: bool, video: bool, flv: bool = False
     ) -> None:
         self.sink = sink
+        self.offer: Callable[[bytes, int], bool] | None = getattr(sink, "offer", None)
+        """The sink's whole-write in one call, if it has one: ``offer(data, budget)`` hands
+        over all of ``data`` when the player can take it now (writes not paused, at most
+        ``budget`` bytes held then) and says whether it did. The fan-out's common case (a
+        player at the head, its socket drained) then costs one call into the Twisted layer
+        instead of three (``can_write``, ``pending``, ``write``) and their chains."""
         self.flv = flv
         """The encoding it takes: FLV tags (an HTTP-FLV viewer), else RTMP chunks."""
         self.stream_id = stream_id

@@ -31,12 +31,12 @@ not start at 0; rewriting the time per viewer would cost an encoding per viewer)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fms.amf import encode_payload
 from fms.live import flv
 from fms.live.headers import TrackHeaders
+from fms.live.limits import FanoutLimits
 from fms.live.log import Player, PlayerSink, PlayerState, SharedLog
 from fms.live.media import DATA_INFO, MediaInfo, describe
 from fms.live.stats import StreamStats
@@ -76,35 +76,6 @@ class StreamTap(Protocol):
     def stopped(self) -> None:
         """The publish ended."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class FanoutLimits:
-    """Per-player delivery bounds and the GOP cache size; all configurable per app."""
-
-    chunk_size: int = 4096
-    """Outgoing chunk size every player uses (bytes); shared bytes depend on it."""
-    soft_bytes: int = 4 * 1024 * 1024
-    """Bytes behind after which a player skips to the next keyframe."""
-    soft_seconds: float = 3.0
-    """Media seconds behind after which a player skips to the next keyframe."""
-    hard_bytes: int = 16 * 1024 * 1024
-    """Bytes behind after which a player is disconnected."""
-    stall_timeout: float = 10.0
-    """Seconds without write progress after which a player is disconnected."""
-    gop_cache: bool = True
-    """Keep the messages since the newest keyframe for late joiners."""
-    gop_max_bytes: int = 16 * 1024 * 1024
-    """A GOP larger than this is not cached (joiners then wait for the next keyframe)."""
-    gop_max_frames: int = 2048
-    """A GOP with more messages than this is not cached."""
-    log_max_bytes: int = 64 * 1024 * 1024
-    """The most the stream's shared log keeps for its players (bytes); a player further behind
-    skips to the newest keyframe, however fast it is taking its backlog."""
-    player_buffer: int = 256 * 1024
-    """Bytes a player may hold in user space beyond what its socket took (the transport's
-    buffer included): a flush hands it at most this much; the rest of its backlog stays in the
-    shared log, where the soft and hard bounds judge its cursor."""
 
 
 class LiveStream:
@@ -546,6 +517,10 @@ class LiveStream:
             if player.cursor >= head:
                 player.blocked_since = None
                 continue
+            offer = player.offer
+            if offer and not player.offset and not player.skip_pending:
+                if self._offer(player, offer, log, joined):
+                    continue
             progressed = self._deliver(player, log, joined)
             if progressed:
                 player.blocked_since = None
@@ -585,6 +560,30 @@ class LiveStream:
             if player.state is PlayerState.ACTIVE and log.offset(player.cursor) < oldest:
                 self._finish_entry(player, log)
                 self._skip(player, log)
+
+    def _offer(self, player: Player, offer: Any, log: SharedLog, joined: dict[int, bytes]) -> bool:
+        """All ``player`` lacks in one call to its sink (:attr:`Player.offer`), if it takes it
+        now; False leaves it to :meth:`_deliver`. True: done for this flush (or dropped)."""
+        cursor = player.cursor
+        budget = self.limits.player_buffer
+        data = joined.get(cursor)
+        if data is None:
+            if log.ends[-1] - log.offset(cursor) > budget:
+                return False
+            data = joined[cursor] = log.since(cursor)
+        try:
+            if not offer(data, budget):
+                return False
+        except Exception as exc:
+            if player in self.players:
+                self._drop(player, f"its sink failed: {type(exc).__name__}: {exc}")
+            return True
+        head = log.head
+        player.messages_sent += head - cursor
+        player.cursor = head
+        player.bytes_sent += len(data)
+        player.blocked_since = None
+        return True
 
     def _deliver(self, player: Player, log: SharedLog, joined: dict[int, bytes]) -> bool:
         """Hand ``player`` what it can take now: everything from its cursor when its user-space

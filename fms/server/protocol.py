@@ -38,7 +38,7 @@ from fms.rtmp.connection import ConnectionState, ServerConnection, StreamState, 
 from fms.rtmp.messages import Data, Media
 from fms.rtmp.status import StatusCode, info
 from fms.server.calls import answer_encoder_call, call_failed
-from fms.server.delivery import PlaySink, buffered, pause, seek, write_through
+from fms.server.delivery import PlaySink, buffered, offer_through, pause, seek, write_through
 from fms.server.host import ServerHost
 from fms.server.vod import VodPlays
 from fms.vod.recordings import open_recording
@@ -669,22 +669,24 @@ class RTMPServerProtocol(TwistedProtocol):
     # ------------------------------------------------------------------- shared writes
 
     def write_shared(self, data: bytes) -> None:
-        """Write fan-out bytes after whatever the connection queued (statuses first): the
-        hot path of fan-out, one call per player per flush."""
+        """Write fan-out bytes after whatever the connection queued (statuses first)."""
         if self._closing or self.connection is None:
             return
-        transport: Any = self.transport
         pending = self.connection.data_to_send()
         if pending:
-            transport.writeSequence([pending, data])
+            self.transport.writeSequence([pending, data])  # type: ignore[union-attr]
             return
         self._write(data)
 
+    def offer_shared(self, data: bytes, budget: int) -> bool:
+        """:meth:`write_shared` if at most ``budget`` bytes would then be held unsent (else
+        nothing, False): one call per player per flush, the hot path of fan-out."""
+        if self._closing or self.connection is None:
+            return True
+        return offer_through(self.transport, self._direct_socket, self.connection, data, budget)
+
     def _write(self, data: bytes) -> None:
-        """Write ``data`` after whatever the transport holds (see
-        :func:`~fms.server.delivery.write_through`). Command answers take this path too:
-        during a burst of connections, the transport's write scheduling (an epoll registration
-        per answer) showed in the profile."""
+        """Write after what the transport holds (:func:`write_through`; answers too)."""
         write_through(self.transport, self._direct_socket, data)
 
     def pauseProducing(self) -> None:

@@ -42,12 +42,23 @@ class Sink:
         self.held = 0
         self.closed: str | None = None
         self.notices: list[str] = []
+        self.offers = 0
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
 
     def can_write(self) -> bool:
         return self.writable
+
+    def offer(self, data: bytes, budget: int) -> bool:
+        """The whole-write the server's sinks have (:attr:`fms.live.log.Player.offer`): all of
+        ``data`` if it can write and what it holds plus ``data`` fits ``budget``, through its
+        own ``can_write``/``pending``/``write`` (which subclasses play); counted in ``offers``."""
+        self.offers += 1
+        if not self.can_write() or self.pending() + len(data) > budget:
+            return False
+        self.write(data)
+        return True
 
     def pending(self) -> int:
         """What the player holds unsent; a test sets ``held`` to play a slow socket."""
@@ -69,6 +80,12 @@ class Sink:
         decoder.receive_data(ChunkEncoder().encode(encode_message(SetChunkSize(chunk_size))))
         out = decoder.receive_data(b"".join(self.writes))
         return [m for m in out if m.type_id != MessageType.SET_CHUNK_SIZE]
+
+
+class PlainSink(Sink):
+    """A sink without the whole-write (``offer``): plugins' and tests' sinks may lack it."""
+
+    offer = None  # type: ignore[assignment]
 
 
 def published(limits: FanoutLimits | None = None) -> LiveStream:
