@@ -369,3 +369,15 @@ def test_bad_cluster_pull_options_are_refused(extra: str, problem: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(text)
     assert any(problem in line for line in raised.value.problems), raised.value.problems
+
+
+def test_an_hls_viewer_of_a_stream_another_node_holds_starts_one_cluster_pull_from_it() -> None:
+    """HLS viewers hold no connection: their requests count as demand (``PullService.want``),
+    and the demand finds the cluster's source as a player's does."""
+    node = Cluster()
+    node.hold(B)
+    pulls = node.factory.pulls
+    for _ in range(3):
+        assert pulls.want("live", "cam", 10.0) is not None
+    assert node.dialled() == [("10.0.0.2", 1935)]
+    assert node.pull().request.origin == "cluster"

@@ -554,11 +554,10 @@ class PullService:
             stream = self.host.registry.get(app, name)
             if stream is not None and stream.published:
                 return None
-            request = self.request_for(app, name)
-            if request is None:
+            if not self._pullable(app, name):
                 return None
             self.recent.touch(app, name, window)
-            return self.pull(request)
+            return self._start(app, name)
         if self.recent.touch(app, name, window):
             pull.demand_changed(self.demand(app, name))
         return pull
@@ -592,13 +591,25 @@ class PullService:
             or self.host.registry.get(stream.app, stream.name) is None
         ):
             return
-        request = self.request_for(stream.app, stream.name)
+        self._start(stream.app, stream.name)
+
+    def _pullable(self, app: str, name: str) -> bool:
+        """Whether a source (a table, else the locator: the cluster) offers (app, name)."""
+        if self.request_for(app, name) is not None:
+            return True
+        return self.locator is not None and self.locator.request_for(app, name) is not None
+
+    def _start(self, app: str, name: str) -> Pull | None:
+        """Pull (app, name) from the first ``[[apps.APP.pull]]`` table that matches, else
+        from where the locator (the cluster) finds it at each try; None if neither offers."""
+        request = self.request_for(app, name)
         if request is not None:
-            self.pull(request)
-        elif self.locator is not None:
-            located = self.locator.request_for(stream.app, stream.name)
+            return self.pull(request)
+        if self.locator is not None:
+            located = self.locator.request_for(app, name)
             if located is not None:
-                self.pull(located, self.locator)
+                return self.pull(located, self.locator)
+        return None
 
     def start_always(self) -> None:
         """Start every ``always`` pull of the configuration (at the server's start)."""
