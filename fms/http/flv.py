@@ -161,6 +161,19 @@ class FLVViewer:
                 return
         self._send(data)
 
+    def offer(self, data: bytes, budget: int) -> bool:
+        """All of ``data`` at once, if this viewer's response is under way on a connection
+        that then holds at most ``budget`` bytes unsent (:attr:`fms.live.log.Player.offer`);
+        False leaves the rest (the head to write, side data to filter, a full buffer) to
+        ``can_write``/``pending``/``write``."""
+        tcp = self._tcp
+        if self.done or self.paused or tcp is None or self.side_data is not None:
+            return False
+        if buffered(tcp) + len(data) > budget:
+            return False
+        self._send(data)
+        return True
+
     def can_write(self) -> bool:
         if self.done or self.paused:
             return False
