@@ -263,6 +263,14 @@ class ClusterResult:
         by = self.origin_cpu_by_edges
         return (by[2] - by[0]) / 2 if len(by) == 3 else None
 
+    @property
+    def origin_cpu_per_player(self) -> float | None:
+        """The origin's CPU-seconds per second in the window over the players of the stream it
+        counted (its direct players and one per edge): a cross-check of the phases' figure."""
+        if not self.origin_players:
+            return None
+        return self.origin_cpu / self.origin_players
+
     def hop_ms(self, quantile: str) -> float | None:
         """What the hop adds at ``quantile`` (``p50``/``p99``): edges' players minus direct."""
         edges, direct = self.groups.get("edges"), self.groups.get("direct")
@@ -328,7 +336,9 @@ def format_report(r: ClusterResult) -> str:
         f"== {r.link} link, {r.profile}: 2 edges x {r.edge_players} players + {r.direct} on the "
         f"origin, {r.duration:g} s measured ({r.pinned})",
         f"origin CPU      {phases}; per edge {_num(per_edge, 2)}%; {100 * r.origin_cpu:.0f}% "
-        f"in the window with {r.origin_players} players of the stream",
+        f"in the window with {r.origin_players} players of the stream = "
+        f"{_num(None if r.origin_cpu_per_player is None else 100 * r.origin_cpu_per_player, 3)}"
+        "% per player",
     ]
     for i, cpu in enumerate(r.edge_cpu):
         lines.append(
@@ -404,11 +414,27 @@ def _start_group(
         child.expect("READY", s.setup_budget + 30)
 
 
+def run_seconds(pid: int) -> float:
+    """CPU time of ``pid``'s threads (seconds, to the ns: ``/proc/PID/task/*/schedstat``),
+    where ``/proc/PID/stat`` counts in ticks of 10 ms: one edge's cost to the origin is a
+    fraction of a percent of a core, a tick or two in a 5 s phase."""
+    try:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # the thread ended meanwhile
+        return total / 1e9
+    except OSError:
+        return cpu_seconds(pid)
+
+
 def _origin_cpu(origin: ClusterNode, seconds: float) -> float:
     """The origin's CPU-seconds per second over the next ``seconds``."""
-    start, cpu = time.monotonic(), cpu_seconds(origin.pid)
+    start, cpu = time.monotonic(), run_seconds(origin.pid)
     time.sleep(seconds)
-    return (cpu_seconds(origin.pid) - cpu) / (time.monotonic() - start)
+    return (run_seconds(origin.pid) - cpu) / (time.monotonic() - start)
 
 
 def _sleep_until(ns: int) -> None:
@@ -517,10 +543,10 @@ def run_cluster(s: ClusterScenario, loadgen: Path, workdir: Path) -> ClusterResu
         for child in generators:
             child.send(f"W {t0} {t1}")
         _sleep_until(t0)
-        before = {n.address.name: cpu_seconds(n.pid) for n in nodes}
+        before = {n.address.name: run_seconds(n.pid) for n in nodes}
         gen_before = sum(cpu_seconds(c.process.pid) for c in generators)
         _sleep_until(t1)
-        after = {n.address.name: cpu_seconds(n.pid) for n in nodes}
+        after = {n.address.name: run_seconds(n.pid) for n in nodes}
         gen_after = sum(cpu_seconds(c.process.pid) for c in generators)
         rss_after = [rss_bytes(edge.pid) for edge in edges]
         doc = origin.stream()
@@ -620,7 +646,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--direct", type=int, default=100, help="players on the origin")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="550k")
-    parser.add_argument("--phase", type=float, default=5.0, help="seconds per origin-CPU phase")
+    parser.add_argument("--phase", type=float, default=10.0, help="seconds per origin-CPU phase")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--drain", type=float, default=3.0)
     parser.add_argument("--setup-concurrency", type=int, default=100)
@@ -710,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
             "hop_p50_ms": result.hop_ms("p50"),
             "hop_p99_ms": result.hop_ms("p99"),
             "origin_cpu_per_edge": result.origin_cpu_per_edge,
+            "origin_cpu_per_player": result.origin_cpu_per_player,
             "single": asdict(single) if single else None,
         }
         args.json.write_text(json.dumps(payload, indent=2))
