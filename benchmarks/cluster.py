@@ -252,6 +252,11 @@ class ClusterResult:
     """Each edge's RSS growth from before its players to the window's end, per player (bytes)."""
     groups: dict[str, Result] = field(default_factory=dict)
     """``direct``, ``edge1``, ``edge2`` and ``edges`` (both edges' players together)."""
+    edge_pull_rate: list[float] = field(default_factory=list)
+    """Messages per second each edge's pull received from the origin in the window (the
+    publisher sends ``messages_per_second``)."""
+    wait: dict[str, float] = field(default_factory=dict)
+    """Seconds per second each node was runnable but waiting for a CPU, in the window."""
     generator_cpu_percent: float = 0.0
     pinned: str = ""
     notes: list[str] = field(default_factory=list)
@@ -344,7 +349,14 @@ def format_report(r: ClusterResult) -> str:
         lines.append(
             f"edge{i + 1} CPU       {100 * cpu:.0f}% in the window = "
             f"{_num(r.edge_cpu_per_million[i], 2)} CPU-s per million messages; RSS "
-            f"{r.edge_rss_per_player[i] / 1024:.1f} KiB per player"
+            f"{r.edge_rss_per_player[i] / 1024:.1f} KiB per player; its pull received "
+            f"{r.edge_pull_rate[i]:.1f} messages/s (published {r.messages_per_second:g})"
+        )
+    if r.wait:
+        lines.append(
+            "run-queue wait  "
+            + ", ".join(f"{name} {100 * value:.0f}%" for name, value in r.wait.items())
+            + " of the window runnable but waiting for a CPU"
         )
     for name, g in r.groups.items():
         lines.append(
@@ -414,20 +426,39 @@ def _start_group(
         child.expect("READY", s.setup_budget + 30)
 
 
-def run_seconds(pid: int) -> float:
-    """CPU time of ``pid``'s threads (seconds, to the ns: ``/proc/PID/task/*/schedstat``),
-    where ``/proc/PID/stat`` counts in ticks of 10 ms: one edge's cost to the origin is a
-    fraction of a percent of a core, a tick or two in a 5 s phase."""
+def schedstat(pid: int, field_index: int = 0) -> float | None:
+    """A ``/proc/PID/task/*/schedstat`` field summed over ``pid``'s threads (seconds, to the
+    ns): field 0 is the time on a CPU, field 1 the time runnable but waiting for one. None
+    where the kernel keeps no schedstat."""
     try:
         total = 0
         for task in Path(f"/proc/{pid}/task").iterdir():
             try:
-                total += int((task / "schedstat").read_text().split()[0])
+                total += int((task / "schedstat").read_text().split()[field_index])
             except (OSError, ValueError, IndexError):
                 continue  # the thread ended meanwhile
         return total / 1e9
     except OSError:
-        return cpu_seconds(pid)
+        return None
+
+
+def run_seconds(pid: int) -> float:
+    """CPU time of ``pid`` (seconds) from :func:`schedstat`, to the ns, where ``/proc/PID/stat``
+    counts in ticks of 10 ms: one edge's cost to the origin is a fraction of a percent of a
+    core, a tick or two in a 5 s phase."""
+    value = schedstat(pid)
+    return cpu_seconds(pid) if value is None else value
+
+
+def wait_seconds(pid: int) -> float:
+    """Seconds ``pid``'s threads spent runnable, waiting for a CPU (0 without schedstat)."""
+    return schedstat(pid, 1) or 0.0
+
+
+def _pull_messages(edge: ClusterNode) -> int:
+    doc = edge.stream()
+    pull = (doc or {}).get("pull") or {}
+    return int(pull.get("messages_in") or 0)
 
 
 def _origin_cpu(origin: ClusterNode, seconds: float) -> float:
@@ -544,9 +575,19 @@ def run_cluster(s: ClusterScenario, loadgen: Path, workdir: Path) -> ClusterResu
             child.send(f"W {t0} {t1}")
         _sleep_until(t0)
         before = {n.address.name: run_seconds(n.pid) for n in nodes}
+        waits = {n.address.name: wait_seconds(n.pid) for n in nodes}
+        pulled = [_pull_messages(edge) for edge in edges]
         gen_before = sum(cpu_seconds(c.process.pid) for c in generators)
         _sleep_until(t1)
         after = {n.address.name: run_seconds(n.pid) for n in nodes}
+        result.wait = {
+            n.address.name: (wait_seconds(n.pid) - waits[n.address.name]) / s.duration
+            for n in nodes
+        }
+        result.edge_pull_rate = [
+            (_pull_messages(edge) - count) / s.duration
+            for edge, count in zip(edges, pulled, strict=True)
+        ]
         gen_after = sum(cpu_seconds(c.process.pid) for c in generators)
         rss_after = [rss_bytes(edge.pid) for edge in edges]
         doc = origin.stream()
