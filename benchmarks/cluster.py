@@ -297,7 +297,8 @@ def _per_edge(values: list[float | None], digits: int = 1) -> str:
 TABLE_HEADER = (
     "| link | profile | players (edges + direct) | delivery | direct p50 / p99 ms "
     "| via edge p50 / p99 ms | hop p50 / p99 ms | origin CPU at 0 / 1 / 2 edges "
-    "| origin CPU per edge | edge CPU-s per M msgs | edge CPU | load |"
+    "| origin CPU per edge | origin CPU per player (window) | edge CPU-s per M msgs | edge CPU "
+    "| load |"
 )
 
 
@@ -308,7 +309,7 @@ def format_row(r: ClusterResult) -> str:
     expected = sum(
         g.expected_per_player * g.players for k, g in r.groups.items() if k in ("edges", "direct")
     )
-    per_edge = r.origin_cpu_per_edge
+    per_edge, per_player = r.origin_cpu_per_edge, r.origin_cpu_per_player
 
     def lat(group: Result | None) -> str:
         if group is None:
@@ -321,15 +322,16 @@ def format_row(r: ClusterResult) -> str:
         f"| {_num(r.hop_ms('p50'))} / {_num(r.hop_ms('p99'))} "
         f"| {_per_edge([100 * c for c in r.origin_cpu_by_edges])} % "
         f"| {_num(None if per_edge is None else 100 * per_edge, 2)} % "
+        f"| {_num(None if per_player is None else 100 * per_player, 3)} % "
         f"| {_per_edge(r.edge_cpu_per_million, 2)} "
         f"| {_per_edge([100 * c for c in r.edge_cpu], 0)} % | {r.load_before:.2f} |"
     )
 
 
 def format_table(results: list[ClusterResult]) -> str:
-    return "\n".join([TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"] + [
-        format_row(r) for r in results
-    ])  # fmt: skip
+    """:data:`TABLE_HEADER`, its Markdown rule and one :func:`format_row` per result."""
+    rule = "|" + "---|" * (TABLE_HEADER.count("|") - 1)
+    return "\n".join([TABLE_HEADER, rule, *(format_row(r) for r in results)])
 
 
 def format_report(r: ClusterResult) -> str:

@@ -78,6 +78,7 @@ def _group(players: int, p50: float, p99: float, expected: int, delivered: int) 
 def test_the_row_gives_the_hop_as_edge_minus_direct_and_the_origin_cost_per_edge() -> None:
     result = ClusterResult("static", "550k", 1000, 500, 10.0, 73.0, load_before=1.5)
     result.origin_cpu_by_edges = [0.02, 0.03, 0.06]
+    result.origin_cpu, result.origin_players = 0.25, 502
     result.edge_cpu, result.edge_cpu_per_million = [0.4, 0.5], [5.0, 6.25]
     result.groups = {
         "direct": _group(500, 10.0, 40.0, 730, 500 * 730),
@@ -89,8 +90,10 @@ def test_the_row_gives_the_hop_as_edge_minus_direct_and_the_origin_cost_per_edge
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert len(cells) == TABLE_HEADER.count("|") - 1
     assert cells[2:7] == ["2,000 + 500", "1.0000", "10.0 / 40.0", "13.5 / 52.5", "3.5 / 12.5"]
-    assert cells[7:] == ["2.0 / 3.0 / 6.0 %", "2.00 %", "5.00 / 6.25", "40 / 50 %", "1.50"]
-    assert format_table([result]).splitlines()[2] == row
+    assert cells[7:9] == ["2.0 / 3.0 / 6.0 %", "2.00 %"]
+    assert cells[9:] == ["0.050 %", "5.00 / 6.25", "40 / 50 %", "1.50"]
+    header, rule, line = format_table([result]).splitlines()
+    assert line == row and rule.count("---") == len(cells) == header.count("|") - 1
 
 
 def test_a_run_without_direct_players_has_no_hop_figure() -> None:
