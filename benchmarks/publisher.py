@@ -76,6 +76,9 @@ PROFILES = {
     "550k": StreamProfile(video_fps=30, video_bytes=2000, audio_fps=43, audio_bytes=200, gop=30),
     # The low-rate stream for the 19,000-player case: about 4 messages/s.
     "low": StreamProfile(video_fps=2, video_bytes=1000, audio_fps=2, audio_bytes=100, gop=2),
+    # A 3 Mbit/s stream (the cluster issue's capacity question): the same 73 messages/s as
+    # 550k, video frames of 12,200 B (2,997 kbit/s in all), so it differs in bytes only.
+    "3m": StreamProfile(video_fps=30, video_bytes=12200, audio_fps=43, audio_bytes=200, gop=30),
 }
 
 

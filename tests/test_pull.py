@@ -140,6 +140,28 @@ def test_what_the_source_sends_reaches_waiting_players_as_a_publish() -> None:
     assert doc["publisher"]["address"] == "rtmp://192.0.2.7/origin" and doc["players"] == 1
 
 
+def test_a_pulled_message_is_flushed_at_once_by_the_adaptive_flush_of_an_idle_server() -> None:
+    """Under the default adaptive flush, a message the source sends brings the next flush
+    forward as a publisher's read does: the players have it at the reactor's next turn, not
+    at the ceiling's flush (``flush_interval``, 100 ms later: a hop's worth of latency)."""
+    factory, reactor = _factory()
+    assert factory.config.streams.flush == "adaptive"
+    factory.startFactory()
+    try:
+        player = Peer(factory).connect(create_stream=True).play("cam1")
+        pull = _pull(factory)
+        pull.received(AVC_HEADER)
+        reactor.advance(0)
+        player.pump()
+        reactor.advance(0.01)  # past the adaptive floor, well before the 0.1 s ceiling
+        pull.received(KEY)
+        reactor.advance(0)
+        player.pump()
+        assert player.video() == [AVC_HEADER.payload, KEY.payload]
+    finally:
+        factory.stopFactory()
+
+
 def test_a_late_joiner_of_a_pulled_stream_starts_with_the_header_and_the_gop() -> None:
     factory, _ = _factory()
     first = Peer(factory, 1000).connect(create_stream=True).play("cam1")

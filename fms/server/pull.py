@@ -85,6 +85,10 @@ class PullHost(Protocol):
 
     def release_name(self, app: str, name: str) -> None: ...
 
+    def published(self) -> None:
+        """A publisher's read added messages: the flush loop decides when they go out."""
+        ...
+
 
 class Locator(Protocol):
     """Where streams that no configured source takes are pulled from (a cluster's directory)."""
@@ -317,13 +321,13 @@ class Pull:
                 self._to_plugins(
                     stream, message, stream.publish_message(Data(values, 0, message.timestamp))
                 )
+                host.published()
                 return
             if stream.metadata is not None:
                 self._to_plugins(stream, stream.metadata, DATA_INFO)
         else:
             self._to_plugins(stream, message, stream.publish_message(message))
-        if host.config.streams.flush_interval == 0:
-            stream.flush(self.clock.seconds())
+        host.published()  # the flush loop brings its next flush forward, as for a publisher
 
     def _to_plugins(self, stream: LiveStream, message: Media | Data, info: Any) -> None:
         application = self.service.host.application_for(self.app)
