@@ -10,8 +10,8 @@ the stream is ``--link``:
   on demand (``docs/pull.md``): its first player starts one pull, shared by all its players;
 - ``cluster``: a ``redis-server`` on a free port and ``[cluster] redis, node_url, secret`` on
   every node: an edge asked for a stream it does not hold finds the holder in Redis and pulls
-  it. This needs the cluster pulls of issue 19; without them the edges never go live and the
-  benchmark stops with a message that says so.
+  it over the private path (``docs/cluster.md``); an edge that never goes live stops the
+  benchmark with a message that says what the directory holds.
 
 Phases, each measured by the origin's CPU time (``/proc/PID/stat``) over ``--phase`` seconds:
 the publisher alone (0 edges pulling); the players of edge 1 set up and its pull live (1 edge);
@@ -551,12 +551,7 @@ def run_cluster(s: ClusterScenario, loadgen: Path, workdir: Path) -> ClusterResu
                 why = "see its log"
                 if redis is not None:
                     entry = redis.command("GET", f"fms:stream:{APP}/{STREAM}") or "(none)"
-                    why = (
-                        f"the directory names {entry} as its holder, but an edge finds and "
-                        "pulls a stream through the Redis directory only with the cluster "
-                        "pulls of issue 19 (a node pulling a stream it does not hold); without "
-                        "them use --link static"
-                    )
+                    why = f"the directory names {entry} as its holder; see the edge's log"
                 raise BenchmarkError(
                     f"{edge.name} never went live with {APP}/{STREAM} within "
                     f"{s.live_timeout:g} s ({s.link} link): {why}"
