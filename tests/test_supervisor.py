@@ -132,6 +132,22 @@ def test_a_worker_that_cannot_start_stops_the_server_with_status_1_without_a_res
     assert "worker 1 could not start (status 1): stopping" in logged
 
 
+def test_a_worker_ready_after_its_sibling_could_not_start_announces_nothing(
+    reactor: FakeReactor, logged: list[str]
+) -> None:
+    """Worker 1 fails before worker 0 says it is ready: the reactor's stop is asked but events
+    already due still arrive, and worker 0 alone being ready is not the server listening."""
+    sup = Supervisor(reactor, Config(), ["-m", "fms", "run"], 2)
+    sup.spec_base = {"port": 1935, "tls_port": 0}
+    sup.start()
+    first = sup.workers[0]
+    end(sup.workers[1], sig=None, code=1)
+    first.childDataReceived(READY_FD, b"ready\n")
+    sup.cleanup()
+    assert (sup.exit_code, sup.announced) == (1, False)
+    assert not any("listening on" in line for line in logged)
+
+
 def test_stop_kills_the_workers_still_running_at_shutdown_timeout_plus_margin_not_before(
     supervisor: Supervisor, reactor: FakeReactor, logged: list[str]
 ) -> None:

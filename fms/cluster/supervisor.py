@@ -164,7 +164,11 @@ class Supervisor:
             self.release_log(worker)
 
     def worker_ready(self, worker: _WorkerProcess) -> None:
-        if self.announced or not all(w.ready for w in self.workers.values()):
+        # Every worker, not every one left: one that could not start was removed, and the
+        # reactor's stop lets events already due (a sibling's "ready") through first.
+        if self.announced or self.exit_code or len(self.workers) < self.count:
+            return
+        if not all(w.ready for w in self.workers.values()):
             return
         self.announced = True
 
