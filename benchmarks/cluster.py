@@ -64,6 +64,7 @@ from benchmarks.fanout import (
     python_env,
     rss_bytes,
     run_scenario,
+    start_publisher,
     summarise,
 )
 from benchmarks.publisher import PROFILES
@@ -529,14 +530,7 @@ def run_cluster(s: ClusterScenario, loadgen: Path, workdir: Path) -> ClusterResu
             "host": ORIGIN_HOST, "port": origin_at.port, "app": APP, "stream": STREAM,
             "profile": s.profile, "max-seconds": bound, "out": pub_out,
         }  # fmt: skip
-        publisher = Child(
-            [sys.executable, "-m", "benchmarks.publisher", *options(pub_options)],
-            "publisher",
-            env=python_env(None),
-        )
-        children.append(publisher)
-        pin(publisher.process.pid, load_cpus)
-        publisher.expect("PUBLISHING", 20)
+        publisher = start_publisher(pub_options, python_env(None), load_cpus, children)
         time.sleep(s.settle)
         result.origin_cpu_by_edges.append(_origin_cpu(origin, s.phase))
 

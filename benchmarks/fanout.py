@@ -742,14 +742,7 @@ def run_scenario(
             "port": server.port, "app": scenario.app, "stream": scenario.stream,
             "profile": scenario.profile, "max-seconds": bound, "out": pub_out,
         }  # fmt: skip
-        publisher = Child(
-            [sys.executable, "-m", "benchmarks.publisher", *options(pub_options)],
-            "publisher",
-            env=python_env(tree),
-        )
-        children_.append(publisher)
-        pin(publisher.process.pid, load_cpus)
-        publisher.expect("PUBLISHING", 20)
+        publisher = start_publisher(pub_options, python_env(tree), load_cpus, children_)
         time.sleep(scenario.baseline)
         result.rss_baseline = tree_rss_bytes(server.pid)
 
@@ -843,6 +836,20 @@ def run_scenario(
         if status not in (0, None):
             result.notes.append(f"server exited with status {status}")
     return result
+
+
+def start_publisher(
+    values: dict[str, object], env: dict[str, str], cpus: set[int], children: list[Child]
+) -> Child:
+    """Start :mod:`benchmarks.publisher` with ``values`` as its options, pinned to ``cpus`` and
+    added to ``children``; return it once it says it is publishing (20 s at most)."""
+    publisher = Child(
+        [sys.executable, "-m", "benchmarks.publisher", *options(values)], "publisher", env=env
+    )
+    children.append(publisher)
+    pin(publisher.process.pid, cpus)
+    publisher.expect("PUBLISHING", 20)
+    return publisher
 
 
 def options(values: dict[str, object]) -> list[str]:

@@ -196,8 +196,10 @@ def test_what_the_kernel_does_not_take_goes_to_twisted_and_later_bytes_follow_it
     assert early + wire.receive(len(first) + len(second) - len(early)) == first + second
 
 
-def test_fan_out_bytes_follow_what_the_connection_queued(make_wire: MakeWire) -> None:
-    """Statuses and handshake bytes the connection queued go out before a fan-out write."""
+@pytest.mark.parametrize("way", ["write_shared", "offer_shared"])
+def test_fan_out_bytes_follow_what_the_connection_queued(make_wire: MakeWire, way: str) -> None:
+    """Statuses and handshake bytes the connection queued go out before a fan-out write, by
+    either way a flush writes (the whole-write ``offer_shared`` and ``write_shared``)."""
     wire = make_wire()
     client = ClientHandshake()
     client.initiate()
@@ -205,7 +207,10 @@ def test_fan_out_bytes_follow_what_the_connection_queued(make_wire: MakeWire) ->
     assert conn is not None
     conn.receive_data(client.data_to_send(), 0.0)  # S0 S1 S2 queued, not yet flushed
     media = pattern(b"m", 5000)
-    wire.proto.write_shared(media)
+    if way == "offer_shared":
+        assert wire.proto.offer_shared(media, 1 << 20) is True
+    else:
+        wire.proto.write_shared(media)
     received = wire.receive(1 + 1536 + 1536 + len(media))
     client.receive_data(received)
     assert client.done and client.leftover == media
@@ -253,17 +258,3 @@ def test_an_offer_that_would_hold_more_than_the_budget_writes_nothing(
     assert wire.proto.pending_bytes() == held + len(offered)
     got = wire.receive((1 << 20) + len(offered))
     assert got == pattern(b"a", 1 << 20) + offered
-
-
-def test_an_offer_follows_what_the_connection_queued(make_wire: MakeWire) -> None:
-    wire = make_wire()
-    client = ClientHandshake()
-    client.initiate()
-    conn = wire.proto.connection
-    assert conn is not None
-    conn.receive_data(client.data_to_send(), 0.0)  # S0 S1 S2 queued, not yet flushed
-    media = pattern(b"m", 5000)
-    assert wire.proto.offer_shared(media, 1 << 20) is True
-    received = wire.receive(1 + 1536 + 1536 + len(media))
-    client.receive_data(received)
-    assert client.done and client.leftover == media
