@@ -78,7 +78,7 @@ def format_latency_table(rows: list[tuple[str, float, Result]]) -> str:
     for name, load, r in rows:
         p50 = "-" if r.latency_p50_ms is None else f"{r.latency_p50_ms:.1f}"
         p99 = "-" if r.latency_p99_ms is None else f"{r.latency_p99_ms:.1f}"
-        cpu = "-" if r.cpu_per_million is None else f"{r.cpu_per_million:.1f}"
+        cpu = "-" if r.cpu_per_million is None else f"{r.cpu_per_million:.2f}"
         lines.append(
             f"| {r.players:,} | {name} | {p50} | {p99} | {100 * r.delivery_ratio:.2f} "
             f"| {100 * r.min_player_ratio:.2f} | {cpu} | {r.server_cpu_percent:.0f} | {load:.2f} |"

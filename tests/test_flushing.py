@@ -96,11 +96,13 @@ def test_between_floor_and_ceiling_the_interval_is_the_cost_over_the_share() -> 
     assert pace.interval == pytest.approx(0.02)
 
 
-def test_a_flush_longer_than_the_ceiling_skips_the_slots_it_overran() -> None:
-    """As ``LoopingCall`` does for the fixed flush: 250 ms of flushing at a 100 ms ceiling
-    puts the next start at 300 ms."""
-    pace = FlushPace(ceiling=CEILING, share=0.5)
-    assert pace.flushed(started=0.0, cost=0.25) == pytest.approx(0.3)
+def test_a_flush_longer_than_the_ceiling_is_followed_after_its_cost_over_the_busy_share() -> None:
+    """Not at the next slot of the ceiling's grid (as ``LoopingCall`` does for the fixed flush,
+    300 ms here): 105 ms of flushing at a 100 ms ceiling and a busy share of 0.9 puts the next
+    start at 116.7 ms, leaving a tenth of the time for everything else."""
+    pace = FlushPace(ceiling=CEILING, share=0.5, busy_share=0.9)
+    assert pace.flushed(started=0.0, cost=0.105) == pytest.approx(0.105 / 0.9)
+    assert pace.flushed(started=1.0, cost=0.25) == pytest.approx(1.0 + 0.25 / 0.9)
 
 
 def test_a_message_waits_for_the_interval_only_if_it_has_not_passed() -> None:
@@ -129,6 +131,25 @@ def test_cheap_flushes_follow_a_steady_publisher_at_the_floor() -> None:
     loop, meter, clock = adaptive(cost=0.0001)
     publish_every(loop, clock, 0.001, 200)
     assert gaps(meter.flushes)[-10:] == [pytest.approx(FLOOR)] * 10
+
+
+def test_flushes_longer_than_the_ceiling_do_not_skip_to_every_other_slot() -> None:
+    """Flushes of 105 ms with a publisher reading every 10 ms: one every 116.7 ms (105 / 0.9),
+    not one every 200 ms (the next slot of a 100 ms grid)."""
+    loop, meter, clock = adaptive(cost=0.105)
+    publish_every(loop, clock, 0.001, 2000)
+    assert gaps(meter.flushes)[-5:] == [pytest.approx(0.105 / 0.9, abs=0.0011)] * 5
+
+
+def test_an_overrun_flush_without_publishers_waits_for_its_cost_over_the_busy_share() -> None:
+    """Nothing published: after a 250 ms flush (the preambles of many joining players), the
+    ceiling's flush comes 250 / 0.9 ms after it started."""
+    loop, meter, clock = adaptive(cost=0.25)
+    clock.advance(CEILING)
+    clock.advance(0.25 / 0.9 - 0.001)
+    assert meter.flushes == [pytest.approx(CEILING)]
+    clock.advance(0.002)  # Clock runs a call at the time it was advanced to
+    assert gaps(meter.flushes) == [pytest.approx(0.25 / 0.9, abs=0.0011)]
 
 
 def test_expensive_flushes_space_out_to_the_ceiling() -> None:

@@ -240,6 +240,13 @@ class StreamsConfig:
         doc="adaptive flush: part of the process's time fan-out may take before flushes space"
         " out (0.5: the interval is twice the last flush's duration)",
     )
+    flush_busy_share: float = _opt(
+        0.9,
+        minimum=0.01,
+        maximum=1.0,
+        doc="adaptive flush: part of the process's time fan-out may take when one flush costs"
+        " more than flush_interval (the next starts its duration / flush_busy_share after it)",
+    )
     max_stream_name: int = _opt(256, minimum=1, doc="longest stream name accepted (bytes)")
     soft_bytes: int = _opt(
         4 * 1024 * 1024, minimum=1024, doc="bytes a player may fall behind before skipping"

@@ -501,6 +501,7 @@ class LiveStream:
         head = log.head
         joined: dict[int, bytes] = {}
         limits = self.limits
+        budget = limits.player_buffer
         for player in list(log.players):
             if player.state is PlayerState.PARKED:
                 if log.keyframe is None or log.keyframe < player.cursor:
@@ -518,9 +519,27 @@ class LiveStream:
                 player.blocked_since = None
                 continue
             offer = player.offer
-            if offer and not player.offset and not player.skip_pending:
-                if self._offer(player, offer, log, joined):
-                    continue
+            if offer is not None and not player.offset and not player.skip_pending:
+                # The common case, inlined (one call per player per flush, the fan-out's hot
+                # path): everything it lacks in one call to its sink, if it takes it now. A
+                # refusal leaves it to _deliver.
+                cursor = player.cursor
+                data = joined.get(cursor)
+                if data is None and log.ends[-1] - log.offset(cursor) <= budget:
+                    data = joined[cursor] = log.since(cursor)
+                if data is not None:
+                    try:
+                        taken = offer(data, budget)
+                    except Exception as exc:
+                        if player in self.players:
+                            self._drop(player, f"its sink failed: {type(exc).__name__}: {exc}")
+                        continue
+                    if taken:
+                        player.messages_sent += head - cursor
+                        player.cursor = head
+                        player.bytes_sent += len(data)
+                        player.blocked_since = None
+                        continue
             progressed = self._deliver(player, log, joined)
             if progressed:
                 player.blocked_since = None
@@ -560,30 +579,6 @@ class LiveStream:
             if player.state is PlayerState.ACTIVE and log.offset(player.cursor) < oldest:
                 self._finish_entry(player, log)
                 self._skip(player, log)
-
-    def _offer(self, player: Player, offer: Any, log: SharedLog, joined: dict[int, bytes]) -> bool:
-        """All ``player`` lacks in one call to its sink (:attr:`Player.offer`), if it takes it
-        now; False leaves it to :meth:`_deliver`. True: done for this flush (or dropped)."""
-        cursor = player.cursor
-        budget = self.limits.player_buffer
-        data = joined.get(cursor)
-        if data is None:
-            if log.ends[-1] - log.offset(cursor) > budget:
-                return False
-            data = joined[cursor] = log.since(cursor)
-        try:
-            if not offer(data, budget):
-                return False
-        except Exception as exc:
-            if player in self.players:
-                self._drop(player, f"its sink failed: {type(exc).__name__}: {exc}")
-            return True
-        head = log.head
-        player.messages_sent += head - cursor
-        player.cursor = head
-        player.bytes_sent += len(data)
-        player.blocked_since = None
-        return True
 
     def _deliver(self, player: Player, log: SharedLog, joined: dict[int, bytes]) -> bool:
         """Hand ``player`` what it can take now: everything from its cursor when its user-space

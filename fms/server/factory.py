@@ -452,7 +452,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         self.max_connections = effective_max_connections(config.limits.max_connections)
         self.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
         self.settings = ServerSettings(chunk_size=config.streams.chunk_size)
-        flushing = ("flush", "flush_interval", "flush_share")
+        flushing = ("flush", "flush_interval", "flush_share", "flush_busy_share")
         if self._flusher and any(
             getattr(old.streams, key) != getattr(config.streams, key) for key in flushing
         ):

@@ -10,7 +10,9 @@ from a publisher (:meth:`Flushes.published`, relay links included).
   from a publisher when it is 0: the behaviour before the adaptive flush existed.
 - ``adaptive``: :class:`~fms.live.pacing.FlushPace` decides from what the last flush cost
   (``time.perf_counter``, or the ``cost_clock`` given) when the next may start; a read from a
-  publisher brings the next flush forward to then, at once on an idle server. A flush every
+  publisher brings the next flush forward to then, at once on an idle server; a flush that
+  overran the ceiling is followed by the next ``cost / flush_busy_share`` after it started. A
+  flush every
   ``flush_interval`` (the ceiling) still runs when nothing is published, for what does not
   come from a publisher (a joining player's preamble, a player whose socket drained, stall
   deadlines).
@@ -18,7 +20,6 @@ from a publisher (:meth:`Flushes.published`, relay links included).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -27,7 +28,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 
 from fms.config import StreamsConfig
-from fms.live.pacing import FLOOR, FlushPace
+from fms.live.pacing import BUSY_SHARE, FLOOR, FlushPace
 
 
 class Flushes(Protocol):
@@ -89,10 +90,11 @@ class AdaptiveFlushes:
         ceiling: float,
         share: float,
         cost_clock: Callable[[], float] = time.perf_counter,
+        busy_share: float = BUSY_SHARE,
     ) -> None:
         self.clock = clock
         self.flush = flush
-        self.pace = FlushPace(ceiling, share, min(FLOOR, ceiling))
+        self.pace = FlushPace(ceiling, share, min(FLOOR, ceiling), busy_share)
         self.cost_clock = cost_clock
         """What a flush's cost is measured on (seconds): ``time.perf_counter`` by default."""
         self._call: IDelayedCall | None = None
@@ -139,9 +141,8 @@ class AdaptiveFlushes:
             self.pace.flushed(started, cost)
             if self._started:
                 # Until a publisher's read brings it forward, the next flush is the ceiling's
-                # (slots the flush overran are skipped), so an idle server is not woken often.
-                slots = max(1, math.ceil(cost / self.pace.ceiling))
-                self._schedule(started + slots * self.pace.ceiling)
+                # (or later, after a flush that overran it), so an idle server is not woken often.
+                self._schedule(started + self.pace.period(cost, self.pace.ceiling))
 
 
 def flushes_for(
@@ -154,4 +155,11 @@ def flushes_for(
     read from a publisher in either mode (there is nothing to adapt)."""
     if streams.flush == "fixed" or streams.flush_interval == 0:
         return FixedFlushes(clock, flush, streams.flush_interval)
-    return AdaptiveFlushes(clock, flush, streams.flush_interval, streams.flush_share, cost_clock)
+    return AdaptiveFlushes(
+        clock,
+        flush,
+        streams.flush_interval,
+        streams.flush_share,
+        cost_clock,
+        streams.flush_busy_share,
+    )
