@@ -144,7 +144,7 @@ def test_flushes_longer_than_the_ceiling_do_not_skip_to_every_other_slot() -> No
 def test_an_overrun_flush_without_publishers_waits_for_its_cost_over_the_busy_share() -> None:
     """Nothing published: after a 250 ms flush (the preambles of many joining players), the
     ceiling's flush comes 250 / 0.9 ms after it started."""
-    loop, meter, clock = adaptive(cost=0.25)
+    _loop, meter, clock = adaptive(cost=0.25)
     clock.advance(CEILING)
     clock.advance(0.25 / 0.9 - 0.001)
     assert meter.flushes == [pytest.approx(CEILING)]
