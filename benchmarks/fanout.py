@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -258,6 +259,69 @@ class Server:
     def describe(self) -> str:
         return self.name
 
+    def flush_histograms(self) -> dict[str, FlushHistogram] | None:
+        """The server's fan-out flush histograms now (pyFMS's ``/metrics``), None when it has
+        none to read."""
+        return None
+
+
+FLUSH_FAMILIES = ("fms_flush_seconds", "fms_flush_interval_seconds")
+
+
+@dataclass
+class FlushHistogram:
+    """One Prometheus histogram read from ``/metrics``: cumulative counts by upper bound."""
+
+    buckets: list[tuple[float, float]]
+    count: float
+    total: float
+
+    def minus(self, before: FlushHistogram) -> FlushHistogram:
+        """What was counted since ``before`` (same bounds)."""
+        old = dict(before.buckets)
+        return FlushHistogram(
+            [(bound, n - old.get(bound, 0.0)) for bound, n in self.buckets],
+            self.count - before.count,
+            self.total - before.total,
+        )
+
+    def quantile_bound(self, q: float) -> float | None:
+        """The upper bound (seconds) of the bucket holding the ``q`` quantile (0..1)."""
+        if self.count <= 0:
+            return None
+        for bound, cumulative in self.buckets:
+            if cumulative >= q * self.count:
+                return bound
+        return math.inf
+
+
+def read_flush_histograms(port: int) -> dict[str, FlushHistogram] | None:
+    """``fms_flush_seconds`` and ``fms_flush_interval_seconds`` from pyFMS's ``/metrics`` on
+    127.0.0.1:``port`` (None if unreadable)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    found: dict[str, FlushHistogram] = {}
+    for family in text_string_to_metric_families(text):
+        name = family.name if family.name.endswith("_seconds") else family.name + "_seconds"
+        if name not in FLUSH_FAMILIES:
+            continue
+        histogram = FlushHistogram([], 0.0, 0.0)
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                histogram.buckets.append((float(sample.labels["le"]), sample.value))
+            elif sample.name.endswith("_count"):
+                histogram.count = sample.value
+            elif sample.name.endswith("_sum"):
+                histogram.total = sample.value
+        histogram.buckets.sort()
+        found[name] = histogram
+    return found if len(found) == len(FLUSH_FAMILIES) else None
+
 
 class FMSServer(Server):
     """``fms run`` with a generated configuration (or ``--fms-config``), from this checkout or
@@ -299,8 +363,9 @@ class FMSServer(Server):
                 f"[limits]\nmax_connections = {max(10_000, self.players + 1_000)}\n"
                 f"max_connecting_per_ip = {max(50, self.players + 10)}\n"
             )
-            if self.http:
-                text += http_section(self.players)
+            # The HTTP listener serves HTTP-FLV viewers and, in every run, /metrics: the
+            # flush figures (flush_histograms) are read from it.
+            text += http_section(self.players)
             config.write_text(text)
         command = [sys.executable, "-m", "fms", "run", "--host", "127.0.0.1", "--port", "0"]
         command += ["--config", str(config.resolve())]
@@ -321,7 +386,8 @@ class FMSServer(Server):
             text = self.log.read_text(errors="replace")
             rtmp = re.search(r"(?:listening|accepting) on rtmp://[^\s:]+:(\d+)", text)
             http = re.search(r"(?:listening|accepting) on http://[^\s:]+:(\d+)", text)
-            if rtmp and (http or not self.http):
+            # A generated configuration always has the HTTP listener (/metrics).
+            if rtmp and (http or not (self.http or self.config is None)):
                 self.port = int(rtmp.group(1))
                 self.http_port = int(http.group(1)) if http else 0
                 return
@@ -333,6 +399,9 @@ class FMSServer(Server):
     def log_tail(self, lines: int = 20) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def flush_histograms(self) -> dict[str, FlushHistogram] | None:
+        return read_flush_histograms(self.http_port) if self.http_port else None
 
     def describe(self) -> str:
         code = "import fms; print(fms.__version__)"
@@ -590,6 +659,14 @@ class Result:
     generator_cpus: int = 0
     publisher_max_slip_ms: float = 0.0
     publisher_late_messages: int = 0
+    flushes_per_second: float | None = None
+    """pyFMS's fan-out flushes per second in the window (from its /metrics), None otherwise."""
+    flush_mean_ms: float | None = None
+    flush_p99_ms: float | None = None
+    """Upper bound of the histogram bucket holding the 99th percentile of flush durations."""
+    interval_p50_ms: float | None = None
+    interval_p99_ms: float | None = None
+    """Bucket bounds of the p50 and p99 of the time from one flush's start to the next's."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -792,8 +869,12 @@ def run_scenario(
             generator.send(f"W {t0} {t1}")
         _sleep_until(t0)
         before = sampler.sample()
+        flushes_before = server.flush_histograms()
         _sleep_until(t1)
         after = sampler.sample()
+        flushes_after = server.flush_histograms()
+        if flushes_before and flushes_after:
+            flush_figures(result, flushes_before, flushes_after, scenario.duration)
         in_window = [s for t, s in sampler.samples if t0 / 1e9 <= t <= t1 / 1e9]
         rss_values = [s["server"][1] for s in in_window if "server" in s] + [
             after.get("server", (0, 0))[1]
@@ -836,6 +917,27 @@ def run_scenario(
         if status not in (0, None):
             result.notes.append(f"server exited with status {status}")
     return result
+
+
+def flush_figures(
+    result: Result,
+    before: dict[str, FlushHistogram],
+    after: dict[str, FlushHistogram],
+    seconds: float,
+) -> None:
+    """The window's fan-out flushes (the difference of two scrapes of /metrics) into
+    ``result``: how many a second, their mean and p99 duration, the p50 and p99 interval."""
+    costs = after["fms_flush_seconds"].minus(before["fms_flush_seconds"])
+    gaps = after["fms_flush_interval_seconds"].minus(before["fms_flush_interval_seconds"])
+    if costs.count <= 0:
+        return
+    result.flushes_per_second = costs.count / seconds
+    result.flush_mean_ms = 1000 * costs.total / costs.count
+    bound = costs.quantile_bound(0.99)
+    result.flush_p99_ms = None if bound is None else 1000 * bound
+    for q, name in ((0.5, "interval_p50_ms"), (0.99, "interval_p99_ms")):
+        bound = gaps.quantile_bound(q)
+        setattr(result, name, None if bound is None else 1000 * bound)
 
 
 def start_publisher(
@@ -900,6 +1002,12 @@ def format_report(result: Result) -> str:
         f"generator       {r.generator_cpu_percent:.0f}% of {r.generator_cpus} CPU(s); publisher "
         f"max slip {r.publisher_max_slip_ms:.1f} ms, {r.publisher_late_messages} messages late",
     ]
+    if r.flushes_per_second is not None:
+        lines.append(
+            f"flushes         {r.flushes_per_second:.1f}/s, {_ms(r.flush_mean_ms)} ms each on "
+            f"average (p99 <= {_ms(r.flush_p99_ms)} ms); from one start to the next p50 <= "
+            f"{_ms(r.interval_p50_ms)} ms, p99 <= {_ms(r.interval_p99_ms)} ms (/metrics buckets)"
+        )
     lines += [f"note            {note}" for note in r.notes]
     return "\n".join(lines)
 

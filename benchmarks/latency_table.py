@@ -9,7 +9,10 @@ delivered messages, with the load average before each run (the machine's other w
 latency first). A pyFMS mode is ``adaptive``, ``fixed`` (``flush_interval = 0.1``), or either
 with its number: ``adaptive:0.25`` (``flush_share``) or ``fixed:0.02`` (``flush_interval``).
 ``--viewers http-flv`` (or ``both``) measures pyFMS's HTTP-FLV viewers too, in each mode, after
-its RTMP players (:mod:`benchmarks.fanout`'s ``--viewers``).
+its RTMP players (:mod:`benchmarks.fanout`'s ``--viewers``). For pyFMS the table also gives the
+window's fan-out flushes, read from its ``/metrics`` (``fms_flush_seconds`` and
+``fms_flush_interval_seconds``): flushes a second, their mean duration, and the histogram
+buckets holding the p50 and p99 of the time from one flush's start to the next.
 Benchmarks are not pass/fail: the table is printed with the command line that reproduces it.
 
 Run:  .venv/bin/python -m benchmarks.latency_table                    # the whole table
@@ -69,11 +72,23 @@ def label(mode: str) -> str:
     return f"pyFMS fixed {number or 0.1} s"
 
 
+def flush_columns(r: Result) -> str:
+    """pyFMS's flushes in the window (its /metrics): how many a second, the mean duration, and
+    the histogram buckets that hold the p50 and p99 of the time from one start to the next
+    (``<= bound``); dashes for nginx-rtmp."""
+    if r.flushes_per_second is None:
+        return "- | - | -"
+    mean = "-" if r.flush_mean_ms is None else f"{r.flush_mean_ms:.1f}"
+    p50 = "-" if r.interval_p50_ms is None else f"{r.interval_p50_ms:g}"
+    p99 = "-" if r.interval_p99_ms is None else f"{r.interval_p99_ms:g}"
+    return f"{r.flushes_per_second:.1f} | {mean} | <={p50} / <={p99}"
+
+
 def format_latency_table(rows: list[tuple[str, float, Result]]) -> str:
     lines = [
         "| players | server | p50 ms | p99 ms | delivered % | worst player % | CPU-s per M msgs "
-        "| server CPU % | load before |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server CPU % | flushes/s | flush ms | flush interval p50/p99 ms | load before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, load, r in rows:
         p50 = "-" if r.latency_p50_ms is None else f"{r.latency_p50_ms:.1f}"
@@ -81,7 +96,8 @@ def format_latency_table(rows: list[tuple[str, float, Result]]) -> str:
         cpu = "-" if r.cpu_per_million is None else f"{r.cpu_per_million:.2f}"
         lines.append(
             f"| {r.players:,} | {name} | {p50} | {p99} | {100 * r.delivery_ratio:.2f} "
-            f"| {100 * r.min_player_ratio:.2f} | {cpu} | {r.server_cpu_percent:.0f} | {load:.2f} |"
+            f"| {100 * r.min_player_ratio:.2f} | {cpu} | {r.server_cpu_percent:.0f} "
+            f"| {flush_columns(r)} | {load:.2f} |"
         )
     return "\n".join(lines)
 
@@ -139,13 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                     workdir = temp / f"{players}-{index}-{mode.replace(':', '-')}-{kind}"
                     workdir.mkdir()
                     config = workdir / "fms.toml"
-                    text = mode_config(mode, players)
-                    if kind != "rtmp":
-                        text += http_section(players)
-                    config.write_text(text)
-                    server = FMSServer(
-                        workdir, config, "info", players=players, http=kind != "rtmp"
-                    )
+                    # The HTTP listener serves HTTP-FLV viewers, and /metrics in every run
+                    # (the flush figures).
+                    config.write_text(mode_config(mode, players) + http_section(players))
+                    server = FMSServer(workdir, config, "info", players=players, http=True)
                     name = label(mode) + ("" if kind == "rtmp" else f" {viewers_label(kind)}")
                     runs.append((name, server, kind))
             if "nginx" in servers:

@@ -19,7 +19,19 @@ DECISION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 """Bucket upper bounds (seconds) of ``plugin_decision_seconds``: a chain of in-process
 plugins answers in microseconds; one that asks a web service, in tens of milliseconds."""
 
-_BUCKETS = {"plugin_decision_seconds": DECISION_BUCKETS}
+FLUSH_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0
+)  # fmt: skip
+"""Bucket upper bounds (seconds) of ``flush_seconds`` (what one fan-out flush took) and
+``flush_interval_seconds`` (from one flush's start to the next's): a few players flush in
+under a millisecond, 10,000 in about 100 ms (docs/performance.md, "Adaptive flush"); the
+buckets around the 100 ms ceiling are fine enough to see whether flushes overrun it."""
+
+_BUCKETS = {
+    "plugin_decision_seconds": DECISION_BUCKETS,
+    "flush_seconds": FLUSH_BUCKETS,
+    "flush_interval_seconds": FLUSH_BUCKETS,
+}
 
 Labels = tuple[tuple[str, str], ...]
 

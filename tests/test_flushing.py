@@ -17,6 +17,7 @@ from twisted.internet.testing import StringTransport
 from fms.cluster.relay import RelayHub
 from fms.cluster.spec import WorkerSpec
 from fms.config import Config, HTTPConfig, StreamsConfig, parse_config
+from fms.counters import COUNTERS
 from fms.errors import ConfigError
 from fms.http.api import API
 from fms.http.web import APISite
@@ -367,3 +368,20 @@ def test_a_player_of_a_relayed_stream_gets_a_frame_at_the_next_reactor_turn() ->
         hub.stopService()
         w0.doStop()
         w1.doStop()
+
+
+def test_the_adaptive_loop_counts_each_flush_and_the_time_between_starts() -> None:
+    """Flushes of 105 ms, the next 116.7 ms after each start: the metrics see both."""
+    COUNTERS.clear()
+    try:
+        loop, meter, clock = adaptive(cost=0.105)
+        publish_every(loop, clock, 0.001, 1000)
+        figures = COUNTERS.snapshot()["histograms"]
+    finally:
+        COUNTERS.clear()
+    [[_, bounds, costs, total]] = figures["flush_seconds"]
+    assert sum(costs) == len(meter.flushes)
+    assert total == pytest.approx(0.105 * len(meter.flushes))
+    [[_, bounds, gaps_, _]] = figures["flush_interval_seconds"]
+    assert sum(gaps_) == len(meter.flushes) - 1
+    assert sum(gaps_[: bounds.index(0.1) + 1]) <= 1  # the first gap may be shorter, none other

@@ -119,3 +119,20 @@ def test_messages_delivered_count_what_players_got_and_keep_what_leavers_got() -
     assert scrape(factory)[("fms_player_messages_delivered_total", ())] == 8
     players[0].lose()
     assert scrape(factory)[("fms_player_messages_delivered_total", ())] == 8
+
+
+def test_every_fan_out_flush_is_timed_with_the_time_since_the_last_one_started() -> None:
+    """A fixed 100 ms flush, 3 flushes: 3 durations and 2 intervals of 0.1 s (the 0.125 s
+    bucket: the fake clock's 0.1 steps are not exact in binary), none under 75 ms."""
+    factory = factory_for('[streams]\nflush = "fixed"\nflush_interval = 0.1\n')
+    factory.startFactory()
+    try:
+        for _ in range(3):
+            clock_of(factory).advance(0.1)
+        samples = scrape(factory)
+    finally:
+        factory.stopFactory()
+    assert samples[("fms_flush_seconds_count", ())] == 3
+    assert samples[("fms_flush_interval_seconds_count", ())] == 2
+    assert samples[("fms_flush_interval_seconds_bucket", (("le", "0.075"),))] == 0
+    assert samples[("fms_flush_interval_seconds_bucket", (("le", "0.125"),))] == 2

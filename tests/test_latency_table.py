@@ -68,3 +68,6 @@ def test_a_small_table_delivers_every_message_in_both_modes(tmp_path: Path) -> N
     for result in results:
         assert result["players"] == 20 and result["delivery_ratio"] == 1.0
         assert isinstance(result["latency_p99_ms"], float)
+        # the window's flushes, read from the server's /metrics
+        assert result["flushes_per_second"] > 0
+        assert isinstance(result["interval_p99_ms"], float)

@@ -20,6 +20,8 @@ the ``_total``/``_bucket`` suffixes the format adds):
 - per pulled stream, labels ``app``, ``stream`` and ``url`` (the source): ``fms_pull_state
   {state}``, ``fms_pull_bytes_in``, ``fms_pull_messages_in``, ``fms_pull_connects``;
 - ``fms_plugin_decision_seconds{action}`` (histogram) and ``fms_plugin_refusals{action}``;
+- ``fms_flush_seconds`` and ``fms_flush_interval_seconds`` (histograms): what each fan-out
+  flush took, and the time from one flush's start to the next's (``[streams] flush``);
 - ``fms_admission_refusals{reason}``, ``fms_handshake_failures{reason}``;
 - ``fms_worker_restarts`` (restarts of the workers serving now, each counted by itself);
 - with ``[cluster]``: ``fms_cluster_connected`` (1 when every worker reaches Redis),
@@ -159,21 +161,22 @@ class FiguresCollector:
              gone["slow_player_closes"]),
         ):  # fmt: skip
             yield CounterMetricFamily(name, text, value=value)
-        decisions = HistogramMetricFamily(
+        yield _histogram(
             "fms_plugin_decision",
             "Seconds the plugin chain took to decide a connect, publish or play.",
-            labels=["action"],
-            unit="seconds",
+            histograms.get("plugin_decision_seconds", []),
+            "action",
         )
-        for labels_, bounds, counts, total in histograms.get("plugin_decision_seconds", []):
-            cumulative, buckets = 0, []
-            for bound, count in zip([*bounds, float("inf")], counts, strict=True):
-                cumulative += count
-                buckets.append(
-                    ("+Inf" if bound == float("inf") else repr(float(bound)), cumulative)
-                )
-            decisions.add_metric([labels_.get("action", "")], buckets, total)
-        yield decisions
+        yield _histogram(
+            "fms_flush",
+            "Seconds each fan-out flush took (every worker's flushes).",
+            histograms.get("flush_seconds", []),
+        )
+        yield _histogram(
+            "fms_flush_interval",
+            "Seconds from the start of a fan-out flush to the start of the next.",
+            histograms.get("flush_interval_seconds", []),
+        )
         for name, label, text in (
             ("plugin_refusals", "action", "Connects, publishes and plays the plugins refused."),
             ("admission_refusals", "reason", "Connections refused at accept, by reason."),
@@ -189,6 +192,21 @@ class FiguresCollector:
             value=sum(part.get("worker_restarts", 0) for part in parts),
         )
         yield from _cluster_families([p["cluster"] for p in parts if p.get("cluster")])
+
+
+def _histogram(
+    name: str, text: str, rows: list[list[Any]], label: str | None = None
+) -> HistogramMetricFamily:
+    """A histogram family from :meth:`~fms.counters.Counters.snapshot` rows (merged over the
+    workers), labelled by ``label`` when given."""
+    family = HistogramMetricFamily(name, text, labels=[label] if label else None, unit="seconds")
+    for labels_, bounds, counts, total in rows:
+        cumulative, buckets = 0, []
+        for bound, count in zip([*bounds, float("inf")], counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+        family.add_metric([labels_.get(label, "")] if label else [], buckets, total)
+    return family
 
 
 def _cluster_families(parts: list[dict[str, Any]]) -> Iterator[Metric]:

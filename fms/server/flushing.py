@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 
 from fms.config import StreamsConfig
+from fms.counters import COUNTERS
 from fms.live.pacing import BUSY_SHARE, FLOOR, FlushPace
 
 
@@ -48,13 +49,47 @@ class Flushes(Protocol):
         ...
 
 
+class FlushFigures:
+    """Counts every flush in the process's metrics (``fms_flush_seconds``, what it took on the
+    cost clock, and ``fms_flush_interval_seconds``, from the last flush's start on the
+    reactor's clock): operators see whether flushes overrun ``flush_interval``."""
+
+    __slots__ = ("cost_clock", "last_cost", "last_start")
+
+    def __init__(self, cost_clock: Callable[[], float]) -> None:
+        self.cost_clock = cost_clock
+        self.last_start: float | None = None
+        self.last_cost = 0.0
+        """What the last flush took (seconds), even one that raised."""
+
+    def run(self, flush: Callable[[], None], started: float) -> float:
+        """Run ``flush``, which starts at ``started`` (reactor seconds); return its cost."""
+        if self.last_start is not None:
+            COUNTERS.observe("flush_interval_seconds", started - self.last_start)
+        self.last_start = started
+        before = self.cost_clock()
+        try:
+            flush()
+        finally:
+            self.last_cost = self.cost_clock() - before
+            COUNTERS.observe("flush_seconds", self.last_cost)
+        return self.last_cost
+
+
 class FixedFlushes:
     """A flush every ``interval`` seconds; with 0, a flush after every read from a publisher."""
 
-    def __init__(self, clock: IReactorTime, flush: Callable[[], None], interval: float) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        flush: Callable[[], None],
+        interval: float,
+        cost_clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.clock = clock
         self.flush = flush
         self.interval = interval
+        self.figures = FlushFigures(cost_clock)
         self._loop: LoopingCall | None = None
         self._started = False
 
@@ -65,7 +100,7 @@ class FixedFlushes:
     def start(self) -> None:
         self._started = True
         if self.interval > 0 and self._loop is None:
-            self._loop = LoopingCall(self.flush)
+            self._loop = LoopingCall(self._run)
             self._loop.clock = self.clock
             self._loop.start(self.interval, now=False)
 
@@ -77,7 +112,10 @@ class FixedFlushes:
 
     def published(self) -> None:
         if self.interval == 0:
-            self.flush()
+            self._run()
+
+    def _run(self) -> None:
+        self.figures.run(self.flush, self.clock.seconds())
 
 
 class AdaptiveFlushes:
@@ -95,8 +133,9 @@ class AdaptiveFlushes:
         self.clock = clock
         self.flush = flush
         self.pace = FlushPace(ceiling, share, min(FLOOR, ceiling), busy_share)
-        self.cost_clock = cost_clock
-        """What a flush's cost is measured on (seconds): ``time.perf_counter`` by default."""
+        self.figures = FlushFigures(cost_clock)
+        """Times each flush, on ``cost_clock`` (seconds; ``time.perf_counter`` by default),
+        and counts it in the metrics."""
         self._call: IDelayedCall | None = None
         self._started = False
 
@@ -133,11 +172,10 @@ class AdaptiveFlushes:
     def _run(self) -> None:
         self._call = None
         started = self.clock.seconds()
-        before = self.cost_clock()
         try:
-            self.flush()
+            self.figures.run(self.flush, started)
         finally:
-            cost = self.cost_clock() - before
+            cost = self.figures.last_cost
             self.pace.flushed(started, cost)
             if self._started:
                 # Until a publisher's read brings it forward, the next flush is the ceiling's
@@ -154,7 +192,7 @@ def flushes_for(
     """The flush loop ``[streams]`` asks for. ``flush_interval = 0`` flushes after every
     read from a publisher in either mode (there is nothing to adapt)."""
     if streams.flush == "fixed" or streams.flush_interval == 0:
-        return FixedFlushes(clock, flush, streams.flush_interval)
+        return FixedFlushes(clock, flush, streams.flush_interval, cost_clock)
     return AdaptiveFlushes(
         clock,
         flush,
