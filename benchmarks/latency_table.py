@@ -45,6 +45,7 @@ from benchmarks.fanout import (
     run_scenario,
 )
 from benchmarks.fanout import label as viewers_label
+from fms.live.pacing import SHARE
 
 DEFAULT_PLAYERS = "1000,5000,10000,19000"
 
@@ -68,7 +69,7 @@ def mode_config(mode: str, players: int) -> str:
 def label(mode: str) -> str:
     kind, _, number = mode.partition(":")
     if kind == "adaptive":
-        return f"pyFMS adaptive (share {number or 0.5})"
+        return f"pyFMS adaptive (share {number or SHARE})"
     return f"pyFMS fixed {number or 0.1} s"
 
 

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("mode", "flush", "interval", "share"),
     [
-        ("adaptive", "adaptive", 0.1, 0.5),
+        ("adaptive", "adaptive", 0.1, 0.7),
         ("adaptive:0.25", "adaptive", 0.1, 0.25),
-        ("fixed", "fixed", 0.1, 0.5),
-        ("fixed:0.02", "fixed", 0.02, 0.5),
+        ("fixed", "fixed", 0.1, 0.7),
+        ("fixed:0.02", "fixed", 0.02, 0.7),
     ],
 )
 def test_a_mode_is_the_flush_configuration_it_names(
@@ -64,7 +64,7 @@ def test_a_small_table_delivers_every_message_in_both_modes(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reproduce: " in done.stdout and "| players | server | p50 ms" in done.stdout
     results = json.loads(report.read_text())["results"]
-    assert [r["label"] for r in results] == ["pyFMS adaptive (share 0.5)", "pyFMS fixed 0.1 s"]
+    assert [r["label"] for r in results] == ["pyFMS adaptive (share 0.7)", "pyFMS fixed 0.1 s"]
     for result in results:
         assert result["players"] == 20 and result["delivery_ratio"] == 1.0
         assert isinstance(result["latency_p99_ms"], float)

@@ -234,11 +234,11 @@ class StreamsConfig:
         doc="seconds between fan-out flushes (adaptive: the longest); 0 flushes at once",
     )
     flush_share: float = _opt(
-        0.5,
+        0.7,
         minimum=0.01,
         maximum=1.0,
         doc="adaptive flush: part of the process's time fan-out may take before flushes space"
-        " out (0.5: the interval is twice the last flush's duration)",
+        " out (0.7: the interval is 1/0.7 of the last flush's duration)",
     )
     flush_busy_share: float = _opt(
         0.9,

@@ -29,7 +29,7 @@ import math
 FLOOR = 0.005
 """Shortest interval between the starts of two adaptive flushes (seconds): at most 200 flushes
 a second, however cheap they are and however many publishers read."""
-SHARE = 0.5
+SHARE = 0.7
 """Default part of the process's time the adaptive fan-out may take (0-1)."""
 BUSY_SHARE = 0.9
 """Default part of the process's time fan-out may take when one flush costs more than the
