@@ -12,10 +12,11 @@ from a publisher (:meth:`Flushes.published`, relay links included).
   (``time.perf_counter``, or the ``cost_clock`` given) when the next may start; a read from a
   publisher brings the next flush forward to then, at once on an idle server; a flush that
   overran the ceiling is followed by the next ``cost / flush_busy_share`` after it started. A
-  flush every
-  ``flush_interval`` (the ceiling) still runs when nothing is published, for what does not
-  come from a publisher (a joining player's preamble, a player whose socket drained, stall
-  deadlines).
+  flush every ``flush_interval`` (the ceiling) still runs when nothing is published, for what
+  does not come from a publisher (a joining player's preamble, a player whose socket drained,
+  stall deadlines).
+
+Both loops time every flush for ``/metrics`` (:class:`FlushFigures`).
 """
 
 from __future__ import annotations
