@@ -8,6 +8,7 @@ spend on a fake cost clock (:class:`Meter`)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -25,7 +26,7 @@ from fms.live import flv
 from fms.live.pacing import FLOOR, FlushPace
 from fms.rtmp.constants import MessageType
 from fms.server.factory import RTMPServerFactory
-from fms.server.flushing import AdaptiveFlushes, FixedFlushes, flushes_for
+from fms.server.flushing import SLICE_SECONDS, AdaptiveFlushes, FixedFlushes, flushes_for
 from tests.support.server_peer import Peer
 from tests.test_relay import FakeReactor
 
@@ -385,3 +386,32 @@ def test_the_adaptive_loop_counts_each_flush_and_the_time_between_starts() -> No
     [[_, bounds, gaps_, _]] = figures["flush_interval_seconds"]
     assert sum(gaps_) == len(meter.flushes) - 1
     assert sum(gaps_[: bounds.index(0.1) + 1]) <= 1  # the first gap may be shorter, none other
+
+
+def test_a_round_longer_than_a_slice_lets_the_reactor_turn_between_slices() -> None:
+    """A round of three slices, each costing 1.5 SLICE_SECONDS on the cost clock: each slice in
+    its own reactor call; a publisher's read during the round starts no second round; the pace
+    is given the round's whole cost (3 slices)."""
+    clock = Clock()
+    meter = Meter(clock, 0.0)
+    rounds: list[int] = []
+    calls: list[float] = []
+
+    def round_() -> Iterator[None]:
+        rounds.append(1)
+        for _ in range(3):
+            meter.now += 1.5 * SLICE_SECONDS
+            loop.published()  # as if a publisher were read between the slices
+            yield
+
+    loop = AdaptiveFlushes(clock, meter.flush, CEILING, 0.5, cost_clock=meter, flush_round=round_)
+    run_slice = loop._slice
+    loop._slice = lambda: (calls.append(clock.seconds()), run_slice())  # type: ignore[method-assign]
+    loop.start()
+    clock.advance(CEILING)  # the ceiling's flush (Clock runs the zero-delay calls at once)
+    assert rounds == [1]
+    # the first slice from the flush, one reactor call for each of the two others, and one
+    # that finds the round over
+    assert len(calls) == 4
+    assert loop.pace.interval == pytest.approx(4.5 * SLICE_SECONDS / 0.5)
+    assert meter.flushes == []  # the flush in one piece was never called

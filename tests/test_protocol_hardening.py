@@ -360,6 +360,11 @@ def test_flush_failures_are_logged_and_the_loop_goes_on(
     try:
         publisher = Peer(factory).connect(create_stream=True).publish()
         monkeypatch.setattr(LiveStream, "flush", lambda self, now: 1 / 0)
+
+        def failing_round(self: LiveStream, now: float, slice_players: int = 0) -> Iterator[None]:
+            yield 1 // 0  # type: ignore[misc]
+
+        monkeypatch.setattr(LiveStream, "flush_round", failing_round)  # the adaptive loop's
         interval = factory.config.streams.flush_interval
         publisher.send_video(0, KEYFRAME)
         clock.advance(interval)

@@ -128,10 +128,20 @@ class StreamRegistry:
         """Deliver pending messages of every stream that has some. A stream whose flush raises
         does not keep the others from theirs: the errors are returned, for the caller to log."""
         failures: list[tuple[LiveStream, Exception]] = []
-        for stream in list(self._streams.values()):
-            if stream.dirty:
-                try:
-                    stream.flush(now)
-                except Exception as exc:
-                    failures.append((stream, exc))
+        for _ in self.flush_round(now, 0, failures):
+            pass
         return failures
+
+    def flush_round(
+        self, now: float, slice_players: int, failures: list[tuple[LiveStream, Exception]]
+    ) -> Iterator[None]:
+        """:meth:`flush` in slices of ``slice_players`` players (0: one slice), yielding in
+        between (:meth:`LiveStream.flush_round`); failures are appended to ``failures`` as
+        they happen."""
+        for stream in list(self._streams.values()):
+            if not stream.dirty:
+                continue
+            try:
+                yield from stream.flush_round(now, slice_players)
+            except Exception as exc:
+                failures.append((stream, exc))

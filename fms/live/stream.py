@@ -30,7 +30,7 @@ not start at 0; rewriting the time per viewer would cost an encoding per viewer)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from fms.amf import encode_payload
@@ -491,18 +491,38 @@ class LiveStream:
 
     def flush(self, now: float) -> None:
         """Deliver what each player is missing, apply the bounds, and trim the logs."""
+        for _ in self.flush_round(now):
+            pass
+
+    def flush_round(self, now: float, slice_players: int = 0) -> Iterator[None]:
+        """:meth:`flush` handed over in slices: yields after every ``slice_players`` players
+        (0: never), so the caller may read from publishers in between. A slice hands each of
+        its players everything up to the head *at that moment*, so players late in a round get
+        what arrived during it; whoever was served before a message arrived gets it next round
+        (the stream is dirty again). The bounds and the trim of a log run once its round ends."""
         self.dirty = False
         self._last_flush = now
         for log in list(self._logs.values()):
-            self._flush_log(log, now)
+            yield from self._flush_log(log, now, slice_players)
 
-    def _flush_log(self, log: SharedLog, now: float) -> None:
+    def _flush_log(self, log: SharedLog, now: float, slice_players: int = 0) -> Iterator[None]:
         log.mark(now)
         head = log.head
         joined: dict[int, bytes] = {}
         limits = self.limits
         budget = limits.player_buffer
+        countdown = slice_players
         for player in list(log.players):
+            if slice_players:
+                countdown -= 1
+                if countdown < 0:
+                    countdown = slice_players - 1
+                    yield
+                    log.mark(now)  # what arrived meanwhile goes to the rest of the round
+                    head = log.head
+                    joined = {}
+            if player.log is not log:
+                continue  # it left (or was dropped) while the round was under way
             if player.state is PlayerState.PARKED:
                 if log.keyframe is None or log.keyframe < player.cursor:
                     continue

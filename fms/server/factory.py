@@ -8,6 +8,7 @@ queue served by one delayed call, the fan-out flush loop, and the graceful shutd
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
@@ -22,6 +23,7 @@ from fms.apps.shared import Elsewhere, LocalSeats, SeatTable
 from fms.config import Config
 from fms.counters import COUNTERS
 from fms.live.registry import StreamRegistry
+from fms.live.stream import LiveStream
 from fms.log import Logger, LogThrottle
 from fms.rtmp.connection import ServerSettings
 from fms.server import reconnect
@@ -34,7 +36,7 @@ from fms.server.admission import (
     effective_max_connections,
 )
 from fms.server.deadlines import EPSILON, DeadlineQueue
-from fms.server.flushing import Flushes, flushes_for
+from fms.server.flushing import FLUSH_SLICE_PLAYERS, Flushes, flushes_for
 from fms.server.host import DirectoryFigures, NameClaims, PublishListener
 from fms.server.limits import connection_limits, fanout_limits
 from fms.server.protocol import RTMPServerProtocol
@@ -140,7 +142,9 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
 
     def _start_flusher(self) -> None:
         if self._flusher is None:
-            self._flusher = flushes_for(self.config.streams, self.clock, self.flush)
+            self._flusher = flushes_for(
+                self.config.streams, self.clock, self.flush, flush_round=self.flush_round
+            )
             self._flusher.start()
 
     def _stop_flusher(self) -> None:
@@ -483,8 +487,23 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
     def flush(self) -> None:
         """Deliver what publishers sent since the last flush to every player. A stream whose
         flush fails is logged and skipped; the loop and the other streams go on."""
-        for stream, failure in self.registry.flush(self.clock.seconds()):
+        self._log_failures(self.registry.flush(self.clock.seconds()))
+
+    def flush_round(self) -> Iterator[None]:
+        """:meth:`flush` handed over in slices of :data:`FLUSH_SLICE_PLAYERS` players, yielding
+        in between so that the reactor reads publishers while a long flush goes on (the
+        adaptive loop's rounds, :mod:`fms.server.flushing`)."""
+        failures: list[tuple[LiveStream, Exception]] = []
+        for _ in self.registry.flush_round(self.clock.seconds(), FLUSH_SLICE_PLAYERS, failures):
+            self._log_failures(failures)
+            yield
+        self._log_failures(failures)
+
+    @staticmethod
+    def _log_failures(failures: list[tuple[LiveStream, Exception]]) -> None:
+        for stream, failure in failures:
             log.failure(
                 "internal error while delivering {app}/{stream}",
                 Failure(failure), app=stream.app, stream=stream.name,
             )  # fmt: skip
+        failures.clear()

@@ -22,7 +22,7 @@ Both loops time every flush for ``/metrics`` (:class:`FlushFigures`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -31,6 +31,13 @@ from twisted.internet.task import LoopingCall
 from fms.config import StreamsConfig
 from fms.counters import COUNTERS
 from fms.live.pacing import BUSY_SHARE, FLOOR, FlushPace
+
+FLUSH_SLICE_PLAYERS = 256
+"""Players a round of the adaptive loop serves between two looks at the clock (a slice of 256
+costs about 2.5 ms at 10 µs per player)."""
+SLICE_SECONDS = 0.01
+"""How long (cost clock, seconds) the adaptive loop hands over a round before it lets the
+reactor read: what arrives meanwhile reaches the players of the round not served yet."""
 
 
 class Flushes(Protocol):
@@ -65,16 +72,24 @@ class FlushFigures:
 
     def run(self, flush: Callable[[], None], started: float) -> float:
         """Run ``flush``, which starts at ``started`` (reactor seconds); return its cost."""
-        if self.last_start is not None:
-            COUNTERS.observe("flush_interval_seconds", started - self.last_start)
-        self.last_start = started
+        self.starts(started)
         before = self.cost_clock()
         try:
             flush()
         finally:
-            self.last_cost = self.cost_clock() - before
-            COUNTERS.observe("flush_seconds", self.last_cost)
+            self.ended(self.cost_clock() - before)
         return self.last_cost
+
+    def starts(self, started: float) -> None:
+        """A flush (or a round of slices) starts at ``started`` (reactor seconds)."""
+        if self.last_start is not None:
+            COUNTERS.observe("flush_interval_seconds", started - self.last_start)
+        self.last_start = started
+
+    def ended(self, cost: float) -> None:
+        """The flush that started last took ``cost`` seconds (its slices' sum, for a round)."""
+        self.last_cost = cost
+        COUNTERS.observe("flush_seconds", cost)
 
 
 class FixedFlushes:
@@ -130,9 +145,16 @@ class AdaptiveFlushes:
         share: float,
         cost_clock: Callable[[], float] = time.perf_counter,
         busy_share: float = BUSY_SHARE,
+        flush_round: Callable[[], Iterator[None]] | None = None,
     ) -> None:
         self.clock = clock
         self.flush = flush
+        self.flush_round = flush_round
+        """The flush in slices (a generator yielding between them), when the owner has one:
+        a round longer than :data:`SLICE_SECONDS` lets the reactor read between slices."""
+        self._round: Iterator[None] | None = None
+        self._round_started = 0.0
+        self._round_cost = 0.0
         self.pace = FlushPace(ceiling, share, min(FLOOR, ceiling), busy_share)
         self.figures = FlushFigures(cost_clock)
         """Times each flush, on ``cost_clock`` (seconds; ``time.perf_counter`` by default),
@@ -154,10 +176,13 @@ class AdaptiveFlushes:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+        if self._round is not None:
+            round_, self._round = self._round, None
+            round_.close()  # type: ignore[attr-defined]
 
     def published(self) -> None:
-        if not self._started:
-            return
+        if not self._started or self._round is not None:
+            return  # a round under way hands what arrived to the players it has not served
         now = self.clock.seconds()
         due = self.pace.due(now)
         if self._call is None or self._call.getTime() > due:
@@ -173,15 +198,48 @@ class AdaptiveFlushes:
     def _run(self) -> None:
         self._call = None
         started = self.clock.seconds()
+        if self.flush_round is not None:
+            self.figures.starts(started)
+            self._round = self.flush_round()
+            self._round_started = started
+            self._round_cost = 0.0
+            self._slice()
+            return
         try:
             self.figures.run(self.flush, started)
         finally:
-            cost = self.figures.last_cost
-            self.pace.flushed(started, cost)
-            if self._started:
-                # Until a publisher's read brings it forward, the next flush is the ceiling's
-                # (or later, after a flush that overran it), so an idle server is not woken often.
-                self._schedule(started + self.pace.period(cost, self.pace.ceiling))
+            self._flushed(started, self.figures.last_cost)
+
+    def _slice(self) -> None:
+        """Hand over the round for up to :data:`SLICE_SECONDS`, then let the reactor read."""
+        self._call = None
+        round_ = self._round
+        if round_ is None:
+            return
+        clock = self.figures.cost_clock
+        before = clock()
+        done = True
+        try:
+            for _ in round_:
+                if clock() - before >= SLICE_SECONDS:
+                    done = False
+                    break
+        finally:
+            self._round_cost += clock() - before
+            if done:
+                self._round = None
+                self.figures.ended(self._round_cost)
+                self._flushed(self._round_started, self._round_cost)
+            elif self._started:
+                self._call = self.clock.callLater(0, self._slice)
+
+    def _flushed(self, started: float, cost: float) -> None:
+        """A flush (or round) that started at ``started`` cost ``cost``: pace the next."""
+        self.pace.flushed(started, cost)
+        if self._started:
+            # Until a publisher's read brings it forward, the next flush is the ceiling's (or
+            # later, after a flush that overran it), so an idle server is not woken often.
+            self._schedule(started + self.pace.period(cost, self.pace.ceiling))
 
 
 def flushes_for(
@@ -189,9 +247,11 @@ def flushes_for(
     clock: IReactorTime,
     flush: Callable[[], None],
     cost_clock: Callable[[], float] = time.perf_counter,
+    flush_round: Callable[[], Iterator[None]] | None = None,
 ) -> Flushes:
     """The flush loop ``[streams]`` asks for. ``flush_interval = 0`` flushes after every
-    read from a publisher in either mode (there is nothing to adapt)."""
+    read from a publisher in either mode (there is nothing to adapt). ``flush_round``: the
+    flush in slices, for the adaptive loop (:class:`AdaptiveFlushes`)."""
     if streams.flush == "fixed" or streams.flush_interval == 0:
         return FixedFlushes(clock, flush, streams.flush_interval, cost_clock)
     return AdaptiveFlushes(
@@ -201,4 +261,5 @@ def flushes_for(
         streams.flush_share,
         cost_clock,
         streams.flush_busy_share,
+        flush_round,
     )
