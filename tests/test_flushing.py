@@ -8,7 +8,7 @@ spend on a fake cost clock (:class:`Meter`)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -397,7 +397,7 @@ def test_a_round_longer_than_a_slice_lets_the_reactor_turn_between_slices() -> N
     rounds: list[int] = []
     calls: list[float] = []
 
-    def round_() -> Iterator[None]:
+    def round_() -> Generator[None, None, None]:
         rounds.append(1)
         for _ in range(3):
             meter.now += 1.5 * SLICE_SECONDS

@@ -8,7 +8,7 @@ queue served by one delayed call, the fan-out flush loop, and the graceful shutd
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
@@ -489,7 +489,7 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         flush fails is logged and skipped; the loop and the other streams go on."""
         self._log_failures(self.registry.flush(self.clock.seconds()))
 
-    def flush_round(self) -> Iterator[None]:
+    def flush_round(self) -> Generator[None, None, None]:
         """:meth:`flush` handed over in slices of :data:`FLUSH_SLICE_PLAYERS` players, yielding
         in between so that the reactor reads publishers while a long flush goes on (the
         adaptive loop's rounds, :mod:`fms.server.flushing`)."""

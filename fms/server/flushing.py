@@ -22,7 +22,7 @@ Both loops time every flush for ``/metrics`` (:class:`FlushFigures`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -145,14 +145,14 @@ class AdaptiveFlushes:
         share: float,
         cost_clock: Callable[[], float] = time.perf_counter,
         busy_share: float = BUSY_SHARE,
-        flush_round: Callable[[], Iterator[None]] | None = None,
+        flush_round: Callable[[], Generator[None, None, None]] | None = None,
     ) -> None:
         self.clock = clock
         self.flush = flush
         self.flush_round = flush_round
         """The flush in slices (a generator yielding between them), when the owner has one:
         a round longer than :data:`SLICE_SECONDS` lets the reactor read between slices."""
-        self._round: Iterator[None] | None = None
+        self._round: Generator[None, None, None] | None = None
         self._round_started = 0.0
         self._round_cost = 0.0
         self.pace = FlushPace(ceiling, share, min(FLOOR, ceiling), busy_share)
@@ -178,7 +178,7 @@ class AdaptiveFlushes:
         self._call = None
         if self._round is not None:
             round_, self._round = self._round, None
-            round_.close()  # type: ignore[attr-defined]
+            round_.close()
 
     def published(self) -> None:
         if not self._started or self._round is not None:
@@ -247,7 +247,7 @@ def flushes_for(
     clock: IReactorTime,
     flush: Callable[[], None],
     cost_clock: Callable[[], float] = time.perf_counter,
-    flush_round: Callable[[], Iterator[None]] | None = None,
+    flush_round: Callable[[], Generator[None, None, None]] | None = None,
 ) -> Flushes:
     """The flush loop ``[streams]`` asks for. ``flush_interval = 0`` flushes after every
     read from a publisher in either mode (there is nothing to adapt). ``flush_round``: the
