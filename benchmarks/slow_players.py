@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -190,8 +191,11 @@ def run_scenario(
     hold: float = 2.0,
     name: str = "burst",
     tree: Path | None = None,
+    while_sending: Callable[[list[int]], None] | None = None,
 ) -> Outcome:
-    """The scenario against a running server (``pid`` is the process to measure)."""
+    """The scenario against a running server (``pid`` is the process to measure).
+    ``while_sending``: called in a thread with the good players' process ids as the burst
+    starts (to disturb them); the outcome waits for it to return."""
     stalled_peers = []
     for _ in range(stalled):
         peer = Peer(port, receive_buffer=4096)
@@ -221,6 +225,11 @@ def run_scenario(
     baseline = rss_bytes(pid)
     sampler = _Sampler(pid)
     sampler.start()
+    disturber = None
+    if while_sending is not None:
+        pids = [proc.pid for proc in good_procs]
+        disturber = threading.Thread(target=while_sending, args=(pids,), daemon=True)
+        disturber.start()
     started = time.monotonic()
     for n in range(frames):
         publisher.send_video(n * 40, frame(n, frame_size, gop))
@@ -229,6 +238,8 @@ def run_scenario(
     for proc in good_procs:
         out, _ = proc.communicate(timeout=180)
         results.append(json.loads(out.strip().splitlines()[-1]))
+    if disturber is not None:
+        disturber.join()
     time.sleep(hold)
     sampler.running = False
     sampler.join()

@@ -1,10 +1,12 @@
 """Each ``[streams]`` delivery bound of a :class:`~fms.live.stream.LiveStream`, at its boundary.
 
 Every test here sits on one side of one limit (``soft_bytes``, ``soft_seconds``,
-``hard_bytes``, ``gop_max_bytes``, ``gop_max_frames``) by an amount computed from the messages
-it published, so removing the limit or loosening it by one byte, one millisecond or one message
-changes the outcome. Also: a player that skipped frames gets the codec headers that changed in
-what it skipped. In-memory sinks, time passed in: no sockets, no clock.
+``hard_bytes``, ``gop_max_bytes``, ``gop_max_frames``, ``stall_grace``) by an amount computed
+from the messages it published, so removing the limit or loosening it by one byte, one
+millisecond or one message changes the outcome. Outside its own section ``stall_grace`` is 0, so
+a blocked player is judged at the first flush it takes nothing. Also: a player that skipped
+frames gets the codec headers that changed in what it skipped. In-memory sinks, time passed
+in: no sockets, no clock.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def test_a_blocked_player_more_than_soft_seconds_behind_skips_to_the_next_keyfra
     # Missed: 40 .. 3040 and the keyframe at 3080: 3.04 s behind, in 77 messages of 117 bytes
     # (9 KB, far below soft_bytes): only the seconds bound can make it skip.
     stream, sink = fall_behind_by_time(
-        FanoutLimits(soft_seconds=3.0, soft_bytes=BIG, hard_bytes=BIG), last_inter=3040
+        FanoutLimits(soft_seconds=3.0, soft_bytes=BIG, hard_bytes=BIG, stall_grace=0.0),
+        last_inter=3040,
     )
     sink.writable = True
     stream.publish_message(inter(3120))
@@ -76,7 +79,8 @@ def test_a_blocked_player_more_than_soft_seconds_behind_skips_to_the_next_keyfra
 def test_a_blocked_player_exactly_soft_seconds_behind_skips_nothing() -> None:
     # Missed: 40 .. 3000 and the keyframe at 3040: exactly 3.0 s behind, not more.
     stream, sink = fall_behind_by_time(
-        FanoutLimits(soft_seconds=3.0, soft_bytes=BIG, hard_bytes=BIG), last_inter=3000
+        FanoutLimits(soft_seconds=3.0, soft_bytes=BIG, hard_bytes=BIG, stall_grace=0.0),
+        last_inter=3000,
     )
     sink.writable = True
     stream.publish_message(inter(3080))
@@ -102,13 +106,13 @@ def fall_behind_by_bytes(limits: FanoutLimits) -> tuple[LiveStream, Sink, int]:
 
 def bytes_behind_with_ten_frames_and_a_keyframe() -> int:
     """What :func:`fall_behind_by_bytes` leaves a player behind (bytes)."""
-    return fall_behind_by_bytes(FanoutLimits(soft_bytes=BIG, hard_bytes=BIG))[2]
+    return fall_behind_by_bytes(FanoutLimits(soft_bytes=BIG, hard_bytes=BIG, stall_grace=0.0))[2]
 
 
 def test_a_blocked_player_one_byte_past_soft_bytes_skips_to_the_next_keyframe() -> None:
     behind = bytes_behind_with_ten_frames_and_a_keyframe()
     stream, sink, _ = fall_behind_by_bytes(
-        FanoutLimits(soft_bytes=behind - 1, soft_seconds=BIG, hard_bytes=BIG)
+        FanoutLimits(soft_bytes=behind - 1, soft_seconds=BIG, hard_bytes=BIG, stall_grace=0.0)
     )
     sink.writable = True
     stream.publish_message(inter(480))
@@ -120,7 +124,7 @@ def test_a_blocked_player_one_byte_past_soft_bytes_skips_to_the_next_keyframe() 
 def test_a_blocked_player_exactly_soft_bytes_behind_skips_nothing() -> None:
     behind = bytes_behind_with_ten_frames_and_a_keyframe()
     stream, sink, _ = fall_behind_by_bytes(
-        FanoutLimits(soft_bytes=behind, soft_seconds=BIG, hard_bytes=BIG)
+        FanoutLimits(soft_bytes=behind, soft_seconds=BIG, hard_bytes=BIG, stall_grace=0.0)
     )
     sink.writable = True
     stream.publish_message(inter(480))
@@ -133,7 +137,7 @@ def test_a_blocked_player_exactly_soft_bytes_behind_skips_nothing() -> None:
 
 def test_a_blocked_player_one_byte_past_hard_bytes_is_closed_at_that_flush() -> None:
     behind = bytes_behind_with_ten_frames_and_a_keyframe()
-    limits = FanoutLimits(hard_bytes=behind - 1, soft_bytes=BIG, soft_seconds=BIG)
+    limits = FanoutLimits(hard_bytes=behind - 1, soft_bytes=BIG, soft_seconds=BIG, stall_grace=0.0)
     stream = published(limits)
     stream.publish_message(key(0))
     sink = blocked_player(stream)
@@ -150,7 +154,7 @@ def test_a_blocked_player_one_byte_past_hard_bytes_is_closed_at_that_flush() -> 
 def test_a_blocked_player_exactly_hard_bytes_behind_stays() -> None:
     behind = bytes_behind_with_ten_frames_and_a_keyframe()
     stream, sink, _ = fall_behind_by_bytes(
-        FanoutLimits(hard_bytes=behind, soft_bytes=BIG, soft_seconds=BIG)
+        FanoutLimits(hard_bytes=behind, soft_bytes=BIG, soft_seconds=BIG, stall_grace=0.0)
     )
     assert sink.closed is None
     sink.writable = True
@@ -292,7 +296,9 @@ def with_headers(limits: FanoutLimits) -> tuple[LiveStream, Sink]:
 
 
 def test_a_parked_player_gets_the_codec_header_that_changed_before_it_resumes() -> None:
-    stream, sink = with_headers(FanoutLimits(soft_bytes=1000, soft_seconds=BIG, hard_bytes=BIG))
+    stream, sink = with_headers(
+        FanoutLimits(soft_bytes=1000, soft_seconds=BIG, hard_bytes=BIG, stall_grace=0.0)
+    )
     sink.writable = False
     for ts in (40, 80, 120):  # past soft_bytes with no keyframe ahead: parked
         stream.publish_message(inter(ts, 500))
@@ -313,7 +319,9 @@ def test_a_parked_player_gets_the_codec_header_that_changed_before_it_resumes() 
 
 
 def test_a_player_that_skipped_ahead_gets_the_codec_header_it_skipped() -> None:
-    stream, sink = with_headers(FanoutLimits(soft_bytes=1000, soft_seconds=BIG, hard_bytes=BIG))
+    stream, sink = with_headers(
+        FanoutLimits(soft_bytes=1000, soft_seconds=BIG, hard_bytes=BIG, stall_grace=0.0)
+    )
     sink.writable = False
     stream.publish_message(inter(40, 100))
     stream.flush(0.04)
@@ -360,3 +368,46 @@ def test_a_player_that_turns_video_on_gets_the_video_header_first() -> None:
     stream.flush(0.04)
     got = [m.payload for m in sink.messages() if m.type_id == MessageType.VIDEO]
     assert got == [AVC_HEADER, key(40).payload]
+
+
+# ------------------------------------------------------------------------------- stall_grace
+
+STEP = 1 / 128
+"""Seconds between flushes below (7.8 ms, exact in binary), as the adaptive flush runs them
+when flushes are cheap."""
+GRACE = 8 * STEP
+
+
+def taking_nothing_during_a_burst(stall_grace: float, flushes: int) -> Sink:
+    """A player catching up on a burst (ten 500-byte inter frames after its keyframe, then a
+    keyframe: far past soft_bytes and hard_bytes below, which only a blocked player is judged
+    on) whose socket takes nothing at ``flushes`` flushes :data:`STEP` apart, so for
+    ``(flushes - 1) * STEP`` seconds counted from the first of them; then it reads again."""
+    limits = FanoutLimits(stall_grace=stall_grace, soft_bytes=1000, hard_bytes=2000)
+    stream = published(limits)
+    stream.publish_message(key(0))
+    sink = blocked_player(stream)
+    for message in [inter(ts, 500) for ts in range(40, 401, 40)] + [key(440, 500)]:
+        stream.publish_message(message)
+    for n in range(1, flushes + 1):
+        stream.flush(n * STEP)
+    sink.writable = True
+    stream.flush((flushes + 1) * STEP)
+    return sink
+
+
+def test_a_player_that_takes_nothing_for_a_flush_less_than_stall_grace_loses_nothing() -> None:
+    sink = taking_nothing_during_a_burst(stall_grace=GRACE, flushes=8)
+    assert sink.closed is None
+    assert stamps(sink) == list(range(0, 441, 40))
+
+
+def test_a_player_that_takes_nothing_for_stall_grace_is_judged_on_its_lag() -> None:
+    # About 5,800 bytes behind: past hard_bytes, so it is closed.
+    sink = taking_nothing_during_a_burst(stall_grace=GRACE, flushes=9)
+    assert sink.closed is not None and "bytes behind (limit 2000)" in sink.closed
+
+
+def test_a_grace_of_zero_judges_a_player_at_the_first_flush_it_takes_nothing() -> None:
+    sink = taking_nothing_during_a_burst(stall_grace=0.0, flushes=1)
+    assert sink.closed is not None and "bytes behind (limit 2000)" in sink.closed

@@ -137,7 +137,7 @@ def test_seek_on_live_is_answered_with_a_status_level_notify() -> None:
 
 def test_stalled_player_does_not_delay_others_and_is_closed_past_the_hard_bound() -> None:
     factory = make(flush_interval=0.0, soft_bytes=1 << 30, soft_seconds=1000.0,
-                   hard_bytes=50_000)  # fmt: skip
+                   hard_bytes=50_000, stall_grace=0.0)  # fmt: skip
     pub = publisher(factory)
     pub.send(pub.client.send(Media(MessageType.VIDEO, 0, 1, frame(0, key=True))))
     slow = player(factory, port=2001)

@@ -324,7 +324,9 @@ def test_bytes_out_keeps_what_players_that_left_were_sent() -> None:
 def test_a_slow_player_counts_the_messages_it_skipped_to_a_newer_keyframe() -> None:
     """Blocked while 5 inter frames and a keyframe arrive, past the soft bound: it skips the
     5 inter frames (the keyframe it gets), and its lag is zero once it caught up."""
-    stream = LiveStream("live", "cam", FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream = LiveStream(
+        "live", "cam", FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0)
+    )
     stream.start_publish(object(), now=0.0)
     sink = Sink()
     player = stream.add_player(sink, 1)
@@ -351,7 +353,9 @@ def test_a_slow_player_counts_the_messages_it_skipped_to_a_newer_keyframe() -> N
 def test_a_parked_slow_player_counts_what_passed_until_the_next_keyframe() -> None:
     """No newer keyframe to skip to: it is parked; the 10 frames behind it then and the 2
     that pass before the next keyframe are all skipped."""
-    stream = LiveStream("live", "cam", FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream = LiveStream(
+        "live", "cam", FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0)
+    )
     stream.start_publish(object(), now=0.0)
     stream.publish_message(video(0, 100, key=True))
     for ts in range(40, 440, 40):
@@ -370,7 +374,9 @@ def test_a_parked_slow_player_counts_what_passed_until_the_next_keyframe() -> No
 
 
 def test_a_player_that_keeps_up_skips_nothing() -> None:
-    stream = LiveStream("live", "cam", FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream = LiveStream(
+        "live", "cam", FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0)
+    )
     stream.start_publish(object(), now=0.0)
     player = stream.add_player(Sink(), 1)
     for i in range(20):

@@ -346,7 +346,7 @@ def test_a_blocked_player_within_the_soft_bound_gets_every_message_it_missed() -
 def test_a_slow_player_already_at_the_newest_keyframe_waits_for_the_next_one() -> None:
     """Past the soft bound with no newer keyframe to skip to, the player is parked at the head:
     it gets nothing of the backlog, and resumes at the next keyframe."""
-    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0))
     stream.publish_message(key(0))
     for ts in range(40, 440, 40):
         stream.publish_message(inter(ts, 500))
@@ -367,7 +367,9 @@ def test_a_slow_player_already_at_the_newest_keyframe_waits_for_the_next_one() -
 def test_a_slow_player_with_no_keyframe_in_the_log_waits_for_the_next_one() -> None:
     """Without a GOP cache the log may hold no keyframe at all when a player falls past the
     soft bound: it is parked, and resumes at the next keyframe."""
-    stream = published(FanoutLimits(gop_cache=False, soft_bytes=2_000, soft_seconds=1000.0))
+    stream = published(
+        FanoutLimits(gop_cache=False, soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0)
+    )
     slow = Sink()
     stream.add_player(slow, 1)
     stream.publish_message(key(0))
@@ -385,7 +387,7 @@ def test_a_slow_player_with_no_keyframe_in_the_log_waits_for_the_next_one() -> N
 def test_a_slow_player_skips_at_once_to_a_newer_keyframe_already_in_the_log() -> None:
     """Past the soft bound, a player behind a keyframe that is already in the log jumps to it
     (and does not wait for the one after)."""
-    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0))
     slow = Sink()
     stream.add_player(slow, 1)
     stream.publish_message(key(0))

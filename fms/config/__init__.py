@@ -260,6 +260,11 @@ class StreamsConfig:
     stall_timeout: float = _opt(
         10.0, minimum=0.1, doc="seconds without write progress before a player is closed"
     )
+    stall_grace: float = _opt(
+        0.5,
+        minimum=0.0,
+        doc="seconds a player may take nothing before its lag is judged (soft and hard bounds)",
+    )
     log_max_bytes: int = _opt(
         64 * 1024 * 1024,
         minimum=1024,

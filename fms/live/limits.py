@@ -21,6 +21,10 @@ class FanoutLimits:
     """Bytes behind after which a player is disconnected."""
     stall_timeout: float = 10.0
     """Seconds without write progress after which a player is disconnected."""
+    stall_grace: float = 0.5
+    """Seconds a player may take nothing (its socket full) before its lag is judged against
+    ``soft_bytes``, ``soft_seconds`` and ``hard_bytes``: a reader that pauses a moment in the
+    middle of a burst is not skipped for it, however often flushes run."""
     gop_cache: bool = True
     """Keep the messages since the newest keyframe for late joiners."""
     gop_max_bytes: int = 16 * 1024 * 1024

@@ -561,25 +561,33 @@ class LiveStream:
                         player.blocked_since = None
                         continue
             progressed = self._deliver(player, log, joined)
+            blocked_for = 0.0  # seconds since the first of the flushes in a row it took nothing
             if progressed:
                 player.blocked_since = None
             elif player.blocked_since is None:
                 player.blocked_since = now
-            elif now - player.blocked_since > limits.stall_timeout:
-                self._drop(player, f"no write progress for {limits.stall_timeout:g}s")
-                continue
+            else:
+                blocked_for = now - player.blocked_since
+                if blocked_for > limits.stall_timeout:
+                    self._drop(player, f"no write progress for {limits.stall_timeout:g}s")
+                    continue
             if player.log is not log:
                 continue
             if player.cursor >= head:
                 player.skip_pending = False  # it caught up finishing its message: no lag left
                 continue
-            # Still behind: the bounds judge its cursor in the shared log. A player that took
-            # nothing is judged on its lag; one that is taking a burst on how long what it
-            # still lacks has waited (a fast socket drains a burst of any size in a few
-            # flushes; a slow one keeps it waiting). The log's own bound is applied below.
-            size, seconds = log.behind(player.cursor, player.offset)
+            # Still behind: the bounds judge its cursor in the shared log. A player that has
+            # taken nothing for stall_grace is judged on its lag (one flush without progress
+            # means little when flushes run milliseconds apart); one that is taking a burst on
+            # how long what it still lacks has waited (a fast socket drains a burst of any size
+            # in a few flushes; a slow one keeps it waiting). The log's own bound is below.
             if progressed:
+                size, _ = log.behind(player.cursor, player.offset)
                 seconds = log.waited(player.cursor, now)
+            elif blocked_for >= limits.stall_grace:
+                size, seconds = log.behind(player.cursor, player.offset)
+            else:
+                size, seconds = 0, 0.0  # a moment without progress is not judged yet
             if size > limits.hard_bytes and not progressed:
                 self._drop(player, f"{size} bytes behind (limit {limits.hard_bytes})")
             elif seconds > limits.soft_seconds or (not progressed and size > limits.soft_bytes):

@@ -22,6 +22,7 @@ def fanout_limits(config: Config, app: str) -> FanoutLimits:
         soft_seconds=streams.soft_seconds,
         hard_bytes=streams.hard_bytes,
         stall_timeout=streams.stall_timeout,
+        stall_grace=streams.stall_grace,
         gop_cache=streams.gop_cache,
         gop_max_bytes=streams.gop_max_bytes,
         gop_max_frames=streams.gop_max_frames,

@@ -255,7 +255,9 @@ def test_a_player_blocked_exactly_stall_timeout_is_not_yet_closed() -> None:
 def test_a_player_whose_sink_fails_on_its_resent_headers_is_closed_once() -> None:
     """Parked while blocked, it resumes at a keyframe after a header change; the header write
     fails: it is dropped there, not judged again for the stall it had before."""
-    stream = published(FanoutLimits(stall_timeout=10.0, soft_bytes=2_000, soft_seconds=1000.0))
+    stream = published(
+        FanoutLimits(stall_timeout=10.0, soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0)
+    )
     sink = FailingSink()
     player = stream.add_player(sink, 1)
     stream.publish_message(key(0))
@@ -432,7 +434,7 @@ def test_a_player_one_byte_further_than_log_max_bytes_from_the_head_skips() -> N
 def test_a_skip_resends_no_preamble_to_a_player_attached_after_the_last_header_change() -> None:
     """A player that waited through a republish is attached with the headers in force: when it
     later skips, and no header changed since, it gets no second copy of the metadata."""
-    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0))
+    stream = published(FanoutLimits(soft_bytes=2_000, soft_seconds=1000.0, stall_grace=0.0))
     stream.publish_message(Media(MessageType.VIDEO, 0, 1, AVC_HEADER))
     stream.stop_publish()  # the headers are gone, the header count stays
     sink = Sink()
