@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fms.config import Config, parse_config
+from fms.config import Config, StreamsConfig, parse_config
 from fms.errors import ConfigError
 
 
@@ -39,6 +39,20 @@ def test_app_errors_name_the_app_and_key() -> None:
         "publish_or_play_timeout, pull, push, streams, vod)",
         "c.toml: apps.y.streams.gop_cache: expected bool, got string 'no'",
     ]
+
+
+@pytest.mark.parametrize(
+    "key", ["chunk_size", "flush", "flush_interval", "flush_share", "flush_busy_share",
+            "max_stream_name"],
+)  # fmt: skip
+def test_an_app_may_not_override_a_key_that_applies_to_the_whole_server(key: str) -> None:
+    value = dict(StreamsConfig.__dataclass_fields__)[key].default
+    literal = f'"{value}"' if isinstance(value, str) else str(value)
+    with pytest.raises(ConfigError) as raised:
+        parse_config(f"[apps.x.streams]\n{key} = {literal}\n", "c.toml")
+    [problem] = raised.value.problems
+    assert problem.startswith(f"c.toml: apps.x.streams.{key}: ")
+    assert problem.endswith(": set it in [streams] only")
 
 
 def test_defaults_without_a_file() -> None:

@@ -519,6 +519,18 @@ _APP_KEYS = (
 )  # fmt: skip
 
 
+PROCESS_WIDE_STREAMS = {
+    "chunk_size": "every connection uses one chunk size",
+    "flush": "one flush loop serves every application",
+    "flush_interval": "one flush loop serves every application",
+    "flush_share": "one flush loop serves every application",
+    "flush_busy_share": "one flush loop serves every application",
+    "max_stream_name": "every name is checked against one limit",
+}
+"""``[streams]`` keys that an ``[apps.NAME.streams]`` table may not override, and why: an
+override would be accepted and never applied."""
+
+
 def _load_app(
     name: str | None, table: object, streams: StreamsConfig, where: str, problems: list[str]
 ) -> AppConfig:
@@ -536,12 +548,11 @@ def _load_app(
     for key, value in table.items():
         if key == "streams":
             overrides = _validated(StreamsConfig, value, f"{where}.streams", problems)
-            if "chunk_size" in overrides:
+            for key in [key for key in overrides if key in PROCESS_WIDE_STREAMS]:
                 problems.append(
-                    f"{where}.streams.chunk_size: every connection uses one chunk size: set it "
-                    "in [streams] only"
+                    f"{where}.streams.{key}: {PROCESS_WIDE_STREAMS[key]}: set it in [streams] only"
                 )
-                del overrides["chunk_size"]
+                del overrides[key]
             app_streams = dataclasses.replace(streams, **overrides)
         elif key == "plugins":
             plugins = _load_plugin_specs(value, f"{where}.plugins", problems)
