@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from fms.apps.pulls import PullError, always_requests, request_for
+from fms.apps.pulls import PullError, always_requests, plugin_request, request_for
 from fms.apps.views import StreamView
 from fms.config import ConfigError, HTTPConfig, parse_config
 from fms.http.api import API
@@ -250,6 +250,62 @@ def test_an_always_pull_starts_with_the_server_and_retries_without_players() -> 
     finally:
         factory.stopFactory()
     assert pull.state == "stopped"
+
+
+ALWAYS = '[[apps.live.pull]]\nurl = "rtmp://192.0.2.7/live"\nmatch = "{name}"\nmode = "always"\n'
+
+
+def test_a_reload_starts_the_always_pulls_it_adds() -> None:
+    factory, reactor = _factory(ALWAYS.format(name="tv"))
+    factory.startFactory()
+    try:
+        factory.reload(parse_config(ALWAYS.format(name="tv") + ALWAYS.format(name="radio")))
+        radio = _pull(factory, "radio")
+        assert radio.request.mode == "always"
+        assert len(reactor.tcpClients) == 2  # tv's try from the start, radio's now
+    finally:
+        factory.stopFactory()
+
+
+def test_a_reload_stops_the_always_pulls_it_removes_and_keeps_the_others() -> None:
+    factory, reactor = _factory(ALWAYS.format(name="tv") + ALWAYS.format(name="radio"))
+    factory.startFactory()
+    try:
+        tv, radio = _pull(factory, "tv"), _pull(factory, "radio")
+        factory.reload(parse_config(ALWAYS.format(name="tv")))
+        assert radio.state == "stopped" and factory.pulls.of("live", "radio") is None
+        assert factory.pulls.of("live", "tv") is tv and tv.state != "stopped"
+        assert len(reactor.tcpClients) == 2  # nothing new was started
+    finally:
+        factory.stopFactory()
+
+
+def test_a_reload_that_changes_an_always_table_restarts_its_pull_from_the_new_source() -> None:
+    factory, reactor = _factory(ALWAYS.format(name="tv"))
+    factory.startFactory()
+    try:
+        old = _pull(factory, "tv")
+        factory.reload(parse_config(ALWAYS.format(name="tv").replace("192.0.2.7", "192.0.2.8")))
+        assert old.state == "stopped"
+        new = _pull(factory, "tv")
+        assert new is not old and new.url == "rtmp://192.0.2.8/live"
+        assert reactor.tcpClients[-1][0] == "192.0.2.8"
+    finally:
+        factory.stopFactory()
+
+
+def test_a_reload_leaves_a_plugins_pull_of_a_removed_always_name_alone() -> None:
+    """Only the pulls the removed tables started stop: a plugin's pull of the same name (it
+    started first, so the table's request found it under way) is the plugin's to stop."""
+    factory, _ = _factory("")
+    factory.startFactory()
+    try:
+        plugin = factory.pulls.pull(plugin_request("live", "tv", "rtmp://192.0.2.9/live", None))
+        factory.reload(parse_config(ALWAYS.format(name="tv")))
+        factory.reload(parse_config(""))
+        assert factory.pulls.of("live", "tv") is plugin and plugin.state != "stopped"
+    finally:
+        factory.stopFactory()
 
 
 def test_a_publish_here_while_the_pull_connects_stops_the_pull() -> None:

@@ -429,7 +429,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         go on); clients of an application the new configuration refuses are closed. Raises
         :class:`~fms.errors.ConfigError` (and changes nothing) when a plugin cannot be built.
         The outgoing chunk size is shared by every player of a stream, so it keeps its value
-        until a restart, as do the listening address and port.
+        until a restart, as do the listening address and port. ``always`` pulls follow the new
+        tables at once (:meth:`~fms.server.pull.PullService.reload`).
         """
         old = self.config
         if config.streams.chunk_size != old.streams.chunk_size:
@@ -462,6 +463,8 @@ class RTMPServerFactory(Factory[RTMPServerProtocol]):
         ):
             self._stop_flusher()
             self._start_flusher()
+        if self._pulls_started:
+            self.pulls.reload(old, config)
         retiring, self.applications = self.applications, {}
         for application in retiring.values():
             self._retired.add(application)

@@ -41,6 +41,7 @@ from twisted.internet.defer import Deferred
 
 from fms.apps.pulls import PullRequest, always_requests, request_for
 from fms.apps.views import ClientView
+from fms.config import Config
 from fms.live.media import DATA_INFO
 from fms.live.stream import LiveStream
 from fms.log import Logger, LogThrottle
@@ -617,8 +618,20 @@ class PullService:
 
     def start_always(self) -> None:
         """Start every ``always`` pull of the configuration (at the server's start)."""
-        for name, app in self.host.config.apps.items():
-            for request in always_requests(app.pull, name):
+        for request in _always(self.host.config).values():
+            self.pull(request)
+
+    def reload(self, old: Config, new: Config) -> None:
+        """Apply a reload to the ``always`` pulls: stop those whose table ``new`` removed or
+        changed (only pulls that such a table started: a plugin's or a player's pull of the
+        same name goes on), then start those ``new`` adds or changed."""
+        before, after = _always(old), _always(new)
+        for key, request in before.items():
+            pull = self._pulls.get(key)
+            if after.get(key) != request and pull is not None and pull.request == request:
+                pull.stop()
+        for key, request in after.items():
+            if before.get(key) != request:
                 self.pull(request)
 
     def figures(self, stream: LiveStream) -> dict[str, Any] | None:
@@ -634,3 +647,12 @@ class PullService:
         self.recent.stop()
         for pull in list(self._pulls.values()):
             pull.stop()
+
+
+def _always(config: Config) -> dict[tuple[str, str], PullRequest]:
+    """The ``always`` pulls ``config`` asks for, by (app, stream); the first table of a name."""
+    found: dict[tuple[str, str], PullRequest] = {}
+    for name, app in config.apps.items():
+        for request in always_requests(app.pull, name):
+            found.setdefault((request.app, request.name), request)
+    return found

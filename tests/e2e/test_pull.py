@@ -263,3 +263,36 @@ def test_a_player_waits_while_a_pull_of_a_missing_stream_retries_with_backoff(
         waiting.communicate()
         edge.stop()
         origin.stop()
+
+
+def test_a_reload_starts_an_always_pull_it_adds_and_stops_it_when_the_table_goes(
+    tmp_path: Path,
+) -> None:
+    origin, api_a = _server(tmp_path, "a", "")
+    edge, api_b = _server(tmp_path, "b", "")
+    table = (
+        f'[[apps.live.pull]]\nurl = "rtmp://127.0.0.1:{origin.port}/live"\nmatch = "cam"\n'
+        'mode = "always"\nretry_initial = 0.5\nretry_max = 1.0\nstart_timeout = 2\n'
+    )
+    publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 600))
+    try:
+        wait_until("the publish on A", lambda: _stream(api_a, "cam") is not None)
+        assert _pull(api_b, "cam") is None
+        config = tmp_path / "b.toml"
+        config.write_text(config.read_text() + table)
+        edge.process.send_signal(signal.SIGHUP)
+        # Nobody plays on B: the table the reload added pulls it anyway.
+        wait_until("the pull live", lambda: (_pull(api_b, "cam") or {}).get("state") == "live")
+        got = _summary(run_client(_ffprobe(f"{edge.url}/live/cam", 2), timeout=90).stdout)
+        assert got["frames"].get("h264", 0) > 0 and got["size"] == (WIDTH, HEIGHT)
+        wait_until("B's probe gone", lambda: _players(api_b, "cam") == 0)
+        assert _players(api_a, "cam") == 1  # the pull
+        config.write_text(config.read_text().replace(table, ""))
+        edge.process.send_signal(signal.SIGHUP)
+        wait_until("the pull gone from A", lambda: _players(api_a, "cam") == 0)
+        assert _pull(api_b, "cam") is None
+    finally:
+        publisher.kill()
+        publisher.communicate()
+        edge.stop()
+        origin.stop()
