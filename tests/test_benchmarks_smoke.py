@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.ci import IN_CI
+from tests.support.ci import require_c_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,11 +29,7 @@ def test_fanout_benchmark_delivers_every_message_to_every_player(
     """Every message sent in the window reaches all 20 players (with one process, and with two
     workers, where most players are on another worker than the publisher); latency numbers
     are reported."""
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        message = "a C compiler is needed to build the benchmark's load generator"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_c_compiler()
     report = tmp_path / "fanout.json"
     command = [
         sys.executable, "-m", "benchmarks.fanout", "--servers", "fms",
@@ -64,11 +59,7 @@ def test_fanout_benchmark_delivers_every_message_to_every_http_flv_viewer(
     """With ``--viewers http-flv`` the load generator's 10 players are HTTP-FLV viewers of the
     server's HTTP listener (chunked FLV bodies, decoded tag by tag): every message sent in the
     window reaches each of them, and the report says which kind of player it measured."""
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        message = "a C compiler is needed to build the benchmark's load generator"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_c_compiler()
     report = tmp_path / "fanout.json"
     command = [
         sys.executable, "-m", "benchmarks.fanout", "--servers", "fms", "--viewers", "http-flv",

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.ci import IN_CI
+from tests.support.ci import require_c_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,11 +27,7 @@ pytestmark = pytest.mark.e2e
 def test_a_burst_of_60_players_per_address_is_served_with_the_default_limits(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        message = "a C compiler is needed to build the benchmark's load generator"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_c_compiler()
     report = tmp_path / "burst.json"
     command = [
         sys.executable, "-m", "benchmarks.burst",

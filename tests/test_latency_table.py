@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from benchmarks.latency_table import mode_config
 from fms.config import parse_config
-from tests.support.ci import IN_CI
+from tests.support.ci import require_c_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,11 +45,7 @@ def test_an_unknown_mode_is_refused() -> None:
 @pytest.mark.e2e
 def test_a_small_table_delivers_every_message_in_both_modes(tmp_path: Path) -> None:
     """20 players for 2 s, pyFMS only, adaptive then fixed: both rows, every message."""
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        message = "a C compiler is needed to build the benchmark's load generator"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_c_compiler()
     report = tmp_path / "table.json"
     command = [
         sys.executable, "-m", "benchmarks.latency_table", "--servers", "fms",

@@ -6,6 +6,9 @@ derandomized."""
 from __future__ import annotations
 
 import os
+import shutil
+
+import pytest
 
 
 def in_ci(environ: dict[str, str] | None = None) -> bool:
@@ -14,3 +17,13 @@ def in_ci(environ: dict[str, str] | None = None) -> bool:
 
 
 IN_CI = in_ci()
+
+
+def require_c_compiler() -> None:
+    """Fail (under CI) or skip the calling test when there is no C compiler: the benchmarks'
+    load generator is built from C at first use."""
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        message = "a C compiler is needed to build the benchmark's load generator"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
