@@ -11,14 +11,14 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from fms.amf.types import ECMAArray
-from fms.apps.pushes import PushRequest
+from fms.apps.pushes import HOPS_KEY, PushRequest
 from fms.live.stream import FanoutLimits, LiveStream
 from fms.rtmp import events as ev
 from fms.rtmp.connection import ServerConnection
 from fms.rtmp.constants import MessageType
 from fms.rtmp.messages import Data, Media
 from fms.server.outgoing import ANSWER_TIMEOUT, Backoff, OutgoingLink
-from fms.server.push import Push, PushService, PushState
+from fms.server.push import PUSH_FLASH_VER, Push, PushService, PushState
 
 AVC_HEADER = bytes([0x17, 0, 0, 0, 0]) + b"\x01avc-config"
 AAC_HEADER = bytes([0xAF, 0]) + b"\x12\x10"
@@ -60,6 +60,7 @@ class Target:
         self.received: list[Media | Data] = []
         self.calls: list[str] = []
         self.deleted = False
+        self.connect_object: dict[str, object] = {}
 
     def pump(self) -> None:
         for _ in range(10):
@@ -76,6 +77,7 @@ class Target:
     def _handle(self, event: ev.Event) -> None:
         conn = self.conn
         if isinstance(event, ev.ConnectRequested):
+            self.connect_object = dict(event.command_object)
             conn.accept_connect(event)
             for held in conn.pending_events():  # what was pipelined behind connect
                 self._handle(held)
@@ -155,6 +157,16 @@ def test_a_push_goes_live_once_the_target_accepts_the_publish() -> None:
         "FCPublish",
     ]
     assert len(stream.players) == 1
+
+
+def test_a_push_tells_its_target_the_stream_came_through_one_push_more() -> None:
+    reactor = MemoryReactorClock()
+    stream = _stream()
+    stream.push_hops = 2
+    _push(stream, reactor)
+    target = _connect(reactor)
+    assert target.connect_object[HOPS_KEY] == 3.0
+    assert target.connect_object["flashVer"] == PUSH_FLASH_VER
 
 
 def test_a_push_starts_with_metadata_every_sequence_header_and_the_gop() -> None:

@@ -120,7 +120,7 @@ class Application:
         """Clients that have left (as long as a hook still holds their view): a hook that
         finishes late gets no seat for them."""
         self.elsewhere = elsewhere
-        self.pushes = AppPushes(config.push, pusher)
+        self.pushes = AppPushes(config.push, pusher, max_hops=config.streams.max_push_hops)
         """Pushes of this application's streams (``[[apps.NAME.push]]`` and ``push``)."""
         self.puller = puller
         """Pulls streams from other servers (``[[apps.NAME.pull]]`` and ``pull``)."""

@@ -18,6 +18,28 @@ from urllib.parse import urlencode
 
 from fms.config.push import PushConfig, push_url_problem, render_push_name
 from fms.live.stream import LiveStream
+from fms.log import Logger
+
+log = Logger(namespace="fms.apps.pushes")
+
+HOPS_KEY = "pyfmsPushHops"
+"""The ``connect`` command-object property through which a push tells its target how many
+pushes the stream has come through, its own included. Other servers ignore a property they do
+not know; a pyFMS target counts it against ``[streams] max_push_hops``, so that pushes that
+lead back to a server that pushes again (to itself under a new name, or between two servers)
+end after a few hops instead of multiplying."""
+MOST_HOPS_READ = 1_000_000
+"""A larger (or negative, or non-numeric) count is read as 0: only pyFMS sends one."""
+
+
+def push_hops(command_object: dict[str, Any]) -> int:
+    """The hop count a client's ``connect`` announces (:data:`HOPS_KEY`), else 0."""
+    value = command_object.get(HOPS_KEY)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if not 0 <= value <= MOST_HOPS_READ:
+        return 0
+    return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +104,26 @@ class AppPushes:
         configs: tuple[PushConfig, ...],
         pusher: Pusher | None,
         resolve: Any = str,
+        max_hops: int = 4,
     ) -> None:
         self.configs = configs
         self.pusher = pusher
         self.resolve = resolve
+        self.max_hops = max_hops
+        """A publish that came through this many pushes already is pushed no further."""
         self._handles: dict[int, tuple[LiveStream, list[PushHandle]]] = {}
 
     def published(self, stream: LiveStream) -> list[PushHandle]:
         """``stream`` went on air: start the configured pushes whose ``match`` takes it."""
         started: list[PushHandle] = []
         if self.pusher is None:
+            return started
+        if self.configs and self._too_far(stream):
+            log.warn(
+                "not pushing {app}/{stream}: it came through {hops} pushes already "
+                "([streams] max_push_hops = {most}; a push loop?)",
+                app=stream.app, stream=stream.name, hops=stream.push_hops, most=self.max_hops,
+            )  # fmt: skip
             return started
         query = query_string(stream.publish_query)
         for config in self.configs:
@@ -119,7 +151,15 @@ class AppPushes:
             raise PushError("push: empty target stream name")
         if not stream.published:
             raise PushError(f"{stream.app}/{stream.name} is not published")
+        if self._too_far(stream):
+            raise PushError(
+                f"{stream.app}/{stream.name} came through {stream.push_hops} pushes already "
+                f"([streams] max_push_hops = {self.max_hops})"
+            )
         return self._start(stream, request)
+
+    def _too_far(self, stream: LiveStream) -> bool:
+        return stream.push_hops >= self.max_hops
 
     def _start(self, stream: LiveStream, request: PushRequest) -> PushHandle:
         assert self.pusher is not None

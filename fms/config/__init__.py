@@ -248,6 +248,9 @@ class StreamsConfig:
         " more than flush_interval (the next starts its duration / flush_busy_share after it)",
     )
     max_stream_name: int = _opt(256, minimum=1, doc="longest stream name accepted (bytes)")
+    max_push_hops: int = _opt(
+        4, minimum=1, doc="a publish that came through this many pushes is pushed no further"
+    )
     soft_bytes: int = _opt(
         4 * 1024 * 1024, minimum=1024, doc="bytes a player may fall behind before skipping"
     )

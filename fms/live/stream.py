@@ -126,6 +126,8 @@ class LiveStream:
         """Bytes sent to players that have left (``bytes_out`` adds those still here)."""
         self.publish_query: dict[str, str] = {}
         """The query of the publish (``publish("name?k=v")``), for push name templates."""
+        self.push_hops = 0
+        """Pushes the publish came through (:data:`fms.apps.pushes.HOPS_KEY`); 0: an encoder's."""
 
     # --------------------------------------------------------------------------- publisher
 
@@ -178,6 +180,7 @@ class LiveStream:
         publisher may use other codecs)."""
         self.publisher = None
         self.publish_query = {}
+        self.push_hops = 0
         self.flush(self._last_flush)  # what the publisher sent last still reaches everyone
         taps, self.taps = self.taps, []
         for tap in taps:
@@ -581,13 +584,10 @@ class LiveStream:
             # means little when flushes run milliseconds apart); one that is taking a burst on
             # how long what it still lacks has waited (a fast socket drains a burst of any size
             # in a few flushes; a slow one keeps it waiting). The log's own bound is below.
+            judged = progressed or blocked_for >= limits.stall_grace
+            size, seconds = log.behind(player.cursor, player.offset) if judged else (0, 0.0)
             if progressed:
-                size, _ = log.behind(player.cursor, player.offset)
                 seconds = log.waited(player.cursor, now)
-            elif blocked_for >= limits.stall_grace:
-                size, seconds = log.behind(player.cursor, player.offset)
-            else:
-                size, seconds = 0, 0.0  # a moment without progress is not judged yet
             if size > limits.hard_bytes and not progressed:
                 self._drop(player, f"{size} bytes behind (limit {limits.hard_bytes})")
             elif seconds > limits.soft_seconds or (not progressed and size > limits.soft_bytes):

@@ -116,7 +116,8 @@ class OutgoingLink(TwistedProtocol):
     """One client connection to another RTMP server, for one owner.
 
     ``chunk_size`` (bytes) is announced before ``connect``: bytes handed to
-    :meth:`write_encoded` must be chunked with it. ``flash_ver`` goes in ``connect``."""
+    :meth:`write_encoded` must be chunked with it. ``flash_ver`` goes in ``connect``, and
+    ``connect_extra``'s properties with it."""
 
     def __init__(
         self,
@@ -126,12 +127,14 @@ class OutgoingLink(TwistedProtocol):
         *,
         chunk_size: int = 4096,
         flash_ver: str = rc.DEFAULT_FLASH_VER,
+        connect_extra: dict[str, Any] | None = None,
     ) -> None:
         self.owner = owner
         self.target = target
         self.reactor = reactor
         self.chunk_size = chunk_size
         self.flash_ver = flash_ver
+        self.connect_extra = connect_extra
         self.conn: rc.ClientConnection | None = None
         self.paused = False
         """True while the transport pushes back (its buffer is full)."""
@@ -155,7 +158,9 @@ class OutgoingLink(TwistedProtocol):
             random_bytes=os.urandom,
         )
         conn.initiate()
-        conn.connect(self.target.app, self.target.tc_url, flash_ver=self.flash_ver)
+        conn.connect(
+            self.target.app, self.target.tc_url, flash_ver=self.flash_ver, extra=self.connect_extra
+        )
         conn.create_stream()
         self._answer_due = self.reactor.callLater(ANSWER_TIMEOUT, self._no_answer)
         self.send()

@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fms.apps.application import Application
+from fms.apps.pushes import push_hops
 from fms.apps.verdict import Verdict
 from fms.apps.views import ClientView
 from fms.config import Config
@@ -437,10 +438,8 @@ class RTMPServerProtocol(TwistedProtocol):
         if stream is None:
             if claimed and self.claims_names:  # a relay link of an ended publish holds it here
                 self.server.release_name(self.app, name)
-            log.info(
-                "refusing publish {app}/{stream} from {peer}: already published",
-                app=self.app, stream=name, peer=self.peer,
-            )  # fmt: skip
+            log.info("refusing publish {app}/{stream} from {peer}: already published",
+                     app=self.app, stream=name, peer=self.peer)  # fmt: skip
             conn.reject_publish(
                 sid, name, StatusCode.PUBLISH_BAD_NAME, f"{name} is already being published."
             )
@@ -453,6 +452,7 @@ class RTMPServerProtocol(TwistedProtocol):
         self.publishing[sid] = stream
         conn.accept_publish(sid, name)
         stream.publish_query = dict(event.query)
+        stream.push_hops = push_hops(self.client_view.params) if self.client_view else 0
         self._publish_started(stream)
         self._reschedule()
         log.info("publish started {app}/{stream} from {peer}",

@@ -26,7 +26,7 @@ import itertools
 from enum import Enum
 from typing import Any
 
-from fms.apps.pushes import PushRequest
+from fms.apps.pushes import HOPS_KEY, PushRequest
 from fms.live.stream import LiveStream, Player
 from fms.log import Logger, LogThrottle
 from fms.rtmp import client as rc
@@ -130,11 +130,13 @@ class Push:
         self.connects += 1
         reactor = self.service.reactor
         chunk_size = self.stream.limits.chunk_size
+        hops = {HOPS_KEY: float(self.stream.push_hops + 1)}  # this push is one more
 
         def build() -> OutgoingLink:
             return OutgoingLink(
-                self, self.target, reactor, chunk_size=chunk_size, flash_ver=PUSH_FLASH_VER
-            )
+                self, self.target, reactor, chunk_size=chunk_size, flash_ver=PUSH_FLASH_VER,
+                connect_extra=hops,
+            )  # fmt: skip
 
         try:
             dial(reactor, self.target, LinkFactory(self, build), trust=self._trust())

@@ -462,3 +462,37 @@ def test_a_player_of_the_target_decodes_every_frame_the_publisher_sent(tmp_path:
     finally:
         origin.stop()
         target.stop()
+
+
+def test_a_push_to_itself_under_a_name_it_pushes_again_ends_at_max_push_hops(
+    tmp_path: Path,
+) -> None:
+    """The loop docs/push.md warns of: live/* pushed to the server itself as {name}-copy, which
+    its tables push again. With max_push_hops 2 it makes two copies and stops, with a warning;
+    the last copy decodes."""
+    port = _free_port()
+    server, api = _server(
+        tmp_path,
+        "a",
+        "[streams]\nmax_push_hops = 2\n"
+        f'[[apps.live.push]]\nurl = "rtmp://127.0.0.1:{port}/live"\nname = "{{name}}-copy"\n'
+        "retry_initial = 0.5\nretry_max = 1.0\n",
+        "--port",
+        str(port),
+    )
+    publisher = start(ffmpeg_publish_command(f"{server.url}/live/cam", 120, fps=FPS))
+    try:
+        server.wait_for_line(
+            r"not pushing live/cam-copy-copy: it came through 2 pushes", timeout=30
+        )
+        wait_until("both copies pushed", lambda: [p for p in _pushes(api, "cam-copy")
+                                                  if p["state"] == "live"])  # fmt: skip
+        assert _pushes(api, "cam-copy-copy") == []
+        frames, video = _probe_seconds(f"{server.url}/live/cam-copy-copy")
+        assert frames["h264"] >= FPS and (video["width"], video["height"]) == (WIDTH, HEIGHT)
+        status, _ = call(api, "GET", "/api/v1/streams/live/cam-copy-copy-copy")
+        assert status == 404
+    finally:
+        publisher.kill()
+        publisher.communicate()
+        server.stop()
