@@ -296,3 +296,38 @@ def test_a_reload_starts_an_always_pull_it_adds_and_stops_it_when_the_table_goes
         publisher.communicate()
         edge.stop()
         origin.stop()
+
+
+def test_with_two_workers_a_reload_keeps_one_always_pull_and_stops_it_when_the_table_goes(
+    tmp_path: Path,
+) -> None:
+    """SIGHUP reaches both workers of B: both start the pull the new table asks for, the name
+    claim keeps one (A serves one player), and the table removed again stops it."""
+    origin, api_a = _server(tmp_path, "a", "")
+    edge, api_b = _server(tmp_path, "b", "", "--workers", "2")
+    table = (
+        f'[[apps.live.pull]]\nurl = "rtmp://127.0.0.1:{origin.port}/live"\nmatch = "cam"\n'
+        'mode = "always"\nretry_initial = 0.5\nretry_max = 1.0\nstart_timeout = 2\n'
+    )
+    publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 600))
+    try:
+        wait_until("the publish on A", lambda: _stream(api_a, "cam") is not None)
+        config = tmp_path / "b.toml"
+        config.write_text(config.read_text() + table)
+        edge.process.send_signal(signal.SIGHUP)
+        wait_until("the pull live", lambda: (_pull(api_b, "cam") or {}).get("state") == "live")
+        edge.wait_for_line(r"published here meanwhile: pull stopped", timeout=30)
+        # The other worker's link closed: A serves one player, whichever worker B's API is.
+        wait_until("one link on A", lambda: _players(api_a, "cam") == 1)
+        assert [_players(api_a, "cam") for _ in range(4)] == [1, 1, 1, 1]
+        assert [(_pull(api_b, "cam") or {}).get("state") for _ in range(4)] == ["live"] * 4
+        got = _summary(run_client(_ffprobe(f"{edge.url}/live/cam", 2), timeout=90).stdout)
+        assert got["frames"].get("h264", 0) > 0 and got["size"] == (WIDTH, HEIGHT)
+        config.write_text(config.read_text().replace(table, ""))
+        edge.process.send_signal(signal.SIGHUP)
+        wait_until("the pull gone from A", lambda: _players(api_a, "cam") == 0)
+    finally:
+        publisher.kill()
+        publisher.communicate()
+        edge.stop()
+        origin.stop()
