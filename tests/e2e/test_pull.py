@@ -88,6 +88,20 @@ def _decoded_from_file(data: bytes, tmp_path: Path, index: int) -> dict[str, Any
     return _summary(out.stdout)
 
 
+def _always_table(port: int) -> str:
+    """An ``always`` pull of live/cam from 127.0.0.1:``port``, retried every 0.5-1 s."""
+    return (
+        f'[[apps.live.pull]]\nurl = "rtmp://127.0.0.1:{port}/live"\nmatch = "cam"\n'
+        'mode = "always"\nretry_initial = 0.5\nretry_max = 1.0\nstart_timeout = 2\n'
+    )
+
+
+def _reload(server: ServerProcess, config: Path, text: str) -> None:
+    """Write ``text`` to the server's configuration file and send it SIGHUP."""
+    config.write_text(text)
+    server.process.send_signal(signal.SIGHUP)
+
+
 def _summary(stdout: bytes) -> dict[str, Any]:
     streams = json.loads(stdout or b"{}").get("streams", [])
     frames = {s["codec_name"]: int(s.get("nb_read_frames", 0)) for s in streams}
@@ -178,8 +192,7 @@ def test_an_always_pull_comes_back_after_the_origin_is_killed_and_restarted(
     edge, api_b = _server(
         tmp_path,
         "b",
-        f'[[apps.live.pull]]\nurl = "rtmp://127.0.0.1:{port}/live"\nmatch = "cam"\n'
-        'mode = "always"\nretry_initial = 0.5\nretry_max = 1.0\nstart_timeout = 2\n',
+        _always_table(port),
     )
     publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 600))
     try:
@@ -270,25 +283,20 @@ def test_a_reload_starts_an_always_pull_it_adds_and_stops_it_when_the_table_goes
 ) -> None:
     origin, api_a = _server(tmp_path, "a", "")
     edge, api_b = _server(tmp_path, "b", "")
-    table = (
-        f'[[apps.live.pull]]\nurl = "rtmp://127.0.0.1:{origin.port}/live"\nmatch = "cam"\n'
-        'mode = "always"\nretry_initial = 0.5\nretry_max = 1.0\nstart_timeout = 2\n'
-    )
+    table = _always_table(origin.port)
     publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 600))
     try:
         wait_until("the publish on A", lambda: _stream(api_a, "cam") is not None)
         assert _pull(api_b, "cam") is None
         config = tmp_path / "b.toml"
-        config.write_text(config.read_text() + table)
-        edge.process.send_signal(signal.SIGHUP)
+        _reload(edge, config, config.read_text() + table)
         # Nobody plays on B: the table the reload added pulls it anyway.
         wait_until("the pull live", lambda: (_pull(api_b, "cam") or {}).get("state") == "live")
         got = _summary(run_client(_ffprobe(f"{edge.url}/live/cam", 2), timeout=90).stdout)
         assert got["frames"].get("h264", 0) > 0 and got["size"] == (WIDTH, HEIGHT)
         wait_until("B's probe gone", lambda: _players(api_b, "cam") == 0)
         assert _players(api_a, "cam") == 1  # the pull
-        config.write_text(config.read_text().replace(table, ""))
-        edge.process.send_signal(signal.SIGHUP)
+        _reload(edge, config, config.read_text().replace(table, ""))
         wait_until("the pull gone from A", lambda: _players(api_a, "cam") == 0)
         assert _pull(api_b, "cam") is None
     finally:
@@ -305,16 +313,12 @@ def test_with_two_workers_a_reload_keeps_one_always_pull_and_stops_it_when_the_t
     claim keeps one (A serves one player), and the table removed again stops it."""
     origin, api_a = _server(tmp_path, "a", "")
     edge, api_b = _server(tmp_path, "b", "", "--workers", "2")
-    table = (
-        f'[[apps.live.pull]]\nurl = "rtmp://127.0.0.1:{origin.port}/live"\nmatch = "cam"\n'
-        'mode = "always"\nretry_initial = 0.5\nretry_max = 1.0\nstart_timeout = 2\n'
-    )
+    table = _always_table(origin.port)
     publisher = start(ffmpeg_publish_command(f"{origin.url}/live/cam", 600))
     try:
         wait_until("the publish on A", lambda: _stream(api_a, "cam") is not None)
         config = tmp_path / "b.toml"
-        config.write_text(config.read_text() + table)
-        edge.process.send_signal(signal.SIGHUP)
+        _reload(edge, config, config.read_text() + table)
         wait_until("the pull live", lambda: (_pull(api_b, "cam") or {}).get("state") == "live")
         edge.wait_for_line(r"published here meanwhile: pull stopped", timeout=30)
         # The other worker's link closed: A serves one player, whichever worker B's API is.
@@ -323,8 +327,7 @@ def test_with_two_workers_a_reload_keeps_one_always_pull_and_stops_it_when_the_t
         assert [(_pull(api_b, "cam") or {}).get("state") for _ in range(4)] == ["live"] * 4
         got = _summary(run_client(_ffprobe(f"{edge.url}/live/cam", 2), timeout=90).stdout)
         assert got["frames"].get("h264", 0) > 0 and got["size"] == (WIDTH, HEIGHT)
-        config.write_text(config.read_text().replace(table, ""))
-        edge.process.send_signal(signal.SIGHUP)
+        _reload(edge, config, config.read_text().replace(table, ""))
         wait_until("the pull gone from A", lambda: _players(api_a, "cam") == 0)
     finally:
         publisher.kill()
